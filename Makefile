@@ -1,0 +1,62 @@
+# Ferry's build. Every target installs what it needs itself.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+TOOLS := $(BIN)/tools
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+export PATH := $(TOOLS):$(PATH)
+
+.PHONY: all build test test-unit test-e2e generate demo bench fuzz lint es-start es-stop clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/agent ./cmd/agent
+	$(GO) build -o $(BIN)/aggregator ./cmd/aggregator
+
+# The README's test command: every test, including the end-to-end ones against
+# real processes and a real Elasticsearch (started here, stopped at the end).
+test: build
+	@bash test/elasticsearch.sh start
+	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \
+	  $(GO) test -race -count=1 -timeout 40m ./... 2>&1 | tee $(BIN)/test.log; rc=$$?; \
+	  bash test/elasticsearch.sh stop; exit $$rc
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+tools: $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
+	@command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+
+generate: tools
+	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+	  proto/ferry/v1/ferry.proto
+
+demo: build
+	bash test/demo.sh
+
+bench: build
+	bash test/bench.sh
+
+fuzz:
+	bash test/fuzz.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+
+es-start:
+	bash test/elasticsearch.sh start
+es-stop:
+	bash test/elasticsearch.sh stop
+
+clean:
+	rm -rf $(BIN)

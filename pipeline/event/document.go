@@ -1,0 +1,236 @@
+package event
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// flagNames lists the names written to ferry.flags, in bit order.
+var flagNames = []struct {
+	bit  ferryv1.Flag
+	name string
+}{
+	{ferryv1.Flag_FLAG_TRUNCATED, "truncated"},
+	{ferryv1.Flag_FLAG_INVALID_UTF8, "invalid_utf8"},
+	{ferryv1.Flag_FLAG_JOINED, "joined"},
+	{ferryv1.Flag_FLAG_UNPARSED, "unparsed"},
+}
+
+// AppendDocument appends the JSON document of e, with ECS field names, to
+// dst. It is the single place that builds the document: the file and stdout
+// sinks write it as one NDJSON line and the Elasticsearch sink indexes it.
+// node is the agent's node name; ingested is when the aggregator took the
+// event. Typed fields are written under their dotted names, which
+// Elasticsearch expands into objects.
+func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Time) []byte {
+	dst = append(dst, `{"@timestamp":"`...)
+	dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
+	dst = append(dst, `","message":`...)
+	dst = appendString(dst, e.GetMessage())
+	dst = append(dst, `,"event":{"id":"`...)
+	dst = appendBase64ID(dst, e.GetId())
+	dst = append(dst, `","ingested":"`...)
+	dst = appendTime(dst, ingested)
+	ds, ns, typ := Dataset(e), Namespace(e), Type(e)
+	dst = append(dst, `","dataset":`...)
+	dst = appendString(dst, []byte(ds))
+	if typ == "metrics" {
+		dst = append(dst, `,"kind":"metric"}`...)
+	} else {
+		dst = append(dst, `,"kind":"event"}`...)
+	}
+	dst = append(dst, `,"data_stream":{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","dataset":`...)
+	dst = appendString(dst, []byte(ds))
+	dst = append(dst, `,"namespace":`...)
+	dst = appendString(dst, []byte(ns))
+	dst = append(dst, '}')
+	if src := e.GetSource(); src != nil && src.GetPath() != "" {
+		dst = append(dst, `,"log":{"file":{"path":`...)
+		dst = appendString(dst, []byte(src.GetPath()))
+		dst = append(dst, `},"offset":`...)
+		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
+		dst = append(dst, '}')
+	}
+	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 {
+		dst = append(dst, `,"ferry":{"input":`...)
+		dst = appendString(dst, []byte(in))
+		dst = appendFlags(dst, e.GetFlags())
+		dst = append(dst, '}')
+	}
+	switch e.GetStream() {
+	case ferryv1.StreamName_STREAM_STDOUT:
+		dst = append(dst, `,"stream":"stdout"`...)
+	case ferryv1.StreamName_STREAM_STDERR:
+		dst = append(dst, `,"stream":"stderr"`...)
+	}
+	dst = append(dst, `,"host":{"name":`...)
+	dst = appendString(dst, []byte(node))
+	dst = append(dst, '}')
+	if k := e.GetKubernetes(); k != nil && (k.GetPod() != "" || k.GetNamespace() != "") {
+		dst = append(dst, `,"kubernetes":{"namespace":`...)
+		dst = appendString(dst, []byte(k.GetNamespace()))
+		dst = append(dst, `,"pod":{"name":`...)
+		dst = appendString(dst, []byte(k.GetPod()))
+		if k.GetPodUid() != "" {
+			dst = append(dst, `,"uid":`...)
+			dst = appendString(dst, []byte(k.GetPodUid()))
+		}
+		dst = append(dst, `},"container":{"name":`...)
+		dst = appendString(dst, []byte(k.GetContainer()))
+		dst = append(dst, `},"node":{"name":`...)
+		dst = appendString(dst, []byte(node))
+		dst = append(dst, `}}`...)
+		if k.GetContainerId() != "" {
+			dst = append(dst, `,"container":{"id":`...)
+			dst = appendString(dst, []byte(k.GetContainerId()))
+			dst = append(dst, '}')
+		}
+	} else {
+		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
+		dst = appendString(dst, []byte(node))
+		dst = append(dst, `}}`...)
+	}
+	if fs := e.GetFields(); len(fs) > 0 {
+		keys := make([]string, 0, len(fs))
+		for k := range fs {
+			if k == "data_stream.dataset" || k == "data_stream.namespace" {
+				continue // already written in data_stream
+			}
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			dst = append(dst, ',')
+			dst = appendString(dst, []byte(k))
+			dst = append(dst, ':')
+			dst = appendValue(dst, fs[k])
+		}
+	}
+	return append(dst, '}')
+}
+
+func appendFlags(dst []byte, flags uint32) []byte {
+	if flags == 0 {
+		return dst
+	}
+	dst = append(dst, `,"flags":[`...)
+	first := true
+	for _, f := range flagNames {
+		if flags&uint32(f.bit) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, f.name...)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
+}
+
+func appendValue(dst []byte, v *ferryv1.Value) []byte {
+	switch k := v.GetKind().(type) {
+	case *ferryv1.Value_Str:
+		return appendString(dst, []byte(k.Str))
+	case *ferryv1.Value_Int:
+		return strconv.AppendInt(dst, k.Int, 10)
+	case *ferryv1.Value_Double:
+		if math.IsNaN(k.Double) || math.IsInf(k.Double, 0) {
+			return append(dst, "null"...)
+		}
+		return strconv.AppendFloat(dst, k.Double, 'g', -1, 64)
+	case *ferryv1.Value_Bool:
+		return strconv.AppendBool(dst, k.Bool)
+	default:
+		return append(dst, "null"...)
+	}
+}
+
+// appendTime writes t in UTC as RFC 3339 with nanoseconds, which
+// Elasticsearch's date_nanos keeps exactly.
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000000Z")
+}
+
+func appendBase64ID(dst []byte, id []byte) []byte {
+	const enc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	n := len(dst)
+	dst = append(dst, make([]byte, (len(id)*8+5)/6)...)
+	out := dst[n:]
+	var acc uint
+	bits, j := 0, 0
+	for _, b := range id {
+		acc = acc<<8 | uint(b)
+		bits += 8
+		for bits >= 6 {
+			bits -= 6
+			out[j] = enc[(acc>>uint(bits))&0x3f]
+			j++
+		}
+	}
+	if bits > 0 {
+		out[j] = enc[(acc<<uint(6-bits))&0x3f]
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, so
+// the document is always valid JSON.
+func appendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

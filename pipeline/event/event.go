@@ -1,0 +1,138 @@
+// Package event defines what one event is once it leaves the agent: its
+// deterministic id, the batch that carries it through the aggregator, and the
+// one JSON document (ECS field names) that every sink writes.
+//
+// The wire type ferryv1.Event is the event type: both binaries share it, so no
+// copy is made between receiving a batch and writing it.
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"strings"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// IDLen is the length in bytes of an event id.
+const IDLen = 16
+
+// ID returns the deterministic id of the line that starts at offset in the
+// file whose identity is fileID, read on node. It depends only on where the
+// line was, never on what it says, so two identical lines get two ids and a
+// re-sent line gets the same id. The result is appended to dst.
+func ID(dst []byte, node, fileID string, offset int64) []byte {
+	h := sha256.New()
+	var buf [8]byte
+	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(fileID))
+	h.Write([]byte{0})
+	binary.BigEndian.PutUint64(buf[:], uint64(offset))
+	h.Write(buf[:])
+	var sum [sha256.Size]byte
+	return append(dst, h.Sum(sum[:0])[:IDLen]...)
+}
+
+// IDString renders an id as the string used for Elasticsearch's _id and
+// ECS's event.id: unpadded URL-safe base64 (22 characters for 16 bytes).
+func IDString(id []byte) string {
+	return base64.RawURLEncoding.EncodeToString(id)
+}
+
+// Batch is one agent batch inside the aggregator. Node is the agent's node
+// name; the events are the wire events, owned by whoever holds the batch.
+type Batch struct {
+	Node   string
+	Seq    uint64
+	Events []*ferryv1.Event
+}
+
+// Dataset returns the data stream dataset of an event: the field
+// "data_stream.dataset" when enrichment set it, else "kubernetes.container"
+// for container logs, "node" for node metrics and "file" for plain files.
+func Dataset(e *ferryv1.Event) string {
+	if v := FieldString(e, "data_stream.dataset"); v != "" {
+		return SanitizeDataStreamPart(v, "generic")
+	}
+	switch {
+	case e.GetKind() == ferryv1.Kind_KIND_METRIC:
+		return "node"
+	case e.GetKubernetes().GetPod() != "":
+		return "kubernetes.container"
+	default:
+		return "file"
+	}
+}
+
+// Namespace returns the data stream namespace of an event: the field
+// "data_stream.namespace" (the environment, once enrichment sets it),
+// else "default".
+func Namespace(e *ferryv1.Event) string {
+	return SanitizeDataStreamPart(FieldString(e, "data_stream.namespace"), "default")
+}
+
+// Type returns the data stream type: "metrics" or "logs".
+func Type(e *ferryv1.Event) string {
+	if e.GetKind() == ferryv1.Kind_KIND_METRIC {
+		return "metrics"
+	}
+	return "logs"
+}
+
+// DataStream returns the data stream name {type}-{dataset}-{namespace}.
+func DataStream(e *ferryv1.Event) string {
+	return Type(e) + "-" + Dataset(e) + "-" + Namespace(e)
+}
+
+// SanitizeDataStreamPart makes s usable as a data stream dataset or
+// namespace: lower case, at most 100 bytes, with '-', space and
+// \ / * ? " < > | , # replaced by '_'. An empty result becomes def.
+func SanitizeDataStreamPart(s, def string) string {
+	if s == "" {
+		return def
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range strings.ToLower(s) {
+		switch r {
+		case '-', ' ', '\\', '/', '*', '?', '"', '<', '>', '|', ',', '#', ':':
+			r = '_'
+		}
+		if b.Len()+len(string(r)) > 100 {
+			break
+		}
+		b.WriteRune(r)
+	}
+	out := strings.TrimLeft(b.String(), "_.+")
+	if out == "" {
+		return def
+	}
+	return out
+}
+
+// FieldString returns the string value of field name, or "".
+func FieldString(e *ferryv1.Event, name string) string {
+	return e.GetFields()[name].GetStr()
+}
+
+// SetField sets a typed field on e.
+func SetField(e *ferryv1.Event, name string, v *ferryv1.Value) {
+	if e.Fields == nil {
+		e.Fields = make(map[string]*ferryv1.Value, 4)
+	}
+	e.Fields[name] = v
+}
+
+// Str, Int, Float and Bool build field values.
+func Str(s string) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: s}} }
+
+// Int builds an integer field value.
+func Int(i int64) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Value_Int{Int: i}} }
+
+// Float builds a floating point field value.
+func Float(f float64) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Value_Double{Double: f}} }
+
+// Bool builds a boolean field value.
+func Bool(b bool) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Value_Bool{Bool: b}} }
