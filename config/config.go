@@ -1,0 +1,359 @@
+// Package config loads the YAML configuration of the agent and the aggregator: ${ENV} expansion, defaults, and validation that names every bad field with its line.
+//
+// Loading works on the yaml.Node tree, so every problem is reported as
+// "file:line:col: path: message", and all problems of a file are returned
+// together as Errors. Positions point at the key of a mapping field, at the
+// element of a list, or at the enclosing item when a required key is missing.
+//
+// Environment expansion: in every scalar value (never in keys or comments)
+// ${VAR} is replaced by the variable's value and ${VAR:-default} by the value,
+// or by default when VAR is unset or empty; $$ is a literal $ and any other $
+// is kept as is. An unset ${VAR} without a default expands to "" silently
+// (as in Fluent Bit and Vector). An unquoted value that expands to "" counts as
+// absent, so the field keeps its default (state_dir: ${STATE_DIR}); a quoted
+// one ("${VAR}") is the empty string and is validated as such.
+//
+// Defaults apply to every absent (or null) field; an empty agent file runs one
+// container input, an empty aggregator file one file sink.
+//
+// Secrets: password_file and api_key_file are read at load time into Password
+// and APIKey (relative paths are relative to the working directory, trailing
+// newlines are dropped). Sink's String, Format, LogValue, MarshalJSON and
+// MarshalYAML print "***" for them, so a config can be logged or dumped safely
+// (but a dumped config cannot be loaded back with its secrets).
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Log configures the process's own logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format"` // json|text, default text
+}
+
+// Agent is the configuration of the node agent.
+type Agent struct {
+	Node       string           `yaml:"node"`      // default: $NODE_NAME, else os.Hostname()
+	StateDir   string           `yaml:"state_dir"` // default "./state"
+	HTTP       string           `yaml:"http"`      // health/ready listen address (host:port), default "127.0.0.1:8081"
+	Log        Log              `yaml:"log"`
+	Aggregator AggregatorClient `yaml:"aggregator"`
+	Inputs     []Input          `yaml:"inputs"` // at least one; default one container input
+}
+
+// AggregatorClient is how the agent ships batches to the aggregator.
+type AggregatorClient struct {
+	Address            string   `yaml:"address"`              // host:port or dns:///host:port, default "127.0.0.1:7070"
+	Compression        string   `yaml:"compression"`          // none|gzip, default none
+	MaxInflightBatches int      `yaml:"max_inflight_batches"` // 1..64, default 4
+	BatchMaxEvents     int      `yaml:"batch_max_events"`     // >= 1, default 2048
+	BatchMaxBytes      ByteSize `yaml:"batch_max_bytes"`      // 1KiB..64MiB, default 1MiB
+	BatchTimeout       Duration `yaml:"batch_timeout"`        // > 0, default 200ms
+	BackoffInitial     Duration `yaml:"backoff_initial"`      // > 0, default 100ms
+	BackoffMax         Duration `yaml:"backoff_max"`          // >= backoff_initial, default 10s
+	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`     // > 0, default 20s
+}
+
+// Input is one source of log files on the node.
+type Input struct {
+	Name         string   `yaml:"name"`           // default "<type>-<index>"; unique; [A-Za-z0-9._-]
+	Type         string   `yaml:"type"`           // container|file (required)
+	Paths        []string `yaml:"paths"`          // globs; container default ["/var/log/containers/*.log"]; required for file
+	Exclude      []string `yaml:"exclude"`        // globs
+	Format       string   `yaml:"format"`         // auto|cri|docker|plain; default auto for container, plain for file
+	StartAt      string   `yaml:"start_at"`       // beginning|end for files found at the very first start; default beginning
+	MaxLineBytes ByteSize `yaml:"max_line_bytes"` // 1KiB..64MiB, default 256KiB
+	PollInterval Duration `yaml:"poll_interval"`  // > 0, default 250ms
+	GlobInterval Duration `yaml:"glob_interval"`  // how often to look for new files, > 0, default 1s
+	Dataset      string   `yaml:"dataset"`        // optional data_stream.dataset override
+}
+
+// Aggregator is the configuration of the aggregator.
+type Aggregator struct {
+	Listen              string   `yaml:"listen"`                 // gRPC listen address, default "127.0.0.1:7070"
+	HTTP                string   `yaml:"http"`                   // health/ready listen address, default "127.0.0.1:8082"
+	Log                 Log      `yaml:"log"`
+	MaxRecvMessageBytes ByteSize `yaml:"max_recv_message_bytes"` // 1KiB..1GiB, default 16MiB
+	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per connection, 1..1024, default 8
+	ShutdownTimeout     Duration `yaml:"shutdown_timeout"`       // > 0, default 20s
+	Sinks               []Sink   `yaml:"sinks"`                  // at least one; default one file sink
+}
+
+// Sink is one output of the aggregator. The sink tag names the only type a
+// field applies to; setting it on a sink of another type is an error.
+// Defaults of elasticsearch fields are only filled in for elasticsearch sinks.
+type Sink struct {
+	Name string `yaml:"name"` // default "<type>-<index>"; unique; [A-Za-z0-9._-]
+	Type string `yaml:"type"` // file|stdout|elasticsearch (required)
+
+	Path string `yaml:"path" sink:"file"` // required for file
+
+	URLs                  []string `yaml:"urls" sink:"elasticsearch"` // required; http(s)://host[:port]
+	Username              string   `yaml:"username" sink:"elasticsearch"`
+	Password              string   `yaml:"password" sink:"elasticsearch"`
+	PasswordFile          string   `yaml:"password_file" sink:"elasticsearch"` // read at load time into Password
+	APIKey                string   `yaml:"api_key" sink:"elasticsearch"`
+	APIKeyFile            string   `yaml:"api_key_file" sink:"elasticsearch"` // read at load time into APIKey
+	CAFile                string   `yaml:"ca_file" sink:"elasticsearch"`      // PEM, checked at load time
+	TLSSkipVerify         bool     `yaml:"tls_skip_verify" sink:"elasticsearch"`
+	FlushBytes            ByteSize `yaml:"flush_bytes" sink:"elasticsearch"`             // 1KiB..100MiB, default 5MiB
+	FlushEvents           int      `yaml:"flush_events" sink:"elasticsearch"`            // >= 1, default 5000
+	FlushInterval         Duration `yaml:"flush_interval" sink:"elasticsearch"`          // > 0, default 1s
+	MaxConcurrentRequests int      `yaml:"max_concurrent_requests" sink:"elasticsearch"` // 1..64, default 2
+	RetryInitial          Duration `yaml:"retry_initial" sink:"elasticsearch"`           // > 0, default 200ms
+	RetryMax              Duration `yaml:"retry_max" sink:"elasticsearch"`               // >= retry_initial, default 30s
+	DeadLetterDataStream  string   `yaml:"dead_letter_data_stream" sink:"elasticsearch"` // default "logs-ferry.deadletter-default"
+	Retention             Duration `yaml:"retention" sink:"elasticsearch"`               // data stream retention; 0 = keep forever (default)
+	SetupTemplates        *bool    `yaml:"setup_templates" sink:"elasticsearch"`         // default true
+}
+
+// LoadAgent reads the agent configuration file at path.
+func LoadAgent(path string) (*Agent, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgent(path, data)
+}
+
+// ParseAgent parses an agent configuration; name is used in error messages.
+func ParseAgent(name string, data []byte) (*Agent, error) {
+	a := DefaultAgent()
+	a.Inputs = nil
+	d := newDecoder(name)
+	d.decodeDocument(data, a)
+	if !d.has("inputs") {
+		a.Inputs = DefaultAgent().Inputs
+	}
+	for i := range a.Inputs {
+		inputDefaults(&a.Inputs[i], i, d.prefix(fmt.Sprintf("inputs[%d]", i)))
+	}
+	d.validateAgent(a)
+	if len(d.errs) > 0 {
+		return nil, d.errors()
+	}
+	return a, nil
+}
+
+// LoadAggregator reads the aggregator configuration file at path.
+func LoadAggregator(path string) (*Aggregator, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAggregator(path, data)
+}
+
+// ParseAggregator parses an aggregator configuration; name is used in error
+// messages. It reads password_file and api_key_file.
+func ParseAggregator(name string, data []byte) (*Aggregator, error) {
+	a := DefaultAggregator()
+	a.Sinks = nil
+	d := newDecoder(name)
+	d.decodeDocument(data, a)
+	if !d.has("sinks") {
+		a.Sinks = DefaultAggregator().Sinks
+	}
+	for i := range a.Sinks {
+		sinkDefaults(&a.Sinks[i], i, d.prefix(fmt.Sprintf("sinks[%d]", i)))
+	}
+	d.validateAggregator(a)
+	if len(d.errs) > 0 {
+		return nil, d.errors()
+	}
+	return a, nil
+}
+
+// DefaultAgent returns the configuration the agent runs with when no file is given.
+func DefaultAgent() *Agent {
+	node := os.Getenv("NODE_NAME")
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	a := &Agent{
+		Node:     node,
+		StateDir: "./state",
+		HTTP:     "127.0.0.1:8081",
+		Log:      Log{Level: "info", Format: "text"},
+		Aggregator: AggregatorClient{
+			Address:            "127.0.0.1:7070",
+			Compression:        "none",
+			MaxInflightBatches: 4,
+			BatchMaxEvents:     2048,
+			BatchMaxBytes:      1 * MiB,
+			BatchTimeout:       Duration(200 * time.Millisecond),
+			BackoffInitial:     Duration(100 * time.Millisecond),
+			BackoffMax:         Duration(10 * time.Second),
+			ShutdownTimeout:    Duration(20 * time.Second),
+		},
+		Inputs: []Input{{Type: "container"}},
+	}
+	inputDefaults(&a.Inputs[0], 0, func(string) bool { return false })
+	return a
+}
+
+// DefaultAggregator returns the configuration the aggregator runs with when no file is given.
+func DefaultAggregator() *Aggregator {
+	a := &Aggregator{
+		Listen:              "127.0.0.1:7070",
+		HTTP:                "127.0.0.1:8082",
+		Log:                 Log{Level: "info", Format: "text"},
+		MaxRecvMessageBytes: 16 * MiB,
+		MaxBatchesInFlight:  8,
+		ShutdownTimeout:     Duration(20 * time.Second),
+		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson"}},
+	}
+	sinkDefaults(&a.Sinks[0], 0, func(string) bool { return false })
+	return a
+}
+
+// inputDefaults fills the absent fields of input i; has reports whether a key
+// was given in the file.
+func inputDefaults(in *Input, i int, has func(key string) bool) {
+	if in.Name == "" {
+		in.Name = fmt.Sprintf("%s-%d", in.Type, i)
+	}
+	if !has("paths") && in.Type == "container" {
+		in.Paths = []string{"/var/log/containers/*.log"}
+	}
+	if !has("format") {
+		in.Format = "plain"
+		if in.Type == "container" {
+			in.Format = "auto"
+		}
+	}
+	if !has("start_at") {
+		in.StartAt = "beginning"
+	}
+	if !has("max_line_bytes") {
+		in.MaxLineBytes = 256 * KiB
+	}
+	if !has("poll_interval") {
+		in.PollInterval = Duration(250 * time.Millisecond)
+	}
+	if !has("glob_interval") {
+		in.GlobInterval = Duration(time.Second)
+	}
+}
+
+// sinkDefaults fills the absent fields of sink i; has reports whether a key
+// was given in the file.
+func sinkDefaults(s *Sink, i int, has func(key string) bool) {
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("%s-%d", s.Type, i)
+	}
+	if s.Type != "elasticsearch" {
+		return
+	}
+	if !has("flush_bytes") {
+		s.FlushBytes = 5 * MiB
+	}
+	if !has("flush_events") {
+		s.FlushEvents = 5000
+	}
+	if !has("flush_interval") {
+		s.FlushInterval = Duration(time.Second)
+	}
+	if !has("max_concurrent_requests") {
+		s.MaxConcurrentRequests = 2
+	}
+	if !has("retry_initial") {
+		s.RetryInitial = Duration(200 * time.Millisecond)
+	}
+	if !has("retry_max") {
+		s.RetryMax = Duration(30 * time.Second)
+	}
+	if !has("dead_letter_data_stream") {
+		s.DeadLetterDataStream = "logs-ferry.deadletter-default"
+	}
+	if s.SetupTemplates == nil {
+		t := true
+		s.SetupTemplates = &t
+	}
+}
+
+// redacted is what secrets print as.
+const redacted = "***"
+
+// LogValue implements slog.LogValuer: the fields that apply to the sink's
+// type, with password and api_key shown as "***".
+func (s Sink) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("name", s.Name), slog.String("type", s.Type)}
+	switch s.Type {
+	case "file":
+		attrs = append(attrs, slog.String("path", s.Path))
+	case "elasticsearch":
+		attrs = append(attrs, slog.String("urls", strings.Join(s.URLs, ",")))
+		opt := func(k, v string) {
+			if v != "" {
+				attrs = append(attrs, slog.String(k, v))
+			}
+		}
+		opt("username", s.Username)
+		opt("password", mask(s.Password))
+		opt("password_file", s.PasswordFile)
+		opt("api_key", mask(s.APIKey))
+		opt("api_key_file", s.APIKeyFile)
+		opt("ca_file", s.CAFile)
+		attrs = append(attrs,
+			slog.Bool("tls_skip_verify", s.TLSSkipVerify),
+			slog.String("flush_bytes", s.FlushBytes.String()),
+			slog.Int("flush_events", s.FlushEvents),
+			slog.String("flush_interval", s.FlushInterval.String()),
+			slog.Int("max_concurrent_requests", s.MaxConcurrentRequests),
+			slog.String("retry_initial", s.RetryInitial.String()),
+			slog.String("retry_max", s.RetryMax.String()),
+			slog.String("dead_letter_data_stream", s.DeadLetterDataStream),
+			slog.String("retention", s.Retention.String()),
+			slog.Bool("setup_templates", s.SetupTemplates == nil || *s.SetupTemplates),
+		)
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String returns the sink as "key=value ..." with secrets shown as "***".
+func (s Sink) String() string {
+	var b strings.Builder
+	for i, a := range s.LogValue().Group() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", a.Key, a.Value)
+	}
+	return b.String()
+}
+
+// Format makes every fmt verb (%v, %+v, %#v, %d, ...) print String, so no
+// verb reveals a secret.
+func (s Sink) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
+// MarshalJSON encodes the sink with secrets replaced by "***".
+func (s Sink) MarshalJSON() ([]byte, error) {
+	type plain Sink
+	return json.Marshal(plain(s.redact()))
+}
+
+// MarshalYAML encodes the sink with secrets replaced by "***".
+func (s Sink) MarshalYAML() (any, error) {
+	type plain Sink
+	return plain(s.redact()), nil
+}
+
+func (s Sink) redact() Sink {
+	s.Password, s.APIKey = mask(s.Password), mask(s.APIKey)
+	return s
+}
+
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return redacted
+}

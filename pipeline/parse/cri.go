@@ -1,0 +1,74 @@
+package parse
+
+import (
+	"bytes"
+	"fmt"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// parseCRI splits a CRI line "<time> <stream> <tag>[ <message>]". On success
+// what is "" and msg is the offset of the message in line (len(line) when
+// the message is empty). On failure what names the bad field and field holds
+// it (nil when the field is missing). It does not allocate.
+func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return Header{}, 0, "time", line
+	}
+	t, ok := ParseTime(line[:sp])
+	if !ok {
+		return Header{}, 0, "time", line[:sp]
+	}
+	h.Time = t
+	pos := sp + 1
+
+	sp = bytes.IndexByte(line[pos:], ' ')
+	if sp < 0 {
+		if pos == len(line) {
+			return Header{}, 0, "missing stream", nil
+		}
+		return Header{}, 0, "missing tag after stream", line[pos:]
+	}
+	switch string(line[pos : pos+sp]) {
+	case "stdout":
+		h.Stream = ferryv1.StreamName_STREAM_STDOUT
+	case "stderr":
+		h.Stream = ferryv1.StreamName_STREAM_STDERR
+	default:
+		return Header{}, 0, "stream", line[pos : pos+sp]
+	}
+	pos += sp + 1
+
+	// The tag is "P" or "F", possibly followed by more ':'-separated tags.
+	tag := line[pos:]
+	msg = len(line)
+	if sp = bytes.IndexByte(tag, ' '); sp >= 0 {
+		tag = tag[:sp]
+		msg = pos + sp + 1
+	}
+	first := tag
+	if i := bytes.IndexByte(tag, ':'); i >= 0 {
+		first = tag[:i]
+	}
+	switch string(first) {
+	case "P":
+		h.Partial = true
+	case "F":
+	default:
+		return Header{}, 0, "tag", tag
+	}
+	return h, msg, "", nil
+}
+
+func appendCRI(dst, line []byte) ([]byte, Header, bool, error) {
+	h, msg, what, field := parseCRI(line)
+	if what != "" {
+		if field == nil {
+			return malformed(dst, line, fmt.Errorf("cri: %s: %w", what, ErrMalformed))
+		}
+		return malformed(dst, line, fmt.Errorf("cri: %s %q: %w", what, clip(field), ErrMalformed))
+	}
+	out, replaced := AppendValid(dst, line[msg:])
+	return out, h, replaced, nil
+}

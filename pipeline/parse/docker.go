@@ -1,0 +1,495 @@
+package parse
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// maxDepth is encoding/json's nesting limit, the top-level object included.
+const maxDepth = 10000
+
+// jstr is where the value of one of the keys Docker writes lies in the line.
+type jstr struct {
+	start, end int  // the string's content, between its quotes
+	esc        bool // the content holds a '\' escape
+	isStr      bool // the value is a string (else start and end are unset)
+	set        bool // the key is present
+}
+
+func (j jstr) raw(line []byte) []byte { return line[j.start:j.end] }
+
+// dockerFields are the "log", "stream" and "time" members of the object; a
+// key given twice counts once, with its last value, as for encoding/json.
+type dockerFields struct{ log, stream, time jstr }
+
+// dfail describes why a line is not a Docker json-file line.
+type dfail struct {
+	what  string // "" when the line is fine
+	field []byte // the offending value or byte, quoted in the error; nil if none
+	off   int    // offset of the offending byte in the line, or -1
+}
+
+func (f dfail) error() error {
+	switch {
+	case f.off >= 0:
+		return fmt.Errorf("docker: %s %q at offset %d: %w", f.what, clip(f.field), f.off, ErrMalformed)
+	case f.field != nil:
+		return fmt.Errorf("docker: %s %q: %w", f.what, clip(f.field), ErrMalformed)
+	}
+	return fmt.Errorf("docker: %s: %w", f.what, ErrMalformed)
+}
+
+// scanner validates JSON the way encoding/json's scanner does, without
+// building anything.
+type scanner struct {
+	b     []byte
+	i     int
+	what  string // set by a check that knows better than "invalid character"
+	field []byte
+}
+
+// fail turns the scanner's position into a dfail.
+func (s *scanner) fail() dfail {
+	switch {
+	case s.what != "":
+		return dfail{what: s.what, field: s.field, off: -1}
+	case s.i >= len(s.b):
+		return dfail{what: "truncated JSON", off: -1}
+	}
+	return dfail{what: "invalid character", field: s.b[s.i : s.i+1], off: s.i}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// plain marks the bytes a JSON string may hold without further thought:
+// everything but controls, '"' and '\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// str scans the string starting at s.b[s.i] == '"' and returns its content's
+// bounds and whether it holds an escape.
+func (s *scanner) str() (start, end int, esc, ok bool) {
+	b := s.b
+	i := s.i + 1
+	start = i
+	for {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return 0, 0, false, false
+		}
+		switch b[i] {
+		case '"':
+			s.i = i + 1
+			return start, i, esc, true
+		case '\\':
+			esc = true
+			if i+1 >= len(b) {
+				s.i = i + 1
+				return 0, 0, false, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for k := 2; k < 6; k++ {
+					if i+k >= len(b) || !isHex(b[i+k]) {
+						s.i = i + k
+						return 0, 0, false, false
+					}
+				}
+				i += 6
+			default:
+				s.i = i + 1
+				return 0, 0, false, false
+			}
+		default: // a control character
+			s.i = i
+			return 0, 0, false, false
+		}
+	}
+}
+
+func (s *scanner) value(depth int) bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; c {
+	case '"':
+		_, _, _, ok := s.str()
+		return ok
+	case '{', '[':
+		if depth+1 > maxDepth {
+			s.what = "nested too deep"
+			return false
+		}
+		if c == '{' {
+			return s.object(depth + 1)
+		}
+		return s.array(depth + 1)
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	}
+	return s.number()
+}
+
+func (s *scanner) literal(lit string) bool {
+	for k := 0; k < len(lit); k++ {
+		if s.i >= len(s.b) || s.b[s.i] != lit[k] {
+			return false
+		}
+		s.i++
+	}
+	return true
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() bool {
+	b, i := s.b, s.i
+	digits := func() bool {
+		if i >= len(b) || !isDigit(b[i]) {
+			return false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+		return true
+	}
+	defer func() { s.i = i }()
+	if b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if !digits() {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return true
+}
+
+// object scans a nested object; s.b[s.i] == '{'.
+func (s *scanner) object(depth int) bool {
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return true
+	}
+	for {
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return false
+		}
+		if _, _, _, ok := s.str(); !ok {
+			return false
+		}
+		if !s.colon() || !s.value(depth) {
+			return false
+		}
+		if more, ok := s.next('}'); !more {
+			return ok
+		}
+	}
+}
+
+// array scans a nested array; s.b[s.i] == '['.
+func (s *scanner) array(depth int) bool {
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return true
+	}
+	for {
+		if !s.value(depth) {
+			return false
+		}
+		if more, ok := s.next(']'); !more {
+			return ok
+		}
+	}
+}
+
+// colon scans the ':' between a key and its value and the space around it.
+func (s *scanner) colon() bool {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return false
+	}
+	s.i++
+	s.ws()
+	return true
+}
+
+// next scans what follows a member or element: ',' (more is true) or the
+// closing byte (more is false, ok is true).
+func (s *scanner) next(closing byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return true, true
+	case closing:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
+// smallString returns the decoded content of a short string value or key,
+// decoding escapes into buf. It reports false when escaped content is
+// longer than limit.
+//
+// A key or stream value longer than keyMax cannot be one of those looked
+// for; a time value has no limit (a fraction may have any number of digits)
+// and allocates only when its decoded form outgrows buf.
+func smallString(buf *[128]byte, line []byte, j jstr, limit int) ([]byte, bool) {
+	raw := j.raw(line)
+	if !j.esc {
+		return raw, true
+	}
+	if len(raw) > limit {
+		return nil, false
+	}
+	out, _ := appendUnescape(buf[:0], raw)
+	return out, true
+}
+
+// keyMax is the longest escaped form of "stream" or "stdout": six "\u0073".
+const keyMax = 6 * 6
+
+// scanDocker validates a Docker json-file line and finds its members. On
+// success h has Time and Stream set; Partial is decided by the caller, who
+// decodes the log value. It does not allocate.
+func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
+	s := scanner{b: line}
+	s.ws()
+	if s.i >= len(line) || line[s.i] != '{' {
+		return f, h, dfail{what: "not a JSON object", off: -1}
+	}
+	s.i++
+	s.ws()
+	if s.i < len(line) && line[s.i] == '}' {
+		s.i++
+	} else {
+		var buf [128]byte
+		for {
+			if s.i >= len(line) || line[s.i] != '"' {
+				return f, h, s.fail()
+			}
+			ks, ke, kesc, ok := s.str()
+			if !ok {
+				return f, h, s.fail()
+			}
+			var dst *jstr
+			if key, ok := smallString(&buf, line, jstr{start: ks, end: ke, esc: kesc}, keyMax); ok {
+				switch string(key) {
+				case "log":
+					dst = &f.log
+				case "stream":
+					dst = &f.stream
+				case "time":
+					dst = &f.time
+				}
+			}
+			if !s.colon() {
+				return f, h, s.fail()
+			}
+			if s.i < len(line) && line[s.i] == '"' {
+				vs, ve, vesc, ok := s.str()
+				if !ok {
+					return f, h, s.fail()
+				}
+				if dst != nil {
+					*dst = jstr{start: vs, end: ve, esc: vesc, isStr: true, set: true}
+				}
+			} else {
+				if !s.value(1) {
+					return f, h, s.fail()
+				}
+				if dst != nil {
+					*dst = jstr{set: true}
+				}
+			}
+			more, ok := s.next('}')
+			if !ok {
+				return f, h, s.fail()
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	s.ws()
+	if s.i < len(line) {
+		return f, h, dfail{what: "invalid character after object", field: line[s.i : s.i+1], off: s.i}
+	}
+
+	if !f.log.isStr {
+		if f.log.set {
+			return f, h, dfail{what: `"log" is not a string`, off: -1}
+		}
+		return f, h, dfail{what: `no "log" key`, off: -1}
+	}
+	var buf [128]byte
+	if f.stream.set {
+		v, _ := smallString(&buf, line, f.stream, keyMax)
+		switch {
+		case !f.stream.isStr:
+			return f, h, dfail{what: `"stream" is not a string`, off: -1}
+		case string(v) == "stdout":
+			h.Stream = ferryv1.StreamName_STREAM_STDOUT
+		case string(v) == "stderr":
+			h.Stream = ferryv1.StreamName_STREAM_STDERR
+		default:
+			return f, h, dfail{what: "stream", field: f.stream.raw(line), off: -1}
+		}
+	}
+	if f.time.set {
+		if !f.time.isStr {
+			return f, h, dfail{what: `"time" is not a string`, off: -1}
+		}
+		v, ok := smallString(&buf, line, f.time, math.MaxInt)
+		if ok {
+			h.Time, ok = ParseTime(v)
+		}
+		if !ok {
+			return f, h, dfail{what: "time", field: f.time.raw(line), off: -1}
+		}
+	}
+	return f, h, dfail{}
+}
+
+// appendUnescape appends the decoded content of a JSON string that str has
+// validated, exactly as encoding/json decodes it: invalid UTF-8 and lone
+// surrogates become U+FFFD, which replaced reports.
+func appendUnescape(dst, raw []byte) (out []byte, replaced bool) {
+	for {
+		i := bytes.IndexByte(raw, '\\')
+		if i < 0 {
+			var r bool
+			dst, r = AppendValid(dst, raw)
+			return dst, replaced || r
+		}
+		if i > 0 {
+			var r bool
+			dst, r = AppendValid(dst, raw[:i])
+			replaced = replaced || r
+		}
+		c := raw[i+1]
+		raw = raw[i+2:]
+		switch c {
+		case 'n':
+			dst = append(dst, '\n')
+		case 't':
+			dst = append(dst, '\t')
+		case 'r':
+			dst = append(dst, '\r')
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'u':
+			r := hex4(raw)
+			raw = raw[4:]
+			if utf16.IsSurrogate(r) {
+				if len(raw) >= 6 && raw[0] == '\\' && raw[1] == 'u' {
+					if d := utf16.DecodeRune(r, hex4(raw[2:])); d != utf8.RuneError {
+						dst = utf8.AppendRune(dst, d)
+						raw = raw[6:]
+						continue
+					}
+				}
+				r = utf8.RuneError
+				replaced = true
+			}
+			dst = utf8.AppendRune(dst, r)
+		default: // '"', '\\', '/'
+			dst = append(dst, c)
+		}
+	}
+}
+
+// hex4 decodes four hex digits that str has validated.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+func appendDocker(dst, line []byte) ([]byte, Header, bool, error) {
+	f, h, fail := scanDocker(line)
+	if fail.what != "" {
+		return malformed(dst, line, fail.error())
+	}
+	start := len(dst)
+	raw := f.log.raw(line)
+	var replaced bool
+	if f.log.esc {
+		dst, replaced = appendUnescape(dst, raw)
+	} else {
+		dst, replaced = AppendValid(dst, raw)
+	}
+	if len(dst) > start && dst[len(dst)-1] == '\n' {
+		dst = dst[:len(dst)-1]
+	} else {
+		h.Partial = true
+	}
+	return dst, h, replaced, nil
+}

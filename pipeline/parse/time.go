@@ -1,0 +1,124 @@
+package parse
+
+import "math"
+
+// ParseTime parses an RFC 3339 time, "2006-01-02T15:04:05Z" with an optional
+// fraction of seconds after a '.' and either 'Z' or a "±hh:mm" offset, into
+// Unix nanoseconds. It accepts exactly what time.Parse(time.RFC3339Nano, ...)
+// accepts on its strict fast path: 'T' and 'Z' upper case, fields in range
+// (second 60 is rejected), offset hours up to 23; fraction digits beyond the
+// ninth are truncated, as time.Parse does. It reports false for anything
+// else and for times outside the int64 nanosecond range (1677-09-21 to
+// 2262-04-11). It does not allocate.
+func ParseTime(b []byte) (int64, bool) {
+	if len(b) < len("2006-01-02T15:04:05Z") ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	ok := true
+	year := digits(b[0:4], &ok)
+	month := digits(b[5:7], &ok)
+	day := digits(b[8:10], &ok)
+	hour := digits(b[11:13], &ok)
+	min := digits(b[14:16], &ok)
+	sec := digits(b[17:19], &ok)
+	if !ok || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || min > 59 || sec > 59 {
+		return 0, false
+	}
+	b = b[19:]
+
+	var nsec int64
+	if len(b) >= 2 && b[0] == '.' && isDigit(b[1]) {
+		n := 1
+		scale := int64(1e9)
+		for ; n < len(b) && isDigit(b[n]); n++ {
+			if scale > 1 {
+				scale /= 10
+				nsec += int64(b[n]-'0') * scale
+			}
+		}
+		b = b[n:]
+	}
+
+	var offset int64 // seconds east of UTC
+	switch {
+	case len(b) == 1 && b[0] == 'Z':
+	case len(b) == len("+07:00") && (b[0] == '+' || b[0] == '-') && b[3] == ':':
+		oh := digits(b[1:3], &ok)
+		om := digits(b[4:6], &ok)
+		if !ok || oh > 23 || om > 59 {
+			return 0, false
+		}
+		offset = (oh*60 + om) * 60
+		if b[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return 0, false
+	}
+
+	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + min*60 + sec - offset
+	const (
+		minSec  = math.MinInt64 / 1_000_000_000 // -9223372036 (truncated toward zero)
+		maxSec  = math.MaxInt64 / 1_000_000_000 // 9223372036
+		maxNsec = math.MaxInt64 % 1_000_000_000 // 854775807
+	)
+	// math.MinInt64 = (minSec-1)*1e9 + (1e9-maxNsec-1)
+	if secs > maxSec || secs < minSec-1 ||
+		(secs == maxSec && nsec > maxNsec) ||
+		(secs == minSec-1 && nsec < 1e9-maxNsec-1) {
+		return 0, false
+	}
+	// Near the bottom of the range secs*1e9 overflows before nsec brings it
+	// back; Go's signed arithmetic wraps, so the sum is still exact.
+	return secs*1e9 + nsec, true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// digits parses a short run of decimal digits, clearing *ok on a non-digit.
+func digits(b []byte, ok *bool) int64 {
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			*ok = false
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+func daysIn(month, year int64) int64 {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil returns the number of days from 1970-01-01 to the given
+// proleptic Gregorian date (Howard Hinnant's algorithm), for years 0-9999.
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := m + 9
+	if m > 2 {
+		mp = m - 3
+	}
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}

@@ -1,0 +1,127 @@
+package tail
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// fingerprintMax is the most bytes a fingerprint covers. A fingerprint
+// covers the first line (with its newline) or fingerprintMax bytes,
+// whichever is shorter, so it is fixed as soon as it can be taken and the
+// same after every restart.
+const fingerprintMax = 1024
+
+// errNoFingerprint means the file does not yet hold a complete first line.
+var errNoFingerprint = errors.New("no complete first line yet")
+
+// devIno is where a file lives.
+type devIno struct{ dev, ino uint64 }
+
+func statDevIno(fi os.FileInfo) (devIno, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return devIno{}, false
+	}
+	return devIno{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+func nlink(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
+// fingerprint reads the start of f and returns the hash of its first line
+// (or first fingerprintMax bytes) and the number of bytes it covers.
+func fingerprint(f *os.File) (string, int, error) {
+	var buf [fingerprintMax]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", 0, fmt.Errorf("read start of %s: %w", f.Name(), err)
+	}
+	cover := n
+	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+		cover = i + 1
+	} else if n < fingerprintMax {
+		return "", 0, errNoFingerprint
+	}
+	return hashPrefix(buf[:cover]), cover, nil
+}
+
+// fingerprintLen hashes the first n bytes of f; ok is false when f is
+// shorter than n.
+func fingerprintLen(f *os.File, n int) (string, bool) {
+	if n <= 0 || n > fingerprintMax {
+		return "", false
+	}
+	var buf [fingerprintMax]byte
+	got, err := f.ReadAt(buf[:n], 0)
+	if got < n || (err != nil && !errors.Is(err, io.EOF)) {
+		return "", false
+	}
+	return hashPrefix(buf[:n]), true
+}
+
+func hashPrefix(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func identity(di devIno, fp string) string {
+	return fmt.Sprintf("%x-%x-%s", di.dev, di.ino, fp)
+}
+
+// kubeFromPath returns the Kubernetes coordinates of a container log file:
+// namespace, pod and container from the standard link name
+// <pod>_<namespace>_<container>-<container id>.log, and the pod uid from the
+// real path /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log.
+func kubeFromPath(link, real string) *ferryv1.Kubernetes {
+	k := &ferryv1.Kubernetes{}
+	base := strings.TrimSuffix(filepath.Base(link), ".log")
+	if parts := strings.SplitN(base, "_", 3); len(parts) == 3 {
+		k.Pod, k.Namespace = parts[0], parts[1]
+		rest := parts[2]
+		if i := strings.LastIndexByte(rest, '-'); i > 0 && len(rest)-i-1 >= 12 && isHex(rest[i+1:]) {
+			k.Container, k.ContainerId = rest[:i], rest[i+1:]
+		} else {
+			k.Container = rest
+		}
+	}
+	// /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log
+	dir := filepath.Dir(real)
+	podDir := filepath.Base(filepath.Dir(dir))
+	if parts := strings.Split(podDir, "_"); len(parts) == 3 {
+		if k.Namespace == "" {
+			k.Namespace, k.Pod = parts[0], parts[1]
+			k.Container = filepath.Base(dir)
+		}
+		if parts[0] == k.Namespace && parts[1] == k.Pod {
+			k.PodUid = parts[2]
+		}
+	}
+	if k.Pod == "" && k.Namespace == "" {
+		return nil
+	}
+	return k
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,46 @@
+// Package elasticsearch is Ferry's Elasticsearch sink: it writes event
+// batches into data streams named {type}-{dataset}-{namespace} with the bulk
+// API and reports per event what happened.
+//
+// # Delivery
+//
+// Every event becomes a bulk "create" with _id = event.IDString(id), so a
+// re-send of an event already indexed answers 409 and counts as delivered:
+// retries never duplicate (within one backing index of the data stream).
+// Per item:
+//
+//   - 2xx, or 409 version_conflict_engine_exception: delivered;
+//   - 429, 5xx (and 401/403, which are about credentials, not about the
+//     document): retried alone, with exponential backoff and jitter, until
+//     the Write's context ends; then reported in Result.Failed as retryable;
+//   - any other 4xx (mapping conflicts, unparsable documents): written to the
+//     dead-letter data stream with the error and the original document, and
+//     counted DeadLettered. If that write fails the event is Failed; it is
+//     never dropped silently.
+//
+// A request that fails as a whole (connection refused, timeout, 429 or 5xx
+// for the request) is retried with backoff while the Write's context allows;
+// then Write returns an error and the caller must treat the batch as not
+// delivered.
+//
+// # Batching
+//
+// Writes hand their documents to one background flusher that packs items of
+// concurrent Writes into bulk requests, flushed when FlushBytes or FlushEvents
+// is reached or FlushInterval after the first buffered item, with at most
+// MaxConcurrentRequests requests in flight. esutil.BulkIndexer is not used:
+// it reports items through callbacks without retrying only the failed ones,
+// and a Write here must block on the outcome of exactly its own items.
+//
+// # Templates
+//
+// Setup installs the component templates ferry-ecs-mappings and
+// ferry-settings and the index templates ferry-logs and ferry-metrics
+// (priority 250, matching only Ferry's own datasets, never plain logs-*).
+// Mapping types this cluster lacks (match_only_text, constant_keyword in
+// minimal distributions) fall back to text and keyword, and data stream
+// lifecycle (Retention) is dropped with one log line where unsupported.
+//
+// Liveness uses GET /_cluster/health: some distributions answer GET / with
+// 405.
+package elasticsearch
