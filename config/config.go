@@ -11,10 +11,13 @@
 // is kept as is. An unset ${VAR} without a default expands to "" silently
 // (as in Fluent Bit and Vector). An unquoted value that expands to "" counts as
 // absent, so the field keeps its default (state_dir: ${STATE_DIR}); a quoted
-// one ("${VAR}") is the empty string and is validated as such.
+// one ("${VAR}") is the empty string and is validated as such. The expanded
+// text is never parsed as YAML. Inside [...] or {...}, quote values holding
+// ${...}: YAML reads the { as a flow mapping.
 //
 // Defaults apply to every absent (or null) field; an empty agent file runs one
-// container input, an empty aggregator file one file sink.
+// container input, an empty aggregator file one file sink. Anchors and aliases
+// work; merge keys (<<) and more than one document are errors.
 //
 // Secrets: password_file and api_key_file are read at load time into Password
 // and APIKey (relative paths are relative to the working directory, trailing
@@ -77,8 +80,8 @@ type Input struct {
 
 // Aggregator is the configuration of the aggregator.
 type Aggregator struct {
-	Listen              string   `yaml:"listen"`                 // gRPC listen address, default "127.0.0.1:7070"
-	HTTP                string   `yaml:"http"`                   // health/ready listen address, default "127.0.0.1:8082"
+	Listen              string   `yaml:"listen"` // gRPC listen address, default "127.0.0.1:7070"
+	HTTP                string   `yaml:"http"`   // health/ready listen address, default "127.0.0.1:8082"
 	Log                 Log      `yaml:"log"`
 	MaxRecvMessageBytes ByteSize `yaml:"max_recv_message_bytes"` // 1KiB..1GiB, default 16MiB
 	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per connection, 1..1024, default 8
@@ -318,15 +321,18 @@ func (s Sink) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// String returns the sink as "key=value ..." with secrets shown as "***".
+// String returns the sink as "{name=es type=elasticsearch ...}" with secrets
+// shown as "***".
 func (s Sink) String() string {
 	var b strings.Builder
+	b.WriteByte('{')
 	for i, a := range s.LogValue().Group() {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		fmt.Fprintf(&b, "%s=%s", a.Key, a.Value)
 	}
+	b.WriteByte('}')
 	return b.String()
 }
 

@@ -88,22 +88,22 @@ var sizeUnits = []struct {
 	name string
 	size int64
 }{
-	// String prefers the first unit that divides the value exactly.
-	{"TiB", int64(TiB)}, {"GiB", int64(GiB)}, {"MiB", int64(MiB)}, {"KiB", int64(KiB)},
-	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
-	{"Ti", int64(TiB)}, {"Gi", int64(GiB)}, {"Mi", int64(MiB)}, {"Ki", int64(KiB)},
 	{"B", 1}, {"", 1},
+	{"KiB", int64(KiB)}, {"MiB", int64(MiB)}, {"GiB", int64(GiB)}, {"TiB", int64(TiB)},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"Ki", int64(KiB)}, {"Mi", int64(MiB)}, {"Gi", int64(GiB)}, {"Ti", int64(TiB)},
 }
 
 // String formats b with the largest unit that divides it exactly: "256KiB",
-// "5MB", "1000B".
+// "5MB", "1536B".
 func (b ByteSize) String() string {
-	for _, u := range sizeUnits {
-		if b != 0 && int64(b)%u.size == 0 {
-			return strconv.FormatInt(int64(b)/u.size, 10) + u.name
+	unit := sizeUnits[0]
+	for _, u := range sizeUnits[2:10] {
+		if b != 0 && int64(b)%u.size == 0 && u.size > unit.size {
+			unit = u
 		}
 	}
-	return strconv.FormatInt(int64(b), 10) + "B"
+	return strconv.FormatInt(int64(b)/unit.size, 10) + unit.name
 }
 
 // MarshalText implements encoding.TextMarshaler (used by JSON and YAML).

@@ -14,6 +14,9 @@ import (
 func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
+		if _, ok := ParseTime(line); ok {
+			return Header{}, 0, "missing stream", nil
+		}
 		return Header{}, 0, "time", line
 	}
 	t, ok := ParseTime(line[:sp])

@@ -2,8 +2,8 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
-	"math"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -84,6 +84,20 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// special reports whether any of the eight bytes in x is '"', '\\' or below
+// 0x20, with the classic SWAR "has a zero byte" and "has a byte less than n"
+// tests; the byte loop that follows finds which byte it is.
+func special(x uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	lt := (x - 0x20*ones) &^ x
+	q := x ^ '"'*ones
+	bs := x ^ '\\'*ones
+	return ((q-ones)&^q|(bs-ones)&^bs|lt)&highs != 0
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
@@ -95,6 +109,10 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 	i := s.i + 1
 	start = i
 	for {
+		// Eight bytes at a time while none is '"', '\\' or a control.
+		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && plain[b[i]] {
 			i++
 		}
@@ -282,27 +300,82 @@ func (s *scanner) next(closing byte) (more, ok bool) {
 	return false, false
 }
 
-// smallString returns the decoded content of a short string value or key,
-// decoding escapes into buf. It reports false when escaped content is
-// longer than limit.
-//
-// A key or stream value longer than keyMax cannot be one of those looked
-// for; a time value has no limit (a fraction may have any number of digits)
-// and allocates only when its decoded form outgrows buf.
-func smallString(buf *[128]byte, line []byte, j jstr, limit int) ([]byte, bool) {
-	raw := j.raw(line)
-	if !j.esc {
-		return raw, true
+// keyMax is the longest escaped form of a key or stream value worth
+// decoding: "stream" or "stdout" as six "\u0073" escapes.
+const keyMax = 6 * 6
+
+// Keys of the members Docker writes.
+const (
+	keyOther = iota
+	keyLog
+	keyStream
+	keyTime
+)
+
+// keyOf names the key whose content is raw.
+func keyOf(raw []byte, esc bool) int {
+	if esc {
+		return escapedKeyOf(raw)
 	}
-	if len(raw) > limit {
-		return nil, false
+	switch string(raw) {
+	case "log":
+		return keyLog
+	case "stream":
+		return keyStream
+	case "time":
+		return keyTime
 	}
-	out, _ := appendUnescape(buf[:0], raw)
-	return out, true
+	return keyOther
 }
 
-// keyMax is the longest escaped form of "stream" or "stdout": six "\u0073".
-const keyMax = 6 * 6
+// escapedKeyOf is keyOf for a key holding escapes, kept apart so that the
+// common path does not zero a buffer.
+//
+//go:noinline
+func escapedKeyOf(raw []byte) int {
+	if len(raw) > keyMax {
+		return keyOther
+	}
+	var buf [128]byte
+	k, _ := appendUnescape(buf[:0], raw)
+	return keyOf(k, false)
+}
+
+// streamOf decodes a "stream" value; ok is false for anything but stdout
+// and stderr.
+func streamOf(raw []byte, esc bool) (s ferryv1.StreamName, ok bool) {
+	if esc {
+		if len(raw) > keyMax {
+			return 0, false
+		}
+		var buf [128]byte
+		raw, _ = appendUnescape(buf[:0], raw)
+	}
+	switch string(raw) {
+	case "stdout":
+		return ferryv1.StreamName_STREAM_STDOUT, true
+	case "stderr":
+		return ferryv1.StreamName_STREAM_STDERR, true
+	}
+	return 0, false
+}
+
+// timeOf decodes and parses a "time" value. An escaped one has no length
+// limit (a fraction may have any number of digits): it allocates only if its
+// decoded form outgrows the buffer.
+func timeOf(raw []byte, esc bool) (int64, bool) {
+	if esc {
+		return escapedTimeOf(raw)
+	}
+	return ParseTime(raw)
+}
+
+//go:noinline
+func escapedTimeOf(raw []byte) (int64, bool) {
+	var buf [128]byte
+	raw, _ = appendUnescape(buf[:0], raw)
+	return ParseTime(raw)
+}
 
 // scanDocker validates a Docker json-file line and finds its members. On
 // success h has Time and Stream set; Partial is decided by the caller, who
@@ -318,7 +391,6 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 	if s.i < len(line) && line[s.i] == '}' {
 		s.i++
 	} else {
-		var buf [128]byte
 		for {
 			if s.i >= len(line) || line[s.i] != '"' {
 				return f, h, s.fail()
@@ -328,15 +400,13 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 				return f, h, s.fail()
 			}
 			var dst *jstr
-			if key, ok := smallString(&buf, line, jstr{start: ks, end: ke, esc: kesc}, keyMax); ok {
-				switch string(key) {
-				case "log":
-					dst = &f.log
-				case "stream":
-					dst = &f.stream
-				case "time":
-					dst = &f.time
-				}
+			switch keyOf(line[ks:ke], kesc) {
+			case keyLog:
+				dst = &f.log
+			case keyStream:
+				dst = &f.stream
+			case keyTime:
+				dst = &f.time
 			}
 			if !s.colon() {
 				return f, h, s.fail()
@@ -377,17 +447,12 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 		}
 		return f, h, dfail{what: `no "log" key`, off: -1}
 	}
-	var buf [128]byte
 	if f.stream.set {
-		v, _ := smallString(&buf, line, f.stream, keyMax)
-		switch {
-		case !f.stream.isStr:
+		if !f.stream.isStr {
 			return f, h, dfail{what: `"stream" is not a string`, off: -1}
-		case string(v) == "stdout":
-			h.Stream = ferryv1.StreamName_STREAM_STDOUT
-		case string(v) == "stderr":
-			h.Stream = ferryv1.StreamName_STREAM_STDERR
-		default:
+		}
+		var ok bool
+		if h.Stream, ok = streamOf(f.stream.raw(line), f.stream.esc); !ok {
 			return f, h, dfail{what: "stream", field: f.stream.raw(line), off: -1}
 		}
 	}
@@ -395,11 +460,8 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 		if !f.time.isStr {
 			return f, h, dfail{what: `"time" is not a string`, off: -1}
 		}
-		v, ok := smallString(&buf, line, f.time, math.MaxInt)
-		if ok {
-			h.Time, ok = ParseTime(v)
-		}
-		if !ok {
+		var ok bool
+		if h.Time, ok = timeOf(f.time.raw(line), f.time.esc); !ok {
 			return f, h, dfail{what: "time", field: f.time.raw(line), off: -1}
 		}
 	}
@@ -410,17 +472,25 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 // validated, exactly as encoding/json decodes it: invalid UTF-8 and lone
 // surrogates become U+FFFD, which replaced reports.
 func appendUnescape(dst, raw []byte) (out []byte, replaced bool) {
+	// Escapes are ASCII, so if raw is valid UTF-8 so is every run between
+	// them, and the runs need no second look.
+	valid := utf8.Valid(raw)
 	for {
-		i := bytes.IndexByte(raw, '\\')
-		if i < 0 {
-			var r bool
-			dst, r = AppendValid(dst, raw)
-			return dst, replaced || r
-		}
-		if i > 0 {
-			var r bool
-			dst, r = AppendValid(dst, raw[:i])
-			replaced = replaced || r
+		i := 0
+		if len(raw) == 0 || raw[0] != '\\' {
+			if i = bytes.IndexByte(raw, '\\'); i < 0 {
+				i = len(raw)
+			}
+			if valid {
+				dst = append(dst, raw[:i]...)
+			} else {
+				var r bool
+				dst, r = AppendValid(dst, raw[:i])
+				replaced = replaced || r
+			}
+			if i == len(raw) {
+				return dst, replaced
+			}
 		}
 		c := raw[i+1]
 		raw = raw[i+2:]

@@ -65,7 +65,7 @@ var criCases = []appendCase{
 	{name: "malformed time", line: "2016-13-06T00:17:09Z stdout F m", msg: "2016-13-06T00:17:09Z stdout F m", err: `cri: time "2016-13-06T00:17:09Z"`},
 	{name: "time not a time", line: "hello stdout F m", msg: "hello stdout F m", err: `cri: time "hello"`},
 	{name: "lowercase z", line: "2016-10-06T00:17:09z stdout F m", msg: "2016-10-06T00:17:09z stdout F m", err: "cri: time"},
-	{name: "only time", line: criTime, msg: criTime, err: "cri: time"},
+	{name: "only time", line: criTime, msg: criTime, err: "cri: missing stream"},
 	{name: "time and space", line: criTime + " ", msg: criTime + " ", err: "cri: missing stream"},
 	{name: "no tag", line: criTime + " stdout", msg: criTime + " stdout", err: `cri: missing tag after stream "stdout"`},
 	{name: "empty tag", line: criTime + " stdout ", msg: criTime + " stdout ", err: `cri: tag ""`},
@@ -200,11 +200,11 @@ func TestDockerMatchesEncodingJSON(t *testing.T) {
 // lone surrogate escape.
 func TestEncodingJSONReplacement(t *testing.T) {
 	for line, want := range map[string]string{
-		"{\"log\":\"a\xffb\"}":             "a\uFFFDb",
-		"{\"log\":\"\xe2\x82\"}":           "\uFFFD\uFFFD",
-		"{\"log\":\"\xed\xa0\x80\"}":       "\uFFFD\uFFFD\uFFFD",
-		`{"log":"\ud83d\ud83d\ude00"}`:     "\uFFFD😀",
-		`{"log":"\ude00\u0041"}`:           "\uFFFDA",
+		"{\"log\":\"a\xffb\"}":              "a\uFFFDb",
+		"{\"log\":\"\xe2\x82\"}":            "\uFFFD\uFFFD",
+		"{\"log\":\"\xed\xa0\x80\"}":        "\uFFFD\uFFFD\uFFFD",
+		`{"log":"\ud83d\ud83d\ude00"}`:      "\uFFFD😀",
+		`{"log":"\ude00\u0041"}`:            "\uFFFDA",
 		"{\"log\":\"\xf0\x9f\x98\\u0041\"}": "\uFFFD\uFFFD\uFFFDA",
 	} {
 		var m map[string]any

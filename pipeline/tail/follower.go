@@ -196,7 +196,7 @@ func (fl *follower) start(fp string, fpLen int) error {
 	if _, err := fl.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s to %d: %w", fl.path, off, err)
 	}
-	fl.bufStart, fl.readPos = off, off
+	fl.bufStart, fl.readPos, fl.sentEnd = off, off, off
 	fl.partial = fl.partial[:0]
 	fl.skipping = false
 	fl.joins = [3]join{}
@@ -322,7 +322,7 @@ func (fl *follower) startFresh(fp string, fpLen int) error {
 	if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s: %w", fl.path, err)
 	}
-	fl.bufStart, fl.readPos = 0, 0
+	fl.bufStart, fl.readPos, fl.sentEnd = 0, 0, 0
 	fl.partial, fl.skipping, fl.joins = fl.partial[:0], false, [3]join{}
 	fl.file = fl.m.newFile(fl.in, id, fl.path, fl.file.Link)
 	fl.m.store.Put(checkpoint.Entry{

@@ -1,0 +1,645 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAgentGood(t *testing.T) {
+	got, err := LoadAgent("testdata/agent.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Agent{
+		Node:     "node-a",
+		StateDir: "/var/lib/ferry",
+		HTTP:     "0.0.0.0:9081",
+		Log:      Log{Level: "debug", Format: "json"},
+		Aggregator: AggregatorClient{
+			Address:            "dns:///ferry-aggregator.logging.svc:7070",
+			Compression:        "gzip",
+			MaxInflightBatches: 8,
+			BatchMaxEvents:     4096,
+			BatchMaxBytes:      2 * MiB,
+			BatchTimeout:       Duration(500 * time.Millisecond),
+			BackoffInitial:     Duration(time.Second),
+			BackoffMax:         Duration(time.Minute),
+			ShutdownTimeout:    Duration(30 * time.Second),
+		},
+		Inputs: []Input{{
+			Name:         "containers",
+			Type:         "container",
+			Paths:        []string{"/var/log/containers/*.log"},
+			Exclude:      []string{"/var/log/containers/ferry-*.log"},
+			Format:       "cri",
+			StartAt:      "end",
+			MaxLineBytes: 512 * KiB,
+			PollInterval: Duration(100 * time.Millisecond),
+			GlobInterval: Duration(5 * time.Second),
+			Dataset:      "kubernetes.container",
+		}, {
+			Name:         "file-1", // defaults from here on
+			Type:         "file",
+			Paths:        []string{"/var/log/syslog", "/var/log/*.log"},
+			Format:       "plain",
+			StartAt:      "beginning",
+			MaxLineBytes: 256 * KiB,
+			PollInterval: Duration(250 * time.Millisecond),
+			GlobInterval: Duration(time.Second),
+		}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestAggregatorGood(t *testing.T) {
+	t.Setenv("FERRY_TEST_API_KEY", "") // ${FERRY_TEST_API_KEY:-default}
+	got, err := LoadAggregator("testdata/aggregator.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Aggregator{
+		Listen:              "0.0.0.0:7070",
+		HTTP:                "0.0.0.0:9082",
+		Log:                 Log{Level: "warn", Format: "json"},
+		MaxRecvMessageBytes: 32 * MiB,
+		MaxBatchesInFlight:  16,
+		ShutdownTimeout:     Duration(45 * time.Second),
+		Sinks: []Sink{
+			{Name: "archive", Type: "file", Path: "/data/events.ndjson"},
+			{Name: "stdout-1", Type: "stdout"},
+			{
+				Name:                  "es",
+				Type:                  "elasticsearch",
+				URLs:                  []string{"https://es-0.example:9200", "http://es-1.example:9200"},
+				Username:              "ferry",
+				Password:              "s3cr3t-from-file",
+				PasswordFile:          "testdata/es-password.txt",
+				CAFile:                "testdata/ca.pem",
+				TLSSkipVerify:         true,
+				FlushBytes:            10_000_000,
+				FlushEvents:           10000,
+				FlushInterval:         Duration(2 * time.Second),
+				MaxConcurrentRequests: 4,
+				RetryInitial:          Duration(500 * time.Millisecond),
+				RetryMax:              Duration(time.Minute),
+				DeadLetterDataStream:  "logs-ferry.dlq-prod",
+				Retention:             Duration(30 * 24 * time.Hour),
+				SetupTemplates:        ptr(false),
+			},
+			{
+				Name:                  "es-cloud",
+				Type:                  "elasticsearch",
+				URLs:                  []string{"https://cloud.example"},
+				APIKey:                "c2VjcmV0LWFwaS1rZXk=",
+				FlushBytes:            5 * MiB,
+				FlushEvents:           5000,
+				FlushInterval:         Duration(time.Second),
+				MaxConcurrentRequests: 2,
+				RetryInitial:          Duration(200 * time.Millisecond),
+				RetryMax:              Duration(30 * time.Second),
+				DeadLetterDataStream:  "logs-ferry.deadletter-default",
+				SetupTemplates:        ptr(true),
+			},
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want) // Sink's %#v is redacted
+		for i := range min(len(got.Sinks), len(want.Sinks)) {
+			if !reflect.DeepEqual(got.Sinks[i], want.Sinks[i]) {
+				t.Errorf("sinks[%d] differ: got password=%q api_key=%q", i, got.Sinks[i].Password, got.Sinks[i].APIKey)
+			}
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-from-env")
+	a := DefaultAgent()
+	if a.Node != "node-from-env" || a.StateDir != "./state" || a.HTTP != "127.0.0.1:8081" ||
+		a.Log != (Log{"info", "text"}) || a.Aggregator.Address != "127.0.0.1:7070" ||
+		a.Aggregator.BatchMaxBytes != MiB || a.Aggregator.BackoffMax != Duration(10*time.Second) {
+		t.Errorf("DefaultAgent() = %+v", a)
+	}
+	wantIn := Input{Name: "container-0", Type: "container", Paths: []string{"/var/log/containers/*.log"},
+		Format: "auto", StartAt: "beginning", MaxLineBytes: 256 * KiB,
+		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second)}
+	if len(a.Inputs) != 1 || !reflect.DeepEqual(a.Inputs[0], wantIn) {
+		t.Errorf("DefaultAgent().Inputs = %+v", a.Inputs)
+	}
+	g := DefaultAggregator()
+	if g.Listen != "127.0.0.1:7070" || g.HTTP != "127.0.0.1:8082" || g.MaxRecvMessageBytes != 16*MiB ||
+		g.MaxBatchesInFlight != 8 || g.ShutdownTimeout != Duration(20*time.Second) ||
+		!reflect.DeepEqual(g.Sinks, []Sink{{Name: "file-0", Type: "file", Path: "./out/events.ndjson"}}) {
+		t.Errorf("DefaultAggregator() = %+v", g)
+	}
+
+	// Empty, comment-only, "---" and null-valued files are all defaults.
+	for _, src := range []string{"", "# nothing\n", "---\n", "inputs:\nlog: ~\naggregator: null\n"} {
+		a, err := ParseAgent("agent.yaml", []byte(src))
+		if err != nil || !reflect.DeepEqual(a, DefaultAgent()) {
+			t.Errorf("ParseAgent(%q) = %+v, %v; want defaults", src, a, err)
+		}
+		g, err := ParseAggregator("aggregator.yaml", []byte(src))
+		if err != nil && src != "inputs:\nlog: ~\naggregator: null\n" || err == nil && !reflect.DeepEqual(g, DefaultAggregator()) {
+			t.Errorf("ParseAggregator(%q) = %+v, %v; want defaults", src, g, err)
+		}
+	}
+
+	// Per-item defaults depend on the type.
+	a, err := ParseAgent("agent.yaml", []byte("inputs:\n  - type: file\n    paths: [/x]\n  - type: container\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := a.Inputs[0]; in.Name != "file-0" || in.Format != "plain" || in.Paths[0] != "/x" {
+		t.Errorf("file input = %+v", in)
+	}
+	if in := a.Inputs[1]; in.Name != "container-1" || in.Format != "auto" || len(in.Paths) != 1 {
+		t.Errorf("container input = %+v", in)
+	}
+}
+
+// Each bad file's complete error output, in file order.
+var badFiles = map[string][]string{
+	"agent.keys.bad.yaml": {
+		`2:1: nodename: unknown field`,
+		`5:3: log.level: duplicate key (first at line 4)`,
+		`7:3: aggregator.adress: unknown field (did you mean "address"?)`,
+		`12:5: inputs[0].pathz: unknown field (did you mean "paths"?)`,
+		`13:5: inputs[0].colour: unknown field`,
+		`14:5: inputs[1]: merge keys (<<) are not supported`,
+		`14:5: inputs[1].type: required (one of container, file)`,
+	},
+	"agent.noinputs.bad.yaml": {
+		`1:1: inputs: at least one input is required`,
+	},
+	"agent.syntax.bad.yaml": {
+		`2: invalid YAML: did not find expected '-' indicator`,
+	},
+	"agent.twodocs.bad.yaml": {
+		`2:1: only one YAML document is allowed`,
+	},
+	"agent.types.bad.yaml": {
+		`2:1: node: must be a string, got a list`,
+		`3:1: state_dir: must be a string, got a mapping`,
+		`4:1: log: must be a mapping, got a scalar`,
+		`6:3: aggregator.max_inflight_batches: must be an integer, got "lots"`,
+		`7:3: aggregator.batch_max_events: must be an integer, got "1.5"`,
+		`8:3: aggregator.batch_max_bytes: invalid byte size "5K" (want e.g. 1024, 512B, 256KiB, 5MiB, 1GiB, 5MB)`,
+		`9:3: aggregator.batch_timeout: invalid duration "soon" (want e.g. 250ms, 1s, 2m, 1h30m, 7d, or whole seconds)`,
+		`10:3: aggregator.backoff_max: must be a duration, got a list`,
+		`13:5: inputs[0].paths: must be a list, got a scalar`,
+		`14:5: inputs[0].poll_interval: invalid duration "1.5" (want e.g. 250ms, 1s, 2m, 1h30m, 7d, or whole seconds)`,
+		`16:17: inputs[1].paths[1]: must be a string, got a list`,
+		`16:23: inputs[1].paths[2]: must be a string, got a mapping`,
+	},
+	"agent.values.bad.yaml": {
+		`2:1: node: must not be empty`,
+		`3:1: state_dir: must not be empty`,
+		`4:1: http: must be host:port, got "localhost"`,
+		`6:3: log.level: must be one of debug, info, warn, error, got "verbose"`,
+		`7:3: log.format: must be one of json, text, got "xml"`,
+		`9:3: aggregator.address: must be host:port or dns:///host:port, got ":7070"`,
+		`10:3: aggregator.compression: must be one of none, gzip, got "zstd"`,
+		`11:3: aggregator.max_inflight_batches: must be between 1 and 64, got 100`,
+		`12:3: aggregator.batch_max_events: must be at least 1, got 0`,
+		`13:3: aggregator.batch_max_bytes: must be between 1KiB and 64MiB, got 512B`,
+		`14:3: aggregator.batch_timeout: must be greater than 0, got 0s`,
+		`16:3: aggregator.backoff_max: must be at least backoff_initial (5s)`,
+		`17:3: aggregator.shutdown_timeout: must be greater than 0, got -1s`,
+		`20:5: inputs[0].paths: must not be empty`,
+		`21:5: inputs[0].format: must be one of auto, cri, docker, plain, got "json"`,
+		`22:5: inputs[0].start_at: must be one of beginning, end, got "middle"`,
+		`23:5: inputs[1].name: must contain only letters, digits, '.', '_' and '-', got "app logs"`,
+		`23:5: inputs[1].paths: required for type file`,
+		`27:13: inputs[2].paths[0]: invalid glob pattern "/var/log/[a-"`,
+		`27:29: inputs[2].paths[1]: must not be empty`,
+		`28:15: inputs[2].exclude[0]: invalid glob pattern "\\"`,
+		`29:5: inputs[2].max_line_bytes: must be between 1KiB and 64MiB, got 1GiB`,
+		`30:5: inputs[2].poll_interval: must be greater than 0, got 0s`,
+		`31:5: inputs[2].glob_interval: must be greater than 0, got -5s`,
+		`32:5: inputs[2].dataset: must be lowercase, got "Nginx-Access"`,
+		`33:5: inputs[3].name: duplicate name "dup" (also inputs[2])`,
+		`34:5: inputs[3].type: must be one of container, file, got "socket"`,
+	},
+	"aggregator.nosinks.bad.yaml": {
+		`1:1: sinks: at least one sink is required`,
+	},
+	"aggregator.sinks.bad.yaml": {
+		`2:1: listen: must be host:port, got "0.0.0.0"`,
+		`3:1: http: must be host:port, got "127.0.0.1:99999"`,
+		`4:1: max_recv_message_bytes: must be between 1KiB and 1GiB, got 2GiB`,
+		`5:1: max_batches_in_flight: must be between 1 and 1024, got 0`,
+		`6:1: shutdown_timeout: must be greater than 0, got 0s`,
+		`8:5: sinks[0].path: required for type file`,
+		`9:5: sinks[0].urls: only applies to type elasticsearch`,
+		`10:5: sinks[0].flush_events: only applies to type elasticsearch`,
+		`11:5: sinks[1].path: required for type file`,
+		`13:5: sinks[2].path: only applies to type file`,
+		`14:5: sinks[3].urls: required for type elasticsearch`,
+		`16:5: sinks[4].name: duplicate name "es" (also sinks[3])`,
+		`18:12: sinks[4].urls[0]: must be an http:// or https:// URL with a host, got "ftp://es:21"`,
+		`18:27: sinks[4].urls[1]: must not contain credentials; use username/password or api_key`,
+		`18:62: sinks[4].urls[2]: must be an http:// or https:// URL`,
+		`21:5: sinks[4].password_file: cannot be used together with password`,
+		`22:5: sinks[4].api_key_file: cannot read: open testdata/missing-api-key: no such file or directory`,
+		`23:5: sinks[4].ca_file: no PEM certificate found in testdata/es-password.txt`,
+		`25:5: sinks[5].urls: must not be empty`,
+		`26:5: sinks[5].username: requires password or password_file`,
+		`27:5: sinks[5].flush_bytes: must be between 1KiB and 100MiB, got 512MiB`,
+		`28:5: sinks[5].flush_events: must be at least 1, got 0`,
+		`29:5: sinks[5].flush_interval: must be greater than 0, got 0s`,
+		`30:5: sinks[5].max_concurrent_requests: must be between 1 and 64, got 65`,
+		`32:5: sinks[5].retry_max: must be at least retry_initial (1m)`,
+		`33:5: sinks[5].dead_letter_data_stream: must not contain spaces or any of \ / * ? " < > | , # :, got "logs-ferry dead"`,
+		`34:5: sinks[5].retention: must not be negative (0 keeps data forever), got -24h`,
+		`37:5: sinks[6].password: requires username`,
+		`42:5: sinks[7].api_key: cannot be used together with username`,
+		`43:5: sinks[7].dead_letter_data_stream: must not start with -, _, + or ., got "_logs"`,
+		`44:5: sinks[8].type: must be one of file, stdout, elasticsearch, got "kafka"`,
+		`45:5: sinks[8].brokers: unknown field`,
+		`46:5: sinks[9].type: required (one of file, stdout, elasticsearch)`,
+	},
+}
+
+func load(path string) (any, error) {
+	if strings.HasPrefix(filepath.Base(path), "agent.") {
+		return LoadAgent(path)
+	}
+	return LoadAggregator(path)
+}
+
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) != len(badFiles) {
+		t.Errorf("testdata has %d bad files, the table %d", len(files), len(badFiles))
+	}
+	for name, want := range badFiles {
+		t.Run(name, func(t *testing.T) {
+			path := "testdata/" + name
+			cfg, err := load(path)
+			if !reflect.ValueOf(cfg).IsNil() {
+				t.Errorf("got a config with errors")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %v (%T) is not Errors", err, err)
+			}
+			for i := range want {
+				want[i] = path + ":" + want[i]
+			}
+			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if len(errs) != len(want) {
+				t.Errorf("%d errors, want %d", len(errs), len(want))
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error output reveals a secret")
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := LoadAgent("testdata/nope.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadAgent: %v", err)
+	}
+	if _, err := LoadAggregator("testdata/nope.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadAggregator: %v", err)
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("NODE_NAME", "default-node")
+	t.Setenv("FERRY_NODE", "node-7")
+	t.Setenv("FERRY_EMPTY", "")
+	t.Setenv("FERRY_N", "16")
+	t.Setenv("FERRY_YAMLISH", "a: b # not a comment")
+	t.Setenv("FERRY_LOGDIR", "/srv/logs")
+	os.Unsetenv("FERRY_UNSET") // t.Setenv above restores the others; this one is never set
+
+	for _, tc := range []struct {
+		src  string
+		get  func(*Agent) any
+		want any
+		err  string // instead of want
+	}{
+		{src: "node: ${FERRY_NODE}", get: node, want: "node-7"},
+		{src: "node: n-${FERRY_NODE}-${FERRY_NODE}", get: node, want: "n-node-7-node-7"},
+		{src: "node: ${FERRY_UNSET:-fallback}", get: node, want: "fallback"},
+		{src: "node: ${FERRY_EMPTY:-fallback}", get: node, want: "fallback"},
+		{src: "node: ${FERRY_NODE:-fallback}", get: node, want: "node-7"},
+		{src: "node: ${FERRY_YAMLISH}", get: node, want: "a: b # not a comment"},
+		{src: "node: 'a$$b$c$'", get: node, want: "a$b$c$"},
+		{src: "node: $${FERRY_NODE}", get: node, want: "${FERRY_NODE}"},
+		{src: "node: ${FERRY_NODE} # ${FERRY_UNSET comment", get: node, want: "node-7"},
+		// Unquoted and empty: absent, so the default applies. Quoted: the empty string.
+		{src: "node: ${FERRY_UNSET}", get: node, want: "default-node"},
+		{src: "node: ${FERRY_EMPTY}", get: node, want: "default-node"},
+		{src: `node: "${FERRY_UNSET}"`, err: `agent.yaml:1:1: node: must not be empty`},
+		{src: "aggregator:\n  max_inflight_batches: ${FERRY_N}", get: func(a *Agent) any { return a.Aggregator.MaxInflightBatches }, want: 16},
+		{src: "aggregator:\n  max_inflight_batches: ${FERRY_UNSET}", get: func(a *Agent) any { return a.Aggregator.MaxInflightBatches }, want: 4},
+		{src: "aggregator:\n  batch_timeout: ${FERRY_N}ms", get: func(a *Agent) any { return a.Aggregator.BatchTimeout }, want: Duration(16 * time.Millisecond)},
+		{src: "inputs:\n  - type: file\n    paths: [\"${FERRY_LOGDIR}/*.log\", '${FERRY_LOGDIR}/b']", get: func(a *Agent) any { return a.Inputs[0].Paths }, want: []string{"/srv/logs/*.log", "/srv/logs/b"}},
+		// Keys are not expanded.
+		{src: "${FERRY_NODE}: x", err: `agent.yaml:1:1: ${FERRY_NODE}: unknown field`},
+		{src: "log:\n  level: debug\nnode: ${FERRY_NODE", err: `agent.yaml:3:1: node: unterminated ${ (write $$ for a literal $)`},
+		{src: "node: ${1X}", err: `agent.yaml:1:1: node: invalid variable name "1X" in ${...}`},
+		{src: "node: ${}", err: `agent.yaml:1:1: node: invalid variable name "" in ${...}`},
+		{src: "aggregator:\n  max_inflight_batches: ${FERRY_NODE}", err: `agent.yaml:2:3: aggregator.max_inflight_batches: must be an integer, got "node-7"`},
+	} {
+		a, err := ParseAgent("agent.yaml", []byte(tc.src))
+		switch {
+		case tc.err != "":
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: error %v, want %s", tc.src, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.src, err)
+		case !reflect.DeepEqual(tc.get(a), tc.want):
+			t.Errorf("%q: got %#v, want %#v", tc.src, tc.get(a), tc.want)
+		}
+	}
+}
+
+func node(a *Agent) any { return a.Node }
+
+func TestExpand(t *testing.T) {
+	env := map[string]string{"A": "x", "E": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for in, want := range map[string]string{
+		"":              "",
+		"plain":         "plain",
+		"$":             "$",
+		"a$":            "a$",
+		"$A":            "$A",
+		"${A}":          "x",
+		"${A}${A}":      "xx",
+		"${B}":          "",
+		"${B:-d}":       "d",
+		"${E:-d}":       "d",
+		"${A:-d}":       "x",
+		"${B:-}":        "",
+		"${B:-a:-b}":    "a:-b",
+		"$$":            "$",
+		"$$$$":          "$$",
+		"$${A}":         "${A}",
+		"$$$${A}":       "$${A}",
+		"$$${A}":        "$x",
+		"p@$$w0rd":      "p@$w0rd",
+		"${A}}":         "x}",
+		"price: $5.00":  "price: $5.00",
+		"^foo$|bar$":    "^foo$|bar$",
+		"${A_1}${_b2} ": " ",
+	} {
+		got, err := expand(in, lookup)
+		if err != nil || got != want {
+			t.Errorf("expand(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"${", "${A", "x${A:-d", "${A B}", "${-}", "${A:d}"} {
+		if got, err := expand(in, lookup); err == nil {
+			t.Errorf("expand(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"0":        0,
+		"5":        5 * time.Second,
+		" 30 ":     30 * time.Second,
+		"-1":       -time.Second,
+		"250ms":    250 * time.Millisecond,
+		"1s":       time.Second,
+		"2m":       2 * time.Minute,
+		"1h30m":    90 * time.Minute,
+		"1.5s":     1500 * time.Millisecond,
+		"100us":    100 * time.Microsecond,
+		"7d":       7 * 24 * time.Hour,
+		"0d":       0,
+		"-1s":      -time.Second,
+		"0s":       0,
+		"2562047h": 2562047 * time.Hour,
+	} {
+		got, err := parseDuration(in)
+		if err != nil || time.Duration(got) != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "1.5", "5x", "d", "1.5d", "1d12h", "9223372037", "106752d", "1 s", "s"} {
+		if got, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                  "0s",
+		250 * time.Millisecond:             "250ms",
+		time.Second:                        "1s",
+		90 * time.Second:                   "1m30s",
+		2 * time.Minute:                    "2m",
+		time.Hour:                          "1h",
+		90 * time.Minute:                   "1h30m",
+		time.Hour + time.Second:            "1h0m1s",
+		30 * 24 * time.Hour:                "30d",
+		36 * time.Hour:                     "36h",
+		-2 * time.Minute:                   "-2m",
+		1500 * time.Microsecond:            "1.5ms",
+		time.Minute + 500*time.Millisecond: "1m0.5s",
+	} {
+		if got := Duration(d).String(); got != want {
+			t.Errorf("Duration(%v).String() = %q, want %q", d, got, want)
+		}
+		if back, err := parseDuration(Duration(d).String()); err != nil || time.Duration(back) != d {
+			t.Errorf("round trip of %v: %v, %v", d, back, err)
+		}
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0":          0,
+		"1024":       1024,
+		"512B":       512,
+		"512b":       512,
+		"1KiB":       1 << 10,
+		"256KiB":     256 << 10,
+		"256kib":     256 << 10,
+		"256Ki":      256 << 10,
+		"5MiB":       5 << 20,
+		"5 MiB":      5 << 20,
+		" 5Mi ":      5 << 20,
+		"1GiB":       1 << 30,
+		"2TiB":       2 << 40,
+		"1.5KiB":     1536,
+		"0.5MiB":     512 << 10,
+		"5MB":        5_000_000,
+		"5mb":        5_000_000,
+		"1KB":        1000,
+		"1kB":        1000,
+		"2GB":        2_000_000_000,
+		"1TB":        1_000_000_000_000,
+		"1.5MB":      1_500_000,
+		"8388607TiB": 8388607 << 40,
+	} {
+		got, err := parseByteSize(in)
+		if err != nil || int64(got) != want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "B", "KiB", "-1", "-1KiB", "5K", "5M", "5G", "5 MiBs", "lots", "1.3B", "0.1KiB", "1..5KiB", "1e3", "1/2KiB", "8388608TiB", "99999999999999999999"} {
+		if got, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestByteSizeString(t *testing.T) {
+	for b, want := range map[ByteSize]string{
+		0:          "0B",
+		1:          "1B",
+		1000:       "1KB",
+		1023:       "1023B",
+		1024:       "1KiB",
+		1536:       "1536B",
+		256 * KiB:  "256KiB",
+		MiB:        "1MiB",
+		5_000_000:  "5MB",
+		5 * GiB:    "5GiB",
+		3 * TiB:    "3TiB",
+		2 * 1e12:   "2TB",
+		1024 * TiB: "1024TiB",
+		-2 * KiB:   "-2KiB",
+		1_000_001:  "1000001B",
+	} {
+		if got := b.String(); got != want {
+			t.Errorf("ByteSize(%d).String() = %q, want %q", int64(b), got, want)
+		}
+		if back, err := parseByteSize(want); b >= 0 && (err != nil || back != b) {
+			t.Errorf("round trip of %d: %d, %v", int64(b), back, err)
+		}
+	}
+}
+
+func TestUnitsYAML(t *testing.T) {
+	type units struct {
+		D Duration `yaml:"d"`
+		B ByteSize `yaml:"b"`
+	}
+	out, err := yaml.Marshal(units{Duration(90 * time.Second), 5 * MiB})
+	if err != nil || string(out) != "d: 1m30s\nb: 5MiB\n" {
+		t.Errorf("yaml.Marshal = %q, %v", out, err)
+	}
+	var u units // plain yaml.Unmarshal works too, via UnmarshalText
+	if err := yaml.Unmarshal([]byte("d: 2\nb: 1024\n"), &u); err != nil || u != (units{Duration(2 * time.Second), KiB}) {
+		t.Errorf("yaml.Unmarshal = %+v, %v", u, err)
+	}
+	if err := yaml.Unmarshal(out, &u); err != nil || u != (units{Duration(90 * time.Second), 5 * MiB}) {
+		t.Errorf("yaml.Unmarshal = %+v, %v", u, err)
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	const apiKey = "api-key-from-env-0123456789"
+	const password = "s3cr3t-from-file"
+	t.Setenv("FERRY_TEST_API_KEY", apiKey)
+	cfg, err := LoadAggregator("testdata/aggregator.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sinks[2].Password != password || cfg.Sinks[3].APIKey != apiKey {
+		t.Fatalf("secrets not loaded: %q %q", cfg.Sinks[2].Password, cfg.Sinks[3].APIKey)
+	}
+
+	var outputs []string
+	for _, v := range []any{cfg, *cfg, cfg.Sinks, cfg.Sinks[2], &cfg.Sinks[3]} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%q"} {
+			outputs = append(outputs, fmt.Sprintf(verb, v))
+		}
+		outputs = append(outputs, fmt.Sprint(v), fmt.Sprintln(v))
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "v", v)
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "v", v)
+		outputs = append(outputs, string(b), string(y), buf.String())
+	}
+	outputs = append(outputs, cfg.Sinks[2].String(), cfg.Sinks[3].LogValue().String())
+	for _, out := range outputs {
+		if strings.Contains(out, password) || strings.Contains(out, apiKey) {
+			t.Errorf("secret revealed in %s", out)
+		}
+		if !strings.Contains(out, "***") {
+			t.Errorf("secret not shown as *** in %s", out)
+		}
+	}
+
+	// Redacting for output leaves the config itself intact.
+	if cfg.Sinks[2].Password != password || cfg.Sinks[3].APIKey != apiKey {
+		t.Errorf("printing changed the secrets")
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("sink", "sink", cfg.Sinks[3])
+	if want := "sink.name=es-cloud sink.type=elasticsearch sink.urls=https://cloud.example sink.api_key=***"; !strings.Contains(buf.String(), want) {
+		t.Errorf("slog output %q lacks %q", buf.String(), want)
+	}
+	if got, want := cfg.Sinks[0].String(), "{name=archive type=file path=/data/events.ndjson}"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func TestSinkFieldTypes(t *testing.T) {
+	// Every Sink field but name and type belongs to one sink type.
+	if n := reflect.TypeFor[Sink]().NumField() - 2; len(sinkFieldTypes) != n {
+		t.Errorf("sinkFieldTypes has %d keys, want %d", len(sinkFieldTypes), n)
+	}
+	for key, typ := range sinkFieldTypes {
+		if typ != "file" && typ != "elasticsearch" {
+			t.Errorf("%s: unknown sink type %q", key, typ)
+		}
+	}
+}
+
+func TestFieldError(t *testing.T) {
+	for _, tc := range []struct {
+		e    FieldError
+		want string
+	}{
+		{FieldError{"agent.yaml", 7, 5, "inputs[1].paths", "must not be empty"}, "agent.yaml:7:5: inputs[1].paths: must not be empty"},
+		{FieldError{"agent.yaml", 3, 0, "", "invalid YAML: x"}, "agent.yaml:3: invalid YAML: x"},
+		{FieldError{"agent.yaml", 0, 0, "node", "must not be empty"}, "agent.yaml: node: must not be empty"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	errs := Errors{{File: "a", Line: 1, Column: 2, Msg: "x"}, {File: "a", Line: 3, Column: 4, Path: "p", Msg: "y"}}
+	if got := errs.Error(); got != "a:1:2: x\na:3:4: p: y" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+}

@@ -1,0 +1,676 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/x509"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FieldError is one problem in a configuration file.
+type FieldError struct {
+	File         string
+	Line, Column int    // 1-based; 0 when unknown
+	Path         string // e.g. "inputs[1].paths"; "" for the file as a whole
+	Msg          string
+}
+
+// Error formats e as "agent.yaml:7:5: inputs[1].paths: must not be empty".
+func (e FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file, in file order.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+type position struct{ line, col int }
+
+// decoder decodes one file's yaml.Node tree into a config struct and
+// collects every problem. Paths look like "inputs[1].paths[0]".
+type decoder struct {
+	file   string
+	errs   Errors
+	seen   map[string]position // paths given (non-null) in the file -> key or element position
+	failed map[string]bool     // paths that already have an error
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, seen: map[string]position{}, failed: map[string]bool{}}
+}
+
+// has reports whether path was given in the file.
+func (d *decoder) has(path string) bool { _, ok := d.seen[path]; return ok }
+
+// prefix returns has for the keys of the mapping at path.
+func (d *decoder) prefix(path string) func(key string) bool {
+	return func(key string) bool { return d.has(path + "." + key) }
+}
+
+// fail records a problem at node at.
+func (d *decoder) fail(at *yaml.Node, path, msg string) {
+	d.failed[path] = true
+	d.errs = append(d.errs, FieldError{File: d.file, Line: at.Line, Column: at.Column, Path: path, Msg: msg})
+}
+
+// invalid records a failed validation of path, positioned at its key or, if
+// the key is absent, at the closest enclosing one. A path that already has an
+// error gets no second one.
+func (d *decoder) invalid(path, format string, args ...any) {
+	if d.failed[path] {
+		return
+	}
+	d.failed[path] = true
+	p, ok := d.seen[path]
+	for q := path; !ok && q != ""; {
+		q = q[:max(strings.LastIndexAny(q, ".["), 0)]
+		p, ok = d.seen[q]
+	}
+	d.errs = append(d.errs, FieldError{File: d.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// errors returns the problems sorted by position (unpositioned ones last).
+func (d *decoder) errors() Errors {
+	line := func(e FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
+	slices.SortStableFunc(d.errs, func(a, b FieldError) int {
+		return cmp.Or(cmp.Compare(line(a), line(b)), cmp.Compare(a.Column, b.Column))
+	})
+	return d.errs
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// decodeDocument parses data and decodes its single document into out.
+func (d *decoder) decodeDocument(data []byte, out any) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc, next yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		d.syntax(err) // io.EOF: empty file, all defaults
+		return
+	}
+	if err := dec.Decode(&next); err == nil {
+		d.errs = append(d.errs, FieldError{File: d.file, Line: next.Line, Column: next.Column, Msg: "only one YAML document is allowed"})
+	} else {
+		d.syntax(err)
+	}
+	if len(doc.Content) == 0 {
+		return
+	}
+	root := doc.Content[0]
+	d.seen[""] = position{root.Line, root.Column}
+	d.value(root, root, "", reflect.ValueOf(out).Elem())
+}
+
+// syntax records a YAML parse error.
+func (d *decoder) syntax(err error) {
+	if err == io.EOF {
+		return
+	}
+	msg, line := err.Error(), 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = msg[len(m[0]):]
+		line, _ = strconv.Atoi(m[1])
+	}
+	d.errs = append(d.errs, FieldError{File: d.file, Line: line, Msg: "invalid YAML: " + msg})
+}
+
+// value decodes n into v; problems are reported at node at (the key of a
+// mapping field, or the element itself in a list).
+func (d *decoder) value(n, at *yaml.Node, path string, v reflect.Value) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if d.isNull(n) {
+		return
+	}
+	if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		if s, ok := d.scalar(n, at, path, v.Type()); ok {
+			if err := u.UnmarshalText([]byte(s)); err != nil {
+				d.fail(at, path, err.Error())
+			}
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.mapping(n, at, path, v)
+	case reflect.Slice:
+		d.sequence(n, at, path, v)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		d.value(n, at, path, p.Elem())
+		v.Set(p)
+	case reflect.String:
+		if s, ok := d.scalar(n, at, path, v.Type()); ok {
+			v.SetString(s)
+		}
+	case reflect.Int:
+		if s, ok := d.scalar(n, at, path, v.Type()); ok {
+			i, err := strconv.ParseInt(strings.TrimSpace(s), 10, 0)
+			if err != nil {
+				d.fail(at, path, fmt.Sprintf("must be an integer, got %q", s))
+			}
+			v.SetInt(i)
+		}
+	case reflect.Bool:
+		if s, ok := d.scalar(n, at, path, v.Type()); ok {
+			switch strings.ToLower(strings.TrimSpace(s)) {
+			case "true":
+				v.SetBool(true)
+			case "false":
+				v.SetBool(false)
+			default:
+				d.fail(at, path, fmt.Sprintf("must be true or false, got %q", s))
+			}
+		}
+	default:
+		panic("config: unsupported field type " + v.Type().String())
+	}
+}
+
+func (d *decoder) mapping(n, at *yaml.Node, path string, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(at, path, "must be a mapping, got "+kindOf(n))
+		return
+	}
+	fields, keys := map[string]int{}, []string{}
+	for i := range v.NumField() {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		fields[key] = i
+		keys = append(keys, key)
+	}
+	first := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		p := k.Value
+		if path != "" {
+			p = path + "." + k.Value
+		}
+		f, known := fields[k.Value]
+		switch prev := first[k.Value]; {
+		case k.Kind != yaml.ScalarNode:
+			d.fail(k, path, "keys must be strings")
+		case k.ShortTag() == "!!merge":
+			d.fail(k, path, "merge keys (<<) are not supported")
+		case prev != nil:
+			d.fail(k, p, fmt.Sprintf("duplicate key (first at line %d)", prev.Line))
+		case !known:
+			d.fail(k, p, "unknown field"+suggest(k.Value, keys))
+		case d.isNull(val):
+			first[k.Value] = k // absent: the default applies
+		default:
+			first[k.Value] = k
+			d.seen[p] = position{k.Line, k.Column}
+			d.value(val, k, p, v.Field(f))
+		}
+	}
+}
+
+func (d *decoder) sequence(n, at *yaml.Node, path string, v reflect.Value) {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(at, path, "must be a list, got "+kindOf(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, e := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		d.seen[p] = position{e.Line, e.Column}
+		d.value(e, e, p, s.Index(i))
+	}
+	v.Set(s)
+}
+
+// scalar returns the ${VAR}-expanded value of scalar node n, reporting
+// an error if n is not a scalar.
+func (d *decoder) scalar(n, at *yaml.Node, path string, t reflect.Type) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(at, path, fmt.Sprintf("must be %s, got %s", describe(t), kindOf(n)))
+		return "", false
+	}
+	s, err := expand(n.Value, os.LookupEnv)
+	if err != nil {
+		d.fail(at, path, err.Error())
+		return "", false
+	}
+	return s, true
+}
+
+// isNull reports whether n counts as absent: null, ~, empty, or an unquoted
+// value that expanded to "".
+func (d *decoder) isNull(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode {
+		return false
+	}
+	if n.ShortTag() == "!!null" {
+		return true
+	}
+	quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0
+	s, err := expand(n.Value, os.LookupEnv)
+	return err == nil && s == "" && !quoted
+}
+
+func kindOf(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return "a scalar"
+}
+
+func describe(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return "a duration"
+	case reflect.TypeFor[ByteSize]():
+		return "a byte size"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int:
+		return "an integer"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return t.String()
+}
+
+// suggest returns ` (did you mean "x"?)` for the known key closest to key.
+func suggest(key string, known []string) string {
+	best, bestDist := "", 3 // suggest only within edit distance 2
+	for _, k := range known {
+		if dist := editDistance(key, k); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// expand replaces ${VAR} and ${VAR:-default} (default when VAR is unset or
+// empty) in s; $$ is a literal $, any other $ is kept.
+func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "$") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] != '$' || i+1 == len(s):
+			b.WriteByte(s[i])
+		case s[i+1] == '$':
+			b.WriteByte('$')
+			i++
+		case s[i+1] == '{':
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return "", errors.New("unterminated ${ (write $$ for a literal $)")
+			}
+			name, def, hasDef := strings.Cut(s[i+2:i+end], ":-")
+			if !envName.MatchString(name) {
+				return "", fmt.Errorf("invalid variable name %q in ${...}", name)
+			}
+			v, _ := lookup(name)
+			if hasDef && v == "" {
+				v = def
+			}
+			b.WriteString(v)
+			i += end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String(), nil
+}
+
+var (
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	itemName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+)
+
+// Validation.
+
+func (d *decoder) validateAgent(a *Agent) {
+	d.nonEmpty("node", a.Node)
+	d.nonEmpty("state_dir", a.StateDir)
+	d.address("http", a.HTTP, false)
+	d.validateLog("log", a.Log)
+	c := a.Aggregator
+	d.address("aggregator.address", c.Address, true)
+	d.oneOf("aggregator.compression", c.Compression, "none", "gzip")
+	d.intRange("aggregator.max_inflight_batches", c.MaxInflightBatches, 1, 64)
+	d.intRange("aggregator.batch_max_events", c.BatchMaxEvents, 1, math.MaxInt)
+	d.sizeRange("aggregator.batch_max_bytes", c.BatchMaxBytes, KiB, 64*MiB)
+	d.positive("aggregator.batch_timeout", c.BatchTimeout)
+	d.positive("aggregator.shutdown_timeout", c.ShutdownTimeout)
+	d.backoff("aggregator.backoff_initial", c.BackoffInitial, "aggregator.backoff_max", c.BackoffMax)
+
+	if len(a.Inputs) == 0 {
+		d.invalid("inputs", "at least one input is required")
+	}
+	names := map[string]string{}
+	for i, in := range a.Inputs {
+		p := fmt.Sprintf("inputs[%d]", i)
+		d.uniqueName(p+".name", in.Name, names)
+		d.required(p+".type", in.Type, "container", "file")
+		switch {
+		case d.has(p + ".paths"):
+			d.globs(p+".paths", in.Paths, true)
+		case in.Type == "file":
+			d.invalid(p+".paths", "required for type file")
+		}
+		d.globs(p+".exclude", in.Exclude, false)
+		d.oneOf(p+".format", in.Format, "auto", "cri", "docker", "plain")
+		d.oneOf(p+".start_at", in.StartAt, "beginning", "end")
+		d.sizeRange(p+".max_line_bytes", in.MaxLineBytes, KiB, 64*MiB)
+		d.positive(p+".poll_interval", in.PollInterval)
+		d.positive(p+".glob_interval", in.GlobInterval)
+		if in.Dataset != "" {
+			d.indexName(p+".dataset", in.Dataset, 100, "-")
+		}
+	}
+}
+
+func (d *decoder) validateAggregator(a *Aggregator) {
+	d.address("listen", a.Listen, false)
+	d.address("http", a.HTTP, false)
+	d.validateLog("log", a.Log)
+	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
+	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
+	d.positive("shutdown_timeout", a.ShutdownTimeout)
+	if len(a.Sinks) == 0 {
+		d.invalid("sinks", "at least one sink is required")
+	}
+	names := map[string]string{}
+	for i := range a.Sinks {
+		s := &a.Sinks[i]
+		p := fmt.Sprintf("sinks[%d]", i)
+		d.uniqueName(p+".name", s.Name, names)
+		if !d.required(p+".type", s.Type, "file", "stdout", "elasticsearch") {
+			continue
+		}
+		for key, only := range sinkFieldTypes {
+			if only != s.Type && d.has(p+"."+key) {
+				d.invalid(p+"."+key, "only applies to type %s", only)
+			}
+		}
+		switch s.Type {
+		case "file":
+			if s.Path == "" {
+				d.invalid(p+".path", "required for type file")
+			}
+		case "elasticsearch":
+			d.validateElasticsearch(p, s)
+		}
+	}
+}
+
+// sinkFieldTypes maps each type-specific Sink key to its sink type.
+var sinkFieldTypes = func() map[string]string {
+	m := map[string]string{}
+	t := reflect.TypeFor[Sink]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if only := f.Tag.Get("sink"); only != "" {
+			m[f.Tag.Get("yaml")] = only
+		}
+	}
+	return m
+}()
+
+func (d *decoder) validateElasticsearch(p string, s *Sink) {
+	if !d.has(p + ".urls") {
+		d.invalid(p+".urls", "required for type elasticsearch")
+	} else if len(s.URLs) == 0 {
+		d.invalid(p+".urls", "must not be empty")
+	}
+	for i, raw := range s.URLs {
+		d.esURL(fmt.Sprintf("%s.urls[%d]", p, i), raw)
+	}
+	d.secretFile(p, "password", &s.Password, s.PasswordFile)
+	d.secretFile(p, "api_key", &s.APIKey, s.APIKeyFile)
+	secretKey := func(key string) string { // the key the secret was given by
+		if d.has(p + "." + key + "_file") {
+			return p + "." + key + "_file"
+		}
+		return p + "." + key
+	}
+	switch {
+	case s.Username != "" && s.Password == "" && !d.failed[p+".password_file"]:
+		d.invalid(p+".username", "requires password or password_file")
+	case s.Password != "" && s.Username == "":
+		d.invalid(secretKey("password"), "requires username")
+	case s.APIKey != "" && s.Username != "":
+		d.invalid(secretKey("api_key"), "cannot be used together with username")
+	}
+	if s.CAFile != "" {
+		if pem, err := os.ReadFile(s.CAFile); err != nil {
+			d.invalid(p+".ca_file", "cannot read: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			d.invalid(p+".ca_file", "no PEM certificate found in %s", s.CAFile)
+		}
+	}
+	d.sizeRange(p+".flush_bytes", s.FlushBytes, KiB, 100*MiB)
+	d.intRange(p+".flush_events", s.FlushEvents, 1, math.MaxInt)
+	d.positive(p+".flush_interval", s.FlushInterval)
+	d.intRange(p+".max_concurrent_requests", s.MaxConcurrentRequests, 1, 64)
+	d.backoff(p+".retry_initial", s.RetryInitial, p+".retry_max", s.RetryMax)
+	d.indexName(p+".dead_letter_data_stream", s.DeadLetterDataStream, 255, "")
+	if s.Retention < 0 {
+		d.invalid(p+".retention", "must not be negative (0 keeps data forever), got %s", s.Retention)
+	}
+}
+
+// secretFile reads <key>_file into *secret. Errors never include the secret.
+func (d *decoder) secretFile(p, key string, secret *string, file string) {
+	if file == "" {
+		return
+	}
+	path := p + "." + key + "_file"
+	if *secret != "" {
+		d.invalid(path, "cannot be used together with %s", key)
+		return
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		d.invalid(path, "cannot read: %v", err)
+		return
+	}
+	if *secret = strings.TrimRight(string(b), "\r\n"); *secret == "" {
+		d.invalid(path, "file %s is empty", file)
+	}
+}
+
+func (d *decoder) validateLog(p string, l Log) {
+	d.oneOf(p+".level", l.Level, "debug", "info", "warn", "error")
+	d.oneOf(p+".format", l.Format, "json", "text")
+}
+
+func (d *decoder) nonEmpty(path, v string) {
+	if v == "" {
+		d.invalid(path, "must not be empty")
+	}
+}
+
+func (d *decoder) oneOf(path, v string, allowed ...string) bool {
+	if slices.Contains(allowed, v) {
+		return true
+	}
+	d.invalid(path, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return false
+}
+
+// required is oneOf for a key that must be given.
+func (d *decoder) required(path, v string, allowed ...string) bool {
+	if v == "" {
+		d.invalid(path, "required (one of %s)", strings.Join(allowed, ", "))
+		return false
+	}
+	return d.oneOf(path, v, allowed...)
+}
+
+func (d *decoder) intRange(path string, v, lo, hi int) {
+	switch {
+	case hi == math.MaxInt && v < lo:
+		d.invalid(path, "must be at least %d, got %d", lo, v)
+	case v < lo || v > hi:
+		d.invalid(path, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func (d *decoder) sizeRange(path string, v, lo, hi ByteSize) {
+	if v < lo || v > hi {
+		d.invalid(path, "must be between %s and %s, got %s", lo, hi, v)
+	}
+}
+
+func (d *decoder) positive(path string, v Duration) {
+	if v <= 0 {
+		d.invalid(path, "must be greater than 0, got %s", v)
+	}
+}
+
+// backoff checks 0 < initial <= max, blaming whichever of the two was given.
+func (d *decoder) backoff(initPath string, init Duration, maxPath string, max Duration) {
+	d.positive(initPath, init)
+	d.positive(maxPath, max)
+	if init > 0 && max > 0 && max < init {
+		if d.has(maxPath) || !d.has(initPath) {
+			d.invalid(maxPath, "must be at least %s (%s)", initPath[strings.LastIndex(initPath, ".")+1:], init)
+		} else {
+			d.invalid(initPath, "must be at most %s (%s)", maxPath[strings.LastIndex(maxPath, ".")+1:], max)
+		}
+	}
+}
+
+// address checks host:port; dial addresses need a host and a non-zero port
+// and may be written dns:///host:port.
+func (d *decoder) address(path, addr string, dial bool) {
+	hostPort, want := addr, "host:port"
+	if dial {
+		hostPort, want = strings.TrimPrefix(addr, "dns:///"), "host:port or dns:///host:port"
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 0 || n > 65535 || dial && (host == "" || n == 0) {
+		d.invalid(path, "must be %s, got %q", want, addr)
+	}
+}
+
+func (d *decoder) uniqueName(path, name string, seen map[string]string) {
+	if !itemName.MatchString(name) {
+		d.invalid(path, "must contain only letters, digits, '.', '_' and '-', got %q", name)
+	} else if first, dup := seen[name]; dup {
+		d.invalid(path, "duplicate name %q (also %s)", name, first)
+	} else {
+		seen[name] = path[:strings.LastIndex(path, ".")]
+	}
+}
+
+// globs checks filepath.Match patterns; nonEmpty requires at least one.
+func (d *decoder) globs(path string, patterns []string, nonEmpty bool) {
+	if nonEmpty && len(patterns) == 0 {
+		d.invalid(path, "must not be empty")
+	}
+	for i, pat := range patterns {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if pat == "" {
+			d.invalid(p, "must not be empty")
+		} else if _, err := filepath.Match(pat, ""); err != nil {
+			d.invalid(p, "invalid glob pattern %q", pat)
+		}
+	}
+}
+
+// esURL checks an http(s)://host[:port] URL without echoing credentials.
+func (d *decoder) esURL(path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		d.invalid(path, "must be an http:// or https:// URL") // err may quote credentials
+	case u.User != nil:
+		d.invalid(path, "must not contain credentials; use username/password or api_key")
+	case u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "":
+		d.invalid(path, "must be an http:// or https:// URL with a host, got %q", raw)
+	}
+}
+
+// indexName checks an Elasticsearch index or data stream name part.
+func (d *decoder) indexName(path, v string, maxLen int, extraForbidden string) {
+	forbidden := `\/*?"<>|,#:` + extraForbidden
+	switch {
+	case v == "":
+		d.invalid(path, "must not be empty")
+	case len(v) > maxLen:
+		d.invalid(path, "must be at most %d bytes", maxLen)
+	case v != strings.ToLower(v):
+		d.invalid(path, "must be lowercase, got %q", v)
+	case strings.ContainsAny(v, forbidden+" "):
+		d.invalid(path, "must not contain spaces or any of %s, got %q", strings.Join(strings.Split(forbidden, ""), " "), v)
+	case strings.IndexAny(v[:1], "-_+.") == 0:
+		d.invalid(path, "must not start with -, _, + or ., got %q", v)
+	}
+}

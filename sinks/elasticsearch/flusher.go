@@ -1,0 +1,228 @@
+package elasticsearch
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// run packs the items handed in by Writes and retries into bulk requests:
+// a request goes out when it reaches FlushBytes or FlushEvents, or
+// FlushInterval after its first item. Waiting for a request slot blocks the
+// loop, which blocks Writes: that is the back-pressure.
+func (s *Sink) run() {
+	defer s.wg.Done()
+	var (
+		cur   []*item
+		bytes int
+		armed bool
+	)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	flush := func() {
+		if armed {
+			timer.Stop()
+			armed = false
+		}
+		if len(cur) == 0 {
+			return
+		}
+		batch := cur
+		cur, bytes = nil, 0
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.bg.Done():
+			return
+		}
+		s.wg.Add(1)
+		go s.send(batch)
+	}
+	for {
+		select {
+		case items := <-s.in:
+			for _, it := range items {
+				if !it.w.alive() {
+					continue // its Write has returned
+				}
+				n := it.size()
+				if len(cur) > 0 && bytes+n > s.cfg.FlushBytes {
+					flush()
+				}
+				cur = append(cur, it)
+				bytes += n
+				if len(cur) >= s.cfg.FlushEvents || bytes >= s.cfg.FlushBytes {
+					flush()
+				}
+			}
+			if len(cur) > 0 && !armed {
+				timer.Reset(s.cfg.FlushInterval)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			flush()
+		case <-s.bg.Done():
+			return
+		}
+	}
+}
+
+// enqueue hands items back to the flusher.
+func (s *Sink) enqueue(items []*item) {
+	select {
+	case s.in <- items:
+	case <-s.bg.Done():
+	}
+}
+
+// send runs one bulk request, holding a request slot, and retries it as a
+// whole while it fails as a whole. Then it resolves the items answered for
+// good and hands the others back: rejected ones as dead-letter documents at
+// once, 429/5xx ones after a backoff.
+func (s *Sink) send(batch []*item) {
+	defer s.wg.Done()
+	holding := true
+	release := func() {
+		if holding {
+			<-s.sem
+			holding = false
+		}
+	}
+	defer release()
+	for attempt := 0; ; attempt++ {
+		batch = aliveItems(batch)
+		if len(batch) == 0 {
+			return
+		}
+		answer, err := s.bulk(batch)
+		if err == nil {
+			release()
+			s.handle(batch, answer)
+			return
+		}
+		if s.bg.Err() != nil {
+			return
+		}
+		if fe := (*fatalError)(nil); errors.As(err, &fe) {
+			for _, it := range batch {
+				it.w.resolve(it.pos, false, fe, false)
+			}
+			return
+		}
+		for _, it := range batch {
+			it.w.retrying(it.pos, err, false)
+		}
+		d := backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)
+		s.log.Warn("bulk request failed, retrying", "events", len(batch), "attempt", attempt+1, "in", d.Round(time.Millisecond), "err", err)
+		release() // others may try meanwhile; ours waits
+		if !sleep(s.bg, d) {
+			return
+		}
+		select {
+		case s.sem <- struct{}{}:
+			holding = true
+		case <-s.bg.Done():
+			return
+		}
+	}
+}
+
+// fatalError is a whole-request answer that no retry can change (400, 413).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// bulk sends the items as one _bulk request and returns its per-item answer.
+func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
+	size := 0
+	for _, it := range batch {
+		size += it.size()
+	}
+	body := make([]byte, 0, size)
+	for _, it := range batch {
+		body = appendBulk(body, it)
+	}
+	r, err := s.do(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
+	if err != nil {
+		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
+	}
+	if r.status != http.StatusOK {
+		err := fmt.Errorf("bulk of %d events: HTTP %d: %s", len(batch), r.status, r.errorSummary())
+		if !retryableStatus(r.status) {
+			return bulkAnswer{}, &fatalError{err}
+		}
+		return bulkAnswer{}, err
+	}
+	a, err := parseBulk(r.body, len(batch))
+	if err != nil {
+		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
+	}
+	return a, nil
+}
+
+// handle applies a bulk answer item by item.
+func (s *Sink) handle(batch []*item, a bulkAnswer) {
+	var retry, dead []*item
+	var firstReject error
+	maxAttempt := 0
+	now := time.Now()
+	for i, it := range batch {
+		ans := a.Items[i].Create
+		switch classify(ans) {
+		case outDelivered:
+			it.w.resolve(it.pos, it.dead, nil, false)
+		case outRetry:
+			it.w.retrying(it.pos, itemError(it, ans), true)
+			maxAttempt = max(maxAttempt, it.attempts)
+			it.attempts++
+			retry = append(retry, it)
+		case outReject:
+			if it.dead {
+				it.w.resolve(it.pos, false, fmt.Errorf("dead-letter write failed: %w", itemError(it, ans)), false)
+				continue
+			}
+			if firstReject == nil {
+				firstReject = itemError(it, ans)
+			}
+			dl, err := s.deadLetter(it, ans, now)
+			if err != nil {
+				it.w.resolve(it.pos, false, err, false)
+				continue
+			}
+			dead = append(dead, dl)
+		}
+	}
+	if len(dead) > 0 {
+		s.log.Warn("documents rejected, writing them to the dead-letter data stream",
+			"count", len(dead), "data_stream", s.cfg.DeadLetterDataStream, "first_error", firstReject)
+		s.enqueue(dead)
+	}
+	if len(retry) > 0 {
+		d := backoff(maxAttempt, s.cfg.RetryInitial, s.cfg.RetryMax)
+		s.log.Debug("items rejected for now, retrying them", "count", len(retry), "in", d.Round(time.Millisecond))
+		if sleep(s.bg, d) {
+			if retry = aliveItems(retry); len(retry) > 0 {
+				s.enqueue(retry)
+			}
+		}
+	}
+}
+
+// itemError describes one item's error answer.
+func itemError(it *item, a bulkItemAnswer) error {
+	return fmt.Errorf("%s %s: HTTP %d %s: %s", it.index, it.id, a.Status, a.Error.Type, a.Error.Reason)
+}
+
+// aliveItems drops the items whose Write has returned, in place.
+func aliveItems(items []*item) []*item {
+	out := items[:0]
+	for _, it := range items {
+		if it.w.alive() {
+			out = append(out, it)
+		}
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package elasticsearch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	es "github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/ferrylogs/ferry/pipeline/event"
+	"github.com/ferrylogs/ferry/sinks"
+)
+
+// Sink writes batches into Elasticsearch data streams. It is safe for
+// concurrent use. See the package documentation for what happens per item.
+type Sink struct {
+	cfg    Config
+	log    *slog.Logger
+	client *es.Client
+	tr     *http.Transport
+
+	in  chan []*item  // to the flusher
+	sem chan struct{} // bulk requests in flight
+
+	bg     context.Context // background work; canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // flusher, senders
+
+	mu     sync.Mutex
+	closed bool
+	active sync.WaitGroup // Writes in progress
+
+	setupSem  chan struct{} // one Setup at a time
+	setupDone bool
+	tmpl      templateState
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// New validates cfg, builds the client and starts the background flusher.
+// It does not contact Elasticsearch.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client, tr, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Sink{
+		cfg:      cfg,
+		log:      log.With("sink", "elasticsearch"),
+		client:   client,
+		tr:       tr,
+		in:       make(chan []*item, 16),
+		sem:      make(chan struct{}, cfg.MaxConcurrentRequests),
+		bg:       bg,
+		cancel:   cancel,
+		setupSem: make(chan struct{}, 1),
+	}
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+// Write indexes the events of b and blocks until each is delivered,
+// dead-lettered or given up on, or until ctx ends (see sinks.Sink).
+func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
+	if b == nil || len(b.Events) == 0 {
+		return sinks.Result{}, nil
+	}
+	if !s.enter() {
+		return sinks.Result{}, errClosed
+	}
+	defer s.active.Done()
+	if err := s.ensureSetup(ctx); err != nil {
+		return sinks.Result{}, err
+	}
+	w := newWaiter(ctx, len(b.Events))
+	items := buildItems(w, b, time.Now())
+	select {
+	case s.in <- items:
+	case <-ctx.Done():
+		return w.finish(ctx.Err())
+	case <-s.bg.Done():
+		return w.finish(errClosed)
+	}
+	select {
+	case <-w.done:
+		return w.result(), nil
+	case <-ctx.Done():
+		return w.finish(ctx.Err())
+	case <-s.bg.Done():
+		return w.finish(errClosed)
+	}
+}
+
+// buildItems renders every event's document into one buffer.
+func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
+	ends := make([]int, len(b.Events))
+	buf := make([]byte, 0, 512*len(b.Events))
+	for i, ev := range b.Events {
+		buf = event.AppendDocument(buf, b.Node, ev, now)
+		ends[i] = len(buf)
+	}
+	items := make([]item, len(b.Events))
+	ptrs := make([]*item, len(b.Events))
+	start := 0
+	for i, ev := range b.Events {
+		items[i] = item{w: w, pos: i, index: event.DataStream(ev), id: event.IDString(ev.GetId()), doc: buf[start:ends[i]:ends[i]]}
+		ptrs[i] = &items[i]
+		start = ends[i]
+	}
+	return ptrs
+}
+
+func (s *Sink) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.active.Add(1)
+	return true
+}
+
+// ensureSetup runs Setup before the first bulk when SetupTemplates is set,
+// retrying transient failures while ctx allows. Writing before the templates
+// exist would create plain indices with guessed mappings.
+func (s *Sink) ensureSetup(ctx context.Context) error {
+	if !s.cfg.SetupTemplates {
+		return nil
+	}
+	select {
+	case s.setupSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("elasticsearch: waiting for template setup: %w", ctx.Err())
+	}
+	defer func() { <-s.setupSem }()
+	for attempt := 0; !s.setupDone; attempt++ {
+		err := s.Setup(ctx)
+		if err == nil {
+			s.setupDone = true
+			break
+		}
+		if sinks.IsPermanent(err) {
+			return err
+		}
+		s.log.Warn("template setup failed, retrying", "attempt", attempt+1, "err", err)
+		if !sleep(ctx, backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)) {
+			return fmt.Errorf("elasticsearch: templates not installed: %w (last: %w)", ctx.Err(), err)
+		}
+	}
+	return nil
+}
+
+// Close waits until the Writes in progress have their answers (or ctx
+// ends), then stops the background work and releases the connections. It is
+// safe to call twice.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	idle := make(chan struct{})
+	go func() { s.active.Wait(); close(idle) }()
+	var err error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = fmt.Errorf("elasticsearch: close: writes still in progress: %w", ctx.Err())
+	}
+	s.cancel()
+	s.wg.Wait()
+	<-idle // Writes return at once when bg is canceled
+	if cerr := s.client.Close(ctx); cerr != nil && !errors.Is(cerr, es.ErrAlreadyClosed) && err == nil {
+		err = fmt.Errorf("elasticsearch: close client: %w", cerr)
+	}
+	s.tr.CloseIdleConnections()
+	return err
+}
