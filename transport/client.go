@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -49,6 +51,33 @@ type Client struct {
 	log    *slog.Logger
 	conn   *grpc.ClientConn
 	stats  Stats
+
+	connected atomic.Bool
+	mu        sync.Mutex
+	snapshot  Stats
+}
+
+// Connected reports whether a stream to the aggregator is open.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Counters returns a snapshot of the counters by name.
+func (c *Client) Counters() map[string]uint64 {
+	c.mu.Lock()
+	s := c.snapshot
+	c.mu.Unlock()
+	return map[string]uint64{
+		"ferry_agent_batches_acked_total":    s.BatchesAcked,
+		"ferry_agent_events_acked_total":     s.EventsAcked,
+		"ferry_agent_batches_rejected_total": s.BatchesRejected,
+		"ferry_agent_resends_total":          s.Resends,
+		"ferry_agent_reconnects_total":       s.Reconnects,
+	}
+}
+
+func (c *Client) publish() {
+	c.mu.Lock()
+	c.snapshot = c.stats
+	c.mu.Unlock()
 }
 
 // Stats are the client's counters (read them after Run returns, or
@@ -294,6 +323,7 @@ func (s *session) run(ctx context.Context) error {
 			}
 		case a := <-s.acks:
 			s.handle(a)
+			s.c.publish()
 		case <-ctx.Done():
 			if !draining {
 				draining = true
@@ -431,6 +461,7 @@ func (s *session) connect(connCtx context.Context) {
 	}
 	s.streamID++
 	s.stream, s.cancel = st, cancel
+	s.c.connected.Store(true)
 	if s.c.stats.Reconnects > 0 || s.streamID > 1 {
 		s.c.log.Info("stream to aggregator open", "address", s.c.cfg.Address, "resending", len(s.queue))
 	}
@@ -469,6 +500,7 @@ func (s *session) closeStream() {
 	}
 	s.cancel()
 	s.stream, s.cancel = nil, nil
+	s.c.connected.Store(false)
 	// Move the stream id on so acks of the old stream are ignored.
 	s.streamID++
 }

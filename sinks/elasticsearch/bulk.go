@@ -17,7 +17,9 @@ type item struct {
 }
 
 // size is what the item adds to a bulk body.
-func (it *item) size() int { return len(`{"create":{"_index":"","_id":""}}`) + len(it.index) + len(it.id) + len(it.doc) + 2 }
+func (it *item) size() int {
+	return len(`{"create":{"_index":"","_id":""}}`) + len(it.index) + len(it.id) + len(it.doc) + 2
+}
 
 // appendBulk appends the action and document lines of it.
 func appendBulk(dst []byte, it *item) []byte {

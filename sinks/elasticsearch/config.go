@@ -40,13 +40,13 @@ type Config struct {
 	SetupTemplates bool
 }
 
-// Defaults.
+// Defaults, the same as the config package's.
 const (
 	DefaultFlushBytes            = 5 << 20
 	DefaultFlushEvents           = 5000
-	DefaultFlushInterval         = 200 * time.Millisecond
-	DefaultMaxConcurrentRequests = 4
-	DefaultRetryInitial          = 250 * time.Millisecond
+	DefaultFlushInterval         = time.Second
+	DefaultMaxConcurrentRequests = 2
+	DefaultRetryInitial          = 200 * time.Millisecond
 	DefaultRetryMax              = 30 * time.Second
 	DefaultDeadLetterDataStream  = "logs-ferry.deadletter-default"
 )

@@ -8,8 +8,8 @@ import (
 
 // deadLetterDoc is the document stored for an event Elasticsearch refused.
 type deadLetterDoc struct {
-	Timestamp  string `json:"@timestamp"`
-	Message    string `json:"message"`
+	Timestamp  string       `json:"@timestamp"`
+	Message    string       `json:"message"`
 	Event      dlEvent      `json:"event"`
 	Error      dlError      `json:"error"`
 	Ferry      dlFerry      `json:"ferry"`

@@ -1,0 +1,163 @@
+// Command agent tails container and plain log files on a node and ships them
+// to the aggregator; see the README for its configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/ops"
+	"github.com/ferrylogs/ferry/pipeline/checkpoint"
+	"github.com/ferrylogs/ferry/pipeline/tail"
+	"github.com/ferrylogs/ferry/transport"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: agent [run] [--config FILE]
+       agent validate --config FILE
+
+Without --config the agent runs with its embedded defaults.
+`)
+}
+
+func run(args []string) int {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "validate") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.Usage = usage
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := config.DefaultAgent()
+	if *path != "" {
+		var err error
+		if cfg, err = config.LoadAgent(*path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	} else if cmd == "validate" {
+		usage()
+		return 2
+	}
+	if cmd == "validate" {
+		fmt.Printf("%s: ok\n", *path)
+		return 0
+	}
+	if err := runAgent(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		return 1
+	}
+	return 0
+}
+
+func runAgent(cfg *config.Agent) error {
+	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format).With("node", cfg.Node)
+	store, err := checkpoint.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	inputs, err := tailInputs(cfg.Inputs)
+	if err != nil {
+		return err
+	}
+	mgr := tail.NewManager(inputs, store, log)
+	ac := cfg.Aggregator
+	client, err := transport.NewClient(transport.ClientConfig{
+		Address:         ac.Address,
+		Node:            cfg.Node,
+		Compression:     ac.Compression,
+		MaxInflight:     ac.MaxInflightBatches,
+		BatchMaxEvents:  ac.BatchMaxEvents,
+		BatchMaxBytes:   int(ac.BatchMaxBytes),
+		BatchTimeout:    time.Duration(ac.BatchTimeout),
+		BackoffInitial:  time.Duration(ac.BackoffInitial),
+		BackoffMax:      time.Duration(ac.BackoffMax),
+		ShutdownTimeout: time.Duration(ac.ShutdownTimeout),
+	}, mgr, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	health, err := ops.StartHealth(cfg.HTTP, client.Connected, client.Counters, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log.Info("agent started", "aggregator", ac.Address, "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = mgr.Run(ctx) }()
+	saveDone := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-saveDone:
+				return
+			case <-t.C:
+				if err := store.Save(); err != nil {
+					log.Error("saving positions failed", "err", err)
+				}
+			}
+		}
+	}()
+	runErr := client.Run(ctx, mgr.Chunks())
+	stop()
+	close(saveDone)
+	wg.Wait()
+	if err := store.Save(); err != nil {
+		log.Error("saving positions failed", "err", err)
+		runErr = errors.Join(runErr, err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = health.Shutdown(sctx)
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("agent stopped; positions saved")
+	return nil
+}
+
+func tailInputs(ins []config.Input) ([]tail.Input, error) {
+	out := make([]tail.Input, 0, len(ins))
+	for _, in := range ins {
+		f, err := tail.FormatOf(in.Format)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		out = append(out, tail.Input{
+			Name:         in.Name,
+			Container:    in.Type == "container",
+			Paths:        in.Paths,
+			Exclude:      in.Exclude,
+			Format:       f,
+			StartAtEnd:   in.StartAt == "end",
+			MaxLineBytes: int(in.MaxLineBytes),
+			PollInterval: time.Duration(in.PollInterval),
+			GlobInterval: time.Duration(in.GlobInterval),
+			Dataset:      in.Dataset,
+		})
+	}
+	return out, nil
+}

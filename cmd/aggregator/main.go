@@ -1,0 +1,148 @@
+// Command aggregator receives batches from agents, writes them to its sinks
+// (file, stdout, Elasticsearch) and acknowledges them; see the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // agents may compress
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/ops"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/transport"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: aggregator [run] [--config FILE]
+       aggregator validate --config FILE
+       aggregator setup [--config FILE]   install Elasticsearch templates and exit
+
+Without --config the aggregator runs with its embedded defaults (a file sink).
+`)
+}
+
+func run(args []string) int {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "validate" || args[0] == "setup") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("aggregator", flag.ContinueOnError)
+	fs.Usage = usage
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := config.DefaultAggregator()
+	if *path != "" {
+		var err error
+		if cfg, err = config.LoadAggregator(*path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	} else if cmd == "validate" {
+		usage()
+		return 2
+	}
+	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	var err error
+	switch cmd {
+	case "validate":
+		fmt.Printf("%s: ok\n", *path)
+		return 0
+	case "setup":
+		err = setup(cfg, log)
+	default:
+		err = runAggregator(cfg, log)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aggregator:", err)
+		return 1
+	}
+	return 0
+}
+
+func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sink, err := buildSinks(ctx, cfg.Sinks, log)
+	if err != nil {
+		return err
+	}
+	srv := transport.NewServer(sink, transport.ServerConfig{
+		MaxBatchesInFlight: cfg.MaxBatchesInFlight,
+		MaxMessageBytes:    int(cfg.MaxRecvMessageBytes),
+	}, log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
+		grpc.MaxConcurrentStreams(1024),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Agents re-resolve and rebalance over replicas; the grace
+			// outlasts one batch and its ack.
+			MaxConnectionAge:      10 * time.Minute,
+			MaxConnectionAgeGrace: 2 * time.Minute,
+			Time:                  time.Minute,
+		}),
+	)
+	ferryv1.RegisterIngestServer(gs, srv)
+	health, err := ops.StartHealth(cfg.HTTP, srv.Ready, func() map[string]uint64 {
+		return map[string]uint64{
+			"ferry_aggregator_batches_acked_total":  srv.BatchesAcked.Load(),
+			"ferry_aggregator_events_acked_total":   srv.EventsAcked.Load(),
+			"ferry_aggregator_batches_retry_total":  srv.BatchesRetry.Load(),
+			"ferry_aggregator_batches_failed_total": srv.BatchesFailed.Load(),
+		}
+	}, log)
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(ln) }()
+	log.Info("aggregator started", "listen", ln.Addr().String(), "http", health.Addr(), "sinks", len(cfg.Sinks))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	log.Info("draining: finishing batches in flight")
+	timeout := time.Duration(cfg.ShutdownTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	drainErr := srv.Drain(dctx)
+	// Streams of agents are long-lived: end them once in-flight batches are
+	// acknowledged; agents reconnect elsewhere or later.
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+		gs.Stop()
+	}
+	closeErr := sink.Close(dctx)
+	_ = health.Shutdown(dctx)
+	if err := errors.Join(drainErr, closeErr); err != nil {
+		return err
+	}
+	log.Info("aggregator stopped; sinks flushed")
+	return nil
+}

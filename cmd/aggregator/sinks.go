@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/sinks"
+	"github.com/ferrylogs/ferry/sinks/elasticsearch"
+	"github.com/ferrylogs/ferry/sinks/ndjson"
+)
+
+// buildSinks turns the sink configuration into one sink.
+func buildSinks(ctx context.Context, cfgs []config.Sink, log *slog.Logger) (sinks.Sink, error) {
+	var out sinks.Fanout
+	for _, c := range cfgs {
+		s, err := buildSink(ctx, c, log.With("sink", c.Name))
+		if err != nil {
+			_ = out.Close(ctx)
+			return nil, fmt.Errorf("sink %s: %w", c.Name, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 1 {
+		return out[0], nil
+	}
+	return out, nil
+}
+
+func buildSink(ctx context.Context, c config.Sink, log *slog.Logger) (sinks.Sink, error) {
+	switch c.Type {
+	case "file":
+		return ndjson.NewFile(c.Path)
+	case "stdout":
+		return ndjson.NewWriter("stdout", os.Stdout), nil
+	case "elasticsearch":
+		return elasticsearch.New(ctx, esConfig(c), log)
+	}
+	return nil, fmt.Errorf("unknown sink type %q", c.Type)
+}
+
+func esConfig(c config.Sink) elasticsearch.Config {
+	setup := c.SetupTemplates == nil || *c.SetupTemplates
+	return elasticsearch.Config{
+		URLs: c.URLs, Username: c.Username, Password: c.Password, APIKey: c.APIKey,
+		CAFile: c.CAFile, TLSSkipVerify: c.TLSSkipVerify,
+		FlushBytes: int(c.FlushBytes), FlushEvents: c.FlushEvents, FlushInterval: time.Duration(c.FlushInterval),
+		MaxConcurrentRequests: c.MaxConcurrentRequests,
+		RetryInitial:          time.Duration(c.RetryInitial), RetryMax: time.Duration(c.RetryMax),
+		DeadLetterDataStream: c.DeadLetterDataStream, Retention: time.Duration(c.Retention),
+		SetupTemplates: setup,
+	}
+}
+
+// setup installs the Elasticsearch templates of every elasticsearch sink.
+func setup(cfg *config.Aggregator, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	for _, c := range cfg.Sinks {
+		if c.Type != "elasticsearch" {
+			continue
+		}
+		s, err := elasticsearch.New(ctx, esConfig(c), log.With("sink", c.Name))
+		if err != nil {
+			return fmt.Errorf("sink %s: %w", c.Name, err)
+		}
+		err = s.Setup(ctx)
+		_ = s.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("sink %s: setup: %w", c.Name, err)
+		}
+		n++
+		log.Info("templates installed", "sink", c.Name)
+	}
+	if n == 0 {
+		return errors.New("no elasticsearch sink configured: nothing to set up")
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+// Package ops holds what both binaries need to be operated: their structured
+// logger and their /healthz and /readyz HTTP endpoints.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// NewLogger returns a slog logger writing to w in format "json" or "text"
+// at level "debug", "info", "warn" or "error".
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Health serves /healthz (the process runs) and /readyz (ready() is true)
+// and /metrics-like plain counters from stats().
+type Health struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// StartHealth listens on addr and serves until Shutdown.
+func StartHealth(addr string, ready func() bool, stats func() map[string]uint64, log *slog.Logger) (*Health, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		for k, v := range stats() {
+			fmt.Fprintf(w, "%s %d\n", k, v)
+		}
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health listen %s: %w", addr, err)
+	}
+	h := &Health{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go func() {
+		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health server stopped", "err", err)
+		}
+	}()
+	return h, nil
+}
+
+// Addr is the address the health server listens on.
+func (h *Health) Addr() string { return h.ln.Addr().String() }
+
+// Shutdown stops the health server.
+func (h *Health) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
