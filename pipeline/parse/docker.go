@@ -47,17 +47,16 @@ func (f dfail) error() error {
 // scanner validates JSON the way encoding/json's scanner does, without
 // building anything.
 type scanner struct {
-	b     []byte
-	i     int
-	what  string // set by a check that knows better than "invalid character"
-	field []byte
+	b    []byte
+	i    int
+	what string // set by a check that knows better than "invalid character"
 }
 
 // fail turns the scanner's position into a dfail.
 func (s *scanner) fail() dfail {
 	switch {
 	case s.what != "":
-		return dfail{what: s.what, field: s.field, off: -1}
+		return dfail{what: s.what, off: -1}
 	case s.i >= len(s.b):
 		return dfail{what: "truncated JSON", off: -1}
 	}

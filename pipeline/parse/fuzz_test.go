@@ -259,6 +259,13 @@ func FuzzDocker(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte, msg string) {
 		checkDocker(t, line)
 
+		// msg as raw JSON in a value's place: the validator against
+		// json.Valid on arbitrary values, and the string scanner on
+		// arbitrary string content.
+		checkDocker(t, fmt.Appendf(nil, `{"log":"x\n","v":%s}`, msg))
+		checkDocker(t, fmt.Appendf(nil, `{"log":"%s"}`, msg))
+		checkDocker(t, fmt.Appendf(nil, `{"log":%s}`, msg))
+
 		// Lines built from msg by encoding/json and by escapeAll.
 		enc, _ := json.Marshal(msg)
 		for _, l := range [][]byte{
@@ -310,6 +317,7 @@ func FuzzDetectAppend(f *testing.F) {
 				}
 			}
 		}
+		checkDocker(t, line)
 		buf, replaced := AppendValid(nil, line)
 		if string(buf) != toValid(line) || replaced == utf8.Valid(line) {
 			t.Fatalf("AppendValid(%q) = %q, %v", line, buf, replaced)

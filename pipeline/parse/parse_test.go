@@ -221,6 +221,19 @@ func TestEncodingJSONReplacement(t *testing.T) {
 	}
 }
 
+// TestDockerDepth checks the nesting limit against encoding/json's.
+func TestDockerDepth(t *testing.T) {
+	for _, n := range []int{maxDepth - 2, maxDepth - 1, maxDepth, maxDepth + 1} {
+		// The top-level object and n-1 arrays: n levels.
+		line := []byte(`{"log":"x\n","a":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + "}")
+		_, _, _, err := Append(nil, FormatDocker, line)
+		if (err == nil) != (n <= maxDepth) {
+			t.Errorf("depth %d: err = %v", n, err)
+		}
+		checkDocker(t, line)
+	}
+}
+
 func TestAppendBadFormat(t *testing.T) {
 	for _, f := range []Format{FormatAuto, Format(7)} {
 		out, h, replaced, err := Append([]byte("p"), f, []byte("line\xff"))
