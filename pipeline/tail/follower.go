@@ -174,9 +174,13 @@ func (fl *follower) start(fp string, fpLen int) error {
 				resume = &e
 				continue
 			}
-			// Same inode, other content: the inode was reused.
-			fl.log.Info("inode reused, starting over", "path", fl.path, "old_id", e.ID)
-			store.Remove(e.ID)
+			// Same inode, other content: the inode was reused, or the
+			// file was truncated while the agent was down (then a drain
+			// of its copy owns the old position).
+			if !fl.m.isRecovering(e.ID) {
+				fl.log.Info("inode reused, starting over", "path", fl.path, "old_id", e.ID)
+				store.Remove(e.ID)
+			}
 		}
 	}
 	var off int64

@@ -32,8 +32,11 @@ type Manager struct {
 	followers map[devIno]*follower
 	byPath    map[string]*follower
 	watched   map[string]int
-	watcher   *fsnotify.Watcher
-	wg        sync.WaitGroup
+	// recovering holds the positions owned by drains of files rotated
+	// while the agent was down.
+	recovering map[string]bool
+	watcher    *fsnotify.Watcher
+	wg         sync.WaitGroup
 }
 
 // maxChunks bounds the chunks alive at once (read, not yet shipped).
@@ -51,6 +54,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, log *slog.Logger) *Mana
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
+		recovering: map[string]bool{},
 	}
 	for i := range inputs {
 		in := inputs[i]
@@ -91,8 +95,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.watcher = w
 		defer w.Close()
 	}
-	m.scan(ctx, true)
 	m.recover(ctx)
+	m.scan(ctx, true)
 	interval := time.Hour
 	for _, in := range m.inputs {
 		interval = min(interval, in.GlobInterval)
@@ -246,39 +250,58 @@ func (m *Manager) unwatch(dir string) {
 	}
 }
 
-// recover looks for files that have a saved position but are no longer
-// matched by any glob: rotated away (renamed) while the agent was down. It
-// finds them by device, inode and fingerprint in the directory they were
-// last seen in and reads them to their end; positions whose file is gone
-// are forgotten.
+// recover runs before the first scan. For every saved position whose file
+// is no longer where it was with the same content, it looks in the file's
+// last directory for the file renamed (same device, inode and fingerprint)
+// or copied by copytruncate (same fingerprint, at least the saved offset
+// long) while the agent was down, and reads the rest of it. Positions whose
+// file is gone for good are forgotten.
 func (m *Manager) recover(ctx context.Context) {
 	inputs := map[string]*Input{}
 	for _, in := range m.inputs {
 		inputs[in.Name] = in
 	}
 	for _, e := range m.store.All() {
-		m.mu.Lock()
-		fl := m.followers[devIno{e.Dev, e.Ino}]
-		m.mu.Unlock()
-		if fl != nil {
-			continue // followed (the follower checks the fingerprint)
-		}
 		in := inputs[e.Input]
 		if in == nil {
 			m.log.Info("forgetting position of a removed input", "input", e.Input, "path", e.Path)
 			m.store.Remove(e.ID)
 			continue
 		}
-		path := m.findByIdentity(filepath.Dir(e.Path), e)
+		if fi, err := os.Stat(e.Path); err == nil {
+			if di, _ := statDevIno(fi); di.dev == e.Dev && di.ino == e.Ino && matchesFingerprint(e.Path, e) {
+				continue // still in place: its follower resumes it
+			}
+		}
+		dir := filepath.Dir(e.Path)
+		path := m.findByIdentity(dir, e)
+		if path == "" {
+			path = m.findByFingerprint(dir, e, devIno{e.Dev, e.Ino})
+		}
 		if path == "" {
 			m.log.Info("file with a saved position is gone", "path", e.Path, "id", e.ID)
 			m.store.Remove(e.ID)
 			continue
 		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		di, _ := statDevIno(fi)
 		e := e
+		m.mu.Lock()
+		m.recovering[e.ID] = true
+		m.mu.Unlock()
 		m.log.Info("draining a file rotated while the agent was down", "path", path, "was", e.Path, "offset", e.Offset)
-		m.startFollower(ctx, &follower{in: in, path: path, di: devIno{e.Dev, e.Ino}, drainOnly: true, resume: &e})
+		m.startFollower(ctx, &follower{in: in, path: path, di: di, drainOnly: true, resume: &e})
 	}
+}
+
+// isRecovering reports whether a drain of a rotated file owns position id.
+func (m *Manager) isRecovering(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.recovering[id]
 }
 
 // findByIdentity returns the file in dir with the entry's device, inode and
