@@ -76,6 +76,9 @@ func (s *Sink) Close(context.Context) error {
 		return nil
 	}
 	s.closed = true
+	if fi, err := s.f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return s.f.Close() // /dev/null, a pipe: nothing to fsync
+	}
 	if err := s.f.Sync(); err != nil {
 		s.f.Close()
 		return fmt.Errorf("fsync %s: %w", s.name, err)
