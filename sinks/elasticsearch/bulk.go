@@ -25,8 +25,10 @@ func (it *item) size() int {
 func appendBulk(dst []byte, it *item) []byte {
 	dst = append(dst, `{"create":{"_index":`...)
 	dst = appendJSONString(dst, it.index)
-	dst = append(dst, `,"_id":`...)
-	dst = appendJSONString(dst, it.id)
+	if it.id != "" { // an event without id (a bug upstream) gets one from Elasticsearch
+		dst = append(dst, `,"_id":`...)
+		dst = appendJSONString(dst, it.id)
+	}
 	dst = append(dst, "}}\n"...)
 	dst = append(dst, it.doc...)
 	return append(dst, '\n')

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,30 @@ func (s *Sink) Ping(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch: ping: GET /_cluster/health: HTTP %d: %s", r.status, r.errorSummary())
 	}
 	return nil
+}
+
+// Version returns the Elasticsearch version of the node answering, from
+// GET /_nodes/_local (GET / is not available on every distribution).
+func (s *Sink) Version(ctx context.Context) (string, error) {
+	r, err := s.do(ctx, http.MethodGet, "/_nodes/_local", "filter_path=nodes.*.version", "", nil)
+	if err != nil {
+		return "", fmt.Errorf("elasticsearch: version: %w", err)
+	}
+	if r.status/100 != 2 {
+		return "", fmt.Errorf("elasticsearch: version: GET /_nodes/_local: HTTP %d: %s", r.status, r.errorSummary())
+	}
+	var a struct {
+		Nodes map[string]struct {
+			Version string `json:"version"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(r.body, &a); err != nil {
+		return "", fmt.Errorf("elasticsearch: version: %w", err)
+	}
+	for _, n := range a.Nodes {
+		return n.Version, nil
+	}
+	return "", errors.New("elasticsearch: version: no node in the answer")
 }
 
 var errClosed = errors.New("elasticsearch: sink closed")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -111,6 +112,9 @@ func (c Config) Validate() error {
 		if _, _, _, err := splitDataStream(c.DeadLetterDataStream); err != nil {
 			return fmt.Errorf("elasticsearch: dead_letter_data_stream: %w", err)
 		}
+		if !coveredByTemplates(c.DeadLetterDataStream) {
+			return fmt.Errorf("elasticsearch: dead_letter_data_stream: %q matches none of Ferry's index templates (e.g. logs-ferry.deadletter-<namespace>)", c.DeadLetterDataStream)
+		}
 	}
 	return nil
 }
@@ -125,6 +129,19 @@ func splitDataStream(name string) (typ, dataset, namespace string, err error) {
 		return "", "", "", fmt.Errorf("%q must be lower case", name)
 	}
 	return parts[0], parts[1], parts[2], nil
+}
+
+// coveredByTemplates reports whether Ferry's index templates make name a
+// data stream.
+func coveredByTemplates(name string) bool {
+	for _, t := range indexTemplates {
+		for _, p := range t.patterns {
+			if ok, _ := path.Match(p, name); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // redactURL hides the password of a URL with user info, for messages.

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -340,7 +342,7 @@ func TestMappingConflictDeadLettered(t *testing.T) {
 // ---- (d) 429s: only the rejected items are retried ----
 
 func TestRetriesOnlyRejectedItems(t *testing.T) {
-	p := newRejectingProxy(t, esURL, 3)
+	p := newRejectingProxy(t, esURL, 1, 3)
 	cfg := testConfig()
 	cfg.URLs = []string{p.URL()}
 	s := newSink(t, cfg)
@@ -362,6 +364,97 @@ func TestRetriesOnlyRejectedItems(t *testing.T) {
 			t.Errorf("request %d carries %d items; want exactly the %d rejected by request %d",
 				i+1, len(reqs[i+1].sent), len(reqs[i].rejected), i)
 		}
+	}
+}
+
+// Items Elasticsearch keeps refusing with 429 are reported as retryable
+// failures when the context ends; the others are delivered; no error.
+func TestItemRetriesEndWithContext(t *testing.T) {
+	b := makeBatch(uniqueNS(t), 0, 100)
+	p := newRejectingProxy(t, esURL, 0, 0)
+	p.always = map[string]bool{}
+	for i := 1; i < len(b.Events); i += 2 {
+		p.always[event.IDString(b.Events[i].Id)] = true
+	}
+	cfg := testConfig()
+	cfg.URLs = []string{p.URL()}
+	s := newSink(t, cfg)
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := s.Write(ctx, b)
+	if err != nil {
+		t.Fatalf("Write: %v (every item had an answer: want per-item failures)", err)
+	}
+	if res.Delivered != 50 || len(res.Failed) != 50 || res.OK() {
+		t.Fatalf("delivered %d, failed %d; want 50, 50", res.Delivered, len(res.Failed))
+	}
+	for _, f := range res.Failed {
+		if !f.Retryable || f.Index%2 != 1 || !strings.Contains(f.Err.Error(), "429") {
+			t.Errorf("failure %v (retryable %v), want a retryable 429 of an odd event", f, f.Retryable)
+		}
+	}
+}
+
+// Concurrent Writes share bulk requests.
+func TestConcurrentWritesShareBulks(t *testing.T) {
+	p := newRejectingProxy(t, esURL, 0, 0)
+	cfg := testConfig()
+	cfg.URLs = []string{p.URL()}
+	cfg.FlushInterval = 300 * time.Millisecond
+	s := newSink(t, cfg)
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ns := uniqueNS(t)
+	var wg sync.WaitGroup
+	for w := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			checkResult(t, write(t, s, makeBatch(ns, w*100, 100)), 100, 0)
+		}()
+	}
+	wg.Wait()
+	if reqs := p.Requests(); len(reqs) != 1 || len(reqs[0].sent) != 500 {
+		t.Errorf("%d bulk requests, want one of 500 events", len(reqs))
+	}
+}
+
+// Close ends the Writes still waiting, with an error, and is safe twice.
+func TestCloseUnblocksWrites(t *testing.T) {
+	for _, setup := range []bool{false, true} {
+		t.Run(fmt.Sprintf("setup=%v", setup), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.URLs = []string{"http://127.0.0.1:1"}
+			cfg.SetupTemplates = setup
+			s, err := New(context.Background(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := s.Write(context.Background(), makeBatch(uniqueNS(t), 0, 3))
+				errc <- err
+			}()
+			time.Sleep(100 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := s.Close(ctx); err == nil {
+				t.Error("Close reported success with a Write in progress")
+			}
+			if err := <-errc; !errors.Is(err, errClosed) {
+				t.Errorf("pending Write: %v, want errClosed", err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			if _, err := s.Write(context.Background(), makeBatch("x", 0, 1)); !errors.Is(err, errClosed) {
+				t.Errorf("Write after Close: %v", err)
+			}
+		})
 	}
 }
 
@@ -401,7 +494,7 @@ func TestUnreachable(t *testing.T) {
 func TestBackoffBounds(t *testing.T) {
 	const initial, maxWait = 100 * time.Millisecond, 5 * time.Second
 	for attempt := range 70 {
-		ceiling := min(maxWait, initial<<min(attempt+1, 40))
+		ceiling := time.Duration(math.Min(float64(maxWait), float64(initial)*math.Pow(2, float64(attempt+1))))
 		lo, hi := time.Duration(1<<62), time.Duration(0)
 		for range 2000 {
 			d := backoff(attempt, initial, maxWait)
@@ -447,6 +540,9 @@ func TestSetupIdempotent(t *testing.T) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+	if v, err := s.Version(context.Background()); err != nil || !strings.HasPrefix(v, "8.") {
+		t.Errorf("Version: %q, %v", v, err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -460,6 +556,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{URLs: []string{"http://es"}, RetryInitial: time.Second, RetryMax: time.Millisecond}, "retry_max"},
 		{Config{URLs: []string{"http://es"}, DeadLetterDataStream: "ferry-dlq"}, "dead_letter_data_stream"},
 		{Config{URLs: []string{"http://es"}, Retention: time.Hour}, "retention"},
+		{Config{URLs: []string{"http://es"}, DeadLetterDataStream: "logs-dlq-default"}, "none of Ferry's index templates"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -472,4 +569,59 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{URLs: []string{"https://es:9200"}}).Validate(); err != nil {
 		t.Errorf("minimal config: %v", err)
 	}
+}
+
+// A cluster that refuses "lifecycle" in index templates still gets its
+// templates, and the missing retention is logged once.
+func TestSetupWithoutLifecycleSupport(t *testing.T) {
+	var puts []string
+	var mu sync.Mutex
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPut && strings.Contains(string(body), `"lifecycle"`) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"type":"x_content_parse_exception","reason":"[1:2] [index_template] unknown field [lifecycle]"},"status":400}`)
+			return
+		}
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			puts = append(puts, r.URL.Path)
+			mu.Unlock()
+		}
+		io.WriteString(w, `{"acknowledged":true}`)
+	}))
+	defer fake.Close()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	cfg := Config{URLs: []string{fake.URL}, Retention: 30 * 24 * time.Hour}
+	s, err := New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	for range 2 {
+		if err := s.Setup(context.Background()); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "retention is NOT enforced"); n != 1 {
+		t.Errorf("%d retention lines, want 1:\n%s", n, logs.String())
+	}
+	if len(puts) != 8 {
+		t.Errorf("accepted PUTs %v, want 4 templates twice", puts)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -115,7 +116,7 @@ func (s *Sink) send(batch []*item) {
 			it.w.retrying(it.pos, err, false)
 		}
 		d := backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)
-		s.log.Warn("bulk request failed, retrying", "events", len(batch), "attempt", attempt+1, "in", d.Round(time.Millisecond), "err", err)
+		s.log.Log(s.bg, retryLevel(attempt), "bulk request failed, retrying", "events", len(batch), "attempt", attempt+1, "in", d.Round(time.Millisecond), "err", err)
 		release() // others may try meanwhile; ours waits
 		if !sleep(s.bg, d) {
 			return
@@ -145,6 +146,7 @@ func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 	for _, it := range batch {
 		body = appendBulk(body, it)
 	}
+	start := time.Now()
 	r, err := s.do(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
@@ -160,13 +162,14 @@ func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
 	}
+	s.log.Debug("bulk request", "events", len(batch), "bytes", len(body), "errors", a.Errors, "took", time.Since(start).Round(time.Millisecond))
 	return a, nil
 }
 
 // handle applies a bulk answer item by item.
 func (s *Sink) handle(batch []*item, a bulkAnswer) {
 	var retry, dead []*item
-	var firstReject error
+	var firstReject, firstRetry error
 	maxAttempt := 0
 	now := time.Now()
 	for i, it := range batch {
@@ -175,7 +178,11 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 		case outDelivered:
 			it.w.resolve(it.pos, it.dead, nil, false)
 		case outRetry:
-			it.w.retrying(it.pos, itemError(it, ans), true)
+			err := itemError(it, ans)
+			if firstRetry == nil {
+				firstRetry = err
+			}
+			it.w.retrying(it.pos, err, true)
 			maxAttempt = max(maxAttempt, it.attempts)
 			it.attempts++
 			retry = append(retry, it)
@@ -202,13 +209,23 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 	}
 	if len(retry) > 0 {
 		d := backoff(maxAttempt, s.cfg.RetryInitial, s.cfg.RetryMax)
-		s.log.Debug("items rejected for now, retrying them", "count", len(retry), "in", d.Round(time.Millisecond))
+		s.log.Log(s.bg, retryLevel(maxAttempt), "events rejected for now, retrying them",
+			"count", len(retry), "attempt", maxAttempt+1, "in", d.Round(time.Millisecond), "first_error", firstRetry)
 		if sleep(s.bg, d) {
 			if retry = aliveItems(retry); len(retry) > 0 {
 				s.enqueue(retry)
 			}
 		}
 	}
+}
+
+// retryLevel keeps a long outage from flooding the log: the first failure
+// and every tenth are warnings, the others debug lines.
+func retryLevel(attempt int) slog.Level {
+	if attempt%10 == 0 {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }
 
 // itemError describes one item's error answer.

@@ -14,14 +14,16 @@ import (
 )
 
 // rejectingProxy stands between the sink and Elasticsearch. It answers the
-// first bulk request with a whole-request 429, rejects every other item of
-// the next `partial` bulk requests with a per-item 429 (forwarding only the
-// others to Elasticsearch), and then passes everything through. It records
-// which ids each bulk request carried and which it rejected.
+// first `whole` bulk requests with a whole-request 429, rejects every other
+// item of the next `partial` bulk requests with a per-item 429 (forwarding
+// only the others to Elasticsearch), and then passes everything through. It
+// records which ids each bulk request carried and which it rejected.
 type rejectingProxy struct {
 	srv     *httptest.Server
 	target  string
+	whole   int
 	partial int
+	always  map[string]bool // ids rejected with 429 every time; set before use
 	tr      *http.Transport
 
 	mu   sync.Mutex
@@ -30,12 +32,12 @@ type rejectingProxy struct {
 
 type bulkRecord struct{ sent, rejected []string }
 
-func newRejectingProxy(t *testing.T, target string, partial int) *rejectingProxy {
+func newRejectingProxy(t *testing.T, target string, whole, partial int) *rejectingProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &rejectingProxy{target: target, partial: partial, tr: &http.Transport{}}
+	p := &rejectingProxy{target: target, whole: whole, partial: partial, tr: &http.Transport{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = p.tr
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +83,7 @@ func (p *rejectingProxy) bulk(t *testing.T, w http.ResponseWriter, r *http.Reque
 			t.Errorf("proxy: bad action line %q: %v", lines[i], err)
 		}
 		rec.sent = append(rec.sent, action.Create.ID)
-		if k == 0 || (k <= p.partial && (i/2)%2 == 1) {
+		if k < p.whole || (k < p.whole+p.partial && (i/2)%2 == 1) || p.always[action.Create.ID] {
 			reject[i/2] = true
 			rec.rejected = append(rec.rejected, action.Create.ID)
 			continue
@@ -92,7 +94,7 @@ func (p *rejectingProxy) bulk(t *testing.T, w http.ResponseWriter, r *http.Reque
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
 
-	if k == 0 {
+	if k < p.whole {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTooManyRequests)
 		io.WriteString(w, `{"error":{"type":"es_rejected_execution_exception","reason":"whole request rejected by the test proxy"},"status":429}`)

@@ -140,12 +140,16 @@ func (s *Sink) ensureSetup(ctx context.Context) error {
 	if !s.cfg.SetupTemplates {
 		return nil
 	}
+	ctx, cancel := context.WithCancelCause(ctx) // Close ends the wait too
+	defer cancel(nil)
+	defer context.AfterFunc(s.bg, func() { cancel(errClosed) })()
 	select {
 	case s.setupSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("elasticsearch: waiting for template setup: %w", ctx.Err())
+		return fmt.Errorf("elasticsearch: waiting for template setup: %w", context.Cause(ctx))
 	}
 	defer func() { <-s.setupSem }()
+	var last error // the last failure not caused by ctx ending
 	for attempt := 0; !s.setupDone; attempt++ {
 		err := s.Setup(ctx)
 		if err == nil {
@@ -155,9 +159,14 @@ func (s *Sink) ensureSetup(ctx context.Context) error {
 		if sinks.IsPermanent(err) {
 			return err
 		}
-		s.log.Warn("template setup failed, retrying", "attempt", attempt+1, "err", err)
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		if ctx.Err() == nil {
+			s.log.Log(ctx, retryLevel(attempt), "template setup failed, retrying", "attempt", attempt+1, "err", err)
+		}
 		if !sleep(ctx, backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)) {
-			return fmt.Errorf("elasticsearch: templates not installed: %w (last: %w)", ctx.Err(), err)
+			return fmt.Errorf("elasticsearch: templates not installed: %w (last: %w)", context.Cause(ctx), last)
 		}
 	}
 	return nil
@@ -185,7 +194,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.cancel()
 	s.wg.Wait()
 	<-idle // Writes return at once when bg is canceled
-	if cerr := s.client.Close(ctx); cerr != nil && !errors.Is(cerr, es.ErrAlreadyClosed) && err == nil {
+	if cerr := s.client.Close(context.Background()); cerr != nil && !errors.Is(cerr, es.ErrAlreadyClosed) && err == nil {
 		err = fmt.Errorf("elasticsearch: close client: %w", cerr)
 	}
 	s.tr.CloseIdleConnections()

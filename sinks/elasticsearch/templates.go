@@ -45,6 +45,7 @@ type templateState struct {
 	fallback    map[string]string // mapping types replaced
 	noLifecycle bool              // templates refuse "lifecycle"
 	warned      bool              // the retention line was logged
+	version     bool              // the version line was logged
 }
 
 type obj = map[string]any
@@ -113,6 +114,7 @@ var meta = obj{"managed_by": "ferry", "description": "Installed by Ferry's Elast
 // running it again rewrites the same templates. Errors that retrying cannot
 // fix (the cluster refuses a template) are sinks.Permanent.
 func (s *Sink) Setup(ctx context.Context) error {
+	s.logVersionOnce(ctx)
 	if err := s.putWithFallbacks(ctx, "/_component_template/"+componentMappings,
 		obj{"template": obj{"mappings": ecsMappings()}, "_meta": meta}); err != nil {
 		return err
@@ -126,7 +128,10 @@ func (s *Sink) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.cfg.Retention > 0 {
+	s.tmpl.mu.Lock()
+	check := s.cfg.Retention > 0 && !s.tmpl.noLifecycle
+	s.tmpl.mu.Unlock()
+	if check {
 		s.checkLifecycle(ctx)
 	}
 	return nil
@@ -161,7 +166,7 @@ func (s *Sink) putIndexTemplate(ctx context.Context, name string, patterns []str
 // putWithFallbacks PUTs a template, replacing mapping types the cluster
 // does not know by their fallbacks.
 func (s *Sink) putWithFallbacks(ctx context.Context, path string, body obj) error {
-	for {
+	for range len(typeFallbacks) + 2 {
 		r, err := s.put(ctx, path, body)
 		if err != nil || r.status != http.StatusBadRequest {
 			return templateError(path, r, err)
@@ -171,21 +176,24 @@ func (s *Sink) putWithFallbacks(ctx context.Context, path string, body obj) erro
 			return templateError(path, r, nil)
 		}
 		missing := string(m[1])
-		s.tmpl.mu.Lock()
-		_, known := s.tmpl.fallback[missing]
 		repl, ok := typeFallbacks[missing]
-		if ok && !known {
+		if !ok {
+			return templateError(path, r, nil)
+		}
+		s.tmpl.mu.Lock()
+		_, known := s.tmpl.fallback[missing] // known: a concurrent Setup learned it
+		if !known {
 			if s.tmpl.fallback == nil {
 				s.tmpl.fallback = map[string]string{}
 			}
 			s.tmpl.fallback[missing] = repl
 		}
 		s.tmpl.mu.Unlock()
-		if !ok || known {
-			return templateError(path, r, nil)
+		if !known {
+			s.log.Info("mapping type not available on this cluster, using a fallback", "type", missing, "fallback", repl)
 		}
-		s.log.Info("mapping type not available on this cluster, using a fallback", "type", missing, "fallback", repl)
 	}
+	return fmt.Errorf("elasticsearch: setup %s: mapping types keep being refused", path)
 }
 
 // put sends a template with the learned type fallbacks applied.
@@ -239,6 +247,26 @@ func (s *Sink) checkLifecycle(ctx context.Context) {
 	default:
 		s.log.Debug("could not check data stream lifecycle support", "status", r.status)
 	}
+}
+
+// logVersionOnce logs which Elasticsearch Setup talks to; not knowing it
+// (no monitor privilege) is no error.
+func (s *Sink) logVersionOnce(ctx context.Context) {
+	s.tmpl.mu.Lock()
+	done := s.tmpl.version
+	s.tmpl.mu.Unlock()
+	if done {
+		return
+	}
+	v, err := s.Version(ctx)
+	if err != nil {
+		s.log.Debug("could not read the Elasticsearch version", "err", err)
+		return
+	}
+	s.tmpl.mu.Lock()
+	s.tmpl.version = true
+	s.tmpl.mu.Unlock()
+	s.log.Info("connected to Elasticsearch", "version", v)
 }
 
 // retentionNotEnforced logs, once, that Retention has no effect.
