@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test test-unit test-e2e generate demo bench fuzz lint es-start es-stop clean tools
+.PHONY: all build test test-unit generate demo bench fuzz lint chart es-start es-stop clean tools
 
 all: build
 
@@ -52,6 +52,10 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+
+# helm lint + helm template, and the rendered configs pass `validate`.
+chart: build
+	bash test/chart.sh
 
 es-start:
 	bash test/elasticsearch.sh start
