@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/tail"
@@ -26,11 +27,14 @@ import (
 
 // ClientConfig configures the agent's client.
 type ClientConfig struct {
-	Address         string
-	Node            string
-	Compression     string // "none" or "gzip"
-	MaxInflight     int
-	BatchMaxEvents  int
+	Address        string
+	Node           string
+	Compression    string // "none" or "gzip"
+	MaxInflight    int    // sealed batches not yet acknowledged, at most
+	BatchMaxEvents int
+	// BatchMaxBytes bounds the encoded size of a batch (estimated: messages
+	// plus per-event metadata), so that it stays below the aggregator's
+	// maximum message size. A single event larger than this is sent alone.
 	BatchMaxBytes   int
 	BatchTimeout    time.Duration
 	BackoffInitial  time.Duration
@@ -86,8 +90,8 @@ type Stats struct {
 	BatchesAcked    uint64
 	EventsAcked     uint64
 	BatchesRejected uint64 // permanent errors: logged and not re-sent
-	Resends         uint64
-	Reconnects      uint64
+	Resends         uint64 // batches sent again: after a retry ack or on a new stream
+	Reconnects      uint64 // streams opened after the first one
 }
 
 // NewClient returns a client for cfg. It does not connect yet.
@@ -140,11 +144,12 @@ func (c *Client) Close() error { return c.conn.Close() }
 // pending is a sealed batch waiting for its ack.
 type pending struct {
 	msg     *ferryv1.Batch
+	b       *builder // owns the memory of msg; reused once p is committed
 	commits []commit
 	events  int
-	bytes   int
 	acked   bool
 	sent    bool // on the current stream
+	sends   int  // times sent, on any stream
 	retryAt time.Time
 }
 
@@ -155,57 +160,115 @@ type commit struct {
 }
 
 // builder turns chunks into one wire batch. It copies every message into
-// its own arena, so chunks are released at once.
+// its own arena, so a chunk is released as soon as its last event is copied.
+// A chunk larger than what is left of a batch is split: its first events
+// close this batch, the rest start the next one, and its offset is committed
+// with the batch that holds its last event.
 type builder struct {
-	node    string
-	maxEv   int
-	events  []ferryv1.Event
-	sources []ferryv1.Source
-	ptrs    []*ferryv1.Event
-	arena   []byte
-	ids     []byte
-	commits []commit
-	n       int
-	opened  time.Time
+	maxEv, maxBytes int
+	events          []ferryv1.Event
+	sources         []ferryv1.Source
+	ptrs            []*ferryv1.Event
+	arena           []byte
+	ids             []byte
+	commits         []commit
+	n               int  // events
+	bytes           int  // estimated encoded size
+	full            bool // the next event does not fit
+	opened          time.Time
 }
 
-func newBuilder(node string, maxEvents, maxBytes int) *builder {
-	cap := maxEvents + 512 // a batch takes whole chunks
+// Preallocation caps: larger batches grow on demand.
+const (
+	preallocEvents = 1 << 14
+	preallocBytes  = 4 << 20
+)
+
+func newBuilder(maxEvents, maxBytes int) *builder {
+	n := min(maxEvents, preallocEvents)
 	return &builder{
-		node:    node,
-		maxEv:   maxEvents,
-		events:  make([]ferryv1.Event, cap),
-		sources: make([]ferryv1.Source, cap),
-		ptrs:    make([]*ferryv1.Event, 0, cap),
-		arena:   make([]byte, 0, maxBytes+(256<<10)+(128<<10)),
-		ids:     make([]byte, 0, cap*event.IDLen),
+		maxEv:    maxEvents,
+		maxBytes: maxBytes,
+		events:   make([]ferryv1.Event, n),
+		sources:  make([]ferryv1.Source, n),
+		ptrs:     make([]*ferryv1.Event, 0, n),
+		arena:    make([]byte, 0, min(maxBytes, preallocBytes)),
+		ids:      make([]byte, 0, n*event.IDLen),
 	}
 }
 
-// fits reports whether c can join the batch without passing its limits
-// (an empty batch takes any chunk).
-func (b *builder) fits(c *tail.Chunk, maxBytes int) bool {
-	if b.n == 0 && len(b.commits) == 0 {
-		return true
+// reset empties b for reuse. The batch it built must be acknowledged and
+// never sent again.
+func (b *builder) reset() {
+	for i := range min(b.n, len(b.events)) {
+		// Drop references to files that may be long gone.
+		b.events[i].Kubernetes, b.events[i].Fields = nil, nil
+		b.sources[i] = ferryv1.Source{}
 	}
-	return b.n+len(c.Recs) <= b.maxEv && len(b.arena)+len(c.Arena) <= maxBytes
+	clear(b.ptrs)
+	b.ptrs = b.ptrs[:0]
+	b.arena = b.arena[:0]
+	b.ids = b.ids[:0]
+	clear(b.commits)
+	b.commits = b.commits[:0]
+	b.n, b.bytes, b.full = 0, 0, false
 }
 
-func (b *builder) add(c *tail.Chunk) {
-	if b.n == 0 && len(b.commits) == 0 {
+func (b *builder) empty() bool { return b.n == 0 && len(b.commits) == 0 }
+
+// ready reports whether b should be sealed now, timeout aside.
+func (b *builder) ready() bool { return b.full || b.n >= b.maxEv || b.bytes >= b.maxBytes }
+
+// overhead estimates the encoded size of an event of f without its message.
+func overhead(f *tail.File) int {
+	tmpl := ferryv1.Event{
+		TimeUnixNano: 1,
+		Stream:       ferryv1.StreamName_STREAM_STDERR,
+		Source:       &ferryv1.Source{Path: f.Path, Offset: 1 << 40, Input: f.Input, FileId: f.ID},
+		Kubernetes:   f.Kube,
+		Fields:       f.Fields,
+		Flags:        0xff,
+		Kind:         ferryv1.Kind_KIND_LOG,
+	}
+	// id (tag, length, 16 bytes), message tag and length, the event's own
+	// tag and length in the batch.
+	return proto.Size(&tmpl) + 2 + event.IDLen + 1 + 5 + 1 + 5
+}
+
+// add copies the events of c from index from on, as many as fit, and
+// returns the index of the first event not copied. Once every event is in,
+// it records the chunk's offsets for commit. An empty batch always takes
+// at least one event.
+func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
+	if b.empty() {
 		b.opened = time.Now()
 	}
 	f := c.File
-	for i := range c.Recs {
+	i := from
+	for ; i < len(c.Recs) && !b.ready(); i++ {
 		r := &c.Recs[i]
-		ev := &b.events[b.n]
-		src := &b.sources[b.n]
+		msg := c.Message(r)
+		size := ovh + len(msg)
+		if b.n > 0 && b.bytes+size > b.maxBytes {
+			b.full = true
+			break
+		}
+		var ev *ferryv1.Event
+		var src *ferryv1.Source
+		if b.n < len(b.events) {
+			ev, src = &b.events[b.n], &b.sources[b.n]
+		} else {
+			ev, src = new(ferryv1.Event), new(ferryv1.Source)
+		}
 		b.n++
+		b.bytes += size
 		idStart := len(b.ids)
-		b.ids = event.ID(b.ids, b.node, f.ID, r.Off)
+		b.ids = event.ID(b.ids, node, f.ID, r.Off)
 		msgStart := len(b.arena)
-		b.arena = append(b.arena, c.Message(r)...)
+		b.arena = append(b.arena, msg...)
 		src.Path, src.Offset, src.Input, src.FileId = f.Path, r.Off, f.Input, f.ID
+		// Full slice expressions: when an arena grows, earlier events keep
+		// pointing into the old array, which stays valid.
 		ev.Id = b.ids[idStart:len(b.ids):len(b.ids)]
 		ev.TimeUnixNano = r.Time
 		ev.Message = b.arena[msgStart:len(b.arena):len(b.arena)]
@@ -217,26 +280,26 @@ func (b *builder) add(c *tail.Chunk) {
 		ev.Kind = ferryv1.Kind_KIND_LOG
 		b.ptrs = append(b.ptrs, ev)
 	}
-	b.commits = append(b.commits, commit{file: f, end: c.End, final: c.Final})
-	c.Release()
+	if i == len(c.Recs) {
+		b.commits = append(b.commits, commit{file: f, end: c.End, final: c.Final})
+	}
+	return i
 }
 
-func (b *builder) empty() bool { return b.n == 0 && len(b.commits) == 0 }
-
-func (b *builder) seal(seq uint64) *pending {
-	p := &pending{
-		msg:     &ferryv1.Batch{Seq: seq, Node: b.node, Events: b.ptrs},
+func (b *builder) seal(node string, seq uint64) *pending {
+	return &pending{
+		msg:     &ferryv1.Batch{Seq: seq, Node: node, Events: b.ptrs},
+		b:       b,
 		commits: b.commits,
 		events:  b.n,
-		bytes:   len(b.arena),
 	}
-	return p
 }
 
 // Run ships chunks from in until ctx ends. Then it stops reading, sends
 // what it holds, and waits up to the shutdown timeout for outstanding acks;
 // it returns an error if some batches stayed unacknowledged (their lines are
-// read again at the next start).
+// read again at the next start). A closed in is treated as an input that
+// has nothing more to send.
 func (c *Client) Run(ctx context.Context, in <-chan *tail.Chunk) error {
 	s := &session{c: c, in: in, acks: make(chan ackOrErr, 2*c.cfg.MaxInflight+8), done: make(chan struct{})}
 	defer close(s.done)
@@ -256,10 +319,19 @@ type session struct {
 	done    chan struct{}
 	queue   []*pending
 	cur     *builder
+	free    []*builder
 	nextSeq uint64
+
+	// The chunk being moved into batches, and its next event.
+	pend   *tail.Chunk
+	pendAt int
+	// Estimated encoded size of an event of ovhFile, without its message.
+	ovhFile *tail.File
+	ovh     int
 
 	stream    grpc.BidiStreamingClient[ferryv1.Batch, ferryv1.Ack]
 	streamID  int
+	opened    int // streams opened
 	cancel    context.CancelFunc
 	backoff   time.Duration
 	reconnect time.Time
@@ -267,23 +339,53 @@ type session struct {
 
 func (s *session) run(ctx context.Context) error {
 	cfg := s.c.cfg
-	s.cur = newBuilder(cfg.Node, cfg.BatchMaxEvents, cfg.BatchMaxBytes)
+	s.cur = s.newBuilder()
 	s.nextSeq = 1
 	s.backoff = cfg.BackoffInitial
 	connCtx, stopConn := context.WithCancel(context.Background())
 	defer stopConn()
 	defer s.closeStream()
+	defer s.releasePending()
+
+	// The shutdown timeout runs from the moment ctx ends, even while this
+	// loop is blocked in Send (the aggregator does not read) or in opening a
+	// stream: when it expires, connCtx ends, which unblocks both.
+	expired := make(chan struct{})
+	var (
+		expiryMu sync.Mutex
+		expiry   *time.Timer
+		returned bool
+	)
+	stopAfter := context.AfterFunc(ctx, func() {
+		expiryMu.Lock()
+		defer expiryMu.Unlock()
+		if !returned {
+			expiry = time.AfterFunc(cfg.ShutdownTimeout, func() { close(expired); stopConn() })
+		}
+	})
+	defer func() {
+		stopAfter()
+		expiryMu.Lock()
+		returned = true
+		if expiry != nil {
+			expiry.Stop()
+		}
+		expiryMu.Unlock()
+	}()
 
 	draining := false
-	var deadline <-chan time.Time
+	done := ctx.Done()
+	var deadline <-chan struct{}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if draining && len(s.queue) == 0 && s.cur.empty() {
+		s.fill(draining)
+		if draining && len(s.queue) == 0 && s.cur.empty() && s.pend == nil {
 			return nil
 		}
 		if s.stream == nil && !time.Now().Before(s.reconnect) && (!draining || len(s.queue) > 0) {
 			s.connect(connCtx)
+			s.c.publish()
 		}
 		if s.stream != nil {
 			s.sendDue()
@@ -305,18 +407,17 @@ func (s *session) run(ctx context.Context) error {
 		timer.Reset(max(wake, time.Millisecond))
 
 		var in <-chan *tail.Chunk
-		if !draining && len(s.queue) < cfg.MaxInflight {
+		if !draining && s.pend == nil && len(s.queue) < cfg.MaxInflight {
 			in = s.in
 		}
 		select {
-		case ch := <-in:
-			if !s.cur.fits(ch, cfg.BatchMaxBytes) {
-				s.sealCurrent()
+		case ch, ok := <-in:
+			if !ok {
+				s.c.log.Warn("input closed: nothing more to ship until shutdown")
+				s.in = nil
+				continue
 			}
-			s.cur.add(ch)
-			if s.cur.n >= cfg.BatchMaxEvents || len(s.cur.arena) >= cfg.BatchMaxBytes {
-				s.sealCurrent()
-			}
+			s.pend, s.pendAt = ch, 0
 		case <-timer.C:
 			if !s.cur.empty() && !time.Now().Before(s.cur.opened.Add(cfg.BatchTimeout)) && len(s.queue) < cfg.MaxInflight {
 				s.sealCurrent()
@@ -324,26 +425,67 @@ func (s *session) run(ctx context.Context) error {
 		case a := <-s.acks:
 			s.handle(a)
 			s.c.publish()
-		case <-ctx.Done():
-			if !draining {
-				draining = true
-				ctx = context.Background()
-				if !s.cur.empty() {
-					s.sealCurrent()
-				}
-				deadline = time.After(cfg.ShutdownTimeout)
-				s.c.log.Info("draining: waiting for outstanding acks", "batches", len(s.queue), "timeout", cfg.ShutdownTimeout)
-			}
+		case <-done:
+			draining, done, deadline = true, nil, expired
+			s.c.log.Info("draining: waiting for outstanding acks", "batches", len(s.queue), "timeout", cfg.ShutdownTimeout)
 		case <-deadline:
-			n := 0
+			batches, events := 0, 0
 			for _, p := range s.queue {
 				if !p.acked {
-					n += p.events
+					batches++
+					events += p.events
 				}
 			}
-			return fmt.Errorf("shutdown timeout: %d events in %d batches not acknowledged (they are read again at the next start)", n, len(s.queue))
+			if s.pend != nil {
+				events += len(s.pend.Recs) - s.pendAt
+			}
+			return fmt.Errorf("shutdown timeout: %d events in %d batches not acknowledged (they are read again at the next start)", events+s.cur.n, batches)
 		}
 	}
+}
+
+// fill moves the pending chunk into batches and seals every full batch, as
+// far as the window has room; when draining it also seals a batch that is
+// not full.
+func (s *session) fill(draining bool) {
+	room := func() bool { return len(s.queue) < s.c.cfg.MaxInflight }
+	for {
+		if s.cur.ready() || (draining && s.pend == nil && !s.cur.empty()) {
+			if !room() {
+				return
+			}
+			s.sealCurrent()
+		}
+		if s.pend == nil {
+			return
+		}
+		c := s.pend
+		if c.File != s.ovhFile {
+			s.ovhFile, s.ovh = c.File, overhead(c.File)
+		}
+		s.pendAt = s.cur.add(s.c.cfg.Node, c, s.pendAt, s.ovh)
+		if s.pendAt == len(c.Recs) {
+			s.pend = nil
+			c.Release()
+		}
+	}
+}
+
+// releasePending gives back a chunk taken from the input but not shipped.
+func (s *session) releasePending() {
+	if s.pend != nil {
+		s.pend.Release()
+		s.pend = nil
+	}
+}
+
+func (s *session) newBuilder() *builder {
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free = s.free[:n-1]
+		return b
+	}
+	return newBuilder(s.c.cfg.BatchMaxEvents, s.c.cfg.BatchMaxBytes)
 }
 
 // sealCurrent moves the batch being built into the window.
@@ -351,10 +493,9 @@ func (s *session) sealCurrent() {
 	if s.cur.empty() {
 		return
 	}
-	p := s.cur.seal(s.nextSeq)
+	p := s.cur.seal(s.c.cfg.Node, s.nextSeq)
 	s.nextSeq++
-	cfg := s.c.cfg
-	s.cur = newBuilder(cfg.Node, cfg.BatchMaxEvents, cfg.BatchMaxBytes)
+	s.cur = s.newBuilder()
 	if p.events == 0 {
 		// Only offsets to commit (e.g. the end of a drained file): no
 		// need to send, but commit in order with the batches before it.
@@ -378,6 +519,10 @@ func (s *session) sendDue() {
 			return
 		}
 		p.sent = true
+		if p.sends > 0 {
+			s.c.stats.Resends++
+		}
+		p.sends++
 	}
 }
 
@@ -399,7 +544,7 @@ func (s *session) handle(a ackOrErr) {
 			break
 		}
 	}
-	if p == nil || p.acked {
+	if p == nil || p.acked || !p.sent {
 		return
 	}
 	switch a.ack.GetCode() {
@@ -421,7 +566,6 @@ func (s *session) handle(a ackOrErr) {
 		s.c.log.Debug("aggregator asked to retry a batch", "seq", p.msg.Seq, "after", delay, "reason", a.ack.GetMessage())
 		p.sent = false
 		p.retryAt = time.Now().Add(delay)
-		s.c.stats.Resends++
 	}
 }
 
@@ -435,10 +579,16 @@ func (s *session) advance() {
 		for _, cm := range p.commits {
 			s.c.commit.Commit(cm.file, cm.end, cm.final)
 		}
+		// Acknowledged and committed: its memory serves the next batch.
+		if len(s.free) <= s.c.cfg.MaxInflight {
+			p.b.reset()
+			s.free = append(s.free, p.b)
+		}
 	}
 }
 
-// jitter returns the next backoff delay with full jitter and doubles it.
+// jitter returns the next backoff delay, between half and all of it, and
+// doubles it.
 func (s *session) jitter() time.Duration {
 	d := s.backoff
 	s.backoff = min(2*s.backoff, s.c.cfg.BackoffMax)
@@ -462,10 +612,11 @@ func (s *session) connect(connCtx context.Context) {
 	s.streamID++
 	s.stream, s.cancel = st, cancel
 	s.c.connected.Store(true)
-	if s.c.stats.Reconnects > 0 || s.streamID > 1 {
-		s.c.log.Info("stream to aggregator open", "address", s.c.cfg.Address, "resending", len(s.queue))
+	if s.opened > 0 {
+		s.c.stats.Reconnects++
+		s.c.log.Info("stream to aggregator open again", "address", s.c.cfg.Address, "resending", len(s.queue))
 	}
-	s.c.stats.Reconnects++
+	s.opened++
 	for _, p := range s.queue {
 		p.sent = false
 	}

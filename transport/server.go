@@ -10,9 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	// Agents may compress their batches: the server must know the codec
+	// whatever else the binary imports.
+	_ "google.golang.org/grpc/encoding/gzip"
+
 	"github.com/ferrylogs/ferry/pipeline/event"
-	"github.com/ferrylogs/ferry/sinks"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/sinks"
 )
 
 // ServerConfig configures the aggregator's receiver.
@@ -33,13 +37,18 @@ type ServerConfig struct {
 // Server receives batches and acks each one after its sink accepted it.
 type Server struct {
 	ferryv1.UnimplementedIngestServer
-	sink     sinks.Sink
-	cfg      ServerConfig
-	log      *slog.Logger
-	draining atomic.Bool
+	sink   sinks.Sink
+	cfg    ServerConfig
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu orders the start of a write against Drain: a batch either starts
+	// before draining is set (and Drain waits for it) or is answered with a
+	// retry. inflight.Add is never called once Drain waits.
+	mu       sync.Mutex
+	draining bool
 	inflight sync.WaitGroup
-	ctx      context.Context
-	cancel   context.CancelFunc
 
 	BatchesAcked  atomic.Uint64
 	EventsAcked   atomic.Uint64
@@ -69,7 +78,9 @@ func NewServer(sink sinks.Sink, cfg ServerConfig, log *slog.Logger) *Server {
 // agent sends them again to another replica or after the restart) and waits
 // for the batches being written, until ctx ends; then it cancels them.
 func (s *Server) Drain(ctx context.Context) error {
-	s.draining.Store(true)
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
@@ -83,7 +94,23 @@ func (s *Server) Drain(ctx context.Context) error {
 }
 
 // Ready reports whether the server accepts batches.
-func (s *Server) Ready() bool { return !s.draining.Load() }
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.draining
+}
+
+// startWrite registers a write about to start; it returns false once the
+// server drains.
+func (s *Server) startWrite() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
 
 // Stream implements ferryv1.IngestServer.
 func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
@@ -109,9 +136,8 @@ func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
 		if err != nil {
 			return err
 		}
-		if s.draining.Load() {
-			s.BatchesRetry.Add(1)
-			send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: "aggregator is shutting down", RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()})
+		if !s.Ready() {
+			s.retryDraining(b, send)
 			continue
 		}
 		if err := s.validate(b); err != nil {
@@ -125,13 +151,22 @@ func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !s.startWrite() {
+			<-sem
+			s.retryDraining(b, send)
+			continue
+		}
 		wg.Add(1)
-		s.inflight.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done(); s.inflight.Done() }()
 			send(s.write(b))
 		}()
 	}
+}
+
+func (s *Server) retryDraining(b *ferryv1.Batch, send func(*ferryv1.Ack)) {
+	s.BatchesRetry.Add(1)
+	send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: "aggregator is shutting down", RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()})
 }
 
 // write hands one batch to the sink and turns the outcome into an ack.
