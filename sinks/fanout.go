@@ -9,12 +9,17 @@ import (
 )
 
 // Fanout writes every batch to all its sinks at once. A batch is OK only
-// when every sink took all of it; an item failed in any sink is failed.
+// when every sink took all of it; an item failed in any sink is failed. The
+// error is permanent only when every failing sink failed permanently: a
+// sink that may succeed later needs the batch again.
 type Fanout []Sink
 
 // Write implements Sink.
 func (f Fanout) Write(ctx context.Context, b *event.Batch) (Result, error) {
-	if len(f) == 1 {
+	switch len(f) {
+	case 0:
+		return Result{}, Permanent(errors.New("no sink configured"))
+	case 1:
 		return f[0].Write(ctx, b)
 	}
 	results := make([]Result, len(f))
@@ -29,6 +34,15 @@ func (f Fanout) Write(ctx context.Context, b *event.Batch) (Result, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		var temporary []error
+		for _, e := range errs {
+			if e != nil && !IsPermanent(e) {
+				temporary = append(temporary, e)
+			}
+		}
+		if len(temporary) > 0 {
+			return Result{}, &retryable{msg: err.Error(), errs: temporary}
+		}
 		return Result{}, err
 	}
 	out := Result{Delivered: len(b.Events)}
@@ -54,3 +68,13 @@ func (f Fanout) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// retryable reports every sink's error but unwraps only to the temporary
+// ones, so IsPermanent is false while errors.Is still finds the causes.
+type retryable struct {
+	msg  string
+	errs []error
+}
+
+func (r *retryable) Error() string   { return r.msg }
+func (r *retryable) Unwrap() []error { return r.errs }
