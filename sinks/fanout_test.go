@@ -90,6 +90,7 @@ func TestFanoutWrite(t *testing.T) {
 		{name: "one sink fails", sinks: []*fake{{res: ok(n)}, {err: down}}, wantErr: down},
 		{name: "both fail", sinks: []*fake{{err: down}, {err: context.DeadlineExceeded}}, wantErr: context.DeadlineExceeded},
 		{name: "one permanent", sinks: []*fake{{res: ok(n)}, {err: sinks.Permanent(errors.New("bad mapping"))}}, permanent: true},
+		{name: "permanent and temporary", sinks: []*fake{{err: sinks.Permanent(errors.New("bad mapping"))}, {err: down}}, wantErr: down},
 		{name: "partial in one", sinks: []*fake{{res: ok(n)}, {res: failed(n, 1)}}, wantFailed: []int{1}, delivered: n - 1},
 		{name: "partial in both", sinks: []*fake{{res: failed(n, 0, 4)}, {res: failed(n, 1)}}, wantFailed: []int{0, 1, 4}, delivered: n - 3},
 		{name: "same item in both", sinks: []*fake{{res: failed(n, 2)}, {res: failed(n, 2)}}, wantFailed: []int{2}, delivered: n - 1},
