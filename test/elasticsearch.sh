@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real, throw-away Elasticsearch for Ferry's tests.
 #
-#   bash test/elasticsearch.sh start|stop|url|status
+#   bash test/elasticsearch.sh start|stop|url|status|pid|restart
 #
 # start   fetch the integ-test distribution from Maven Central (cached, unzipped
 #         under /var/cache/ferry/), create the system user ferry-es, and run it
@@ -11,14 +11,21 @@
 # stop    kill it (pidfile), wait for it to exit, remove its data directory.
 # url     print http://127.0.0.1:PORT
 # status  print what runs; exit 0 when running and healthy, 3 otherwise.
+# pid     print the pid of the Elasticsearch process (the JVM); exit 3 if it
+#         does not run. Tests stop (SIGSTOP) and continue (SIGCONT) it.
+# restart kill -9 the running instance (even a stopped one) and start it again
+#         on the same port with the SAME data directory; wait until yellow.
+#         What it acknowledged before the kill must still be there.
 #
 # Runs as root (it creates a user and switches to it). Needs mvn, unzip, curl and
-# a JDK 17+ under /usr/lib/jvm. State lives in /tmp/ferry-es/.
+# a JDK 17+ under /usr/lib/jvm. State lives in ${FERRY_ES_STATE_DIR:-/tmp/ferry-es}/:
+# set FERRY_ES_STATE_DIR and FERRY_ES_PORT to run a second, private instance
+# (e.g. for a test that stops or kills it) beside the shared one.
 set -euo pipefail
 
 VERSIONS=(${FERRY_ES_VERSION:-} 8.19.7 8.19.6 8.18.8 8.17.10)
 CACHE=/var/cache/ferry
-STATE_DIR=/tmp/ferry-es
+STATE_DIR=${FERRY_ES_STATE_DIR:-/tmp/ferry-es}
 STATE=$STATE_DIR/state
 ES_USER=ferry-es
 PORT=${FERRY_ES_PORT:-9201}
@@ -182,14 +189,20 @@ do_start() {
 	chown -R "$ES_USER:" "$DATA_DIR"
 	PID_FILE=$DATA_DIR/es.pid
 	printf 'PID_FILE=%q\nDATA_DIR=%q\nPORT=%q\n' "$PID_FILE" "$DATA_DIR" "$PORT" >"$STATE"
+	launch "$home" "$java"
+}
 
+# launch starts Elasticsearch from ES_HOME $1 with JDK $2 on PORT with the
+# data directory DATA_DIR, and waits until the cluster is yellow.
+launch() {
+	local home=$1 java=$2
 	log "starting $(basename "$home") with $java on $(url), data in $DATA_DIR"
 	if ! runuser -u "$ES_USER" -- env ES_JAVA_HOME="$java" ES_JAVA_OPTS="-Xms768m -Xmx768m" \
 		"$home/bin/elasticsearch" -d -p "$PID_FILE" \
 		-Ediscovery.type=single-node -Ehttp.port="$PORT" -Enetwork.host=127.0.0.1 \
 		-Expack.security.enabled=false -Ecluster.routing.allocation.disk.threshold_enabled=false \
 		-Epath.data="$DATA_DIR/data" -Epath.logs="$DATA_DIR/logs" \
-		>"$DATA_DIR/start.out" 2>&1 9>&-; then
+		>>"$DATA_DIR/start.out" 2>&1 9>&-; then
 		log "elasticsearch did not start"
 		tail_logs
 		exit 1
@@ -210,6 +223,34 @@ do_start() {
 	log "not healthy after ${WAIT_SECONDS}s"
 	tail_logs
 	exit 1
+}
+
+# do_restart kills the running instance with SIGKILL (no shutdown, no flush:
+# a crash) and starts it again with the same port and data directory.
+do_restart() {
+	load_state || die "nothing to restart: no state in $STATE (run start first)"
+	[[ -n ${DATA_DIR:-} && -d $DATA_DIR/data ]] || die "data directory ${DATA_DIR:-?} is gone"
+	[[ $(id -u) -eq 0 ]] || die "run as root"
+	local pid
+	if pid=$(es_pid); then
+		kill -9 "$pid" 2>/dev/null || true
+		local i st
+		for ((i = 0; i < 300; i++)); do
+			st=$(ps -o stat= -p "$pid" 2>/dev/null | tr -d " " || true)
+			[[ -z $st || $st == Z* ]] && break # gone, or a zombie not reaped yet
+			sleep 0.1
+		done
+		[[ -z $st || $st == Z* ]] || die "pid $pid survived SIGKILL for 30 s"
+		log "killed pid $pid with SIGKILL"
+	fi
+	rm -f "$PID_FILE"
+	if curl -s --max-time 2 -o /dev/null "$(url)/"; then
+		die "port $PORT is still in use after the kill"
+	fi
+	local home java
+	home=$(fetch)
+	java=$(find_java)
+	launch "$home" "$java"
 }
 
 do_status() {
@@ -234,8 +275,15 @@ url)
 	url
 	;;
 status) do_status ;;
+pid)
+	load_state && es_pid || {
+		echo "not running" >&2
+		exit 3
+	}
+	;;
+restart) do_restart ;;
 *)
-	echo "usage: $0 start|stop|url|status" >&2
+	echo "usage: $0 start|stop|url|status|pid|restart" >&2
 	exit 2
 	;;
 esac

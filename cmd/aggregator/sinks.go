@@ -18,7 +18,7 @@ import (
 func buildSinks(ctx context.Context, cfgs []config.Sink, log *slog.Logger) (sinks.Sink, error) {
 	var out sinks.Fanout
 	for _, c := range cfgs {
-		s, err := buildSink(ctx, c, log.With("sink", c.Name))
+		s, err := buildSink(ctx, c, log.With("sink_name", c.Name))
 		if err != nil {
 			_ = out.Close(ctx)
 			return nil, fmt.Errorf("sink %s: %w", c.Name, err)
@@ -65,7 +65,7 @@ func setup(cfg *config.Aggregator, log *slog.Logger) error {
 		if c.Type != "elasticsearch" {
 			continue
 		}
-		s, err := elasticsearch.New(ctx, esConfig(c), log.With("sink", c.Name))
+		s, err := elasticsearch.New(ctx, esConfig(c), log.With("sink_name", c.Name))
 		if err != nil {
 			return fmt.Errorf("sink %s: %w", c.Name, err)
 		}
