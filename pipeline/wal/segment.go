@@ -1,0 +1,259 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// On-disk format.
+//
+// A segment file holds records back to back, with no file header:
+//
+//	[magic uint32][length uint32][crc32c of payload uint32][payload]
+//
+// all little-endian. A segment is named after its number, in hex, so that
+// names sort in Append order: 0000000000000001.seg, 0000000000000002.seg…
+//
+// The commit file holds the committed position, with its own checksum:
+//
+//	[commitMagic uint32][segment uint64][offset int64][seq uint64][crc32c of the 28 bytes before]
+const (
+	// recordMagic starts every record. Its bytes (ff a1 57 fe) never occur in
+	// UTF-8 text, so log lines cannot fake a record header when recovery
+	// searches for the next record after a damaged one.
+	recordMagic = 0xfe57a1ff
+	headerSize  = 12
+
+	commitMagic = 0xfe57c0ff
+	commitSize  = 32
+
+	segmentExt = ".seg"
+	commitName = "commit"
+	commitTemp = "commit.tmp"
+	lockName   = "lock"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func checksum(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
+
+func segmentName(id uint64) string { return fmt.Sprintf("%016x%s", id, segmentExt) }
+
+// parseSegmentName returns the number of a segment file name, and false for
+// any other name.
+func parseSegmentName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, segmentExt)
+	if !ok || len(hex) != 16 || strings.ToLower(hex) != hex {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(hex, 16, 64)
+	return id, err == nil
+}
+
+// putHeader writes the header of a record holding payload into h.
+func putHeader(h []byte, payload []byte) {
+	binary.LittleEndian.PutUint32(h[0:], recordMagic)
+	binary.LittleEndian.PutUint32(h[4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[8:], checksum(payload))
+}
+
+// segment is one segment file. Its fields are guarded by WAL.mu, except f,
+// which is safe for concurrent ReadAt, WriteAt and Sync.
+type segment struct {
+	id   uint64
+	path string
+	f    *os.File
+	// size is the end of the last whole record written: readers never look
+	// past it, so they never see a record being written.
+	size int64
+	// damaged holds the start offsets of the damaged regions that Open
+	// already reported, so that the reader skips them without a second
+	// warning.
+	damaged map[int64]bool
+}
+
+// found is the outcome of a search for the next valid record.
+type found struct {
+	start, end int64  // the record is [start, end); bytes before start were skipped
+	payload    []byte // nil when ok is false
+	ok         bool   // false: no valid record in [off, limit)
+	reason     string // why the bytes at off were not a record, when start > off or !ok
+}
+
+// nextRecord returns the first valid record at or after off, among the bytes
+// of r before limit. A record is valid when it starts with the magic, fits
+// before limit and its payload matches its checksum; anything else is
+// skipped byte by byte (searching for the next magic), so one damaged record
+// costs only itself. buf is reused for the payload when it is large enough;
+// pass nil to get a fresh slice. Only I/O failures are errors.
+func nextRecord(r io.ReaderAt, off, limit int64, buf []byte) (found, error) {
+	reason := ""
+	for pos := off; pos < limit; {
+		p, end, why, err := readAt(r, pos, limit, buf)
+		if err != nil {
+			return found{}, err
+		}
+		if why == "" {
+			return found{start: pos, end: end, payload: p, ok: true, reason: reason}, nil
+		}
+		if reason == "" {
+			reason = why
+		}
+		next, err := findMagic(r, pos+1, limit)
+		if err != nil {
+			return found{}, err
+		}
+		pos = next
+	}
+	return found{start: limit, reason: reason}, nil
+}
+
+// readAt reads the record at off. It returns why the bytes there are not a
+// valid record, or "" and the payload and the offset just past the record.
+func readAt(r io.ReaderAt, off, limit int64, buf []byte) (payload []byte, end int64, why string, err error) {
+	if limit-off < headerSize {
+		return nil, 0, "record header cut short", nil
+	}
+	var h [headerSize]byte
+	if err := readFull(r, h[:], off); err != nil {
+		return nil, 0, "", err
+	}
+	if binary.LittleEndian.Uint32(h[0:]) != recordMagic {
+		return nil, 0, "bad magic", nil
+	}
+	n := int64(binary.LittleEndian.Uint32(h[4:]))
+	if n > limit-off-headerSize {
+		return nil, 0, fmt.Sprintf("record of %d bytes runs past the end of the data", n), nil
+	}
+	if int64(cap(buf)) >= n {
+		payload = buf[:n]
+	} else {
+		payload = make([]byte, n)
+	}
+	if err := readFull(r, payload, off+headerSize); err != nil {
+		return nil, 0, "", err
+	}
+	if checksum(payload) != binary.LittleEndian.Uint32(h[8:]) {
+		return nil, 0, "checksum mismatch", nil
+	}
+	return payload, off + headerSize + n, "", nil
+}
+
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	if _, err := r.ReadAt(p, off); err != nil {
+		name := ""
+		if f, ok := r.(*os.File); ok {
+			name = f.Name() + " "
+		}
+		return fmt.Errorf("read %d bytes of %sat offset %d: %w", len(p), name, off, err)
+	}
+	return nil
+}
+
+// findMagic returns the offset of the next record magic at or after off, or
+// limit if there is none.
+func findMagic(r io.ReaderAt, off, limit int64) (int64, error) {
+	var magic [4]byte
+	binary.LittleEndian.PutUint32(magic[:], recordMagic)
+	buf := make([]byte, 16<<10)
+	for off < limit {
+		n := int64(len(buf))
+		if limit-off < n {
+			n = limit - off
+		}
+		if n < int64(len(magic)) {
+			break
+		}
+		if err := readFull(r, buf[:n], off); err != nil {
+			return 0, err
+		}
+		if i := bytes.Index(buf[:n], magic[:]); i >= 0 {
+			return off + int64(i), nil
+		}
+		// The magic may straddle two reads.
+		off += n - int64(len(magic)) + 1
+	}
+	return limit, nil
+}
+
+// committed is the position up to which records are delivered.
+type committed struct {
+	segment uint64
+	offset  int64
+	seq     uint64
+}
+
+func encodeCommit(c committed) []byte {
+	b := make([]byte, commitSize)
+	binary.LittleEndian.PutUint32(b[0:], commitMagic)
+	binary.LittleEndian.PutUint64(b[4:], c.segment)
+	binary.LittleEndian.PutUint64(b[12:], uint64(c.offset))
+	binary.LittleEndian.PutUint64(b[20:], c.seq)
+	binary.LittleEndian.PutUint32(b[28:], checksum(b[:28]))
+	return b
+}
+
+var errBadCommit = errors.New("not a valid commit file")
+
+func decodeCommit(b []byte) (committed, error) {
+	if len(b) != commitSize || binary.LittleEndian.Uint32(b[0:]) != commitMagic ||
+		binary.LittleEndian.Uint32(b[28:]) != checksum(b[:28]) {
+		return committed{}, errBadCommit
+	}
+	c := committed{
+		segment: binary.LittleEndian.Uint64(b[4:]),
+		offset:  int64(binary.LittleEndian.Uint64(b[12:])),
+		seq:     binary.LittleEndian.Uint64(b[20:]),
+	}
+	if c.offset < 0 {
+		return committed{}, errBadCommit
+	}
+	return c, nil
+}
+
+// writeCommit replaces the commit file of dir atomically: a crash leaves
+// either the old or the new position, and the checksum catches the rest.
+func writeCommit(dir string, c committed) error {
+	tmp := filepath.Join(dir, commitTemp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(encodeCommit(c)); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	path := filepath.Join(dir, commitName)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the creation, removal or renaming of files in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
