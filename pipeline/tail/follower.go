@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/parse"
@@ -42,13 +44,26 @@ type follower struct {
 	drainOnly bool
 	// resume, if set, is the checkpoint to continue (recovery).
 	resume *checkpoint.Entry
+	// startAtEnd: skip the endAt bytes the file held when it was found
+	// (start_at: end, for files present at the very first start).
+	startAtEnd bool
+	endAt      int64
+
+	fp       string    // fingerprint of the current identity
+	fpLen    int       // bytes it covers
+	movedAt  time.Time // when the glob match was first seen to name another file
+	leftover bool      // partial may hold complete lines (the chunk filled up)
 
 	format   parse.Format
-	bufStart int64  // file offset of the first unconsumed byte
-	readPos  int64  // file offset of the next byte to read
-	partial  []byte // unconsumed bytes kept while the read buffer is pooled
-	skipping bool   // dropping the rest of an over-long line
-	skipOff  int64  // where the over-long line started
+	bufStart int64 // file offset of the first unconsumed byte
+	readPos  int64 // file offset of the next byte to read
+	// The bytes read but not consumed yet (an incomplete line, or complete
+	// lines left when the chunk filled up) are in rbuf, a read buffer the
+	// follower keeps while it has work, or in partial while it waits.
+	rbuf     *[]byte
+	partial  []byte
+	skipping bool  // dropping the rest of an over-long line
+	skipOff  int64 // where the over-long line started
 	joins    [3]join
 	chunk    *Chunk
 	now      int64
@@ -66,6 +81,7 @@ func (fl *follower) run(ctx context.Context) {
 		if fl.f != nil {
 			fl.f.Close()
 		}
+		fl.dropUnconsumed()
 	}()
 	if err := fl.establish(ctx); err != nil {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
@@ -73,11 +89,30 @@ func (fl *follower) run(ctx context.Context) {
 		}
 		return
 	}
-	grace := false
+	// goneAt is when the file was first seen gone: deleted, renamed away,
+	// or (drainOnly) rotated while the agent was down. A writer may still
+	// append to it for a while, so it is read on until a poll interval
+	// passes without new data, and a renamed file (which a writer is more
+	// likely to hold open until it reopens its log) for at least
+	// renameWaitPolls poll intervals. A deleted file is let go after
+	// rotateWait at most, so that its space is freed.
+	var goneAt time.Time
 	timer := time.NewTimer(fl.in.PollInterval)
 	defer timer.Stop()
 	for {
-		if err := fl.readToEOF(ctx); err != nil {
+		before := fl.readPos
+		err := fl.readToEOF(ctx, true)
+		if errors.Is(err, errTruncated) {
+			if err := fl.handleTruncation(ctx); err != nil {
+				if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
+					fl.log.Warn("after truncation", "path", fl.path, "err", err)
+				}
+				return
+			}
+			goneAt = time.Time{}
+			continue
+		}
+		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				fl.log.Warn("read failed", "path", fl.path, "err", err)
 			}
@@ -86,27 +121,19 @@ func (fl *follower) run(ctx context.Context) {
 		if err := fl.send(ctx, false); err != nil {
 			return
 		}
-		truncated, err := fl.truncated()
-		if err != nil {
-			fl.log.Warn("stat failed", "path", fl.path, "err", err)
-		}
-		if truncated {
-			if err := fl.handleTruncation(ctx); err != nil {
-				if !errors.Is(err, context.Canceled) {
-					fl.log.Warn("after truncation", "path", fl.path, "err", err)
-				}
-				return
-			}
-			continue
-		}
-		if fl.drainOnly || fl.gone() {
-			// One more look after a poll interval: a writer may still
-			// append to a file just renamed away.
-			if grace {
+		if g := fl.goneHow(); g != notGone {
+			now := time.Now()
+			quiet := fl.readPos == before
+			switch {
+			case goneAt.IsZero():
+				goneAt = now
+			case g == deleted && (quiet || now.Sub(goneAt) >= rotateWait),
+				g == moved && quiet && now.Sub(goneAt) >= renameWaitPolls*fl.in.PollInterval:
 				fl.finish(ctx)
 				return
 			}
-			grace = true
+		} else {
+			goneAt = time.Time{}
 		}
 		timer.Reset(fl.in.PollInterval)
 		select {
@@ -121,29 +148,24 @@ func (fl *follower) run(ctx context.Context) {
 	}
 }
 
+const (
+	// rotateWait bounds how long a deleted file is still read while a
+	// writer keeps appending to it.
+	rotateWait = 5 * time.Second
+	// renameWaitPolls is how many poll intervals a renamed file is read at
+	// least.
+	renameWaitPolls = 10
+)
+
 var errGone = errors.New("file gone before it had a first line")
 
 // establish waits for the file's first line, then finds its identity and
 // where to start: a saved position with the same device, inode and
 // fingerprint, else the start of the file (or its end on a first start
-// with start_at: end).
+// with start_at: end). The file is already open.
 func (fl *follower) establish(ctx context.Context) error {
-	f, err := os.Open(fl.path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return errGone
-		}
-		return fmt.Errorf("open %s: %w", fl.path, err)
-	}
-	fl.f = f
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", fl.path, err)
-	}
-	di, _ := statDevIno(fi)
-	fl.di = di
 	for {
-		fp, n, err := fingerprint(f)
+		fp, n, err := fingerprint(fl.f)
 		if err == nil {
 			return fl.start(fp, n)
 		}
@@ -153,57 +175,66 @@ func (fl *follower) establish(ctx context.Context) error {
 		if fl.drainOnly || fl.gone() {
 			return errGone
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-fl.wake:
-		case <-time.After(fl.in.PollInterval):
+		if err := fl.sleep(ctx); err != nil {
+			return err
 		}
 	}
 }
 
+// sleep waits a poll interval or until the file changes.
+func (fl *follower) sleep(ctx context.Context) error {
+	t := time.NewTimer(fl.in.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-fl.wake:
+	case <-t.C:
+	}
+	return nil
+}
+
 func (fl *follower) start(fp string, fpLen int) error {
 	store := fl.m.store
-	var resume *checkpoint.Entry
-	if fl.resume != nil {
-		resume = fl.resume
-	} else {
+	resume := fl.resume
+	if resume == nil {
 		for _, e := range store.Find(fl.di.dev, fl.di.ino) {
 			if h, ok := fingerprintLen(fl.f, e.FingerprintLen); ok && h == e.Fingerprint {
-				e := e
-				resume = &e
+				if resume == nil || e.Updated.After(resume.Updated) {
+					if resume != nil {
+						store.Remove(resume.ID)
+					}
+					e := e
+					resume = &e
+				} else {
+					store.Remove(e.ID)
+				}
 				continue
 			}
-			// Same inode, other content: the inode was reused, or the
-			// file was truncated while the agent was down (then a drain
-			// of its copy owns the old position).
-			if !fl.m.isRecovering(e.ID) {
-				fl.log.Info("inode reused, starting over", "path", fl.path, "old_id", e.ID)
-				store.Remove(e.ID)
-			}
+			// Same inode, other content: the inode was reused.
+			fl.log.Info("inode reused, starting over", "path", fl.path, "old_id", e.ID)
+			store.Remove(e.ID)
 		}
 	}
 	var off int64
 	id := identity(fl.di, fp)
 	if resume != nil {
+		// A file now shorter than the saved offset was truncated: the
+		// run loop notices and reads the rest from the copy, if any.
 		id, off = resume.ID, resume.Offset
 		fp, fpLen = resume.Fingerprint, resume.FingerprintLen
-		if fi, err := fl.f.Stat(); err == nil && fi.Size() < off {
-			fl.log.Warn("file shorter than its saved offset, reading from the start", "path", fl.path, "offset", off, "size", fi.Size())
-			off = 0
+	} else if fl.startAtEnd {
+		end := fl.endAt
+		if size, _, err := fileSize(fl.f); err == nil && size < end {
+			end = size
 		}
-	} else if fl.in.StartAtEnd && fl.m.firstStart {
-		if fi, err := fl.f.Stat(); err == nil {
-			off = fi.Size()
-		}
+		off = lineStartBefore(fl.f, end)
 	}
 	if _, err := fl.f.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s to %d: %w", fl.path, off, err)
 	}
-	fl.bufStart, fl.readPos, fl.sentEnd = off, off, off
-	fl.partial = fl.partial[:0]
-	fl.skipping = false
-	fl.joins = [3]join{}
+	fl.reset(off)
+	fl.fp, fl.fpLen = fp, fpLen
 	link := fl.link
 	if link == "" && resume != nil {
 		link = resume.Link
@@ -221,42 +252,95 @@ func (fl *follower) start(fp string, fpLen int) error {
 	return nil
 }
 
-// gone reports whether the file is no longer reachable by its glob match:
-// deleted, or its path now names another file (rename rotation).
-func (fl *follower) gone() bool {
-	if fi, err := fl.f.Stat(); err == nil && nlink(fi) == 0 {
-		return true
+// reset forgets everything read and sets the read position to off.
+func (fl *follower) reset(off int64) {
+	fl.bufStart, fl.readPos, fl.sentEnd = off, off, off
+	fl.dropUnconsumed()
+	fl.skipping, fl.leftover = false, false
+	for i := range fl.joins {
+		fl.joins[i].active = false
 	}
-	if fl.link == "" {
-		return true
-	}
-	fi, err := os.Stat(fl.link)
-	if err != nil {
-		return errors.Is(err, fs.ErrNotExist)
-	}
-	di, _ := statDevIno(fi)
-	return di != fl.di
 }
+
+// lineStartBefore returns the start of the line that holds the byte before
+// off (off itself if that byte ends a line), so that a reader starting at
+// the end of a file never starts inside a line. It looks back at most
+// 64 KiB.
+func lineStartBefore(f *os.File, off int64) int64 {
+	if off <= 0 {
+		return 0
+	}
+	var buf [64 << 10]byte
+	from := max(0, off-int64(len(buf)))
+	n, err := f.ReadAt(buf[:off-from], from)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return off
+	}
+	if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+		return from + int64(i) + 1
+	}
+	if from == 0 {
+		return 0
+	}
+	return off
+}
+
+// goneState says whether and how a file stopped being followed.
+type goneState int
+
+const (
+	notGone goneState = iota
+	deleted           // no link left
+	moved             // renamed away from its glob match, or drainOnly
+)
+
+// gone reports whether the file is no longer followed.
+func (fl *follower) gone() bool { return fl.goneHow() != notGone }
+
+// goneHow reports whether the file is deleted, or no longer followed
+// because its glob match now names another file (rename rotation) and no
+// scan since matches it under another name.
+func (fl *follower) goneHow() goneState {
+	if _, links, err := fileSize(fl.f); err == nil && links == 0 {
+		return deleted
+	}
+	if fl.drainOnly || fl.link == "" {
+		return moved
+	}
+	if fi, err := os.Stat(fl.link); err == nil {
+		if di, _ := statDevIno(fi); di == fl.di {
+			fl.movedAt = time.Time{}
+			return notGone
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return notGone
+	}
+	if fl.movedAt.IsZero() {
+		fl.movedAt = time.Now()
+	}
+	if matched, known := fl.m.matchedSince(fl.di, fl.movedAt); known && !matched {
+		return moved
+	}
+	return notGone
+}
+
+// errTruncated says the file was truncated under the follower.
+var errTruncated = errors.New("file truncated")
 
 // truncated reports whether the file was truncated in place (copytruncate):
 // it is shorter than what was read, or its first bytes changed.
 func (fl *follower) truncated() (bool, error) {
-	fi, err := fl.f.Stat()
+	size, _, err := fileSize(fl.f)
 	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", fl.path, err)
+		return false, err
 	}
-	if fi.Size() < fl.readPos {
+	if size < fl.readPos {
 		return true, nil
 	}
-	if fi.Size() == fl.readPos || fl.file == nil {
+	if size == fl.readPos || fl.fpLen == 0 {
 		return false, nil
 	}
-	e, ok := fl.m.store.Get(fl.file.ID)
-	if !ok {
-		return false, nil
-	}
-	h, ok := fingerprintLen(fl.f, e.FingerprintLen)
-	return !ok || h != e.Fingerprint, nil
+	return !hasFingerprint(fl.f, fl.fpLen, fl.fp), nil
 }
 
 // handleTruncation deals with copytruncate: it first looks for the copy
@@ -266,28 +350,34 @@ func (fl *follower) truncated() (bool, error) {
 func (fl *follower) handleTruncation(ctx context.Context) error {
 	fl.log.Info("file truncated, starting over", "path", fl.path, "read_offset", fl.readPos)
 	old := fl.file
-	e, _ := fl.m.store.Get(old.ID)
-	safe := fl.safeEnd()
+	e := checkpoint.Entry{Fingerprint: fl.fp, FingerprintLen: fl.fpLen}
+	if saved, ok := fl.m.store.Get(old.ID); ok {
+		e.Offset = saved.Offset
+	}
+	fromCopy := false
 	if cp := fl.m.findByFingerprint(filepath.Dir(fl.path), e, fl.di); cp != "" {
 		if f, err := os.Open(cp); err == nil {
-			fl.log.Info("reading the rest of the truncated file from its copy", "copy", cp, "offset", safe)
+			fromCopy = true
+			// The copy holds the same bytes as the file did: go on
+			// reading at the read position, with lines, joins and
+			// skips in progress as they are.
+			fl.log.Info("reading the rest of the truncated file from its copy", "copy", cp, "offset", fl.readPos)
 			orig, origPath := fl.f, fl.path
 			fl.f, fl.path = f, cp
-			if _, err := f.Seek(safe, io.SeekStart); err == nil {
-				fl.bufStart, fl.readPos = safe, safe
-				fl.partial, fl.skipping, fl.joins = fl.partial[:0], false, [3]join{}
-				err = fl.readToEOF(ctx)
-				if err != nil {
-					f.Close()
-					fl.f, fl.path = orig, origPath
-					return err
-				}
+			_, err := f.Seek(fl.readPos, io.SeekStart)
+			if err == nil {
+				err = fl.readToEOF(ctx, false)
 			}
 			f.Close()
 			fl.f, fl.path = orig, origPath
+			if err != nil {
+				return err
+			}
 		}
 	}
-	if err := fl.flushPending(ctx); err != nil {
+	// Without a copy, an unterminated last line may be cut short by the
+	// truncation: it is sent flagged as truncated.
+	if err := fl.flushPending(ctx, !fromCopy); err != nil {
 		return err
 	}
 	if err := fl.send(ctx, true); err != nil {
@@ -298,7 +388,7 @@ func (fl *follower) handleTruncation(ctx context.Context) error {
 		if err == nil {
 			// A truncated file is new content: never resume it.
 			fl.resume = nil
-			return fl.startFresh(fp, n)
+			return fl.startFresh(fp, n, old.ID)
 		}
 		if !errors.Is(err, errNoFingerprint) {
 			return err
@@ -306,19 +396,16 @@ func (fl *follower) handleTruncation(ctx context.Context) error {
 		if fl.gone() {
 			return errGone
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-fl.wake:
-		case <-time.After(fl.in.PollInterval):
+		if err := fl.sleep(ctx); err != nil {
+			return err
 		}
 	}
 }
 
 // startFresh starts the open file at offset 0 under a new identity.
-func (fl *follower) startFresh(fp string, fpLen int) error {
+func (fl *follower) startFresh(fp string, fpLen int, oldID string) error {
 	id := identity(fl.di, fp)
-	if _, ok := fl.m.store.Get(id); ok {
+	if _, ok := fl.m.store.Get(id); ok || strings.HasPrefix(oldID, id) {
 		// Same first line as before the truncation: make the identity
 		// distinct so ids of new lines cannot collide with old ones.
 		id = fmt.Sprintf("%s.%d", id, time.Now().UnixNano())
@@ -326,8 +413,8 @@ func (fl *follower) startFresh(fp string, fpLen int) error {
 	if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s: %w", fl.path, err)
 	}
-	fl.bufStart, fl.readPos, fl.sentEnd = 0, 0, 0
-	fl.partial, fl.skipping, fl.joins = fl.partial[:0], false, [3]join{}
+	fl.reset(0)
+	fl.fp, fl.fpLen = fp, fpLen
 	fl.file = fl.m.newFile(fl.in, id, fl.path, fl.file.Link)
 	fl.m.store.Put(checkpoint.Entry{
 		ID: id, Dev: fl.di.dev, Ino: fl.di.ino, Fingerprint: fp, FingerprintLen: fpLen,
@@ -340,7 +427,7 @@ func (fl *follower) startFresh(fp string, fpLen int) error {
 // line and unfinished joins become events, then a final chunk lets the
 // position be forgotten once acknowledged.
 func (fl *follower) finish(ctx context.Context) {
-	if err := fl.flushPending(ctx); err != nil {
+	if err := fl.flushPending(ctx, false); err != nil {
 		return
 	}
 	if err := fl.send(ctx, true); err != nil {
@@ -349,26 +436,44 @@ func (fl *follower) finish(ctx context.Context) {
 	fl.log.Debug("finished file", "path", fl.path, "offset", fl.readPos)
 }
 
-// flushPending emits the unterminated last line and open joins.
-func (fl *follower) flushPending(ctx context.Context) error {
-	if err := fl.ensureChunk(ctx); err != nil {
-		return err
+// flushPending emits complete lines left over from a full chunk, then the
+// unterminated last line (flagged truncated if cut) and open joins.
+func (fl *follower) flushPending(ctx context.Context, cut bool) error {
+	for fl.leftover {
+		if err := fl.ensureRoom(ctx); err != nil {
+			return err
+		}
+		fl.leftover = false
+		p := &fl.partial
+		if fl.rbuf != nil {
+			p = fl.rbuf
+		}
+		buf := *p
+		used := fl.process(buf)
+		*p = buf[:copy(buf, buf[used:])]
+		fl.leftover = fl.chunk.full()
 	}
 	fl.now = time.Now().UnixNano()
-	if len(fl.partial) > 0 && !fl.skipping {
-		line := fl.partial
-		if len(line) > fl.in.MaxLineBytes {
-			line = line[:fl.in.MaxLineBytes]
+	if len(fl.unconsumed()) > 0 && !fl.skipping {
+		if err := fl.ensureRoom(ctx); err != nil {
+			return err
 		}
-		fl.emit(line, fl.bufStart, 0)
+		line, flags := fl.cut(fl.unconsumed())
+		if cut {
+			flags |= uint32(ferryv1.Flag_FLAG_TRUNCATED)
+		}
+		fl.emit(line, fl.bufStart, flags)
 	}
-	fl.partial = fl.partial[:0]
-	fl.skipping = false
+	fl.dropUnconsumed()
+	fl.skipping, fl.leftover = false, false
 	fl.bufStart = fl.readPos
 	for s := range fl.joins {
 		j := &fl.joins[s]
 		if !j.active {
 			continue
+		}
+		if err := fl.ensureRoom(ctx); err != nil {
+			return err
 		}
 		fl.emitJoined(j, ferryv1.StreamName(s))
 	}
@@ -377,11 +482,21 @@ func (fl *follower) flushPending(ctx context.Context) error {
 
 // readToEOF reads and parses everything up to the current end of file. It
 // holds at most one chunk and one read buffer at a time, and holds no read
-// buffer while it waits to hand a full chunk on.
-func (fl *follower) readToEOF(ctx context.Context) error {
+// buffer while it waits to hand a full chunk on. With check it returns
+// errTruncated, before reading, if the file was truncated.
+func (fl *follower) readToEOF(ctx context.Context, check bool) error {
 	for {
 		if err := fl.ensureChunk(ctx); err != nil {
 			return err
+		}
+		// Checked before every read (and after waiting for a chunk): bytes
+		// written after a truncation must not be read as the old file's.
+		if check {
+			if t, err := fl.truncated(); err != nil {
+				return err
+			} else if t {
+				return errTruncated
+			}
 		}
 		full, err := fl.readSome()
 		if err != nil {
@@ -396,20 +511,35 @@ func (fl *follower) readToEOF(ctx context.Context) error {
 	}
 }
 
-// readSome reads until the end of file or until the chunk is full.
+// readSome reads until the end of file or until the chunk is full. It
+// first parses complete lines left over from the last full chunk.
 func (fl *follower) readSome() (full bool, err error) {
-	bp := bufPool.Get().(*[]byte)
-	buf := append((*bp)[:0], fl.partial...)
-	defer func() {
-		fl.partial = append(fl.partial[:0], buf...)
-		if cap(fl.partial) > 64<<10 && len(fl.partial) < 4<<10 {
-			fl.partial = append([]byte(nil), fl.partial...)
+	bp := fl.rbuf
+	if bp == nil {
+		bp = bufPool.Get().(*[]byte)
+		*bp = append((*bp)[:0], fl.partial...)
+		fl.partial = fl.partial[:0]
+		if cap(fl.partial) > smallPartial {
+			fl.partial = nil
 		}
-		if cap(buf) <= 4*readSize {
-			*bp = buf[:0]
-			bufPool.Put(bp)
+		fl.rbuf = bp
+	}
+	buf := *bp
+	defer func() {
+		*bp = buf
+		if len(buf) <= smallPartial {
+			fl.compact()
 		}
 	}()
+	if fl.leftover {
+		fl.leftover = false
+		used := fl.process(buf)
+		buf = buf[:copy(buf, buf[used:])]
+		if fl.chunk.full() {
+			fl.leftover = true
+			return true, nil
+		}
+	}
 	for {
 		if cap(buf)-len(buf) < readSize/2 {
 			nb := make([]byte, len(buf), 2*cap(buf)+readSize)
@@ -421,8 +551,11 @@ func (fl *follower) readSome() (full bool, err error) {
 			fl.readPos += int64(n)
 			buf = buf[:len(buf)+n]
 			used := fl.process(buf)
-			rest := copy(buf, buf[used:])
-			buf = buf[:rest]
+			buf = buf[:copy(buf, buf[used:])]
+			if fl.chunk.full() {
+				fl.leftover = true
+				return true, nil
+			}
 		}
 		if errors.Is(rerr, io.EOF) || n == 0 {
 			return false, nil
@@ -430,67 +563,142 @@ func (fl *follower) readSome() (full bool, err error) {
 		if rerr != nil {
 			return false, fmt.Errorf("read %s: %w", fl.path, rerr)
 		}
-		if fl.chunk.full() {
-			return true, nil
+	}
+}
+
+// smallPartial is the most unconsumed bytes a follower keeps outside a read
+// buffer between reads without being made to (see compact).
+const smallPartial = 4 << 10
+
+// unconsumed returns the bytes read but not consumed yet.
+func (fl *follower) unconsumed() []byte {
+	if fl.rbuf != nil {
+		return *fl.rbuf
+	}
+	return fl.partial
+}
+
+// compact moves the unconsumed bytes out of the read buffer, which goes
+// back to the pool: done before waiting, so that blocked followers hold no
+// read buffers, and between reads when few bytes are left.
+func (fl *follower) compact() {
+	bp := fl.rbuf
+	if bp == nil {
+		return
+	}
+	fl.rbuf = nil
+	if rest := *bp; len(rest) <= smallPartial {
+		fl.partial = append(fl.partial[:0], rest...)
+	} else {
+		fl.partial = bytes.Clone(rest) // exactly sized: it may be held a while
+	}
+	if cap(*bp) <= 4*readSize {
+		*bp = (*bp)[:0]
+		bufPool.Put(bp)
+	}
+}
+
+// dropUnconsumed forgets the unconsumed bytes.
+func (fl *follower) dropUnconsumed() {
+	if bp := fl.rbuf; bp != nil {
+		fl.rbuf = nil
+		if cap(*bp) <= 4*readSize {
+			*bp = (*bp)[:0]
+			bufPool.Put(bp)
 		}
 	}
+	fl.partial = fl.partial[:0]
+	if cap(fl.partial) > smallPartial {
+		fl.partial = nil
+	}
+}
+
+// ensureRoom makes sure there is a chunk with room for one more event,
+// handing on a full one.
+func (fl *follower) ensureRoom(ctx context.Context) error {
+	if fl.chunk != nil && fl.chunk.full() {
+		if err := fl.send(ctx, false); err != nil {
+			return err
+		}
+	}
+	return fl.ensureChunk(ctx)
 }
 
 func (fl *follower) ensureChunk(ctx context.Context) error {
 	if fl.chunk != nil {
 		return nil
 	}
-	c, err := fl.m.newChunk(ctx, fl.file)
-	if err != nil {
-		return err
+	c := fl.m.tryNewChunk(fl.file)
+	if c == nil {
+		fl.compact() // about to wait: hold no read buffer meanwhile
+		var err error
+		if c, err = fl.m.newChunk(ctx, fl.file); err != nil {
+			return err
+		}
 	}
 	fl.chunk = c
 	return nil
 }
 
-// process parses the complete lines in buf and returns how many bytes it
-// consumed. An over-long line is cut at max_line_bytes, sent flagged, and the
-// rest of it skipped up to its newline.
+// process parses the complete lines in buf, until the chunk is full, and
+// returns how many bytes it consumed. An over-long line is cut at
+// max_line_bytes, sent flagged, and the rest of it skipped up to its
+// newline.
 func (fl *follower) process(buf []byte) int {
 	pos := 0
 	base := fl.bufStart
-	defer func() { fl.bufStart = base + int64(pos) }()
-	max := fl.in.MaxLineBytes
 	fl.now = time.Now().UnixNano()
-	for pos < len(buf) {
+	for pos < len(buf) && !fl.chunk.full() {
 		i := bytes.IndexByte(buf[pos:], '\n')
 		if fl.skipping {
 			if i < 0 {
 				pos = len(buf)
-				return pos
+				break
 			}
 			pos += i + 1
-			fl.bufStart = base + int64(pos)
 			fl.skipping = false
 			continue
 		}
 		if i < 0 {
-			if len(buf)-pos > max {
+			if len(buf)-pos > fl.in.MaxLineBytes {
 				fl.skipping = true
 				fl.skipOff = base + int64(pos)
-				fl.emit(buf[pos:pos+max], fl.skipOff, uint32(ferryv1.Flag_FLAG_TRUNCATED))
+				line, flags := fl.cut(buf[pos:])
+				fl.emit(line, fl.skipOff, flags)
 				pos = len(buf)
-				return pos
 			}
 			break
 		}
-		line := buf[pos : pos+i]
-		var flags uint32
-		if len(line) > max {
-			line = line[:max]
-			flags = uint32(ferryv1.Flag_FLAG_TRUNCATED)
-		}
+		line, flags := fl.cut(buf[pos : pos+i])
 		lineOff := base + int64(pos)
 		pos += i + 1
-		fl.bufStart = base + int64(pos)
 		fl.emit(line, lineOff, flags)
 	}
+	fl.bufStart = base + int64(pos)
 	return pos
+}
+
+// cut shortens a line longer than max_line_bytes, at a character boundary
+// if one is near, and says so in the flags.
+func (fl *follower) cut(line []byte) ([]byte, uint32) {
+	if len(line) <= fl.in.MaxLineBytes {
+		return line, 0
+	}
+	return cutRunes(line, fl.in.MaxLineBytes), uint32(ferryv1.Flag_FLAG_TRUNCATED)
+}
+
+// cutRunes returns b cut to at most n bytes, backing up (at most three
+// bytes) so as not to split a UTF-8 sequence.
+func cutRunes(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			return b[:i]
+		}
+	}
+	return b[:n]
 }
 
 // emit parses one line and adds its event to the chunk, or to a join.
@@ -526,7 +734,7 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 			*j = join{active: true, off: off, time: h.Time, buf: j.buf[:0]}
 		}
 		if room := fl.in.MaxLineBytes - len(j.buf); len(msg) > room {
-			msg = msg[:max(room, 0)]
+			msg = cutRunes(msg, max(room, 0))
 			flags |= uint32(ferryv1.Flag_FLAG_TRUNCATED)
 		}
 		j.buf = append(j.buf, msg...)
@@ -586,6 +794,12 @@ func (fl *follower) send(ctx context.Context, final bool) error {
 	}
 	fl.sentEnd = c.End
 	c.Final = final
+	select {
+	case fl.m.out <- c:
+		return nil
+	default:
+	}
+	fl.compact() // about to wait: hold no read buffer meanwhile
 	select {
 	case fl.m.out <- c:
 		return nil

@@ -35,13 +35,6 @@ func statDevIno(fi os.FileInfo) (devIno, bool) {
 	return devIno{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
-func nlink(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}
-
 // fingerprint reads the start of f and returns the hash of its first line
 // (or first fingerprintMax bytes) and the number of bytes it covers.
 func fingerprint(f *os.File) (string, int, error) {
@@ -71,6 +64,32 @@ func fingerprintLen(f *os.File, n int) (string, bool) {
 		return "", false
 	}
 	return hashPrefix(buf[:n]), true
+}
+
+// hasFingerprint reports whether f starts with n bytes whose fingerprint is
+// fp. It does not allocate.
+func hasFingerprint(f *os.File, n int, fp string) bool {
+	if n <= 0 || n > fingerprintMax {
+		return false
+	}
+	var buf [fingerprintMax]byte
+	got, err := f.ReadAt(buf[:n], 0)
+	if got < n || (err != nil && !errors.Is(err, io.EOF)) {
+		return false
+	}
+	sum := sha256.Sum256(buf[:n])
+	var h [16]byte
+	hex.Encode(h[:], sum[:8])
+	return string(h[:]) == fp
+}
+
+// fileSize returns the size and link count of f without allocating.
+func fileSize(f *os.File) (size int64, links uint64, err error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, 0, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return st.Size, uint64(st.Nlink), nil
 }
 
 func hashPrefix(b []byte) string {

@@ -32,11 +32,12 @@ type Manager struct {
 	followers map[devIno]*follower
 	byPath    map[string]*follower
 	watched   map[string]int
-	// recovering holds the positions owned by drains of files rotated
-	// while the agent was down.
-	recovering map[string]bool
-	watcher    *fsnotify.Watcher
-	wg         sync.WaitGroup
+	watcher   *fsnotify.Watcher
+	wg        sync.WaitGroup
+	// matched holds the files the last complete scan matched, and
+	// scanStart when that scan began.
+	matched   map[devIno]struct{}
+	scanStart time.Time
 }
 
 // maxChunks bounds the chunks alive at once (read, not yet shipped).
@@ -54,7 +55,6 @@ func NewManager(inputs []Input, store *checkpoint.Store, log *slog.Logger) *Mana
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
-		recovering: map[string]bool{},
 	}
 	for i := range inputs {
 		in := inputs[i]
@@ -95,8 +95,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.watcher = w
 		defer w.Close()
 	}
-	m.recover(ctx)
-	m.scan(ctx, true)
+	found := m.scan(true)
+	m.recover(ctx, found)
+	for _, fl := range found {
+		m.startFollower(ctx, fl)
+	}
 	interval := time.Hour
 	for _, in := range m.inputs {
 		interval = min(interval, in.GlobInterval)
@@ -108,16 +111,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.watcher != nil {
 		events, errs = m.watcher.Events, m.watcher.Errors
 	}
+	rescan := func() {
+		for _, fl := range m.scan(false) {
+			m.startFollower(ctx, fl)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
 			return nil
 		case <-ticker.C:
-			m.scan(ctx, false)
+			rescan()
 		case ev := <-events:
 			if ev.Has(fsnotify.Create) {
-				m.scan(ctx, false)
+				rescan()
 			}
 			if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				m.wakePath(ev.Name)
@@ -140,8 +148,13 @@ func (m *Manager) wakePath(path string) {
 	}
 }
 
-// scan globs every input and starts followers for files not yet followed.
-func (m *Manager) scan(ctx context.Context, first bool) {
+// scan globs every input and returns a follower, its file open, for every
+// matched file not followed yet (one per device and inode). It records
+// which files it matched, followed or not.
+func (m *Manager) scan(first bool) []*follower {
+	start := time.Now()
+	matched := map[devIno]struct{}{}
+	var found []*follower
 	for _, in := range m.inputs {
 		for _, pattern := range in.Paths {
 			matches, err := filepath.Glob(pattern)
@@ -156,10 +169,28 @@ func (m *Manager) scan(ctx context.Context, first bool) {
 				if excluded(in, link) {
 					continue
 				}
-				m.maybeFollow(ctx, in, link)
+				if fl := m.candidate(in, link, first, matched); fl != nil {
+					found = append(found, fl)
+				}
 			}
 		}
 	}
+	m.mu.Lock()
+	m.matched, m.scanStart = matched, start
+	m.mu.Unlock()
+	return found
+}
+
+// matchedSince reports whether the last complete scan matched the file;
+// known is false when that scan began before t.
+func (m *Manager) matchedSince(di devIno, t time.Time) (matched, known bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.scanStart.Before(t) {
+		return false, false
+	}
+	_, matched = m.matched[di]
+	return matched, true
 }
 
 func excluded(in *Input, path string) bool {
@@ -174,28 +205,67 @@ func excluded(in *Input, path string) bool {
 	return false
 }
 
-func (m *Manager) maybeFollow(ctx context.Context, in *Input, link string) {
+// candidate returns a follower, its file open, for a glob match that is
+// neither followed nor in matched yet; it adds the file to matched.
+func (m *Manager) candidate(in *Input, link string, first bool, matched map[devIno]struct{}) *follower {
 	fi, err := os.Stat(link)
 	if err != nil || !fi.Mode().IsRegular() {
-		return
+		return nil
 	}
 	di, ok := statDevIno(fi)
 	if !ok {
-		return
+		return nil
 	}
+	if _, dup := matched[di]; dup {
+		return nil
+	}
+	matched[di] = struct{}{}
 	m.mu.Lock()
 	_, busy := m.followers[di]
 	m.mu.Unlock()
 	if busy {
-		return
+		return nil
 	}
 	real, err := filepath.EvalSymlinks(link)
 	if err != nil {
-		return
+		return nil
 	}
-	m.startFollower(ctx, &follower{in: in, link: link, path: real, di: di})
+	f, ofi, err := openRegular(real)
+	if err != nil {
+		return nil
+	}
+	if odi, _ := statDevIno(ofi); odi != di {
+		// Replaced between the stat and the open: the next scan sees
+		// what the name holds then.
+		f.Close()
+		return nil
+	}
+	fl := &follower{in: in, link: link, path: real, di: di, f: f}
+	if first && in.StartAtEnd && m.firstStart {
+		fl.startAtEnd, fl.endAt = true, ofi.Size()
+	}
+	return fl
 }
 
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return f, fi, nil
+}
+
+// startFollower runs fl, whose file is open, unless the file is followed
+// already.
 func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	fl.m = m
 	fl.wake = make(chan struct{}, 1)
@@ -203,6 +273,7 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	m.mu.Lock()
 	if _, busy := m.followers[fl.di]; busy {
 		m.mu.Unlock()
+		fl.f.Close()
 		return
 	}
 	m.followers[fl.di] = fl
@@ -250,16 +321,30 @@ func (m *Manager) unwatch(dir string) {
 	}
 }
 
-// recover runs before the first scan. For every saved position whose file
-// is no longer where it was with the same content, it looks in the file's
-// last directory for the file renamed (same device, inode and fingerprint)
-// or copied by copytruncate (same fingerprint, at least the saved offset
-// long) while the agent was down, and reads the rest of it. Positions whose
-// file is gone for good are forgotten.
-func (m *Manager) recover(ctx context.Context) {
+// recover settles every saved position before any follower starts; found
+// are the files the first scan matched, open but not followed yet.
+//   - The file of the position is matched and still starts with its
+//     fingerprint: its follower resumes it (and, should the file now be
+//     shorter than the offset, reads the rest from a copytruncate copy).
+//   - It is matched but starts otherwise: the file was truncated while the
+//     agent was down, and the copy copytruncate left beside it (same
+//     fingerprint, at least the offset long) is read from the offset; with
+//     no copy the inode was reused and the position is dropped.
+//   - It is not matched: renamed away while the agent was down (or its
+//     link is gone). The file is found by device, inode and fingerprint in
+//     its last directory and read to its end. Positions whose file is gone
+//     are forgotten.
+//
+// Positions are moved in the store here, before any follower looks for the
+// positions of its inode.
+func (m *Manager) recover(ctx context.Context, found []*follower) {
 	inputs := map[string]*Input{}
 	for _, in := range m.inputs {
 		inputs[in.Name] = in
+	}
+	byDI := map[devIno]*follower{}
+	for _, fl := range found {
+		byDI[fl.di] = fl
 	}
 	for _, e := range m.store.All() {
 		in := inputs[e.Input]
@@ -268,46 +353,49 @@ func (m *Manager) recover(ctx context.Context) {
 			m.store.Remove(e.ID)
 			continue
 		}
-		if fi, err := os.Stat(e.Path); err == nil {
-			if di, _ := statDevIno(fi); di.dev == e.Dev && di.ino == e.Ino && matchesFingerprint(e.Path, e) {
-				continue // still in place: its follower resumes it
-			}
-		}
+		di := devIno{e.Dev, e.Ino}
 		dir := filepath.Dir(e.Path)
-		path := m.findByIdentity(dir, e)
-		if path == "" {
-			path = m.findByFingerprint(dir, e, devIno{e.Dev, e.Ino})
+		if fl := byDI[di]; fl != nil {
+			if h, ok := fingerprintLen(fl.f, e.FingerprintLen); ok && h == e.Fingerprint {
+				continue // its follower resumes it
+			}
+			cp, f, cdi := m.openCopy(dir, e, di)
+			if f == nil {
+				m.log.Info("inode reused, forgetting its old position", "path", fl.path, "old_id", e.ID)
+				m.store.Remove(e.ID)
+				continue
+			}
+			m.log.Info("file truncated while the agent was down, reading the rest from its copy", "path", e.Path, "copy", cp, "offset", e.Offset)
+			e.Dev, e.Ino, e.Path = cdi.dev, cdi.ino, cp
+			m.store.Put(e)
+			if cf := byDI[cdi]; cf != nil {
+				// The copy is matched too: its follower resumes there.
+				f.Close()
+				cf.resume = &e
+				continue
+			}
+			m.startFollower(ctx, &follower{in: in, path: cp, di: cdi, f: f, drainOnly: true, resume: &e})
+			continue
 		}
-		if path == "" {
+		path, f := m.openByIdentity(dir, e)
+		if f == nil {
 			m.log.Info("file with a saved position is gone", "path", e.Path, "id", e.ID)
 			m.store.Remove(e.ID)
 			continue
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			continue
-		}
-		di, _ := statDevIno(fi)
-		e := e
-		m.mu.Lock()
-		m.recovering[e.ID] = true
-		m.mu.Unlock()
 		m.log.Info("draining a file rotated while the agent was down", "path", path, "was", e.Path, "offset", e.Offset)
-		m.startFollower(ctx, &follower{in: in, path: path, di: di, drainOnly: true, resume: &e})
+		m.startFollower(ctx, &follower{in: in, path: path, di: di, f: f, drainOnly: true, resume: &e})
 	}
 }
 
-// isRecovering reports whether a drain of a rotated file owns position id.
-func (m *Manager) isRecovering(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.recovering[id]
-}
-
-// findByIdentity returns the file in dir with the entry's device, inode and
-// fingerprint, or, failing that, with its fingerprint and at least its
-// offset in size (a copytruncate copy).
-func (m *Manager) findByIdentity(dir string, e checkpoint.Entry) string {
+// openByIdentity opens the file in dir with the entry's device, inode and
+// fingerprint.
+func (m *Manager) openByIdentity(dir string, e checkpoint.Entry) (string, *os.File) {
+	want := devIno{e.Dev, e.Ino}
+	// Where it was last seen first: the common case after a restart.
+	if f := openMatching(e.Path, e, want); f != nil {
+		return e.Path, f
+	}
 	names, _ := readDirSorted(dir)
 	for _, name := range names {
 		p := filepath.Join(dir, name)
@@ -315,21 +403,61 @@ func (m *Manager) findByIdentity(dir string, e checkpoint.Entry) string {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		if di, _ := statDevIno(fi); di.dev == e.Dev && di.ino == e.Ino && matchesFingerprint(p, e) {
-			return p
+		if di, _ := statDevIno(fi); di != want {
+			continue
+		}
+		if f := openMatching(p, e, want); f != nil {
+			return p, f
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// openCopy opens the copy of the entry's file that copytruncate left in
+// dir: another file that starts with its fingerprint and is at least as
+// long as its offset.
+func (m *Manager) openCopy(dir string, e checkpoint.Entry, not devIno) (string, *os.File, devIno) {
+	p := m.findByFingerprint(dir, e, not)
+	if p == "" {
+		return "", nil, devIno{}
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", nil, devIno{}
+	}
+	di, _ := statDevIno(fi)
+	if f := openMatching(p, e, di); f != nil {
+		return p, f, di
+	}
+	return "", nil, devIno{}
+}
+
+// openMatching opens path if it is the file di and starts with the entry's
+// fingerprint.
+func openMatching(path string, e checkpoint.Entry, di devIno) *os.File {
+	f, fi, err := openRegular(path)
+	if err != nil {
+		return nil
+	}
+	got, _ := statDevIno(fi)
+	if h, ok := fingerprintLen(f, e.FingerprintLen); got != di || !ok || h != e.Fingerprint {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // findByFingerprint returns a file in dir, other than the one at not, that
 // starts with the entry's fingerprint and is at least as long as its
-// saved offset: the copy made by copytruncate.
+// saved offset: the copy made by copytruncate. If several match (earlier
+// generations that began with the same line), the last modified wins.
 func (m *Manager) findByFingerprint(dir string, e checkpoint.Entry, not devIno) string {
 	if e.FingerprintLen == 0 {
 		return ""
 	}
 	names, _ := readDirSorted(dir)
+	var best string
+	var bestMod time.Time
 	for _, name := range names {
 		p := filepath.Join(dir, name)
 		fi, err := os.Stat(p)
@@ -339,11 +467,11 @@ func (m *Manager) findByFingerprint(dir string, e checkpoint.Entry, not devIno) 
 		if di, _ := statDevIno(fi); di == not {
 			continue
 		}
-		if matchesFingerprint(p, e) {
-			return p
+		if (best == "" || fi.ModTime().After(bestMod)) && matchesFingerprint(p, e) {
+			best, bestMod = p, fi.ModTime()
 		}
 	}
-	return ""
+	return best
 }
 
 func matchesFingerprint(path string, e checkpoint.Entry) bool {

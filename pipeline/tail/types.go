@@ -69,7 +69,9 @@ type Chunk struct {
 // Message returns the message of r.
 func (c *Chunk) Message(r *Rec) []byte { return c.Arena[r.MsgStart:r.MsgEnd] }
 
-// chunk limits: a chunk is sent when it holds this many events or bytes.
+// chunk limits: a chunk is sent when it holds this many events or bytes. It
+// never holds more than chunkMaxRecs events (the shipper sizes its batches on
+// that), nor more than chunkMaxBytes plus one message.
 const (
 	chunkMaxRecs  = 512
 	chunkMaxBytes = 256 << 10
@@ -93,6 +95,20 @@ func (m *Manager) newChunk(ctx context.Context, f *File) (*Chunk, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	return m.chunkFor(f), nil
+}
+
+// tryNewChunk is newChunk without waiting: nil when no permit is free.
+func (m *Manager) tryNewChunk(f *File) *Chunk {
+	select {
+	case m.permits <- struct{}{}:
+		return m.chunkFor(f)
+	default:
+		return nil
+	}
+}
+
+func (m *Manager) chunkFor(f *File) *Chunk {
 	c := chunkPool.Get().(*Chunk)
 	c.File = f
 	c.Arena = c.Arena[:0]
@@ -100,7 +116,7 @@ func (m *Manager) newChunk(ctx context.Context, f *File) (*Chunk, error) {
 	c.End = 0
 	c.Final = false
 	c.permits = m.permits
-	return c, nil
+	return c
 }
 
 // Release returns c and its permit. The caller must not use c, nor any
