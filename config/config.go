@@ -23,7 +23,14 @@
 // and APIKey (relative paths are relative to the working directory, trailing
 // newlines are dropped). Sink's String, Format, LogValue, MarshalJSON and
 // MarshalYAML print "***" for them, so a config can be logged or dumped safely
-// (but a dumped config cannot be loaded back with its secrets).
+// (but a dumped config cannot be loaded back with its secrets). Bearer tokens
+// are of type Secret, which prints as "***" everywhere; token files are only
+// checked at load time (the processes read them, and again when they change),
+// and errors never quote a token.
+//
+// TLS between agent and aggregator: the agent's aggregator.tls and
+// bearer_token(_file), the aggregator's tls and auth. Certificate, key and CA
+// files must exist and parse at load time; a key must match its certificate.
 package config
 
 import (
@@ -62,6 +69,25 @@ type AggregatorClient struct {
 	BackoffInitial     Duration `yaml:"backoff_initial"`      // > 0, default 100ms
 	BackoffMax         Duration `yaml:"backoff_max"`          // >= backoff_initial, default 10s
 	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`     // > 0, default 20s
+
+	TLS ClientTLS `yaml:"tls"`
+	// BearerToken is sent with every stream as "authorization: Bearer
+	// <token>"; it requires tls.enabled. BearerTokenFile holds the token
+	// instead (checked at load time, read again by the agent when it
+	// changes); at most one of the two.
+	BearerToken     Secret `yaml:"bearer_token"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// ClientTLS is the agent's side of TLS to the aggregator. Files are PEM,
+// checked at load time and read again by the agent when they change.
+type ClientTLS struct {
+	Enabled            bool   `yaml:"enabled"`              // default false; every other key requires it
+	CAFile             string `yaml:"ca_file"`              // CAs of the aggregator's certificate; default the system's
+	CertFile           string `yaml:"cert_file"`            // client certificate for mutual TLS; with key_file
+	KeyFile            string `yaml:"key_file"`             // its private key; with cert_file
+	ServerName         string `yaml:"server_name"`          // name to verify; default the host of address
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // accept any server certificate (tests only); not with ca_file
 }
 
 // Input is one source of log files on the node.
@@ -87,6 +113,30 @@ type Aggregator struct {
 	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per connection, 1..1024, default 8
 	ShutdownTimeout     Duration `yaml:"shutdown_timeout"`       // > 0, default 20s
 	Sinks               []Sink   `yaml:"sinks"`                  // at least one; default one file sink
+
+	TLS  ServerTLS `yaml:"tls"`
+	Auth Auth      `yaml:"auth"`
+}
+
+// ServerTLS is the aggregator's side of TLS. Files are PEM, checked at load
+// time and read again by the aggregator when they change.
+type ServerTLS struct {
+	Enabled  bool   `yaml:"enabled"`   // default false; every other key requires it
+	CertFile string `yaml:"cert_file"` // required when enabled
+	KeyFile  string `yaml:"key_file"`  // required when enabled
+	// ClientCAFile, when set, turns on mutual TLS: agents must present a
+	// certificate signed by one of its CAs.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Auth makes the aggregator require "authorization: Bearer <token>" with one
+// of the tokens given here or in the file; it requires tls.enabled.
+type Auth struct {
+	// BearerTokensFile holds one token per line (blank lines and lines
+	// starting with # skipped); checked at load time, read again by the
+	// aggregator when it changes.
+	BearerTokensFile string   `yaml:"bearer_tokens_file"`
+	BearerTokens     []Secret `yaml:"bearer_tokens"`
 }
 
 // Sink is one output of the aggregator. The sink tag names the only type a
@@ -356,6 +406,25 @@ func (s Sink) redact() Sink {
 	s.Password, s.APIKey = mask(s.Password), mask(s.APIKey)
 	return s
 }
+
+// Secret is a string that prints as "***" (empty as "") through fmt,
+// slog, JSON and YAML, wherever it sits in a config.
+type Secret string
+
+// String returns "***" for a non-empty secret.
+func (s Secret) String() string { return mask(string(s)) }
+
+// Format makes every fmt verb print String.
+func (s Secret) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON encodes the secret as "***".
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalYAML encodes the secret as "***".
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
 func mask(secret string) string {
 	if secret == "" {

@@ -10,16 +10,36 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferrylogs/ferry/transport/tlsconf/tlstest"
 )
 
 func ptr[T any](v T) *T { return &v }
 
+// tlsFixtures writes a CA, server and client certificates and token files
+// to a new directory, and points FERRY_TEST_TLS_DIR at it (the good files
+// refer to it).
+func tlsFixtures(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "ferry-ca")
+	ca.Write(t, dir, "ca")
+	ca.Server(t, "ferry-aggregator.logging.svc").Write(t, dir, "server")
+	ca.Client(t, "agent").Write(t, dir, "client")
+	tlstest.WriteFile(t, filepath.Join(dir, "agent-token"), []byte("agent-token-value\n"))
+	tlstest.WriteFile(t, filepath.Join(dir, "tokens"), []byte("# agents\nfile-token-1\nfile-token-2\n"))
+	t.Setenv("FERRY_TEST_TLS_DIR", dir)
+	return dir
+}
+
 func TestAgentGood(t *testing.T) {
+	dir := tlsFixtures(t)
 	got, err := LoadAgent("testdata/agent.good.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +59,14 @@ func TestAgentGood(t *testing.T) {
 			BackoffInitial:     Duration(time.Second),
 			BackoffMax:         Duration(time.Minute),
 			ShutdownTimeout:    Duration(30 * time.Second),
+			TLS: ClientTLS{
+				Enabled:    true,
+				CAFile:     dir + "/ca.pem",
+				CertFile:   dir + "/client.pem",
+				KeyFile:    dir + "/client-key.pem",
+				ServerName: "ferry-aggregator.logging.svc",
+			},
+			BearerTokenFile: dir + "/agent-token",
 		},
 		Inputs: []Input{{
 			Name:         "containers",
@@ -68,7 +96,9 @@ func TestAgentGood(t *testing.T) {
 }
 
 func TestAggregatorGood(t *testing.T) {
+	dir := tlsFixtures(t)
 	t.Setenv("FERRY_TEST_API_KEY", "") // ${FERRY_TEST_API_KEY:-default}
+	t.Setenv("FERRY_TEST_TOKEN", "")   // ${FERRY_TEST_TOKEN:-default}
 	got, err := LoadAggregator("testdata/aggregator.good.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +110,16 @@ func TestAggregatorGood(t *testing.T) {
 		MaxRecvMessageBytes: 32 * MiB,
 		MaxBatchesInFlight:  16,
 		ShutdownTimeout:     Duration(45 * time.Second),
+		TLS: ServerTLS{
+			Enabled:      true,
+			CertFile:     dir + "/server.pem",
+			KeyFile:      dir + "/server-key.pem",
+			ClientCAFile: dir + "/ca.pem",
+		},
+		Auth: Auth{
+			BearerTokensFile: dir + "/tokens",
+			BearerTokens:     []Secret{"inline-token-1", "inline-token-2"},
+		},
 		Sinks: []Sink{
 			{Name: "archive", Type: "file", Path: "/data/events.ndjson"},
 			{Name: "stdout-1", Type: "stdout"},
@@ -289,8 +329,9 @@ func TestBadFiles(t *testing.T) {
 	if len(files) != len(badFiles) {
 		t.Errorf("testdata has %d bad files, the table %d", len(files), len(badFiles))
 	}
-	for name, want := range badFiles {
+	for name, lines := range badFiles {
 		t.Run(name, func(t *testing.T) {
+			want := slices.Clone(lines) // the table stays as is for -count=2
 			path := "testdata/" + name
 			cfg, err := load(path)
 			if !reflect.ValueOf(cfg).IsNil() {
@@ -561,17 +602,20 @@ func TestUnitsYAML(t *testing.T) {
 func TestSecretsNeverPrinted(t *testing.T) {
 	const apiKey = "api-key-from-env-0123456789"
 	const password = "s3cr3t-from-file"
+	const token = "bearer-token-from-env-42"
+	tlsFixtures(t)
 	t.Setenv("FERRY_TEST_API_KEY", apiKey)
+	t.Setenv("FERRY_TEST_TOKEN", token)
 	cfg, err := LoadAggregator("testdata/aggregator.good.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Sinks[2].Password != password || cfg.Sinks[3].APIKey != apiKey {
-		t.Fatalf("secrets not loaded: %q %q", cfg.Sinks[2].Password, cfg.Sinks[3].APIKey)
+	if cfg.Sinks[2].Password != password || cfg.Sinks[3].APIKey != apiKey || cfg.Auth.BearerTokens[0] != token {
+		t.Fatalf("secrets not loaded: %q %q %q", cfg.Sinks[2].Password, cfg.Sinks[3].APIKey, cfg.Auth.BearerTokens[0])
 	}
 
 	var outputs []string
-	for _, v := range []any{cfg, *cfg, cfg.Sinks, cfg.Sinks[2], &cfg.Sinks[3]} {
+	for _, v := range []any{cfg, *cfg, cfg.Sinks, cfg.Sinks[2], &cfg.Sinks[3], cfg.Auth, cfg.Auth.BearerTokens} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%q"} {
 			outputs = append(outputs, fmt.Sprintf(verb, v))
 		}
@@ -591,7 +635,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	outputs = append(outputs, cfg.Sinks[2].String(), cfg.Sinks[3].LogValue().String())
 	for _, out := range outputs {
-		if strings.Contains(out, password) || strings.Contains(out, apiKey) {
+		if strings.Contains(out, password) || strings.Contains(out, apiKey) || strings.Contains(out, token) || strings.Contains(out, "inline-token-2") {
 			t.Errorf("secret revealed in %s", out)
 		}
 		if !strings.Contains(out, "***") {
@@ -641,5 +685,237 @@ func TestFieldError(t *testing.T) {
 	errs := Errors{{File: "a", Line: 1, Column: 2, Msg: "x"}, {File: "a", Line: 3, Column: 4, Path: "p", Msg: "y"}}
 	if got := errs.Error(); got != "a:1:2: x\na:3:4: p: y" {
 		t.Errorf("Errors.Error() = %q", got)
+	}
+}
+
+// TestTLSConfig: every bad combination of the TLS and token keys, with its
+// position. DIR stands for the fixtures' directory.
+func TestTLSConfig(t *testing.T) {
+	dir := tlsFixtures(t)
+	tlstest.WriteFile(t, filepath.Join(dir, "empty"), []byte("\n"))
+	tlstest.WriteFile(t, filepath.Join(dir, "comments-only"), []byte("# no agents yet\n\n"))
+	tlstest.WriteFile(t, filepath.Join(dir, "badtokens"), []byte("good-token\nsecret value\n"))
+	const secret = "two words"
+	for _, tc := range []struct {
+		name string
+		agg  bool // an aggregator file, else an agent file
+		src  string
+		want []string
+	}{{
+		name: "agent: keys without tls.enabled",
+		src: `aggregator:
+  tls:
+    ca_file: ${FERRY_TEST_TLS_DIR}/ca.pem
+    server_name: aggregator
+    insecure_skip_verify: false
+  bearer_token: abc
+`,
+		want: []string{
+			`3:5: aggregator.tls.ca_file: only applies when aggregator.tls.enabled is true`,
+			`4:5: aggregator.tls.server_name: only applies when aggregator.tls.enabled is true`,
+			`5:5: aggregator.tls.insecure_skip_verify: only applies when aggregator.tls.enabled is true`,
+			`6:3: aggregator.bearer_token: requires aggregator.tls.enabled: true (a token is never sent without TLS)`,
+		},
+	}, {
+		name: "agent: token file without tls",
+		src: `aggregator:
+  bearer_token_file: ${FERRY_TEST_TLS_DIR}/agent-token
+`,
+		want: []string{`2:3: aggregator.bearer_token_file: requires aggregator.tls.enabled: true (a token is never sent without TLS)`},
+	}, {
+		name: "agent: bad values",
+		src: `aggregator:
+  tls:
+    enabled: true
+    ca_file: ${FERRY_TEST_TLS_DIR}/agent-token
+    cert_file: ${FERRY_TEST_TLS_DIR}/client.pem
+    insecure_skip_verify: true
+    server_name: ""
+  bearer_token: "` + secret + `"
+`,
+		want: []string{
+			`4:5: aggregator.tls.ca_file: no PEM certificate found in DIR/agent-token`,
+			`5:5: aggregator.tls.cert_file: requires key_file`,
+			`6:5: aggregator.tls.insecure_skip_verify: cannot be used together with ca_file`,
+			`7:5: aggregator.tls.server_name: must not be empty`,
+			`8:3: aggregator.bearer_token: a token must be printable ASCII without spaces`,
+		},
+	}, {
+		name: "agent: key without certificate, token twice",
+		src: `aggregator:
+  tls:
+    enabled: true
+    key_file: ${FERRY_TEST_TLS_DIR}/client-key.pem
+  bearer_token: abc
+  bearer_token_file: ${FERRY_TEST_TLS_DIR}/agent-token
+`,
+		want: []string{
+			`4:5: aggregator.tls.key_file: requires cert_file`,
+			`6:3: aggregator.bearer_token_file: cannot be used together with bearer_token`,
+		},
+	}, {
+		name: "agent: missing, mismatched, empty",
+		src: `aggregator:
+  tls:
+    enabled: true
+    ca_file: ${FERRY_TEST_TLS_DIR}/missing.pem
+    cert_file: ${FERRY_TEST_TLS_DIR}/client.pem
+    key_file: ${FERRY_TEST_TLS_DIR}/server-key.pem
+  bearer_token_file: ${FERRY_TEST_TLS_DIR}/empty
+`,
+		want: []string{
+			`4:5: aggregator.tls.ca_file: cannot read: open DIR/missing.pem: no such file or directory`,
+			`6:5: aggregator.tls.key_file: private key in DIR/server-key.pem does not match cert_file`,
+			`7:3: aggregator.bearer_token_file: file DIR/empty is empty`,
+		},
+	}, {
+		name: "agent: certificate and key swapped",
+		src: `aggregator:
+  tls:
+    enabled: true
+    cert_file: ${FERRY_TEST_TLS_DIR}/client-key.pem
+    key_file: ${FERRY_TEST_TLS_DIR}/client.pem
+`,
+		want: []string{`4:5: aggregator.tls.cert_file: DIR/client-key.pem: no PEM certificate found`},
+	}, {
+		name: "agent: a certificate for a key",
+		src: `aggregator:
+  tls:
+    enabled: true
+    cert_file: ${FERRY_TEST_TLS_DIR}/client.pem
+    key_file: ${FERRY_TEST_TLS_DIR}/ca.pem
+  bearer_token_file: ${FERRY_TEST_TLS_DIR}/missing-token
+`,
+		want: []string{
+			`5:5: aggregator.tls.key_file: no usable private key in DIR/ca.pem: found a certificate rather than a key in the PEM for the private key`,
+			`6:3: aggregator.bearer_token_file: cannot read: open DIR/missing-token: no such file or directory`,
+		},
+	}, {
+		name: "aggregator: enabled without files",
+		agg:  true,
+		src: `tls:
+  enabled: true
+`,
+		want: []string{
+			`1:1: tls.cert_file: required when tls.enabled is true`,
+			`1:1: tls.key_file: required when tls.enabled is true`,
+		},
+	}, {
+		name: "aggregator: keys without tls.enabled",
+		agg:  true,
+		src: `tls:
+  cert_file: ${FERRY_TEST_TLS_DIR}/server.pem
+  client_ca_file: ${FERRY_TEST_TLS_DIR}/ca.pem
+auth:
+  bearer_tokens: [tok]
+`,
+		want: []string{
+			`2:3: tls.cert_file: only applies when tls.enabled is true`,
+			`3:3: tls.client_ca_file: only applies when tls.enabled is true`,
+			`4:1: auth: requires tls.enabled: true (tokens are never accepted without TLS)`,
+		},
+	}, {
+		name: "aggregator: bad files and tokens",
+		agg:  true,
+		src: `tls:
+  enabled: true
+  cert_file: ${FERRY_TEST_TLS_DIR}/server.pem
+  key_file: ${FERRY_TEST_TLS_DIR}/missing-key.pem
+  client_ca_file: ${FERRY_TEST_TLS_DIR}/tokens
+auth:
+  bearer_tokens_file: ${FERRY_TEST_TLS_DIR}/badtokens
+  bearer_tokens: ["", "` + secret + `"]
+`,
+		want: []string{
+			`4:3: tls.key_file: cannot read: open DIR/missing-key.pem: no such file or directory`,
+			`5:3: tls.client_ca_file: no PEM certificate found in DIR/tokens`,
+			`7:3: auth.bearer_tokens_file: DIR/badtokens: line 2: a token must be printable ASCII without spaces`,
+			`8:19: auth.bearer_tokens[0]: must not be empty`,
+			`8:23: auth.bearer_tokens[1]: a token must be printable ASCII without spaces`,
+		},
+	}, {
+		name: "aggregator: certificate without key",
+		agg:  true,
+		src: `tls:
+  enabled: true
+  cert_file: ${FERRY_TEST_TLS_DIR}/server.pem
+`,
+		want: []string{`1:1: tls.key_file: required when tls.enabled is true`},
+	}, {
+		name: "aggregator: empty auth",
+		agg:  true,
+		src: `tls:
+  enabled: true
+  cert_file: ${FERRY_TEST_TLS_DIR}/server.pem
+  key_file: ${FERRY_TEST_TLS_DIR}/server-key.pem
+auth: {}
+`,
+		want: []string{`5:1: auth: set bearer_tokens_file or bearer_tokens (remove auth to accept any agent)`},
+	}, {
+		name: "aggregator: no tokens",
+		agg:  true,
+		src: `tls:
+  enabled: true
+  cert_file: ${FERRY_TEST_TLS_DIR}/server.pem
+  key_file: ${FERRY_TEST_TLS_DIR}/server-key.pem
+auth:
+  bearer_tokens_file: ${FERRY_TEST_TLS_DIR}/comments-only
+  bearer_tokens: []
+`,
+		want: []string{
+			`6:3: auth.bearer_tokens_file: no token in DIR/comments-only`,
+			`7:3: auth.bearer_tokens: must not be empty`,
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.agg {
+				_, err = ParseAggregator("aggregator.yaml", []byte(tc.src))
+			} else {
+				_, err = ParseAgent("agent.yaml", []byte(tc.src))
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			file := "agent.yaml:"
+			if tc.agg {
+				file = "aggregator.yaml:"
+			}
+			want := make([]string, len(tc.want))
+			for i, w := range tc.want {
+				want[i] = file + w
+			}
+			got := strings.Split(strings.ReplaceAll(err.Error(), dir, "DIR"), "\n")
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "secret value") {
+				t.Errorf("error output reveals a token")
+			}
+		})
+	}
+}
+
+// TestTLSAgentGood: insecure_skip_verify without ca_file, an inline token
+// that never prints.
+func TestTLSAgentGood(t *testing.T) {
+	const token = "agent-inline-token-9"
+	t.Setenv("FERRY_TEST_TOKEN", token)
+	a, err := ParseAgent("agent.yaml", []byte("aggregator:\n  tls:\n    enabled: true\n    insecure_skip_verify: true\n  bearer_token: ${FERRY_TEST_TOKEN}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Aggregator.TLS.InsecureSkipVerify || a.Aggregator.BearerToken != token {
+		t.Fatalf("aggregator = %+v", a.Aggregator)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "agent", a, "aggregator", a.Aggregator)
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "agent", a)
+	j, _ := json.Marshal(a)
+	y, _ := yaml.Marshal(a)
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %v %q %x", a, a, *a, a.Aggregator, a.Aggregator.BearerToken, a.Aggregator.BearerToken), buf.String(), string(j), string(y)} {
+		if strings.Contains(out, token) || !strings.Contains(out, "***") {
+			t.Errorf("token not redacted in %s", out)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package config
 import (
 	"bytes"
 	"cmp"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferrylogs/ferry/transport/tlsconf"
 )
 
 // FieldError is one problem in a configuration file.
@@ -407,6 +411,8 @@ func (d *decoder) validateAgent(a *Agent) {
 	d.positive("aggregator.batch_timeout", c.BatchTimeout)
 	d.positive("aggregator.shutdown_timeout", c.ShutdownTimeout)
 	d.backoff("aggregator.backoff_initial", c.BackoffInitial, "aggregator.backoff_max", c.BackoffMax)
+	d.validateClientTLS("aggregator.tls", c.TLS)
+	d.validateBearer("aggregator", c)
 
 	if len(a.Inputs) == 0 {
 		d.invalid("inputs", "at least one input is required")
@@ -441,6 +447,8 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
 	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
 	d.positive("shutdown_timeout", a.ShutdownTimeout)
+	d.validateServerTLS("tls", a.TLS)
+	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
 	if len(a.Sinks) == 0 {
 		d.invalid("sinks", "at least one sink is required")
 	}
@@ -507,11 +515,7 @@ func (d *decoder) validateElasticsearch(p string, s *Sink) {
 		d.invalid(secretKey("api_key"), "cannot be used together with username")
 	}
 	if s.CAFile != "" {
-		if pem, err := os.ReadFile(s.CAFile); err != nil {
-			d.invalid(p+".ca_file", "cannot read: %v", err)
-		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			d.invalid(p+".ca_file", "no PEM certificate found in %s", s.CAFile)
-		}
+		d.caFile(p+".ca_file", s.CAFile)
 	}
 	d.sizeRange(p+".flush_bytes", s.FlushBytes, KiB, 100*MiB)
 	d.intRange(p+".flush_events", s.FlushEvents, 1, math.MaxInt)
@@ -541,6 +545,192 @@ func (d *decoder) secretFile(p, key string, secret *string, file string) {
 	}
 	if *secret = strings.TrimRight(string(b), "\r\n"); *secret == "" {
 		d.invalid(path, "file %s is empty", file)
+	}
+}
+
+// validateClientTLS checks the agent's tls mapping at p.
+func (d *decoder) validateClientTLS(p string, c ClientTLS) {
+	if !c.Enabled {
+		d.onlyWithTLS(p, "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify")
+		return
+	}
+	if c.CAFile != "" {
+		d.caFile(p+".ca_file", c.CAFile)
+	}
+	d.keyPair(p, c.CertFile, c.KeyFile)
+	if d.has(p+".server_name") && c.ServerName == "" {
+		d.invalid(p+".server_name", "must not be empty")
+	}
+	if c.InsecureSkipVerify && c.CAFile != "" {
+		d.invalid(p+".insecure_skip_verify", "cannot be used together with ca_file")
+	}
+}
+
+// validateServerTLS checks the aggregator's tls mapping at p.
+func (d *decoder) validateServerTLS(p string, t ServerTLS) {
+	if !t.Enabled {
+		d.onlyWithTLS(p, "cert_file", "key_file", "client_ca_file")
+		return
+	}
+	if t.CertFile == "" {
+		d.invalid(p+".cert_file", "required when %s.enabled is true", p)
+	}
+	if t.KeyFile == "" {
+		d.invalid(p+".key_file", "required when %s.enabled is true", p)
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		d.keyPair(p, t.CertFile, t.KeyFile)
+	}
+	if t.ClientCAFile != "" {
+		d.caFile(p+".client_ca_file", t.ClientCAFile)
+	}
+}
+
+// onlyWithTLS reports the keys of the tls mapping at p that are given
+// while enabled is not true.
+func (d *decoder) onlyWithTLS(p string, keys ...string) {
+	for _, k := range keys {
+		if d.has(p + "." + k) {
+			d.invalid(p+"."+k, "only applies when %s.enabled is true", p)
+		}
+	}
+}
+
+// caFile checks a file of PEM CA certificates.
+func (d *decoder) caFile(path, file string) {
+	if pem, err := os.ReadFile(file); err != nil {
+		d.invalid(path, "cannot read: %v", err)
+	} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		d.invalid(path, "no PEM certificate found in %s", file)
+	}
+}
+
+// keyPair checks cert_file and key_file of the tls mapping at p: both or
+// neither; the certificate parses and the key matches it.
+func (d *decoder) keyPair(p, certFile, keyFile string) {
+	certPath, keyPath := p+".cert_file", p+".key_file"
+	switch {
+	case certFile == "" && keyFile == "":
+		return
+	case keyFile == "":
+		d.invalid(certPath, "requires key_file")
+		return
+	case certFile == "":
+		d.invalid(keyPath, "requires cert_file")
+		return
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		d.invalid(certPath, "cannot read: %v", err)
+	} else if err := parseCert(certPEM); err != nil {
+		d.invalid(certPath, "%s: %v", certFile, err)
+		certPEM = nil
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		d.invalid(keyPath, "cannot read: %v", err)
+		return
+	}
+	if certPEM == nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		// crypto/tls's messages never quote the key.
+		msg := strings.TrimPrefix(err.Error(), "tls: ")
+		if strings.Contains(msg, "does not match") {
+			d.invalid(keyPath, "private key in %s does not match cert_file", keyFile)
+		} else {
+			d.invalid(keyPath, "no usable private key in %s: %s", keyFile, msg)
+		}
+	}
+}
+
+// parseCert checks that data holds a PEM certificate and that the first
+// one parses.
+func parseCert(data []byte) error {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return errors.New("no PEM certificate found")
+		}
+		if b.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				return fmt.Errorf("invalid certificate: %v", err)
+			}
+			return nil
+		}
+	}
+}
+
+// validateBearer checks the agent's bearer_token and bearer_token_file under
+// p. Errors never quote the token.
+func (d *decoder) validateBearer(p string, c AggregatorClient) {
+	key := p + ".bearer_token"
+	switch {
+	case c.BearerTokenFile != "":
+		key += "_file"
+		if c.BearerToken != "" {
+			d.invalid(key, "cannot be used together with bearer_token")
+			return
+		}
+		b, err := os.ReadFile(c.BearerTokenFile)
+		if err != nil {
+			d.invalid(key, "cannot read: %v", err)
+			return
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			d.invalid(key, "file %s is empty", c.BearerTokenFile)
+		} else if err := tlsconf.CheckToken(tok); err != nil {
+			d.invalid(key, "file %s: %v", c.BearerTokenFile, err)
+		}
+	case d.has(key):
+		d.token(key, c.BearerToken)
+	default:
+		return
+	}
+	if !c.TLS.Enabled && !d.failed[key] {
+		d.invalid(key, "requires %s.tls.enabled: true (a token is never sent without TLS)", p)
+	}
+}
+
+// token checks a bearer token without quoting it.
+func (d *decoder) token(path string, tok Secret) {
+	if tok == "" {
+		d.invalid(path, "must not be empty")
+	} else if err := tlsconf.CheckToken(string(tok)); err != nil {
+		d.invalid(path, "%v", err)
+	}
+}
+
+// validateAuth checks the aggregator's auth mapping at p. Errors never quote
+// a token.
+func (d *decoder) validateAuth(p string, a Auth, tlsEnabled bool) {
+	if !d.has(p) {
+		return
+	}
+	if f := a.BearerTokensFile; f != "" {
+		path := p + ".bearer_tokens_file"
+		if b, err := os.ReadFile(f); err != nil {
+			d.invalid(path, "cannot read: %v", err)
+		} else if toks, err := tlsconf.ParseTokens(b); err != nil {
+			d.invalid(path, "%s: %v", f, err)
+		} else if len(toks) == 0 {
+			d.invalid(path, "no token in %s", f)
+		}
+	}
+	if d.has(p+".bearer_tokens") && len(a.BearerTokens) == 0 {
+		d.invalid(p+".bearer_tokens", "must not be empty")
+	}
+	for i, tok := range a.BearerTokens {
+		d.token(fmt.Sprintf("%s.bearer_tokens[%d]", p, i), tok)
+	}
+	switch {
+	case a.BearerTokensFile == "" && !d.has(p+".bearer_tokens"):
+		d.invalid(p, "set bearer_tokens_file or bearer_tokens (remove auth to accept any agent)")
+	case !tlsEnabled:
+		d.invalid(p, "requires tls.enabled: true (tokens are never accepted without TLS)")
 	}
 }
 

@@ -91,9 +91,9 @@ func BenchmarkShip(b *testing.B) {
 		for i := range chunks {
 			n := min(perChunk, left)
 			left -= n
-			ch := &tail.Chunk{File: f, Arena: arena, Recs: recs[:n], End: int64((i + 1) * perChunk * (msgLen + 1))}
 			permits <- struct{}{}
-			setPermits(ch, permits)
+			ch := tail.NewChunk(f, permits)
+			ch.Arena, ch.Recs, ch.End = arena, recs[:n], int64((i+1)*perChunk*(msgLen+1))
 			in <- ch
 		}
 	}()

@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -51,10 +49,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // ---- chunks
 
-// chunkMaker builds chunks by hand. A tail.Chunk hands its permit back on
-// Release through an unexported channel that only a tail.Manager sets; the
-// maker sets it by reflection to a channel of its own, which also lets it
-// check that every chunk is released exactly once. (TestEventFields and
+// chunkMaker builds chunks by hand with tail.NewChunk and a permit channel
+// of its own, which lets it check that every chunk is released exactly once. (TestEventFields and
 // TestManyTinyEvents use a real Manager.)
 type chunkMaker struct {
 	permits chan struct{}
@@ -74,26 +70,14 @@ func newChunkMaker(t testing.TB) *chunkMaker {
 	return m
 }
 
-var permitsField = func() reflect.StructField {
-	f, ok := reflect.TypeFor[tail.Chunk]().FieldByName("permits")
-	if !ok || f.Type != reflect.TypeFor[chan struct{}]() {
-		panic("tail.Chunk has no field permits of type chan struct{}: update chunkMaker")
-	}
-	return f
-}()
-
-func setPermits(c *tail.Chunk, p chan struct{}) {
-	ptr := (*chan struct{})(unsafe.Add(unsafe.Pointer(c), permitsField.Offset))
-	*ptr = p
-}
-
 // outstanding returns the number of chunks handed out and not released.
 func (m *chunkMaker) outstanding() int { return len(m.permits) }
 
 // chunk returns a chunk of f holding msgs as consecutive lines from off on
 // (each line is its message plus '\\n'); End is the offset after the last.
 func (m *chunkMaker) chunk(f *tail.File, off int64, msgs ...string) *tail.Chunk {
-	c := &tail.Chunk{File: f}
+	m.permits <- struct{}{}
+	c := tail.NewChunk(f, m.permits)
 	for i, msg := range msgs {
 		start := len(c.Arena)
 		c.Arena = append(c.Arena, msg...)
@@ -113,8 +97,6 @@ func (m *chunkMaker) chunk(f *tail.File, off int64, msgs ...string) *tail.Chunk 
 		m.fed[f.ID] = append(m.fed[f.ID], r.Off)
 	}
 	m.mu.Unlock()
-	m.permits <- struct{}{}
-	setPermits(c, m.permits)
 	return c
 }
 

@@ -7,17 +7,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/ops"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	"github.com/ferrylogs/ferry/transport"
+	"github.com/ferrylogs/ferry/transport/tlsconf"
 )
 
 func main() {
@@ -77,6 +82,10 @@ func runAgent(cfg *config.Agent) error {
 	}
 	mgr := tail.NewManager(inputs, store, log)
 	ac := cfg.Aggregator
+	dial, err := linkOptions(ac, log)
+	if err != nil {
+		return err
+	}
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Node:            cfg.Node,
@@ -88,6 +97,7 @@ func runAgent(cfg *config.Agent) error {
 		BackoffInitial:  time.Duration(ac.BackoffInitial),
 		BackoffMax:      time.Duration(ac.BackoffMax),
 		ShutdownTimeout: time.Duration(ac.ShutdownTimeout),
+		DialOptions:     dial,
 	}, mgr, log)
 	if err != nil {
 		return err
@@ -100,7 +110,8 @@ func runAgent(cfg *config.Agent) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("agent started", "aggregator", ac.Address, "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
+	log.Info("agent started", "aggregator", ac.Address, "tls", ac.TLS.Enabled, "client_cert", ac.TLS.CertFile != "",
+		"bearer_token", ac.BearerToken != "" || ac.BearerTokenFile != "", "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -137,6 +148,38 @@ func runAgent(cfg *config.Agent) error {
 	}
 	log.Info("agent stopped; positions saved")
 	return nil
+}
+
+// linkOptions returns the transport credentials to the aggregator (TLS, or
+// plaintext when aggregator.tls is off) and the bearer token, if any. The
+// files are read now and again when they change.
+func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOption, error) {
+	if !ac.TLS.Enabled {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	o := tlsconf.Options{Log: log}
+	tc, err := tlsconf.NewClient(tlsconf.ClientFiles{
+		CAFile:             ac.TLS.CAFile,
+		CertFile:           ac.TLS.CertFile,
+		KeyFile:            ac.TLS.KeyFile,
+		ServerName:         ac.TLS.ServerName,
+		InsecureSkipVerify: ac.TLS.InsecureSkipVerify,
+	}, o)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator.tls: %w", err)
+	}
+	if ac.TLS.InsecureSkipVerify {
+		log.Warn("aggregator.tls.insecure_skip_verify is set: the aggregator's certificate is not verified")
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(tc.Credentials())}
+	if ac.BearerToken != "" || ac.BearerTokenFile != "" {
+		b, err := tlsconf.NewBearer(string(ac.BearerToken), ac.BearerTokenFile, o)
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(b))
+	}
+	return opts, nil
 }
 
 func tailInputs(ins []config.Input) ([]tail.Input, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/ferrylogs/ferry/ops"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/transport"
+	"github.com/ferrylogs/ferry/transport/tlsconf"
 )
 
 func main() {
@@ -88,11 +89,15 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		MaxBatchesInFlight: cfg.MaxBatchesInFlight,
 		MaxMessageBytes:    int(cfg.MaxRecvMessageBytes),
 	}, log)
+	security, err := linkSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
 		grpc.MaxConcurrentStreams(1024),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -102,7 +107,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 			MaxConnectionAgeGrace: 2 * time.Minute,
 			Time:                  time.Minute,
 		}),
-	)
+	}, security...)...)
 	ferryv1.RegisterIngestServer(gs, srv)
 	health, err := ops.StartHealth(cfg.HTTP, srv.Ready, func() map[string]uint64 {
 		return map[string]uint64{
@@ -117,7 +122,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(ln) }()
-	log.Info("aggregator started", "listen", ln.Addr().String(), "http", health.Addr(), "sinks", len(cfg.Sinks))
+	log.Info("aggregator started", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled, "mutual_tls", cfg.TLS.ClientCAFile != "",
+		"bearer_auth", hasAuth(cfg.Auth), "http", health.Addr(), "sinks", len(cfg.Sinks))
 
 	select {
 	case <-ctx.Done():
@@ -145,4 +151,37 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	}
 	log.Info("aggregator stopped; sinks flushed")
 	return nil
+}
+
+func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.BearerTokens) > 0 }
+
+// linkSecurity returns the server options of TLS (mutual with a client CA)
+// and bearer token checks, as configured. The files are read now and again
+// when they change.
+func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, error) {
+	var opts []grpc.ServerOption
+	o := tlsconf.Options{Log: log}
+	if cfg.TLS.Enabled {
+		st, err := tlsconf.NewServer(tlsconf.ServerFiles{
+			CertFile:     cfg.TLS.CertFile,
+			KeyFile:      cfg.TLS.KeyFile,
+			ClientCAFile: cfg.TLS.ClientCAFile,
+		}, o)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		opts = append(opts, grpc.Creds(st.Credentials()))
+	}
+	if hasAuth(cfg.Auth) {
+		tokens := make([]string, len(cfg.Auth.BearerTokens))
+		for i, t := range cfg.Auth.BearerTokens {
+			tokens[i] = string(t)
+		}
+		t, err := tlsconf.NewTokens(tokens, cfg.Auth.BearerTokensFile, o)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		opts = append(opts, grpc.ChainUnaryInterceptor(t.UnaryInterceptor()), grpc.ChainStreamInterceptor(t.StreamInterceptor()))
+	}
+	return opts, nil
 }

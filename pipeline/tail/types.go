@@ -119,6 +119,14 @@ func (m *Manager) chunkFor(f *File) *Chunk {
 	return c
 }
 
+// NewChunk returns an empty chunk of f for a producer other than a Manager
+// (another input, a test). It holds one token of permits, which must have
+// been taken (sent) by the caller; Release takes it back. permits may be nil
+// when the producer bounds its memory by other means.
+func NewChunk(f *File, permits chan struct{}) *Chunk {
+	return &Chunk{File: f, permits: permits}
+}
+
 // Release returns c and its permit. The caller must not use c, nor any
 // message slice taken from it, afterwards.
 func (c *Chunk) Release() {
@@ -127,7 +135,9 @@ func (c *Chunk) Release() {
 	if cap(c.Arena) <= 4*chunkMaxBytes {
 		chunkPool.Put(c)
 	}
-	<-p
+	if p != nil {
+		<-p
+	}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, readSize*2); return &b }}
