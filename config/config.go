@@ -116,6 +116,22 @@ type Aggregator struct {
 
 	TLS  ServerTLS `yaml:"tls"`
 	Auth Auth      `yaml:"auth"`
+
+	Buffer Buffer `yaml:"buffer"`
+}
+
+// Buffer sits between the receiver and the sinks. With type memory the
+// aggregator acks a batch once its sinks took it; with type disk, once it is
+// durable in a write-ahead buffer that feeds the sinks and is replayed after
+// a crash.
+type Buffer struct {
+	Type         string   `yaml:"type"`          // memory|disk, default memory
+	Dir          string   `yaml:"dir"`           // required for disk
+	MaxBytes     ByteSize `yaml:"max_bytes"`     // 1MiB..1TiB, default 1GiB; when full, agents are told to retry
+	SegmentBytes ByteSize `yaml:"segment_bytes"` // 64KiB..1GiB, default 64MiB
+	Sync         string   `yaml:"sync"`          // always|interval|never, default interval
+	SyncInterval Duration `yaml:"sync_interval"` // > 0, default 10ms (group commit window)
+	Concurrency  int      `yaml:"concurrency"`   // batches written to the sinks at once, 1..64, default 4
 }
 
 // ServerTLS is the aggregator's side of TLS. Files are PEM, checked at load
@@ -261,6 +277,7 @@ func DefaultAggregator() *Aggregator {
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
 		ShutdownTimeout:     Duration(20 * time.Second),
+		Buffer:              Buffer{Type: "memory", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},
 		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson"}},
 	}
 	sinkDefaults(&a.Sinks[0], 0, func(string) bool { return false })

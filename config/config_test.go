@@ -110,6 +110,8 @@ func TestAggregatorGood(t *testing.T) {
 		MaxRecvMessageBytes: 32 * MiB,
 		MaxBatchesInFlight:  16,
 		ShutdownTimeout:     Duration(45 * time.Second),
+		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
+			Sync: "always", SyncInterval: Duration(5 * time.Millisecond), Concurrency: 8},
 		TLS: ServerTLS{
 			Enabled:      true,
 			CertFile:     dir + "/server.pem",
@@ -917,5 +919,35 @@ func TestTLSAgentGood(t *testing.T) {
 		if strings.Contains(out, token) || !strings.Contains(out, "***") {
 			t.Errorf("token not redacted in %s", out)
 		}
+	}
+}
+
+func TestBufferValidation(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"disk without dir", "buffer: {type: disk}\n", "buffer.dir: required for type disk"},
+		{"unknown type", "buffer: {type: tape}\n", "buffer.type"},
+		{"memory with disk keys", "buffer: {type: memory, dir: /x}\n", "buffer.dir: only applies to type disk"},
+		{"bad sync", "buffer: {type: disk, dir: /x, sync: sometimes}\n", "buffer.sync"},
+		{"segment above max", "buffer: {type: disk, dir: /x, max_bytes: 2MiB, segment_bytes: 4MiB}\n", "buffer.segment_bytes: must not exceed max_bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseAggregator("agg.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "agg.yaml:1:") {
+				t.Fatalf("err = %v, want a position on line 1", err)
+			}
+		})
+	}
+	a, err := ParseAggregator("agg.yaml", []byte("buffer: {type: disk, dir: /x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Buffer.MaxBytes != GiB || a.Buffer.Sync != "interval" || a.Buffer.Concurrency != 4 {
+		t.Fatalf("disk buffer defaults = %+v", a.Buffer)
 	}
 }

@@ -449,6 +449,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.positive("shutdown_timeout", a.ShutdownTimeout)
 	d.validateServerTLS("tls", a.TLS)
 	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
+	d.validateBuffer("buffer", &a.Buffer)
 	if len(a.Sinks) == 0 {
 		d.invalid("sinks", "at least one sink is required")
 	}
@@ -473,6 +474,31 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 		case "elasticsearch":
 			d.validateElasticsearch(p, s)
 		}
+	}
+}
+
+func (d *decoder) validateBuffer(p string, b *Buffer) {
+	if !d.required(p+".type", b.Type, "memory", "disk") {
+		return
+	}
+	if b.Type == "disk" && b.Dir == "" {
+		d.invalid(p+".dir", "required for type disk")
+	}
+	if b.Type == "memory" {
+		for _, key := range []string{"dir", "max_bytes", "segment_bytes", "sync", "sync_interval", "concurrency"} {
+			if d.has(p + "." + key) {
+				d.invalid(p+"."+key, "only applies to type disk")
+			}
+		}
+		return
+	}
+	d.sizeRange(p+".max_bytes", b.MaxBytes, MiB, 1024*GiB)
+	d.sizeRange(p+".segment_bytes", b.SegmentBytes, 64*KiB, GiB)
+	d.required(p+".sync", b.Sync, "always", "interval", "never")
+	d.positive(p+".sync_interval", b.SyncInterval)
+	d.intRange(p+".concurrency", b.Concurrency, 1, 64)
+	if b.SegmentBytes > b.MaxBytes {
+		d.invalid(p+".segment_bytes", "must not exceed max_bytes")
 	}
 }
 

@@ -82,6 +82,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	sink, err := buildSinks(ctx, cfg.Sinks, log)
+	if err == nil {
+		sink, err = withBuffer(sink, cfg.Buffer, log)
+	}
 	if err != nil {
 		return err
 	}

@@ -9,10 +9,32 @@ import (
 	"time"
 
 	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/pipeline/wal"
 	"github.com/ferrylogs/ferry/sinks"
+	"github.com/ferrylogs/ferry/sinks/buffer"
 	"github.com/ferrylogs/ferry/sinks/elasticsearch"
 	"github.com/ferrylogs/ferry/sinks/ndjson"
 )
+
+// withBuffer puts the disk buffer in front of sink when configured.
+func withBuffer(sink sinks.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, error) {
+	if b.Type != "disk" {
+		return sink, nil
+	}
+	sync := map[string]wal.SyncPolicy{"always": wal.SyncAlways, "interval": wal.SyncInterval, "never": wal.SyncNever}[b.Sync]
+	buf, err := buffer.New(sink, buffer.Options{
+		WAL: wal.Options{
+			Dir: b.Dir, MaxBytes: int64(b.MaxBytes), SegmentBytes: int64(b.SegmentBytes),
+			Sync: sync, SyncInterval: time.Duration(b.SyncInterval),
+		},
+		Concurrency: b.Concurrency,
+	}, log.With("buffer", b.Dir))
+	if err != nil {
+		_ = sink.Close(context.Background())
+		return nil, err
+	}
+	return buf, nil
+}
 
 // buildSinks turns the sink configuration into one sink.
 func buildSinks(ctx context.Context, cfgs []config.Sink, log *slog.Logger) (sinks.Sink, error) {

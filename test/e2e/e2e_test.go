@@ -107,6 +107,15 @@ var lineRE = regexp.MustCompile(`^file=(\d+) seq=(\d+) x+$`)
 // aggregator once with SIGKILL, and checks that every line arrives, and
 // that every copy of a line carries the same event id.
 func TestKillAndRotate(t *testing.T) {
+	for _, buffer := range []string{"memory", "disk"} {
+		t.Run("buffer="+buffer, func(t *testing.T) { killAndRotate(t, buffer) })
+	}
+}
+
+// killAndRotate is TestKillAndRotate with the aggregator's buffer of the
+// given type: with "disk" the aggregator acks once a batch is in its
+// write-ahead buffer, and a SIGKILL must not lose what it acked.
+func killAndRotate(t *testing.T, buffer string) {
 	const (
 		files       = 20
 		perFile     = 2500
@@ -126,7 +135,7 @@ listen: %s
 http: %s
 sinks:
   - {type: file, path: %s}
-`, listen, aggHTTP, sinkPath))
+%s`, listen, aggHTTP, sinkPath, bufferConfig(buffer, filepath.Join(root, "buffer"))))
 	writeFile(t, filepath.Join(root, "agent.yaml"), fmt.Sprintf(`
 node: node-e2e
 state_dir: %s
@@ -238,6 +247,13 @@ inputs:
 	if err := agg.term(30 * time.Second); err != nil {
 		t.Errorf("aggregator exit after SIGTERM: %v", err)
 	}
+}
+
+func bufferConfig(typ, dir string) string {
+	if typ == "disk" {
+		return fmt.Sprintf("buffer: {type: disk, dir: %s, max_bytes: 64MiB, segment_bytes: 1MiB}\n", dir)
+	}
+	return ""
 }
 
 func distinctLines(docs []doc) int {

@@ -1,0 +1,249 @@
+// Package buffer puts the aggregator's write-ahead buffer (pipeline/wal) in
+// front of a sink: Write returns once a batch is durable on disk, and a
+// delivery loop feeds the sink from the buffer in order, retrying each batch
+// until the sink takes it, and after a crash replays what was not delivered.
+// Re-delivery is at least once; event ids make it idempotent downstream.
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ferrylogs/ferry/pipeline/event"
+	"github.com/ferrylogs/ferry/pipeline/wal"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/sinks"
+)
+
+// Options configure the buffer.
+type Options struct {
+	WAL wal.Options
+	// Concurrency is how many batches are written to the sink at once.
+	Concurrency int
+	// RetryInitial and RetryMax bound the backoff between attempts to
+	// deliver one batch.
+	RetryInitial, RetryMax time.Duration
+}
+
+// ErrFull is returned by Write when the buffer has no room: the caller tells
+// the agent to retry later, and the agent keeps its offsets.
+var ErrFull = errors.New("aggregator buffer full")
+
+// Sink is a durable buffer in front of another sink.
+type Sink struct {
+	w      *wal.WAL
+	inner  sinks.Sink
+	opts   Options
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+	err    error
+}
+
+// New opens the buffer in opts.WAL.Dir (replaying what it holds) and starts
+// delivering to inner. Close stops it and closes inner.
+func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.RetryInitial <= 0 {
+		opts.RetryInitial = 200 * time.Millisecond
+	}
+	if opts.RetryMax < opts.RetryInitial {
+		opts.RetryMax = max(30*time.Second, opts.RetryInitial)
+	}
+	opts.WAL.Logger = log
+	if opts.WAL.MaxRecordBytes == 0 && opts.WAL.MaxBytes > 0 {
+		opts.WAL.MaxRecordBytes = min(64<<20, opts.WAL.MaxBytes/2)
+	}
+	w, err := wal.Open(opts.WAL)
+	if err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", opts.WAL.Dir, err)
+	}
+	if st := w.Stats(); st.UnreadRecords > 0 {
+		log.Info("buffer holds undelivered batches from before; delivering them", "batches", st.UnreadRecords, "bytes", st.PendingBytes)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sink{w: w, inner: inner, opts: opts, log: log, cancel: cancel, done: make(chan struct{})}
+	go s.deliver(ctx)
+	return s, nil
+}
+
+// Write appends b to the buffer. It returns when b is durable (per the sync
+// policy), with every event counted delivered; ErrFull (retryable) when the
+// buffer has no room; a permanent error for a batch larger than a record
+// may be.
+func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
+	data, err := proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events})
+	if err != nil {
+		return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
+	}
+	if _, err := s.w.Append(ctx, data); err != nil {
+		switch {
+		case errors.Is(err, wal.ErrFull):
+			return sinks.Result{}, fmt.Errorf("%w: %v", ErrFull, err)
+		case errors.Is(err, wal.ErrTooLarge):
+			return sinks.Result{}, sinks.Permanent(err)
+		}
+		return sinks.Result{}, fmt.Errorf("buffer append: %w", err)
+	}
+	return sinks.Result{Delivered: len(b.Events)}, nil
+}
+
+// Stats reports the buffer's state.
+func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
+
+// delivery is one batch on its way from the buffer to the sink.
+type delivery struct {
+	pos  wal.Pos
+	done bool
+}
+
+// deliver reads batches in order and writes up to Concurrency of them at
+// once; a batch's position is committed once it and every batch before it
+// are delivered.
+func (s *Sink) deliver(ctx context.Context) {
+	defer close(s.done)
+	var (
+		mu      sync.Mutex
+		queue   []*delivery
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, s.opts.Concurrency)
+		commits = make(chan struct{}, 1)
+	)
+	commitDone := make(chan struct{})
+	go func() { // commits in order, batching many deliveries per fsync
+		defer close(commitDone)
+		for range commits {
+			mu.Lock()
+			var last *delivery
+			for len(queue) > 0 && queue[0].done {
+				last, queue = queue[0], queue[1:]
+			}
+			mu.Unlock()
+			if last != nil {
+				if err := s.w.Commit(last.pos); err != nil {
+					s.log.Error("buffer commit failed; batches may be delivered twice", "err", err)
+				}
+			}
+		}
+	}()
+	defer func() {
+		wg.Wait()
+		close(commits)
+		<-commitDone
+	}()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		pos, rec, err := s.w.Read(ctx)
+		if err != nil {
+			<-slots
+			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
+				s.log.Error("buffer read failed", "err", err)
+			}
+			return
+		}
+		d := &delivery{pos: pos}
+		mu.Lock()
+		queue = append(queue, d)
+		mu.Unlock()
+		var b ferryv1.Batch
+		if err := proto.Unmarshal(rec, &b); err != nil {
+			s.log.Error("undecodable batch in the buffer, skipped", "pos", pos.String(), "err", err)
+			s.finish(&mu, d, commits)
+			<-slots
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if s.writeUntilDone(ctx, &b) {
+				s.finish(&mu, d, commits)
+			}
+		}()
+	}
+}
+
+func (s *Sink) finish(mu *sync.Mutex, d *delivery, commits chan struct{}) {
+	mu.Lock()
+	d.done = true
+	mu.Unlock()
+	select {
+	case commits <- struct{}{}:
+	default: // a commit is already due; it will see this one too
+	}
+}
+
+// writeUntilDone writes b to the sink until every event is delivered or
+// dead-lettered, or the sink refuses it for good (logged; the batch is then
+// dropped, as it can never be written). It reports false if ctx ended first.
+func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
+	batch := &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events}
+	delay := s.opts.RetryInitial
+	for attempt := 1; ; attempt++ {
+		res, err := s.inner.Write(ctx, batch)
+		switch {
+		case err == nil && res.OK():
+			return true
+		case err != nil && sinks.IsPermanent(err):
+			s.log.Error("sink refused a buffered batch for good; dropped", "node", b.Node, "seq", b.Seq, "events", len(b.Events), "err", err)
+			return true
+		case ctx.Err() != nil:
+			return false
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			why := "some events not written"
+			if err != nil {
+				why = err.Error()
+			} else if len(res.Failed) > 0 {
+				why = res.Failed[0].Error()
+			}
+			s.log.Warn("sink write failed; retrying from the buffer", "node", b.Node, "seq", b.Seq, "attempt", attempt, "err", why)
+		}
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+		delay = min(2*delay, s.opts.RetryMax)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// Close delivers what the buffer holds until ctx ends, then stops (what is
+// not delivered stays in the buffer for the next start), and closes the
+// buffer and the sink. Safe to call twice.
+func (s *Sink) Close(ctx context.Context) error {
+	s.once.Do(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		for s.w.Stats().PendingRecords > 0 {
+			select {
+			case <-ctx.Done():
+				s.log.Warn("buffer not empty at shutdown; the rest is delivered at the next start", "batches", s.w.Stats().PendingRecords)
+			case <-t.C:
+				continue
+			}
+			break
+		}
+		t.Stop()
+		s.cancel()
+		<-s.done
+		s.err = errors.Join(s.w.Close(), s.inner.Close(ctx))
+	})
+	return s.err
+}

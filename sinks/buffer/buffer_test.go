@@ -1,0 +1,191 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ferrylogs/ferry/pipeline/event"
+	"github.com/ferrylogs/ferry/pipeline/wal"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/sinks"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is the sink behind the buffer: it records the event ids it got
+// and fails as told.
+type recorder struct {
+	mu        sync.Mutex
+	ids       map[string]int
+	writes    int
+	failFirst int           // fail this many writes with a temporary error
+	permanent bool          // refuse every batch for good
+	block     chan struct{} // when set, writes wait for it (or ctx)
+}
+
+func (r *recorder) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
+	if r.block != nil {
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return sinks.Result{}, ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes++
+	if r.permanent {
+		return sinks.Result{}, sinks.Permanent(errors.New("mapping says no"))
+	}
+	if r.writes <= r.failFirst {
+		return sinks.Result{}, errors.New("elasticsearch unreachable")
+	}
+	if r.ids == nil {
+		r.ids = map[string]int{}
+	}
+	for _, e := range b.Events {
+		r.ids[event.IDString(e.Id)]++
+	}
+	return sinks.Result{Delivered: len(b.Events)}, nil
+}
+
+func (r *recorder) Close(context.Context) error { return nil }
+
+func (r *recorder) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids)
+}
+
+func batch(seq uint64, n int) *event.Batch {
+	b := &event.Batch{Node: "n1", Seq: seq}
+	for i := range n {
+		b.Events = append(b.Events, &ferryv1.Event{
+			Id:      event.ID(nil, "n1", "file", int64(seq)*1000+int64(i)),
+			Message: []byte("hello"),
+		})
+	}
+	return b
+}
+
+func open(t *testing.T, dir string, inner sinks.Sink, maxBytes int64) *Sink {
+	t.Helper()
+	s, err := New(inner, Options{
+		WAL:          wal.Options{Dir: dir, MaxBytes: maxBytes, SegmentBytes: 64 << 10, Sync: wal.SyncAlways},
+		RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDeliversEverythingAndRetries(t *testing.T) {
+	cases := []struct {
+		name      string
+		failFirst int
+	}{{"sink up", 0}, {"sink down for a while", 25}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{failFirst: tc.failFirst}
+			s := open(t, t.TempDir(), rec, 64<<20)
+			for i := range 50 {
+				res, err := s.Write(context.Background(), batch(uint64(i+1), 20))
+				if err != nil || !res.OK() || res.Delivered != 20 {
+					t.Fatalf("Write = %+v, %v", res, err)
+				}
+			}
+			waitFor(t, "every event delivered", func() bool { return rec.distinct() == 1000 })
+			waitFor(t, "every batch committed", func() bool { return s.Stats().PendingRecords == 0 })
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+// After a crash (here: Close while the sink hangs, so nothing is
+// delivered), a new buffer on the same directory delivers every batch.
+func TestReplayAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	hung := &recorder{block: make(chan struct{})}
+	s := open(t, dir, hung, 64<<20)
+	for i := range 10 {
+		if _, err := s.Write(context.Background(), batch(uint64(i+1), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hung.distinct() != 0 {
+		t.Fatalf("hung sink got %d events", hung.distinct())
+	}
+	rec := &recorder{}
+	s2 := open(t, dir, rec, 64<<20)
+	defer s2.Close(context.Background())
+	waitFor(t, "replayed events", func() bool { return rec.distinct() == 100 })
+	waitFor(t, "replayed batches committed", func() bool { return s2.Stats().PendingRecords == 0 })
+}
+
+// A full buffer answers with ErrFull (retryable) and accepts again once
+// batches are delivered.
+func TestFullBufferPushesBack(t *testing.T) {
+	rec := &recorder{block: make(chan struct{})}
+	s := open(t, t.TempDir(), rec, 1<<20)
+	defer s.Close(context.Background())
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		_, err = s.Write(context.Background(), batch(uint64(i+1), 50))
+	}
+	if !errors.Is(err, ErrFull) || sinks.IsPermanent(err) {
+		t.Fatalf("err = %v, want retryable ErrFull", err)
+	}
+	close(rec.block)
+	waitFor(t, "room again", func() bool {
+		_, err := s.Write(context.Background(), batch(99999, 1))
+		return err == nil
+	})
+}
+
+// A batch the sink refuses for good is dropped (logged), not retried for
+// ever, and does not hold back the batches behind it.
+func TestPermanentRefusalDoesNotBlock(t *testing.T) {
+	rec := &recorder{permanent: true}
+	s := open(t, t.TempDir(), rec, 64<<20)
+	defer s.Close(context.Background())
+	for i := range 5 {
+		if _, err := s.Write(context.Background(), batch(uint64(i+1), 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "refused batches committed", func() bool { return s.Stats().PendingRecords == 0 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.writes != 5 {
+		t.Fatalf("sink saw %d writes, want 5 (one per batch, no retries)", rec.writes)
+	}
+}
