@@ -72,6 +72,11 @@ func run(args []string) int {
 
 func runAgent(cfg *config.Agent) error {
 	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format).With("node", cfg.Node)
+	if soft, err := ops.SetMemoryLimit("/sys/fs/cgroup"); err != nil {
+		log.Warn("cannot read the container memory limit", "err", err)
+	} else if soft > 0 {
+		log.Info("Go memory limit follows the container's", "bytes", soft)
+	}
 	store, err := checkpoint.Open(cfg.StateDir)
 	if err != nil {
 		return err

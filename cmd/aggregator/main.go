@@ -81,6 +81,11 @@ func run(args []string) int {
 func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if soft, err := ops.SetMemoryLimit("/sys/fs/cgroup"); err != nil {
+		log.Warn("cannot read the container memory limit", "err", err)
+	} else if soft > 0 {
+		log.Info("Go memory limit follows the container's", "bytes", soft)
+	}
 	sink, err := buildSinks(ctx, cfg.Sinks, log)
 	if err == nil {
 		sink, err = withBuffer(sink, cfg.Buffer, log)
