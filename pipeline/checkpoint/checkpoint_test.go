@@ -54,21 +54,3 @@ func TestCorruptFileNamesPath(t *testing.T) {
 		t.Fatalf("Open of a corrupt file: err = %v, want one naming %s", err, p)
 	}
 }
-
-func TestWriteFileAtomicLeavesNoTemp(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	for _, data := range []string{"one", "two"} {
-		if err := WriteFileAtomic(p, []byte(data)); err != nil {
-			t.Fatal(err)
-		}
-		got, _ := os.ReadFile(p)
-		if string(got) != data {
-			t.Fatalf("content = %q, want %q", got, data)
-		}
-	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Fatalf("directory holds %d entries, want only the file", len(ents))
-	}
-}

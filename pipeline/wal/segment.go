@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ferrylogs/ferry/pipeline/atomicfile"
 )
 
 // On-disk format.
@@ -222,38 +224,8 @@ func decodeCommit(b []byte) (committed, error) {
 // writeCommit replaces the commit file of dir atomically: a crash leaves
 // either the old or the new position, and the checksum catches the rest.
 func writeCommit(dir string, c committed) error {
-	tmp := filepath.Join(dir, commitTemp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(encodeCommit(c)); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	path := filepath.Join(dir, commitName)
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	return syncDir(dir)
+	return atomicfile.Write(filepath.Join(dir, commitName), encodeCommit(c))
 }
 
 // syncDir makes the creation, removal or renaming of files in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
