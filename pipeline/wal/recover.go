@@ -14,9 +14,13 @@ import (
 // a fresh active segment. Called by Open only.
 func (w *WAL) recover() error {
 	dir := w.opts.Dir
-	// A crash during Commit may leave the temporary commit file behind.
-	if err := os.Remove(filepath.Join(dir, commitTemp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale %s: %w", commitTemp, err)
+	// A crash during Commit may leave the temporary commit file behind
+	// (atomicfile names it .commit.tmp*; older versions commit.tmp).
+	stale, _ := filepath.Glob(filepath.Join(dir, "."+commitName+".tmp*"))
+	for _, p := range append(stale, filepath.Join(dir, commitTemp)) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", p, err)
+		}
 	}
 	com, err := w.readCommit()
 	if err != nil {

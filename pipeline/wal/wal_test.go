@@ -278,7 +278,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A crash during a Commit leaves its temporary file.
-			if err := os.WriteFile(filepath.Join(crashed, commitTemp), []byte("half"), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(crashed, "."+commitName+".tmp123"), []byte("half"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 
@@ -302,8 +302,8 @@ func TestCrashRecovery(t *testing.T) {
 			if r := mustRead(t, w2, 1); string(r[0].rec) != "after" {
 				t.Fatalf("Read = %q", r[0].rec)
 			}
-			if _, err := os.Stat(filepath.Join(crashed, commitTemp)); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("stale %s not removed: %v", commitTemp, err)
+			if _, err := os.Stat(filepath.Join(crashed, "."+commitName+".tmp123")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("stale temporary commit file not removed: %v", err)
 			}
 			if ws := lb.warnings(); len(ws) != 0 {
 				t.Fatalf("warnings after a clean crash: %q", ws)
