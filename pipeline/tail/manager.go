@@ -41,7 +41,7 @@ type Manager struct {
 }
 
 // maxChunks bounds the chunks alive at once (read, not yet shipped).
-const maxChunks = 64
+const maxChunks = 32
 
 // NewManager returns a manager for inputs that resumes from store. Chunks
 // come out of Chunks(); their file offsets advance only through Commit.
@@ -49,7 +49,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, log *slog.Logger) *Mana
 	m := &Manager{
 		store:      store,
 		log:        log,
-		out:        make(chan *Chunk, 32),
+		out:        make(chan *Chunk, 16),
 		permits:    make(chan struct{}, maxChunks),
 		firstStart: !store.Existed(),
 		followers:  map[devIno]*follower{},
