@@ -120,14 +120,16 @@ type Aggregator struct {
 	Buffer Buffer `yaml:"buffer"`
 }
 
-// Buffer sits between the receiver and the sinks. With type memory the
-// aggregator acks a batch once its sinks took it; with type disk, once it is
-// durable in a write-ahead buffer that feeds the sinks and is replayed after
-// a crash.
+// Buffer sets how batches wait for the sinks. A sink with a memory buffer
+// is written before the aggregator acks a batch; a sink with a disk buffer
+// gets its own write-ahead buffer in <dir>/<sink name>, which the aggregator
+// acks once the batch is durable there, feeds the sink from and replays after
+// a crash. Each sink may choose with its own `buffer:` key; the default is
+// Type when given, else disk for Elasticsearch sinks and memory for others.
 type Buffer struct {
-	Type         string   `yaml:"type"`          // memory|disk, default memory
-	Dir          string   `yaml:"dir"`           // required for disk
-	MaxBytes     ByteSize `yaml:"max_bytes"`     // 1MiB..1TiB, default 1GiB; when full, agents are told to retry
+	Type         string   `yaml:"type"`          // memory|disk: the default of sinks without their own buffer key
+	Dir          string   `yaml:"dir"`           // default "./buffer"; each disk-buffered sink uses <dir>/<sink name>
+	MaxBytes     ByteSize `yaml:"max_bytes"`     // per sink, 1MiB..1TiB, default 1GiB; when full, agents are told to retry
 	SegmentBytes ByteSize `yaml:"segment_bytes"` // 64KiB..1GiB, default 64MiB
 	Sync         string   `yaml:"sync"`          // always|interval|never, default interval
 	SyncInterval Duration `yaml:"sync_interval"` // > 0, default 10ms (group commit window)
@@ -161,6 +163,9 @@ type Auth struct {
 type Sink struct {
 	Name string `yaml:"name"` // default "<type>-<index>"; unique; [A-Za-z0-9._-]
 	Type string `yaml:"type"` // file|stdout|elasticsearch (required)
+	// Buffer is memory or disk; the default comes from the top-level
+	// buffer.type, else disk for elasticsearch and memory for the others.
+	Buffer string `yaml:"buffer"`
 
 	Path string `yaml:"path" sink:"file"` // required for file
 
@@ -232,6 +237,9 @@ func ParseAggregator(name string, data []byte) (*Aggregator, error) {
 	}
 	for i := range a.Sinks {
 		sinkDefaults(&a.Sinks[i], i, d.prefix(fmt.Sprintf("sinks[%d]", i)))
+		if a.Sinks[i].Buffer == "" {
+			a.Sinks[i].Buffer = defaultSinkBuffer(a.Sinks[i].Type, a.Buffer.Type)
+		}
 	}
 	d.validateAggregator(a)
 	if len(d.errs) > 0 {
@@ -277,8 +285,8 @@ func DefaultAggregator() *Aggregator {
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
 		ShutdownTimeout:     Duration(20 * time.Second),
-		Buffer:              Buffer{Type: "memory", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},
-		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson"}},
+		Buffer:              Buffer{Dir: "./buffer", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},
+		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson", Buffer: "memory"}},
 	}
 	sinkDefaults(&a.Sinks[0], 0, func(string) bool { return false })
 	return a
@@ -310,6 +318,18 @@ func inputDefaults(in *Input, i int, has func(key string) bool) {
 	}
 	if !has("glob_interval") {
 		in.GlobInterval = Duration(time.Second)
+	}
+}
+
+// defaultSinkBuffer is the buffer of a sink that does not name one.
+func defaultSinkBuffer(sinkType, def string) string {
+	switch {
+	case def != "":
+		return def
+	case sinkType == "elasticsearch":
+		return "disk"
+	default:
+		return "memory"
 	}
 }
 

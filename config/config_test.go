@@ -123,11 +123,12 @@ func TestAggregatorGood(t *testing.T) {
 			BearerTokens:     []Secret{"inline-token-1", "inline-token-2"},
 		},
 		Sinks: []Sink{
-			{Name: "archive", Type: "file", Path: "/data/events.ndjson"},
-			{Name: "stdout-1", Type: "stdout"},
+			{Name: "archive", Type: "file", Path: "/data/events.ndjson", Buffer: "memory"},
+			{Name: "stdout-1", Type: "stdout", Buffer: "disk"},
 			{
 				Name:                  "es",
 				Type:                  "elasticsearch",
+				Buffer:                "disk",
 				URLs:                  []string{"https://es-0.example:9200", "http://es-1.example:9200"},
 				Username:              "ferry",
 				Password:              "s3cr3t-from-file",
@@ -147,6 +148,7 @@ func TestAggregatorGood(t *testing.T) {
 			{
 				Name:                  "es-cloud",
 				Type:                  "elasticsearch",
+				Buffer:                "disk",
 				URLs:                  []string{"https://cloud.example"},
 				APIKey:                "c2VjcmV0LWFwaS1rZXk=",
 				FlushBytes:            5 * MiB,
@@ -187,7 +189,7 @@ func TestDefaults(t *testing.T) {
 	g := DefaultAggregator()
 	if g.Listen != "127.0.0.1:7070" || g.HTTP != "127.0.0.1:8082" || g.MaxRecvMessageBytes != 16*MiB ||
 		g.MaxBatchesInFlight != 8 || g.ShutdownTimeout != Duration(20*time.Second) ||
-		!reflect.DeepEqual(g.Sinks, []Sink{{Name: "file-0", Type: "file", Path: "./out/events.ndjson"}}) {
+		!reflect.DeepEqual(g.Sinks, []Sink{{Name: "file-0", Type: "file", Path: "./out/events.ndjson", Buffer: "memory"}}) {
 		t.Errorf("DefaultAggregator() = %+v", g)
 	}
 
@@ -660,8 +662,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestSinkFieldTypes(t *testing.T) {
-	// Every Sink field but name and type belongs to one sink type.
-	if n := reflect.TypeFor[Sink]().NumField() - 2; len(sinkFieldTypes) != n {
+	// Every Sink field but name, type and buffer belongs to one sink type.
+	if n := reflect.TypeFor[Sink]().NumField() - 3; len(sinkFieldTypes) != n {
 		t.Errorf("sinkFieldTypes has %d keys, want %d", len(sinkFieldTypes), n)
 	}
 	for key, typ := range sinkFieldTypes {
@@ -926,11 +928,11 @@ func TestBufferValidation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"disk without dir", "buffer: {type: disk}\n", "buffer.dir: required for type disk"},
+		{"empty dir", "buffer: {dir: \"\"}\nsinks: [{type: elasticsearch, urls: [\"http://es:9200\"]}]\n", "buffer.dir: required when a sink has a disk buffer"},
 		{"unknown type", "buffer: {type: tape}\n", "buffer.type"},
-		{"memory with disk keys", "buffer: {type: memory, dir: /x}\n", "buffer.dir: only applies to type disk"},
-		{"bad sync", "buffer: {type: disk, dir: /x, sync: sometimes}\n", "buffer.sync"},
-		{"segment above max", "buffer: {type: disk, dir: /x, max_bytes: 2MiB, segment_bytes: 4MiB}\n", "buffer.segment_bytes: must not exceed max_bytes"},
+		{"unknown sink buffer", "sinks: [{type: stdout, buffer: tape}]\n", "sinks[0].buffer"},
+		{"bad sync", "buffer: {sync: sometimes}\n", "buffer.sync"},
+		{"segment above max", "buffer: {max_bytes: 2MiB, segment_bytes: 4MiB}\n", "buffer.segment_bytes: must not exceed max_bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -938,16 +940,36 @@ func TestBufferValidation(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
-			if !strings.Contains(err.Error(), "agg.yaml:1:") {
-				t.Fatalf("err = %v, want a position on line 1", err)
+			if !strings.Contains(err.Error(), "agg.yaml:") {
+				t.Fatalf("err = %v, want a position", err)
 			}
 		})
 	}
-	a, err := ParseAggregator("agg.yaml", []byte("buffer: {type: disk, dir: /x}\n"))
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestSinkBufferDefaults(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"elasticsearch on disk, others in memory", "sinks: [{type: elasticsearch, urls: [\"http://es:9200\"]}, {type: stdout}]\n", []string{"disk", "memory"}},
+		{"top-level type wins", "buffer: {type: memory}\nsinks: [{type: elasticsearch, urls: [\"http://es:9200\"]}, {type: stdout}]\n", []string{"memory", "memory"}},
+		{"sink key wins", "buffer: {type: disk}\nsinks: [{type: file, path: /x, buffer: memory}, {type: stdout}]\n", []string{"memory", "disk"}},
+		{"embedded default", "", []string{"memory"}},
 	}
-	if a.Buffer.MaxBytes != GiB || a.Buffer.Sync != "interval" || a.Buffer.Concurrency != 4 {
-		t.Fatalf("disk buffer defaults = %+v", a.Buffer)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := ParseAggregator("agg.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range a.Sinks {
+				got = append(got, s.Buffer)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("sink buffers = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -449,7 +449,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.positive("shutdown_timeout", a.ShutdownTimeout)
 	d.validateServerTLS("tls", a.TLS)
 	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
-	d.validateBuffer("buffer", &a.Buffer)
+	d.validateBuffer("buffer", &a.Buffer, a.Sinks)
 	if len(a.Sinks) == 0 {
 		d.invalid("sinks", "at least one sink is required")
 	}
@@ -477,20 +477,18 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	}
 }
 
-func (d *decoder) validateBuffer(p string, b *Buffer) {
-	if !d.required(p+".type", b.Type, "memory", "disk") {
-		return
+func (d *decoder) validateBuffer(p string, b *Buffer, sinks []Sink) {
+	if d.has(p + ".type") {
+		d.required(p+".type", b.Type, "memory", "disk")
 	}
-	if b.Type == "disk" && b.Dir == "" {
-		d.invalid(p+".dir", "required for type disk")
-	}
-	if b.Type == "memory" {
-		for _, key := range []string{"dir", "max_bytes", "segment_bytes", "sync", "sync_interval", "concurrency"} {
-			if d.has(p + "." + key) {
-				d.invalid(p+"."+key, "only applies to type disk")
-			}
+	disk := false
+	for i := range sinks {
+		if d.required(fmt.Sprintf("sinks[%d].buffer", i), sinks[i].Buffer, "memory", "disk") && sinks[i].Buffer == "disk" {
+			disk = true
 		}
-		return
+	}
+	if disk && b.Dir == "" {
+		d.invalid(p+".dir", "required when a sink has a disk buffer")
 	}
 	d.sizeRange(p+".max_bytes", b.MaxBytes, MiB, 1024*GiB)
 	d.sizeRange(p+".segment_bytes", b.SegmentBytes, 64*KiB, GiB)

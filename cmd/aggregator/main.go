@@ -86,10 +86,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	} else if soft > 0 {
 		log.Info("Go memory limit follows the container's", "bytes", soft)
 	}
-	sink, err := buildSinks(ctx, cfg.Sinks, log)
-	if err == nil {
-		sink, err = withBuffer(sink, cfg.Buffer, log)
-	}
+	sink, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ferrylogs/ferry/config"
@@ -16,19 +17,21 @@ import (
 	"github.com/ferrylogs/ferry/sinks/ndjson"
 )
 
-// withBuffer puts the disk buffer in front of sink when configured.
-func withBuffer(sink sinks.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, error) {
-	if b.Type != "disk" {
+// withBuffer puts a disk buffer of its own (<buffer.dir>/<sink name>) in
+// front of a sink whose buffer is disk.
+func withBuffer(sink sinks.Sink, c config.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, error) {
+	if c.Buffer != "disk" {
 		return sink, nil
 	}
 	sync := map[string]wal.SyncPolicy{"always": wal.SyncAlways, "interval": wal.SyncInterval, "never": wal.SyncNever}[b.Sync]
+	dir := filepath.Join(b.Dir, c.Name)
 	buf, err := buffer.New(sink, buffer.Options{
 		WAL: wal.Options{
-			Dir: b.Dir, MaxBytes: int64(b.MaxBytes), SegmentBytes: int64(b.SegmentBytes),
+			Dir: dir, MaxBytes: int64(b.MaxBytes), SegmentBytes: int64(b.SegmentBytes),
 			Sync: sync, SyncInterval: time.Duration(b.SyncInterval),
 		},
 		Concurrency: b.Concurrency,
-	}, log.With("buffer", b.Dir))
+	}, log.With("buffer", dir))
 	if err != nil {
 		_ = sink.Close(context.Background())
 		return nil, err
@@ -37,10 +40,14 @@ func withBuffer(sink sinks.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink,
 }
 
 // buildSinks turns the sink configuration into one sink.
-func buildSinks(ctx context.Context, cfgs []config.Sink, log *slog.Logger) (sinks.Sink, error) {
+func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, error) {
 	var out sinks.Fanout
 	for _, c := range cfgs {
-		s, err := buildSink(ctx, c, log.With("sink_name", c.Name))
+		l := log.With("sink_name", c.Name)
+		s, err := buildSink(ctx, c, l)
+		if err == nil {
+			s, err = withBuffer(s, c, b, l)
+		}
 		if err != nil {
 			_ = out.Close(ctx)
 			return nil, fmt.Errorf("sink %s: %w", c.Name, err)

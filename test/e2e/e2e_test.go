@@ -4,103 +4,13 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrylogs/ferry/test/harness"
 )
-
-// cluster lays out log files the way a Kubernetes node does:
-// containers/<pod>_<ns>_<container>-<id>.log -> pods/<ns>_<pod>_<uid>/<container>/0.log
-type podFile struct {
-	ns, pod, uid, container, id string
-	real, link                  string
-	f                           *os.File
-	written                     int
-	rotations                   int
-	copytruncate                bool
-}
-
-func newPodFile(t *testing.T, root string, i int) *podFile {
-	ns := []string{"dev", "staging", "prod"}[i%3]
-	p := &podFile{
-		ns: ns, pod: fmt.Sprintf("web-%d", i), uid: fmt.Sprintf("uid-%04d", i), container: "app",
-		id: fmt.Sprintf("%064x", i+1), copytruncate: i%2 == 1,
-	}
-	dir := filepath.Join(root, "pods", p.ns+"_"+p.pod+"_"+p.uid, p.container)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.real = filepath.Join(dir, "0.log")
-	p.link = filepath.Join(root, "containers", fmt.Sprintf("%s_%s_%s-%s.log", p.pod, p.ns, p.container, p.id))
-	p.open(t)
-	if err := os.Symlink(p.real, p.link); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p *podFile) open(t *testing.T) {
-	f, err := os.OpenFile(p.real, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.f = f
-}
-
-// write appends line seq of this file in CRI format; every 7th line is split
-// into a partial and a final record.
-func (p *podFile) write(t *testing.T, file, seq int) {
-	ts := time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
-	body := fmt.Sprintf("file=%d seq=%d %s", file, seq, strings.Repeat("x", 40+seq%50))
-	var rec string
-	if seq%7 == 0 {
-		half := len(body) / 2
-		rec = fmt.Sprintf("%s stdout P %s\n%s stdout F %s\n", ts, body[:half], ts, body[half:])
-	} else {
-		rec = fmt.Sprintf("%s stdout F %s\n", ts, body)
-	}
-	if _, err := p.f.WriteString(rec); err != nil {
-		t.Fatal(err)
-	}
-	p.written++
-}
-
-// rotate rotates the file the way kubelet (rename) or logrotate's
-// copytruncate would, keeping the rotated copy beside it.
-func (p *podFile) rotate(t *testing.T) {
-	p.rotations++
-	rotated := fmt.Sprintf("%s.%d", p.real, p.rotations)
-	if p.copytruncate {
-		src, err := os.Open(p.real)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := os.Create(rotated)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(dst, src); err != nil {
-			t.Fatal(err)
-		}
-		src.Close()
-		dst.Close()
-		if err := p.f.Truncate(0); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	p.f.Close()
-	if err := os.Rename(p.real, rotated); err != nil {
-		t.Fatal(err)
-	}
-	p.open(t)
-}
-
-var lineRE = regexp.MustCompile(`^file=(\d+) seq=(\d+) x+$`)
 
 // TestKillAndRotate writes 50,000 lines into 20 container log files with
 // rename and copytruncate rotations while the agent is killed twice and the
@@ -128,15 +38,15 @@ func killAndRotate(t *testing.T, buffer string) {
 			t.Fatal(err)
 		}
 	}
-	listen, aggHTTP, agentHTTP := freePort(t), freePort(t), freePort(t)
+	listen, aggHTTP, agentHTTP := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
 	sinkPath := filepath.Join(root, "out", "events.ndjson")
-	writeFile(t, filepath.Join(root, "aggregator.yaml"), fmt.Sprintf(`
+	harness.WriteFile(t, filepath.Join(root, "aggregator.yaml"), fmt.Sprintf(`
 listen: %s
 http: %s
 sinks:
   - {type: file, path: %s}
 %s`, listen, aggHTTP, sinkPath, bufferConfig(buffer, filepath.Join(root, "buffer"))))
-	writeFile(t, filepath.Join(root, "agent.yaml"), fmt.Sprintf(`
+	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), fmt.Sprintf(`
 node: node-e2e
 state_dir: %s
 http: %s
@@ -152,16 +62,16 @@ inputs:
     glob_interval: 200ms
 `, filepath.Join(root, "state"), agentHTTP, listen, root))
 
-	pods := make([]*podFile, files)
+	pods := make([]*harness.PodFile, files)
 	for i := range pods {
-		pods[i] = newPodFile(t, root, i)
+		pods[i] = harness.NewPodFile(t, root, i)
 	}
-	agg := startProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
-	agent := startProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
 	defer func() {
 		if t.Failed() {
-			t.Logf("agent log:\n%s", agent.logTail())
-			t.Logf("aggregator log:\n%s", agg.logTail())
+			t.Logf("agent log:\n%s", agent.LogTail())
+			t.Logf("aggregator log:\n%s", agg.LogTail())
 		}
 	}()
 
@@ -169,32 +79,32 @@ inputs:
 	for r := 0; r < rounds; r++ {
 		for i, p := range pods {
 			for k := 0; k < perRound; k++ {
-				p.write(t, i, p.written)
-				if p.written%rotateEvery == 0 {
-					p.rotate(t)
+				p.Write(t, i, p.Written)
+				if p.Written%rotateEvery == 0 {
+					p.Rotate(t)
 				}
 			}
 		}
 		switch r {
 		case 20, 70:
-			agent.kill9()
+			agent.Kill9()
 			t.Logf("round %d: agent killed with SIGKILL", r)
 		case 23, 73:
-			agent.start()
+			agent.Start()
 		case 45:
-			agg.kill9()
+			agg.Kill9()
 			t.Logf("round %d: aggregator killed with SIGKILL", r)
 		case 50:
-			agg.start()
+			agg.Start()
 		}
 		time.Sleep(100 * time.Millisecond) // pacing of the writer, not synchronisation
 	}
 	total := files * perFile
 
-	var docs []doc
+	var docs []harness.Doc
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		docs = readSink(t, sinkPath)
+		docs = harness.ReadSink(t, sinkPath)
 		if distinctLines(docs) >= total {
 			break
 		}
@@ -208,7 +118,7 @@ inputs:
 	ids := map[string]string{} // line -> event id
 	idSet := map[string]string{}
 	for _, d := range docs {
-		m := lineRE.FindStringSubmatch(d.Message)
+		m := harness.LineRE.FindStringSubmatch(d.Message)
 		if m == nil {
 			t.Fatalf("unexpected message %q (joined lines must be whole)", d.Message)
 		}
@@ -227,13 +137,13 @@ inputs:
 	}
 	for i, p := range pods {
 		var missing []int
-		for s := 0; s < p.written; s++ {
+		for s := 0; s < p.Written; s++ {
 			if _, ok := ids[fmt.Sprintf("%d/%d", i, s)]; !ok {
 				missing = append(missing, s)
 			}
 		}
 		if len(missing) > 0 {
-			t.Errorf("file %d (copytruncate=%v): %d lines never arrived, e.g. seq %v", i, p.copytruncate, len(missing), missing[:min(len(missing), 10)])
+			t.Errorf("file %d (copytruncate=%v): %d lines never arrived, e.g. seq %v", i, p.Copytruncate, len(missing), missing[:min(len(missing), 10)])
 		}
 	}
 	if len(idSet) != total {
@@ -241,10 +151,10 @@ inputs:
 	}
 	t.Logf("written=%d documents=%d distinct=%d repeated=%d", total, len(docs), len(idSet), len(docs)-len(idSet))
 
-	if err := agent.term(30 * time.Second); err != nil {
+	if err := agent.Term(30 * time.Second); err != nil {
 		t.Errorf("agent exit after SIGTERM: %v", err)
 	}
-	if err := agg.term(30 * time.Second); err != nil {
+	if err := agg.Term(30 * time.Second); err != nil {
 		t.Errorf("aggregator exit after SIGTERM: %v", err)
 	}
 }
@@ -256,17 +166,10 @@ func bufferConfig(typ, dir string) string {
 	return ""
 }
 
-func distinctLines(docs []doc) int {
+func distinctLines(docs []harness.Doc) int {
 	seen := map[string]bool{}
 	for _, d := range docs {
 		seen[d.Event.ID] = true
 	}
 	return len(seen)
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/test/harness"
 )
 
 const containerStream = "logs-kubernetes.container-default"
@@ -43,23 +44,23 @@ const containerStream = "logs-kubernetes.container-default"
 func TestESHundredThousand(t *testing.T) {
 	const files, perFile = 10, 10_000
 	const total = files * perFile
-	es := newESClient(t, esURL(t))
-	root := nodeRoot(t)
-	node := uniqueNode(t)
-	writeAll(t, root, files, perFile)
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "e2e")
+	harness.WriteAll(t, root, files, perFile)
 
 	start := time.Now()
-	f := startFerry(t, root, node, esSinkOpts{url: es.url}, "")
+	f := startFerry(t, root, node, esSinkOpts{url: es.URL, buffer: "disk"}, "") // the default buffer of an Elasticsearch sink
 	f.waitAcked(t, total, 3*time.Minute)
 	acked := time.Since(start)
-	es.waitNodeCount(node, total, time.Minute)
+	es.WaitNodeCount(node, total, time.Minute)
 	t.Logf("%d lines acknowledged after %s (%.0f events/s), all searchable after %s",
 		total, acked.Round(time.Millisecond), total/acked.Seconds(), time.Since(start).Round(time.Millisecond))
 
-	if n := es.nodeCount(containerStream, node); n != total {
+	if n := es.NodeCount(containerStream, node); n != total {
 		t.Errorf("%s holds %d documents of node %s, want %d", containerStream, n, node, total)
 	}
-	checkLines(t, es.nodeDocs("logs-*", node), files, perFile)
+	checkLines(t, es.NodeDocs("logs-*", node), files, perFile)
 
 	// The mapping comes from Ferry's template in every backing index.
 	var m map[string]struct {
@@ -69,7 +70,7 @@ func TestESHundredThousand(t *testing.T) {
 			} `json:"mapping"`
 		} `json:"mappings"`
 	}
-	es.must(http.MethodGet, "/"+containerStream+"/_mapping/field/source.geo.location,@timestamp", nil, &m)
+	es.Must(http.MethodGet, "/"+containerStream+"/_mapping/field/source.geo.location,@timestamp", nil, &m)
 	if len(m) == 0 {
 		t.Fatalf("no backing index for %s", containerStream)
 	}
@@ -95,18 +96,18 @@ func TestESHundredThousand(t *testing.T) {
 func TestESResendIsIdempotent(t *testing.T) {
 	const files, perFile = 2, 2500
 	const total = files * perFile
-	es := newESClient(t, esURL(t))
-	root := nodeRoot(t)
-	node := uniqueNode(t)
-	writeAll(t, root, files, perFile)
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "e2e")
+	harness.WriteAll(t, root, files, perFile)
 
-	f := startFerry(t, root, node, esSinkOpts{url: es.url}, "")
+	f := startFerry(t, root, node, esSinkOpts{url: es.URL}, "")
 	f.waitAcked(t, total, 2*time.Minute)
-	es.waitNodeCount(node, total, time.Minute)
-	if err := f.agent.term(30 * time.Second); err != nil {
+	es.WaitNodeCount(node, total, time.Minute)
+	if err := f.agent.Term(30 * time.Second); err != nil {
 		t.Fatalf("agent exit after SIGTERM: %v", err)
 	}
-	before, err := stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
+	before, err := harness.Stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,19 +115,19 @@ func TestESResendIsIdempotent(t *testing.T) {
 		t.Fatalf("deleting the agent's positions: %v", err)
 	}
 
-	f.agent.start() // a new process: its counters start at 0
+	f.agent.Start() // a new process: its counters start at 0
 	f.waitAcked(t, total, 2*time.Minute)
-	after, err := stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
+	after, err := harness.Stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after-before < total {
 		t.Fatalf("the aggregator acknowledged %d events after the restart, want the %d re-sent ones", after-before, total)
 	}
-	if n := es.nodeCount("logs-*", node); n != total {
+	if n := es.NodeCount("logs-*", node); n != total {
 		t.Fatalf("after a full re-send node %s has %d documents, want %d", node, n, total)
 	}
-	checkLines(t, es.nodeDocs("logs-*", node), files, perFile)
+	checkLines(t, es.NodeDocs("logs-*", node), files, perFile)
 	f.stop(t)
 }
 
@@ -138,13 +139,13 @@ func TestESResendIsIdempotent(t *testing.T) {
 // acknowledged OK. Sending the batch again changes nothing (ids, 409).
 func TestESMappingConflictDeadLetter(t *testing.T) {
 	const deadStream = "logs-ferry.deadletter-default"
-	es := newESClient(t, esURL(t))
+	es := harness.NewESClient(t, harness.ESURL(t))
 	root := t.TempDir()
-	node := uniqueNode(t)
-	agg, listen, _ := startAggregator(t, root, esSinkOpts{url: es.url})
+	node := harness.UniqueNode(t, "e2e")
+	agg, listen, _ := startAggregator(t, root, esSinkOpts{url: es.URL})
 	defer func() {
 		if t.Failed() {
-			t.Logf("aggregator log:\n%s", agg.logTail())
+			t.Logf("aggregator log:\n%s", agg.LogTail())
 		}
 	}()
 
@@ -201,14 +202,14 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 		second = append(second, mk(2, i, v))
 	}
 	send(1, first)
-	if n := es.nodeCount(containerStream, node); n != 10 {
+	if n := es.NodeCount(containerStream, node); n != 10 {
 		t.Fatalf("after the first batch node %s has %d documents, want 10", node, n)
 	}
 	send(2, second)
 	badID := event.IDString(second[bad].Id)
 	checkDeadLetter := func(seq int) {
 		t.Helper()
-		if n := es.nodeCount(containerStream, node); n != 19 {
+		if n := es.NodeCount(containerStream, node); n != 19 {
 			t.Fatalf("node %s has %d documents in %s, want 10 + 9", node, n, containerStream)
 		}
 		for i, e := range second {
@@ -216,11 +217,11 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 			if i == bad {
 				want = 0
 			}
-			if n := es.count(containerStream, termQuery("event.id", event.IDString(e.Id))); n != want {
+			if n := es.Count(containerStream, harness.TermQuery("event.id", event.IDString(e.Id))); n != want {
 				t.Errorf("event %d of the second batch: %d documents in %s, want %d", i, n, containerStream, want)
 			}
 		}
-		es.must(http.MethodPost, "/"+deadStream+"/_refresh", nil, nil)
+		es.Must(http.MethodPost, "/"+deadStream+"/_refresh", nil, nil)
 		var res struct {
 			Hits struct {
 				Hits []struct {
@@ -241,7 +242,7 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 				} `json:"hits"`
 			} `json:"hits"`
 		}
-		es.must(http.MethodPost, "/"+deadStream+"/_search", map[string]any{"query": termQuery("event.id", badID)}, &res)
+		es.Must(http.MethodPost, "/"+deadStream+"/_search", map[string]any{"query": harness.TermQuery("event.id", badID)}, &res)
 		if len(res.Hits.Hits) != 1 {
 			t.Fatalf("%d dead-letter documents for event %s, want 1", len(res.Hits.Hits), badID)
 		}
@@ -266,7 +267,7 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
-	if err := agg.term(30 * time.Second); err != nil {
+	if err := agg.Term(30 * time.Second); err != nil {
 		t.Errorf("aggregator exit after SIGTERM: %v", err)
 	}
 }
@@ -296,18 +297,18 @@ func TestESOutage(t *testing.T) {
 		writeTime = 40 * time.Second
 		stopFor   = 60 * time.Second
 	)
-	es := startPrivateES(t)
-	esc := newESClient(t, es.url)
-	root := nodeRoot(t)
-	node := uniqueNode(t)
-	pods := make([]*podFile, files)
+	es := harness.StartPrivateES(t)
+	esc := harness.NewESClient(t, es.URL)
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "e2e")
+	pods := make([]*harness.PodFile, files)
 	for i := range pods {
-		pods[i] = newPodFile(t, root, i)
+		pods[i] = harness.NewPodFile(t, root, i)
 	}
 	// A slow pipeline, so that catching up after the stop takes long enough
 	// to kill Elasticsearch in the middle of it.
 	f := startFerry(t, root, node,
-		esSinkOpts{url: es.url, flushEvents: 1000, maxConcurrentRequests: 1},
+		esSinkOpts{url: es.URL, flushEvents: 1000, maxConcurrentRequests: 1},
 		"  batch_max_events: 500\n  max_inflight_batches: 4\n")
 
 	var written atomic.Int64
@@ -321,7 +322,7 @@ func TestESOutage(t *testing.T) {
 		<-tick.C // pacing of the writer, not synchronisation
 		for k := n; k < n+perTick; k++ {
 			i := k % files
-			pods[i].write(t, i, pods[i].written)
+			pods[i].Write(t, i, pods[i].Written)
 		}
 		written.Store(int64(n + perTick))
 	}
@@ -348,12 +349,12 @@ func TestESOutage(t *testing.T) {
 	}
 
 	f.waitAcked(t, total, 3*time.Minute)
-	esc.waitNodeCount(node, total, time.Minute)
-	checkLines(t, esc.nodeDocs("logs-*", node), files, perFile)
+	esc.WaitNodeCount(node, total, time.Minute)
+	checkLines(t, esc.NodeDocs("logs-*", node), files, perFile)
 	if v, err := f.acked(); err != nil || v != total {
 		t.Errorf("the agent acknowledged %d events (%v), want exactly %d", v, err, total)
 	}
-	if r, err := stat(f.aggHTTP, "ferry_aggregator_batches_retry_total"); err != nil || r == 0 {
+	if r, err := harness.Stat(f.aggHTTP, "ferry_aggregator_batches_retry_total"); err != nil || r == 0 {
 		t.Errorf("the aggregator answered %d batches with retry (%v): the writes in flight at SIGSTOP should have timed out", r, err)
 	} else {
 		t.Logf("the aggregator answered %d batches with retry", r)
@@ -374,7 +375,7 @@ type outageReport struct {
 // stop, continues Elasticsearch, and kills and restarts it once the agent has
 // caught up by a few thousand events. It runs beside the writer, so it
 // reports instead of calling t.Fatal.
-func runOutage(f *ferryProcs, es *privateES, written *atomic.Int64, total int, stopFor time.Duration) (rep outageReport) {
+func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, total int, stopFor time.Duration) (rep outageReport) {
 	logf := func(format string, args ...any) { rep.log = append(rep.log, fmt.Sprintf(format, args...)) }
 	fail := func(format string, args ...any) outageReport {
 		rep.err = fmt.Errorf(format, args...)
@@ -396,7 +397,7 @@ func runOutage(f *ferryProcs, es *privateES, written *atomic.Int64, total int, s
 		if err != nil {
 			return 0, 0, err
 		}
-		p, err := positionsSum(f.stateDir)
+		p, err := harness.PositionsSum(f.stateDir)
 		return a, p, err
 	}
 
@@ -408,7 +409,7 @@ func runOutage(f *ferryProcs, es *privateES, written *atomic.Int64, total int, s
 	}) {
 		return fail("the agent never had %d events acknowledged (%d)", total/5, acked)
 	}
-	pid, err := es.pid()
+	pid, err := es.PID()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -473,7 +474,7 @@ func runOutage(f *ferryProcs, es *privateES, written *atomic.Int64, total int, s
 	logf("%d events acknowledged %s after SIGCONT; killing Elasticsearch with SIGKILL and restarting it on the same data",
 		acked, time.Since(resumed).Round(100*time.Millisecond))
 	killed := time.Now()
-	if err := es.restart(); err != nil {
+	if err := es.Restart(); err != nil {
 		return fail("%v", err)
 	}
 	a, _ := f.acked()
@@ -492,8 +493,8 @@ func runOutage(f *ferryProcs, es *privateES, written *atomic.Int64, total int, s
 func TestES429(t *testing.T) {
 	const files, perFile = 10, 2000
 	const total = files * perFile
-	es := newESClient(t, esURL(t))
-	target, err := url.Parse(es.url)
+	es := harness.NewESClient(t, harness.ESURL(t))
+	target, err := url.Parse(es.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,14 +502,14 @@ func TestES429(t *testing.T) {
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
 
-	root := nodeRoot(t)
-	node := uniqueNode(t)
-	writeAll(t, root, files, perFile)
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "e2e")
+	harness.WriteAll(t, root, files, perFile)
 	f := startFerry(t, root, node,
 		esSinkOpts{url: srv.URL, flushEvents: 1000, retryInitial: "50ms", retryMax: "500ms"}, "")
 	f.waitAcked(t, total, 3*time.Minute)
-	es.waitNodeCount(node, total, time.Minute)
-	checkLines(t, es.nodeDocs("logs-*", node), files, perFile)
+	es.WaitNodeCount(node, total, time.Minute)
+	checkLines(t, es.NodeDocs("logs-*", node), files, perFile)
 
 	proxy.mu.Lock()
 	defer proxy.mu.Unlock()

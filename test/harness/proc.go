@@ -1,0 +1,275 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BinDir returns the directory holding the agent and aggregator binaries:
+// $FERRY_BIN (set by `make test`), else binaries built once for this test
+// binary.
+func BinDir(tb testing.TB) string {
+	tb.Helper()
+	d, err := binDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+var build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func binDir() (string, error) {
+	if d := os.Getenv("FERRY_BIN"); d != "" {
+		return d, nil
+	}
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ferry-e2e-bin")
+		if err != nil {
+			build.err = err
+			return
+		}
+		for _, name := range []string{"agent", "aggregator"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/ferrylogs/ferry/cmd/"+name)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				build.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+				return
+			}
+		}
+		build.dir = dir
+	})
+	return build.dir, build.err
+}
+
+// FreePort returns a loopback address (127.0.0.1:port) with a port free
+// right now.
+func FreePort(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Proc is one running binary of bin/ (agent or aggregator), restartable,
+// with the output of all its runs appended to one log file.
+type Proc struct {
+	tb   testing.TB
+	Name string
+	Args []string
+	Log  string // path of the log file
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error
+	runs int
+}
+
+// StartProc starts bin/name with args, logging to dir/name.log, and kills
+// it with SIGKILL when the test ends.
+func StartProc(tb testing.TB, dir, name string, args ...string) *Proc {
+	tb.Helper()
+	return StartProcLog(tb, filepath.Join(dir, name+".log"), name, args...)
+}
+
+// StartProcLog is StartProc with the log file at logPath (for two
+// processes of one binary in one directory).
+func StartProcLog(tb testing.TB, logPath, name string, args ...string) *Proc {
+	tb.Helper()
+	p := &Proc{tb: tb, Name: name, Args: args, Log: logPath}
+	p.Start()
+	tb.Cleanup(p.Kill)
+	return p
+}
+
+// Start starts the process (again); the test fails if it cannot.
+func (p *Proc) Start() {
+	p.tb.Helper()
+	if err := p.TryStart(); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+// TryStart starts the process (again) and returns what went wrong.
+func (p *Proc) TryStart() error {
+	dir, err := binDir()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("start %s: already running (pid %d)", p.Name, p.cmd.Process.Pid)
+	}
+	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p.runs++
+	fmt.Fprintf(f, "=== start %d of %s\n", p.runs, p.Name)
+	cmd := exec.Command(filepath.Join(dir, p.Name), p.Args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	p.cmd = cmd
+	done := make(chan error, 1)
+	p.done = done
+	go func() { done <- cmd.Wait() }()
+	return nil
+}
+
+// Running reports whether the process was started and has not been
+// stopped by Kill9, Term or Kill. A process that exited on its own still
+// counts as running until then; see Exited.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
+// Exited reports whether the last started process has exited, and how.
+func (p *Proc) Exited() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return true, nil
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err // keep it for the one who stops the process
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// Runs returns how often the process was started.
+func (p *Proc) Runs() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.runs
+}
+
+// Kill9 kills the process with SIGKILL and waits for it.
+func (p *Proc) Kill9() { p.Kill() }
+
+// Term sends SIGTERM and returns the exit error (nil for exit status 0);
+// after timeout it kills the process with SIGKILL and says so.
+func (p *Proc) Term(timeout time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.cmd = nil
+		return err
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		p.cmd = nil
+		return fmt.Errorf("%s did not stop within %s after SIGTERM", p.Name, timeout)
+	}
+}
+
+// Kill kills the process with SIGKILL, if it runs, and waits for it.
+func (p *Proc) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		p.cmd = nil
+	}
+}
+
+// LogTail returns the last 40 lines of the log file.
+func (p *Proc) LogTail() string {
+	data, _ := os.ReadFile(p.Log)
+	lines := strings.Split(string(data), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WaitFor polls cond every 50 ms until it is true; the test fails when
+// timeout passes first.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	if !Poll(timeout, 50*time.Millisecond, cond) {
+		tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Poll calls cond every interval until it is true (true) or timeout passes
+// (false). It is WaitFor for goroutines other than the test's.
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval) // poll interval
+	}
+	return true
+}
+
+var statsClient = &http.Client{Timeout: 5 * time.Second}
+
+// HTTPGet gets http://addr/path; an answer other than 200 is an error.
+func HTTPGet(addr, path string) ([]byte, error) {
+	res, err := statsClient.Get("http://" + addr + path)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: HTTP %d: %s", path, res.StatusCode, b)
+	}
+	return b, err
+}
+
+// Stat returns one counter of a process's /stats on its http address.
+func Stat(addr, name string) (uint64, error) {
+	b, err := HTTPGet(addr, "/stats")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == name {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /stats", name)
+}
+
+// WriteFile writes content to path; the test fails if it cannot.
+func WriteFile(tb testing.TB, path, content string) {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
