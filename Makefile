@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test test-unit generate demo bench fuzz lint chart es-start es-stop clean tools
+.PHONY: all build test test-unit chaos generate demo bench fuzz lint chart es-start es-stop clean tools
 
 all: build
 
@@ -22,6 +22,17 @@ test: build
 	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \
 	  $(GO) test -race -count=1 -timeout 40m ./... 2>&1 | tee $(BIN)/test.log; rc=$$?; \
 	  bash test/elasticsearch.sh stop; exit $$rc
+
+# The chaos suite (test/chaos): agent, aggregators with the disk buffer and a
+# private Elasticsearch, killed, stopped and restarted at seeded random moments
+# while logs rotate; every line must arrive exactly once. CHAOS_SCALE=full
+# (default, about 35 minutes) or ci (about 6); CHAOS_SEED=N replays a
+# schedule. The processes' logs are kept in bin/chaos-logs/.
+CHAOS_SCALE ?= full
+chaos: build
+	@set -o pipefail; CHAOS_SCALE=$(CHAOS_SCALE) CHAOS_SEED=$(CHAOS_SEED) FERRY_BIN=$(BIN) \
+	  CHAOS_LOG_DIR=$(BIN)/chaos-logs $(GO) test -count=1 -v -run '^TestChaos' \
+	  -timeout $(if $(filter ci,$(CHAOS_SCALE)),15m,90m) ./test/chaos/ 2>&1 | tee $(BIN)/chaos.log
 
 # Tests that need neither Elasticsearch nor root: a quick loop while coding.
 test-unit:

@@ -16,16 +16,7 @@ import (
 	"github.com/ferrylogs/ferry/test/harness"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := harness.StopSharedES(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
 // checkLines checks that docs hold every line "file=F seq=S" written by
 // harness.PodFile.Write, for F < files and S < perFile, exactly once, each with a

@@ -17,8 +17,10 @@ import (
 )
 
 // BinDir returns the directory holding the agent and aggregator binaries:
-// $FERRY_BIN (set by `make test`), else binaries built once for this test
-// binary.
+// a copy of $FERRY_BIN's (set by `make test`), else binaries built for this
+// test binary. The copy is taken on the first call, so a `make build` while
+// a long test runs does not swap the binaries between two restarts of a
+// process. Main removes the directory at the end.
 func BinDir(tb testing.TB) string {
 	tb.Helper()
 	d, err := binDir()
@@ -28,6 +30,8 @@ func BinDir(tb testing.TB) string {
 	return d
 }
 
+var binaries = []string{"agent", "aggregator"}
+
 var build struct {
 	once sync.Once
 	dir  string
@@ -35,25 +39,63 @@ var build struct {
 }
 
 func binDir() (string, error) {
-	if d := os.Getenv("FERRY_BIN"); d != "" {
-		return d, nil
-	}
 	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "ferry-e2e-bin")
+		dir, err := os.MkdirTemp("", "ferry-test-bin")
 		if err != nil {
 			build.err = err
 			return
 		}
-		for _, name := range []string{"agent", "aggregator"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/ferrylogs/ferry/cmd/"+name)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				build.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+		build.dir = dir
+		src := os.Getenv("FERRY_BIN")
+		for _, name := range binaries {
+			if src != "" {
+				build.err = copyFile(filepath.Join(src, name), filepath.Join(dir, name))
+			} else {
+				cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/ferrylogs/ferry/cmd/"+name)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					build.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+				}
+			}
+			if build.err != nil {
 				return
 			}
 		}
-		build.dir = dir
 	})
 	return build.dir, build.err
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("FERRY_BIN: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Main runs the tests of a package (call it from TestMain as
+// os.Exit(harness.Main(m))), then stops the shared Elasticsearch if this
+// process started it and removes the copied or built binaries.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if err := StopSharedES(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	if build.dir != "" {
+		_ = os.RemoveAll(build.dir)
+	}
+	return code
 }
 
 // FreePort returns a loopback address (127.0.0.1:port) with a port free
