@@ -26,7 +26,7 @@ test: build
 # The chaos suite (test/chaos): agent, aggregators with the disk buffer and a
 # private Elasticsearch, killed, stopped and restarted at seeded random moments
 # while logs rotate; every line must arrive exactly once. CHAOS_SCALE=full
-# (default, about 35 minutes) or ci (about 6); CHAOS_SEED=N replays a
+# (default, about 17 minutes) or ci (about 4.5); CHAOS_SEED=N replays a
 # schedule. The processes' logs are kept in bin/chaos-logs/.
 CHAOS_SCALE ?= full
 chaos: build

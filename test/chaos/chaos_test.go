@@ -42,7 +42,7 @@ type scale struct {
 }
 
 var scales = map[string]scale{
-	// Fits CI: both tests, with two Elasticsearch starts, in about 6 minutes
+	// Fits CI: both tests, with two Elasticsearch starts, in about 4.5 minutes
 	// on 2 cores.
 	"ci": {
 		name: "ci", files: 20, run: 150 * time.Second, linesPerSec: 600, rotateEvery: 500,
