@@ -31,7 +31,7 @@ test: build
 CHAOS_SCALE ?= full
 chaos: build
 	@set -o pipefail; CHAOS_SCALE=$(CHAOS_SCALE) CHAOS_SEED=$(CHAOS_SEED) FERRY_BIN=$(BIN) \
-	  CHAOS_LOG_DIR=$(BIN)/chaos-logs $(GO) test -count=1 -v -run '^TestChaos' \
+	  CHAOS_LOG_DIR=$(BIN)/chaos-logs $(GO) test -tags chaos -count=1 -v -run '^TestChaos' \
 	  -timeout $(if $(filter ci,$(CHAOS_SCALE)),15m,90m) ./test/chaos/ 2>&1 | tee $(BIN)/chaos.log
 
 # Tests that need neither Elasticsearch nor root: a quick loop while coding.
