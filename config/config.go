@@ -50,12 +50,20 @@ type Log struct {
 
 // Agent is the configuration of the node agent.
 type Agent struct {
-	Node       string           `yaml:"node"`      // default: $NODE_NAME, else os.Hostname()
-	StateDir   string           `yaml:"state_dir"` // default "./state"
-	HTTP       string           `yaml:"http"`      // health/ready listen address (host:port), default "127.0.0.1:8081"
-	Log        Log              `yaml:"log"`
-	Aggregator AggregatorClient `yaml:"aggregator"`
-	Inputs     []Input          `yaml:"inputs"` // at least one; default one container input
+	Node     string `yaml:"node"`      // default: $NODE_NAME, else os.Hostname()
+	StateDir string `yaml:"state_dir"` // default "./state"
+	HTTP     string `yaml:"http"`      // health/ready listen address (host:port), default "127.0.0.1:8081"
+	Log      Log    `yaml:"log"`
+	// MemoryLimit is the agent's one memory budget, 16MiB..64GiB, default
+	// 128MiB (lowered to 90% of the container's limit when that is less).
+	// The Go runtime's soft limit is set to it; log data read and not yet
+	// acknowledged is held to half of it: a quarter for lines read and not
+	// yet batched (reading pauses when it is used up) and a quarter for the
+	// window of unacknowledged batches, (max_inflight_batches + 1) ×
+	// batch_max_bytes, which must fit in it, as must every max_line_bytes.
+	MemoryLimit ByteSize         `yaml:"memory_limit"`
+	Aggregator  AggregatorClient `yaml:"aggregator"`
+	Inputs      []Input          `yaml:"inputs"` // at least one; default one container input
 }
 
 // AggregatorClient is how the agent ships batches to the aggregator.
@@ -111,8 +119,15 @@ type Aggregator struct {
 	Log                 Log      `yaml:"log"`
 	MaxRecvMessageBytes ByteSize `yaml:"max_recv_message_bytes"` // 1KiB..1GiB, default 16MiB
 	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per connection, 1..1024, default 8
-	ShutdownTimeout     Duration `yaml:"shutdown_timeout"`       // > 0, default 20s
-	Sinks               []Sink   `yaml:"sinks"`                  // at least one; default one file sink
+	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
+	// default 1GiB (lowered to 90% of the container's limit when that is
+	// less). The Go runtime's soft limit is set to it; batches received and
+	// not yet acknowledged, over all connections, are held to a quarter of
+	// it (further batches wait in their connection's flow-control window),
+	// and max_recv_message_bytes must fit in that quarter.
+	MemoryLimit     ByteSize `yaml:"memory_limit"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // > 0, default 20s
+	Sinks           []Sink   `yaml:"sinks"`            // at least one; default one file sink
 
 	TLS  ServerTLS `yaml:"tls"`
 	Auth Auth      `yaml:"auth"`
@@ -255,10 +270,11 @@ func DefaultAgent() *Agent {
 		node, _ = os.Hostname()
 	}
 	a := &Agent{
-		Node:     node,
-		StateDir: "./state",
-		HTTP:     "127.0.0.1:8081",
-		Log:      Log{Level: "info", Format: "text"},
+		Node:        node,
+		StateDir:    "./state",
+		HTTP:        "127.0.0.1:8081",
+		Log:         Log{Level: "info", Format: "text"},
+		MemoryLimit: 128 * MiB,
 		Aggregator: AggregatorClient{
 			Address:            "127.0.0.1:7070",
 			Compression:        "none",
@@ -284,6 +300,7 @@ func DefaultAggregator() *Aggregator {
 		Log:                 Log{Level: "info", Format: "text"},
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
+		MemoryLimit:         1 * GiB,
 		ShutdownTimeout:     Duration(20 * time.Second),
 		Buffer:              Buffer{Dir: "./buffer", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},
 		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson", Buffer: "memory"}},

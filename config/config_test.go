@@ -45,10 +45,11 @@ func TestAgentGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Agent{
-		Node:     "node-a",
-		StateDir: "/var/lib/ferry",
-		HTTP:     "0.0.0.0:9081",
-		Log:      Log{Level: "debug", Format: "json"},
+		Node:        "node-a",
+		StateDir:    "/var/lib/ferry",
+		HTTP:        "0.0.0.0:9081",
+		Log:         Log{Level: "debug", Format: "json"},
+		MemoryLimit: 256 * MiB,
 		Aggregator: AggregatorClient{
 			Address:            "dns:///ferry-aggregator.logging.svc:7070",
 			Compression:        "gzip",
@@ -109,6 +110,7 @@ func TestAggregatorGood(t *testing.T) {
 		Log:                 Log{Level: "warn", Format: "json"},
 		MaxRecvMessageBytes: 32 * MiB,
 		MaxBatchesInFlight:  16,
+		MemoryLimit:         2 * GiB,
 		ShutdownTimeout:     Duration(45 * time.Second),
 		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
 			Sync: "always", SyncInterval: Duration(5 * time.Millisecond), Concurrency: 8},
@@ -280,6 +282,16 @@ var badFiles = map[string][]string{
 		`32:5: inputs[2].dataset: must be lowercase, got "Nginx-Access"`,
 		`33:5: inputs[3].name: duplicate name "dup" (also inputs[2])`,
 		`34:5: inputs[3].type: must be one of container, file, got "socket"`,
+	},
+	"agent.memory.bad.yaml": {
+		`4:3: aggregator.max_inflight_batches: (max_inflight_batches + 1) × batch_max_bytes = 9MiB must fit in a quarter of memory_limit (8MiB)`,
+		`8:5: inputs[0].max_line_bytes: 16MiB must fit in a quarter of memory_limit (8MiB)`,
+	},
+	"agent.memory.small.bad.yaml": {
+		`1:1: memory_limit: must be between 16MiB and 64GiB, got 8MiB`,
+	},
+	"aggregator.memory.bad.yaml": {
+		`2:1: max_recv_message_bytes: 32MiB must fit in a quarter of memory_limit (16MiB)`,
 	},
 	"aggregator.nosinks.bad.yaml": {
 		`1:1: sinks: at least one sink is required`,

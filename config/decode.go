@@ -413,6 +413,10 @@ func (d *decoder) validateAgent(a *Agent) {
 	d.backoff("aggregator.backoff_initial", c.BackoffInitial, "aggregator.backoff_max", c.BackoffMax)
 	d.validateClientTLS("aggregator.tls", c.TLS)
 	d.validateBearer("aggregator", c)
+	d.sizeRange("memory_limit", a.MemoryLimit, 16*MiB, 64*GiB)
+	if window := ByteSize(c.MaxInflightBatches+1) * c.BatchMaxBytes; a.MemoryLimit >= 16*MiB && window > a.MemoryLimit/4 {
+		d.invalid("aggregator.max_inflight_batches", "(max_inflight_batches + 1) × batch_max_bytes = %s must fit in a quarter of memory_limit (%s)", window, a.MemoryLimit/4)
+	}
 
 	if len(a.Inputs) == 0 {
 		d.invalid("inputs", "at least one input is required")
@@ -432,6 +436,9 @@ func (d *decoder) validateAgent(a *Agent) {
 		d.oneOf(p+".format", in.Format, "auto", "cri", "docker", "plain")
 		d.oneOf(p+".start_at", in.StartAt, "beginning", "end")
 		d.sizeRange(p+".max_line_bytes", in.MaxLineBytes, KiB, 64*MiB)
+		if a.MemoryLimit >= 16*MiB && in.MaxLineBytes > a.MemoryLimit/4 {
+			d.invalid(p+".max_line_bytes", "%s must fit in a quarter of memory_limit (%s)", in.MaxLineBytes, a.MemoryLimit/4)
+		}
 		d.positive(p+".poll_interval", in.PollInterval)
 		d.positive(p+".glob_interval", in.GlobInterval)
 		if in.Dataset != "" {
@@ -446,6 +453,10 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.validateLog("log", a.Log)
 	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
 	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
+	d.sizeRange("memory_limit", a.MemoryLimit, 64*MiB, 1024*GiB)
+	if a.MemoryLimit >= 64*MiB && a.MaxRecvMessageBytes > a.MemoryLimit/4 {
+		d.invalid("max_recv_message_bytes", "%s must fit in a quarter of memory_limit (%s)", a.MaxRecvMessageBytes, a.MemoryLimit/4)
+	}
 	d.positive("shutdown_timeout", a.ShutdownTimeout)
 	d.validateServerTLS("tls", a.TLS)
 	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
