@@ -42,18 +42,33 @@ func CgroupMemoryLimit(root string) (int64, error) {
 	return 0, nil
 }
 
-// SetMemoryLimit makes the Go runtime's soft memory limit follow the
-// container's: 90% of the cgroup limit, unless GOMEMLIMIT is set. It
-// returns the limit it set (0 for none) so the caller can log it.
-func SetMemoryLimit(root string) (int64, error) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return 0, nil
-	}
+// MemoryLimit is a process's memory budget and where it comes from.
+type MemoryLimit struct {
+	Bytes int64
+	// From is "memory_limit" (the configuration) or "container" (90% of
+	// the cgroup's limit, which was lower).
+	From string
+	// RuntimeSet says whether the Go runtime's soft limit was set to Bytes;
+	// it is not when GOMEMLIMIT is set in the environment.
+	RuntimeSet bool
+}
+
+// ApplyMemoryLimit decides the process's memory budget: configured bytes,
+// lowered to 90% of the container's limit (cgroup mounted at root) when that
+// is less, and makes it the Go runtime's soft memory limit unless GOMEMLIMIT
+// is set. Components size what they hold in memory from the result.
+func ApplyMemoryLimit(configured int64, root string) (MemoryLimit, error) {
+	m := MemoryLimit{Bytes: configured, From: "memory_limit"}
 	limit, err := CgroupMemoryLimit(root)
-	if err != nil || limit == 0 {
-		return 0, err
+	if err != nil {
+		return m, err
 	}
-	soft := limit / 10 * 9
-	debug.SetMemoryLimit(soft)
-	return soft, nil
+	if soft := limit / 10 * 9; limit > 0 && soft < m.Bytes {
+		m.Bytes, m.From = soft, "container"
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(m.Bytes)
+		m.RuntimeSet = true
+	}
+	return m, nil
 }

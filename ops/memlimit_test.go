@@ -3,6 +3,7 @@ package ops
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 )
 
@@ -39,13 +40,42 @@ func TestCgroupMemoryLimit(t *testing.T) {
 	}
 }
 
-func TestSetMemoryLimitLeavesGOMEMLIMIT(t *testing.T) {
-	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "memory.max"), []byte("1000000000"), 0o644); err != nil {
-		t.Fatal(err)
+func TestApplyMemoryLimit(t *testing.T) {
+	cases := []struct {
+		name       string
+		cgroup     string // memory.max, "" for none
+		gomemlimit string
+		configured int64
+		want       MemoryLimit
+	}{
+		{"no container", "", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", true}},
+		{"container larger", "1073741824", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", true}},
+		{"container smaller", "104857600", "", 128 << 20, MemoryLimit{94371840, "container", true}},
+		{"container unlimited", "max", "", 64 << 20, MemoryLimit{64 << 20, "memory_limit", true}},
+		{"GOMEMLIMIT set", "104857600", "500MiB", 128 << 20, MemoryLimit{94371840, "container", false}},
 	}
-	t.Setenv("GOMEMLIMIT", "500MiB")
-	if got, err := SetMemoryLimit(root); err != nil || got != 0 {
-		t.Fatalf("SetMemoryLimit with GOMEMLIMIT set = %d, %v; want it left alone", got, err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			if c.cgroup != "" {
+				if err := os.WriteFile(filepath.Join(root, "memory.max"), []byte(c.cgroup), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("GOMEMLIMIT", c.gomemlimit)
+			before := debug.SetMemoryLimit(-1)
+			defer debug.SetMemoryLimit(before)
+			got, err := ApplyMemoryLimit(c.configured, root)
+			if err != nil || got != c.want {
+				t.Fatalf("ApplyMemoryLimit = %+v, %v; want %+v", got, err, c.want)
+			}
+			after := debug.SetMemoryLimit(-1)
+			switch {
+			case c.want.RuntimeSet && after != c.want.Bytes:
+				t.Fatalf("runtime limit %d, want %d", after, c.want.Bytes)
+			case !c.want.RuntimeSet && after != before:
+				t.Fatalf("runtime limit changed to %d with GOMEMLIMIT set", after)
+			}
+		})
 	}
 }

@@ -92,7 +92,7 @@ func BenchmarkShip(b *testing.B) {
 			n := min(perChunk, left)
 			left -= n
 			permits <- struct{}{}
-			ch := tail.NewChunk(f, permits)
+			ch := tail.NewChunk(f, func() { <-permits })
 			ch.Arena, ch.Recs, ch.End = arena, recs[:n], int64((i+1)*perChunk*(msgLen+1))
 			in <- ch
 		}

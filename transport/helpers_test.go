@@ -77,7 +77,7 @@ func (m *chunkMaker) outstanding() int { return len(m.permits) }
 // (each line is its message plus '\\n'); End is the offset after the last.
 func (m *chunkMaker) chunk(f *tail.File, off int64, msgs ...string) *tail.Chunk {
 	m.permits <- struct{}{}
-	c := tail.NewChunk(f, m.permits)
+	c := tail.NewChunk(f, func() { <-m.permits })
 	for i, msg := range msgs {
 		start := len(c.Arena)
 		c.Arena = append(c.Arena, msg...)

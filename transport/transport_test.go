@@ -39,7 +39,7 @@ func runManager(t *testing.T, inputs []tail.Input) (*tail.Manager, *checkpoint.S
 		t.Fatal(err)
 	}
 	log, _ := newLogger(t, "tail")
-	m := tail.NewManager(inputs, store, log)
+	m := tail.NewManager(inputs, store, nil, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(ctx) }()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/ops"
+	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	"github.com/ferrylogs/ferry/transport"
@@ -72,11 +73,19 @@ func run(args []string) int {
 
 func runAgent(cfg *config.Agent) error {
 	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format).With("node", cfg.Node)
-	if soft, err := ops.SetMemoryLimit("/sys/fs/cgroup"); err != nil {
+	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
+	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
-	} else if soft > 0 {
-		log.Info("Go memory limit follows the container's", "bytes", soft)
 	}
+	ac := cfg.Aggregator
+	// A quarter of the budget for lines read and not yet batched, a
+	// quarter for the window of batches not yet acknowledged.
+	window := int64(ac.MaxInflightBatches+1) * int64(ac.BatchMaxBytes)
+	if window > ml.Bytes/4 {
+		return fmt.Errorf("memory budget %s (from %s) too small: (aggregator.max_inflight_batches + 1) × aggregator.batch_max_bytes = %s must fit in a quarter of it",
+			config.ByteSize(ml.Bytes), ml.From, config.ByteSize(window))
+	}
+	readAhead := budget.New(ml.Bytes / 4)
 	store, err := checkpoint.Open(cfg.StateDir)
 	if err != nil {
 		return err
@@ -85,8 +94,7 @@ func runAgent(cfg *config.Agent) error {
 	if err != nil {
 		return err
 	}
-	mgr := tail.NewManager(inputs, store, log)
-	ac := cfg.Aggregator
+	mgr := tail.NewManager(inputs, store, readAhead, log)
 	dial, err := linkOptions(ac, log)
 	if err != nil {
 		return err
@@ -109,13 +117,21 @@ func runAgent(cfg *config.Agent) error {
 	}
 	defer client.Close()
 
-	health, err := ops.StartHealth(cfg.HTTP, client.Connected, client.Counters, log)
+	counters := func() map[string]uint64 {
+		m := client.Counters()
+		m["ferry_agent_read_budget_bytes"] = uint64(readAhead.Limit())
+		m["ferry_agent_read_budget_used_bytes"] = uint64(readAhead.Used())
+		m["ferry_agent_read_budget_peak_bytes"] = uint64(readAhead.Peak())
+		m["ferry_agent_memory_limit_bytes"] = uint64(ml.Bytes)
+		return m
+	}
+	health, err := ops.StartHealth(cfg.HTTP, client.Connected, counters, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("agent started", "aggregator", ac.Address, "tls", ac.TLS.Enabled, "client_cert", ac.TLS.CertFile != "",
+	log.Info("agent started", "memory_limit", config.ByteSize(ml.Bytes), "memory_limit_from", ml.From, "gomemlimit_set", ml.RuntimeSet, "aggregator", ac.Address, "tls", ac.TLS.Enabled, "client_cert", ac.TLS.CertFile != "",
 		"bearer_token", ac.BearerToken != "" || ac.BearerTokenFile != "", "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
 
 	var wg sync.WaitGroup

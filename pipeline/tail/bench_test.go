@@ -66,7 +66,7 @@ func BenchmarkTailCRI(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := NewManager([]Input{in}, st, log)
+		m := NewManager([]Input{in}, st, nil, log)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		start := time.Now()

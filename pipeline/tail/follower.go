@@ -745,6 +745,7 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 		return
 	}
 	c.Arena = arena
+	c.count()
 	c.Recs = append(c.Recs, Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags})
 }
 
@@ -753,6 +754,7 @@ func (fl *follower) emitJoined(j *join, stream ferryv1.StreamName) {
 	c := fl.chunk
 	start := len(c.Arena)
 	c.Arena = append(c.Arena, j.buf...)
+	c.count()
 	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: j.flags | uint32(ferryv1.Flag_FLAG_JOINED)})
 	j.active = false
 	if cap(j.buf) > 1<<20 {

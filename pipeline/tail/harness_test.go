@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
@@ -89,6 +90,8 @@ type harnessOpts struct {
 	// prepare, if set, fills the store before the first start; the store
 	// is then saved and reopened, as after an earlier run of the agent.
 	prepare func(st *checkpoint.Store)
+	// budget is the manager's read-ahead budget in bytes (0: the default).
+	budget int64
 }
 
 // harness runs a Manager over real files, with a checkpoint store in a
@@ -169,7 +172,11 @@ func (h *harness) start() {
 	h.run++
 	h.mu.Unlock()
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.m = NewManager(h.inputs, h.store, log)
+	var b *budget.Budget
+	if h.opts.budget > 0 {
+		b = budget.New(h.opts.budget)
+	}
+	h.m = NewManager(h.inputs, h.store, b, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.runErr = make(chan error, 1)
@@ -283,8 +290,8 @@ func (h *harness) stop() {
 		}
 		break
 	}
-	if n := len(h.m.permits); n != 0 {
-		h.t.Errorf("%d chunk permits still held after stop", n)
+	if n := h.m.budget.Used(); n != 0 {
+		h.t.Errorf("%d bytes of the budget still held after stop", n)
 	}
 	h.cancel = nil
 	h.mu.Lock()

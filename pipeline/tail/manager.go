@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/parse"
@@ -25,7 +26,7 @@ type Manager struct {
 	store      *checkpoint.Store
 	log        *slog.Logger
 	out        chan *Chunk
-	permits    chan struct{}
+	budget     *budget.Budget
 	firstStart bool
 
 	mu        sync.Mutex
@@ -40,17 +41,27 @@ type Manager struct {
 	scanStart time.Time
 }
 
-// maxChunks bounds the chunks alive at once (read, not yet shipped).
-const maxChunks = 32
+// DefaultBudget is the read-ahead budget of a Manager given none.
+const DefaultBudget = 32 << 20
 
 // NewManager returns a manager for inputs that resumes from store. Chunks
 // come out of Chunks(); their file offsets advance only through Commit.
-func NewManager(inputs []Input, store *checkpoint.Store, log *slog.Logger) *Manager {
+// Lines read and not yet released by the shipper are held to b (nil: a
+// budget of DefaultBudget); followers pause reading while it is used up.
+// Every chunk counts its arena and the read buffer of its follower; a line
+// longer than a chunk makes its arena grow, and the growth is counted even
+// past the limit (the memory is in use); no chunk starts while the budget
+// is overdrawn, so at worst each chunk in flight holds one max_line_bytes
+// line beyond the budget.
+func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *slog.Logger) *Manager {
+	if b == nil {
+		b = budget.New(DefaultBudget)
+	}
 	m := &Manager{
 		store:      store,
 		log:        log,
 		out:        make(chan *Chunk, 16),
-		permits:    make(chan struct{}, maxChunks),
+		budget:     b,
 		firstStart: !store.Existed(),
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},

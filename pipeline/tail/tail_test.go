@@ -917,8 +917,9 @@ func TestStartAtEnd(t *testing.T) {
 	assertExactlyOnce(t, h.snapshot(), append(append(kept, created...), late...))
 }
 
-// 12. With nobody reading, followers block and at most maxChunks chunks
-// exist; once reading resumes every line arrives.
+// 12. With nobody reading, followers block once the byte budget is used
+// up (it is never exceeded by lines shorter than a chunk); once reading
+// resumes every line arrives.
 func TestBackpressure(t *testing.T) {
 	dir := t.TempDir()
 	const files, perFile = 200, 2000
@@ -928,27 +929,72 @@ func TestBackpressure(t *testing.T) {
 		all = append(all, lines...)
 		appendFile(t, filepath.Join(dir, fmt.Sprintf("f%03d.log", i)), joinLines(lines))
 	}
-	h := newHarness(t, harnessOpts{paused: true}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
-	waitFor(t, "every permit to be taken", func() bool {
-		return len(h.m.permits) == maxChunks && len(h.m.out) == cap(h.m.out)
+	const limit = 8 << 20
+	h := newHarness(t, harnessOpts{paused: true, budget: limit}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
+	b := h.m.budget
+	const cost = chunkCost
+	waitFor(t, "the budget to be used up", func() bool {
+		return b.Used() > limit-cost && b.Waiting() > 0
 	})
 	settle() // the followers stay blocked: nothing can move
-	if n := len(h.m.permits); n != maxChunks {
-		t.Fatalf("%d permits held, want %d", n, maxChunks)
+	if u := b.Used(); u > limit {
+		t.Fatalf("%d bytes held, over the budget of %d", u, limit)
 	}
 	var ms runtimeMem
 	ms.read()
-	// 64 chunks of at most 384 KiB plus small per-follower state; the
-	// files hold far more (200 files need 800 chunks).
-	t.Logf("live heap while blocked: %d MiB", ms.heap>>20)
-	if ms.heap > 100<<20 {
+	// An 8 MiB budget plus small per-follower state; the files hold far
+	// more (200 files need 800 chunks).
+	t.Logf("live heap while blocked: %d MiB; budget peak %d KiB", ms.heap>>20, b.Peak()>>10)
+	if ms.heap > 40<<20 {
 		t.Errorf("heap in use %d MiB while blocked", ms.heap>>20)
+	}
+	if p := b.Peak(); p > limit {
+		t.Errorf("budget peak %d over its limit %d", p, limit)
 	}
 	h.resume()
 	h.waitEvents(len(all))
 	settle() // nothing more may come
 	assertExactlyOnce(t, h.snapshot(), all)
 	assertChunkLimits(t, h.chunkList(), 256<<10)
+}
+
+// 12a. Lines longer than a chunk make its arena grow: the growth is
+// counted against the budget (past its limit, since the memory is in use)
+// and reading pauses until it is released; every line arrives whole.
+func TestBudgetLongLines(t *testing.T) {
+	dir := t.TempDir()
+	const lineLen, perFile, files = 3 << 20, 4, 3
+	var all []string
+	for i := range files {
+		var lines []string
+		for j := range perFile {
+			p := fmt.Sprintf("f%d-%d-", i, j)
+			lines = append(lines, p+strings.Repeat("x", lineLen-len(p)))
+		}
+		all = append(all, lines...)
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("f%d.log", i)), joinLines(lines))
+	}
+	const limit = 2 << 20
+	in := input("x", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.MaxLineBytes = 4 << 20
+	h := newHarness(t, harnessOpts{paused: true, budget: limit}, in)
+	b := h.m.budget
+	waitFor(t, "a follower to wait for the budget", func() bool { return b.Waiting() > 0 })
+	settle()
+	// Held: the chunks started before the budget was used up, each grown
+	// to hold a line (append may double it); no new chunk starts while the
+	// budget is overdrawn.
+	if u, most := b.Used(), int64(limit+(limit/chunkCost+1)*2*lineLen); u > most {
+		t.Fatalf("%d bytes held while paused, want at most %d", u, most)
+	}
+	h.resume()
+	h.waitEvents(len(all))
+	settle()
+	assertExactlyOnce(t, h.snapshot(), all)
+	t.Logf("budget %d KiB, peak %d KiB", limit>>10, b.Peak()>>10)
+	if p := b.Peak(); p < lineLen {
+		t.Errorf("peak %d: the long lines were not counted", p)
+	}
 }
 
 // 12b. Many tiny lines: a chunk never holds more than chunkMaxRecs events

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -63,7 +64,12 @@ type Chunk struct {
 	End   int64
 	Final bool
 
-	permits chan struct{}
+	// What the chunk holds of its manager's budget (nil for chunks made by
+	// NewChunk) and the arena capacity counted so far.
+	budget    *budget.Budget
+	reserved  int64
+	counted   int
+	onRelease func()
 }
 
 // Message returns the message of r.
@@ -87,25 +93,30 @@ func (c *Chunk) full() bool {
 	return len(c.Recs) >= chunkMaxRecs || len(c.Arena) >= chunkMaxBytes
 }
 
-// newChunk takes one of the manager's chunk permits, waiting while all are
-// out: this bounds the memory held by parsed, not yet shipped events.
+// readAllowance is counted with every chunk for the read buffer of the
+// follower filling it (a follower reads only while it holds a chunk).
+const readAllowance = 2 * readSize
+
+// chunkCost is what a chunk takes of the budget when it starts: its arena
+// and the follower's read buffer.
+const chunkCost = chunkMaxBytes + readSize + readAllowance
+
+// newChunk takes a chunk's worth of the manager's byte budget, waiting while
+// it is used up: this bounds the memory held by read, not yet shipped
+// events, and pauses reading while the shipper is behind.
 func (m *Manager) newChunk(ctx context.Context, f *File) (*Chunk, error) {
-	select {
-	case m.permits <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := m.budget.Acquire(ctx, chunkCost); err != nil {
+		return nil, err
 	}
 	return m.chunkFor(f), nil
 }
 
-// tryNewChunk is newChunk without waiting: nil when no permit is free.
+// tryNewChunk is newChunk without waiting: nil when the budget is used up.
 func (m *Manager) tryNewChunk(f *File) *Chunk {
-	select {
-	case m.permits <- struct{}{}:
-		return m.chunkFor(f)
-	default:
+	if !m.budget.TryAcquire(chunkCost) {
 		return nil
 	}
+	return m.chunkFor(f)
 }
 
 func (m *Manager) chunkFor(f *File) *Chunk {
@@ -115,28 +126,42 @@ func (m *Manager) chunkFor(f *File) *Chunk {
 	c.Recs = c.Recs[:0]
 	c.End = 0
 	c.Final = false
-	c.permits = m.permits
+	c.budget, c.reserved, c.counted = m.budget, chunkCost, chunkMaxBytes+readSize
+	c.count() // a pooled arena may have grown before
 	return c
 }
 
-// NewChunk returns an empty chunk of f for a producer other than a Manager
-// (another input, a test). It holds one token of permits, which must have
-// been taken (sent) by the caller; Release takes it back. permits may be nil
-// when the producer bounds its memory by other means.
-func NewChunk(f *File, permits chan struct{}) *Chunk {
-	return &Chunk{File: f, permits: permits}
+// count adds the growth of the arena (a long line) to the budget, past its
+// limit if need be: the memory is in use already. Reading pauses until it
+// is released.
+func (c *Chunk) count() {
+	if g := cap(c.Arena) - c.counted; g > 0 && c.budget != nil {
+		c.budget.Force(int64(g))
+		c.reserved += int64(g)
+		c.counted = cap(c.Arena)
+	}
 }
 
-// Release returns c and its permit. The caller must not use c, nor any
-// message slice taken from it, afterwards.
+// NewChunk returns an empty chunk of f for a producer other than a Manager
+// (another input, a test), which bounds its memory by its own means:
+// onRelease, if not nil, is called by Release.
+func NewChunk(f *File, onRelease func()) *Chunk {
+	return &Chunk{File: f, onRelease: onRelease}
+}
+
+// Release returns c and what it holds of the budget. The caller must not
+// use c, nor any message slice taken from it, afterwards.
 func (c *Chunk) Release() {
-	p := c.permits
-	c.File, c.permits = nil, nil
-	if cap(c.Arena) <= 4*chunkMaxBytes {
+	b, n, fn := c.budget, c.reserved, c.onRelease
+	c.File, c.budget, c.reserved, c.onRelease = nil, nil, 0, nil
+	if cap(c.Arena) <= 4*chunkMaxBytes && fn == nil {
 		chunkPool.Put(c)
 	}
-	if p != nil {
-		<-p
+	if b != nil {
+		b.Release(n)
+	}
+	if fn != nil {
+		fn()
 	}
 }
 
