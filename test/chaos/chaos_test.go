@@ -63,6 +63,33 @@ var scales = map[string]scale{
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 
+// env is what a chaos test runs in: its scale and random source (see
+// setup), a private Elasticsearch and a client of it, the node's root
+// directory (see harness.NodeRoot), the processes' log directory (see
+// logDir) and the node name.
+type env struct {
+	sc               scale
+	rng              *rand.Rand
+	es               *harness.PrivateES
+	esc              *harness.ESClient
+	root, logs, node string
+}
+
+// newEnv sets up a chaos test: the scale and random source, a private
+// Elasticsearch, the node's root and log directories and a node name of the
+// test's own.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{}
+	e.sc, e.rng = setup(t)
+	e.es = harness.StartPrivateES(t)
+	e.esc = harness.NewESClient(t, e.es.URL)
+	e.root = harness.NodeRoot(t)
+	e.logs = logDir(t, e.root)
+	e.node = harness.UniqueNode(t, "chaos")
+	return e
+}
+
 // setup returns the scale of CHAOS_SCALE (ci when unset) and a random
 // source seeded with CHAOS_SEED or the clock; the seed is logged.
 func setup(t *testing.T) (scale, *rand.Rand) {
@@ -107,21 +134,17 @@ func logDir(t *testing.T, root string) string {
 // stopped (SIGSTOP) and continued, and later killed and restarted on its
 // data. Then both are stopped with SIGTERM and started again to finish.
 func TestChaos(t *testing.T) {
-	sc, rng := setup(t)
-	es := harness.StartPrivateES(t)
-	esc := harness.NewESClient(t, es.URL)
-	root := harness.NodeRoot(t)
-	logs := logDir(t, root)
-	node := harness.UniqueNode(t, "chaos")
+	e := newEnv(t)
+	sc := e.sc
 
-	agg := newAggregator(t, root, logs, "aggregator", es.URL)
-	agent := newAgent(t, root, logs, node, agg.listen)
-	defer dumpOnFailure(t, agent.proc, agg.proc)
+	agg := newAggregator(t, e, "aggregator")
+	agent := newAgent(t, e, agg.listen)
+	harness.LogTailsOnFailure(t, agent.proc, agg.proc)
 
-	w := startWriter(t, root, sc.files, sc.run, sc.linesPerSec, sc.rotateEvery)
+	w := startWriter(t, e.root, sc.files, sc.run, sc.linesPerSec, sc.rotateEvery)
 
 	// Three tracks side by side, each with its own random source.
-	agentSeed, aggSeed, esSeed := rng.Uint64(), rng.Uint64(), rng.Uint64()
+	agentSeed, aggSeed, esSeed := e.rng.Uint64(), e.rng.Uint64(), e.rng.Uint64()
 	start := time.Now()
 	var tr tracks
 	tr.run("agent", func() error {
@@ -131,7 +154,7 @@ func TestChaos(t *testing.T) {
 		return killLoop(t, aggSeed, "aggregator", agg.proc, agg.http, start, sc.run, sc.aggKills)
 	})
 	tr.run("elasticsearch", func() error {
-		return esChaos(t, esSeed, es, start, sc.run, sc.esStop)
+		return esChaos(t, esSeed, e.es, start, sc.run, sc.esStop)
 	})
 	written := w.wait(t)
 	tr.wait(t)
@@ -143,7 +166,7 @@ func TestChaos(t *testing.T) {
 	stopAll(t, agent.proc, agg.proc)
 	agg.start(t)
 	agent.start(t)
-	finish(t, esc, node, written, sc.drain, w, agent.http, []*aggregator{agg})
+	finish(t, e.esc, e.node, written, sc.drain, w, agent.http, []*aggregator{agg})
 	stopAll(t, agent.proc, agg.proc)
 }
 
@@ -159,22 +182,18 @@ func TestChaos(t *testing.T) {
 // rejects it. The balancer stands in for the headless Service until the
 // transport supports static address lists.
 func TestChaosTwoReplicas(t *testing.T) {
-	sc, rng := setup(t)
-	es := harness.StartPrivateES(t)
-	esc := harness.NewESClient(t, es.URL)
-	root := harness.NodeRoot(t)
-	logs := logDir(t, root)
-	node := harness.UniqueNode(t, "chaos")
+	e := newEnv(t)
+	sc, rng := e.sc, e.rng
 
 	aggs := []*aggregator{
-		newAggregator(t, root, logs, "aggregator-a", es.URL),
-		newAggregator(t, root, logs, "aggregator-b", es.URL),
+		newAggregator(t, e, "aggregator-a"),
+		newAggregator(t, e, "aggregator-b"),
 	}
 	lb := newBalancer(t, aggs[0].listen, aggs[1].listen)
-	agent := newAgent(t, root, logs, node, lb.addr())
-	defer dumpOnFailure(t, agent.proc, aggs[0].proc, aggs[1].proc)
+	agent := newAgent(t, e, lb.addr())
+	harness.LogTailsOnFailure(t, agent.proc, aggs[0].proc, aggs[1].proc)
 
-	w := startWriter(t, root, sc.files, sc.replicaRun, sc.linesPerSec, sc.rotateEvery)
+	w := startWriter(t, e.root, sc.files, sc.replicaRun, sc.linesPerSec, sc.rotateEvery)
 	start := time.Now()
 	// The kills end at 85% of the run, so that the agent has lines to
 	// ship after the last one.
@@ -184,7 +203,7 @@ func TestChaosTwoReplicas(t *testing.T) {
 		a := aggs[k%2]
 		at := time.Duration(k)*slot + time.Duration(float64(slot)*(0.2+0.3*rng.Float64()))
 		sleepUntil(start.Add(at)) // the chaos schedule: pacing, not synchronisation
-		before, _ := harness.Stat(agent.http, "ferry_agent_events_acked_total")
+		before, _ := harness.AgentAcked(agent.http)
 		a.proc.Kill9()
 		pause := time.Duration(300+rng.IntN(2700)) * time.Millisecond
 		t.Logf("%s: %s killed with SIGKILL (%d/%d); restart in %s", since(start), a.name, k/2+1, sc.replicaKills, pause)
@@ -193,7 +212,7 @@ func TestChaosTwoReplicas(t *testing.T) {
 		// The agent must be shipping again (through either replica) before
 		// the next kill.
 		harness.WaitFor(t, time.Minute, "the agent to get acks again after the kill", func() bool {
-			v, err := harness.Stat(agent.http, "ferry_agent_events_acked_total")
+			v, err := harness.AgentAcked(agent.http)
 			return err == nil && v > before
 		})
 	}
@@ -210,7 +229,7 @@ func TestChaosTwoReplicas(t *testing.T) {
 	aggs[0].start(t)
 	aggs[1].start(t)
 	agent.start(t)
-	finish(t, esc, node, written, sc.drain, w, agent.http, aggs)
+	finish(t, e.esc, e.node, written, sc.drain, w, agent.http, aggs)
 	stopAll(t, agent.proc, aggs[0].proc, aggs[1].proc)
 }
 
@@ -221,31 +240,24 @@ type aggregator struct {
 	proc               *harness.Proc
 }
 
-func newAggregator(t *testing.T, root, logs, name, esURL string) *aggregator {
+func newAggregator(t *testing.T, e *env, name string) *aggregator {
 	t.Helper()
 	a := &aggregator{name: name, listen: harness.FreePort(t), http: harness.FreePort(t)}
-	path := filepath.Join(root, name+".yaml")
-	harness.WriteFile(t, path, fmt.Sprintf(`
-listen: %s
-http: %s
-buffer: {dir: %s, max_bytes: 1GiB, segment_bytes: 4MiB}
-sinks:
-  - type: elasticsearch
-    buffer: disk
-    urls: ["%s"]
-    flush_interval: 200ms
-    retry_initial: 100ms
-    retry_max: 2s
-`, a.listen, a.http, filepath.Join(root, name+"-buffer"), esURL))
-	a.proc = harness.StartProcLog(t, filepath.Join(logs, name+".log"), "aggregator", "--config", path)
-	waitHealthy(t, a.name, a.http)
+	path := filepath.Join(e.root, name+".yaml")
+	harness.ESAggregatorConfig{
+		Listen: a.listen, HTTP: a.http, URL: e.es.URL,
+		BufferDir: filepath.Join(e.root, name+"-buffer"), BufferMaxBytes: "1GiB", BufferSegmentBytes: "4MiB",
+		SinkBuffer: "disk",
+	}.Write(t, path)
+	a.proc = harness.StartProcLog(t, filepath.Join(e.logs, name+".log"), "aggregator", "--config", path)
+	harness.WaitHealthy(t, a.name, a.http)
 	return a
 }
 
 func (a *aggregator) start(t *testing.T) {
 	t.Helper()
 	a.proc.Start()
-	waitHealthy(t, a.name, a.http)
+	harness.WaitHealthy(t, a.name, a.http)
 }
 
 type agent struct {
@@ -253,51 +265,23 @@ type agent struct {
 	proc *harness.Proc
 }
 
-func newAgent(t *testing.T, root, logs, node, address string) *agent {
+func newAgent(t *testing.T, e *env, address string) *agent {
 	t.Helper()
 	a := &agent{http: harness.FreePort(t)}
-	path := filepath.Join(root, "agent.yaml")
-	harness.WriteFile(t, path, fmt.Sprintf(`
-node: %s
-state_dir: %s
-http: %s
-aggregator:
-  address: %s
-  batch_timeout: 100ms
-  backoff_initial: 50ms
-  backoff_max: 1s
-inputs:
-  - type: container
-    paths: ["%s/containers/*.log"]
-    poll_interval: 100ms
-    glob_interval: 250ms
-`, node, filepath.Join(root, "state"), a.http, address, root))
-	a.proc = harness.StartProcLog(t, filepath.Join(logs, "agent.log"), "agent", "--config", path)
-	waitHealthy(t, "agent", a.http)
+	path := filepath.Join(e.root, "agent.yaml")
+	harness.AgentConfig{
+		Node: e.node, Root: e.root, HTTP: a.http, Address: address,
+		PollInterval: "100ms", GlobInterval: "250ms",
+	}.Write(t, path)
+	a.proc = harness.StartProcLog(t, filepath.Join(e.logs, "agent.log"), "agent", "--config", path)
+	harness.WaitHealthy(t, "agent", a.http)
 	return a
 }
 
 func (a *agent) start(t *testing.T) {
 	t.Helper()
 	a.proc.Start()
-	waitHealthy(t, "agent", a.http)
-}
-
-func waitHealthy(t *testing.T, name, addr string) {
-	t.Helper()
-	harness.WaitFor(t, 30*time.Second, name+"'s /healthz", func() bool {
-		_, err := harness.HTTPGet(addr, "/healthz")
-		return err == nil
-	})
-}
-
-func dumpOnFailure(t *testing.T, procs ...*harness.Proc) {
-	if !t.Failed() {
-		return
-	}
-	for _, p := range procs {
-		t.Logf("%s (%s), last lines:\n%s", filepath.Base(p.Log), p.Log, p.LogTail())
-	}
+	harness.WaitHealthy(t, "agent", a.http)
 }
 
 // checkAlive fails the test for every process that exited on its own
@@ -311,18 +295,11 @@ func checkAlive(t *testing.T, procs ...*harness.Proc) {
 	}
 }
 
-// stopAll stops the processes with SIGTERM, in order; each must exit
-// cleanly.
+// stopAll stops the processes with SIGTERM, in order, each within 60 s;
+// each must exit cleanly.
 func stopAll(t *testing.T, procs ...*harness.Proc) {
 	t.Helper()
-	for _, p := range procs {
-		start := time.Now()
-		if err := p.Term(60 * time.Second); err != nil {
-			t.Errorf("%s exit after SIGTERM: %v", filepath.Base(p.Log), err)
-		} else {
-			t.Logf("%s stopped by SIGTERM in %s", filepath.Base(p.Log), time.Since(start).Round(10*time.Millisecond))
-		}
-	}
+	harness.StopAll(t, 60*time.Second, procs...)
 }
 
 // writer writes numbered lines (harness.Line) into container log files at a
@@ -336,10 +313,7 @@ type writer struct {
 
 func startWriter(t *testing.T, root string, files int, run time.Duration, perSec, rotateEvery int) *writer {
 	t.Helper()
-	w := &writer{pods: make([]*harness.PodFile, files), done: make(chan error, 1)}
-	for i := range w.pods {
-		w.pods[i] = harness.NewPodFile(t, root, i)
-	}
+	w := &writer{pods: harness.NewPodFiles(t, root, files), done: make(chan error, 1)}
 	const tick = 50 * time.Millisecond
 	perTick := max(1, perSec*int(tick)/int(time.Second))
 	go func() {
@@ -432,10 +406,7 @@ func killLoop(t *testing.T, seed uint64, name string, p *harness.Proc, httpAddr 
 		if err := p.TryStart(); err != nil {
 			return err
 		}
-		if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool {
-			_, err := harness.HTTPGet(httpAddr, "/healthz")
-			return err == nil
-		}) {
+		if !harness.Poll(30*time.Second, 100*time.Millisecond, func() bool { return harness.Healthy(httpAddr) }) {
 			return fmt.Errorf("%s not healthy 30 s after restart %d", name, k+1)
 		}
 	}
@@ -490,11 +461,11 @@ func finish(t *testing.T, esc *harness.ESClient, node string, written int, drain
 		n, err = esc.TryCount("logs-*", harness.TermQuery("host.name", node))
 		return err == nil && n >= written
 	}) {
-		acked, aerr := harness.Stat(agentHTTP, "ferry_agent_events_acked_total")
+		acked, aerr := harness.AgentAcked(agentHTTP)
 		t.Errorf("after %s Elasticsearch holds %d documents of %d lines written (last error: %v); the restarted agent has %d acked (%v)",
 			drain, n, written, err, acked, aerr)
 		for _, a := range aggs {
-			v, err := harness.Stat(a.http, "ferry_aggregator_events_acked_total")
+			v, err := harness.AggregatorAcked(a.http)
 			t.Logf("%s: %d events acked since its restart (%v)", a.name, v, err)
 		}
 	} else {

@@ -32,11 +32,9 @@ func killAndRotate(t *testing.T, buffer string) {
 		rounds      = 100
 		rotateEvery = 600
 	)
-	root := t.TempDir()
-	for _, d := range []string{"containers", "pods", "state", "out"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	root := harness.NodeRoot(t)
+	if err := os.Mkdir(filepath.Join(root, "out"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	listen, aggHTTP, agentHTTP := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
 	sinkPath := filepath.Join(root, "out", "events.ndjson")
@@ -46,34 +44,12 @@ http: %s
 sinks:
   - {type: file, path: %s}
 %s`, listen, aggHTTP, sinkPath, bufferConfig(buffer, filepath.Join(root, "buffer"))))
-	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), fmt.Sprintf(`
-node: node-e2e
-state_dir: %s
-http: %s
-aggregator:
-  address: %s
-  batch_timeout: 100ms
-  backoff_initial: 50ms
-  backoff_max: 1s
-inputs:
-  - type: container
-    paths: ["%s/containers/*.log"]
-    poll_interval: 50ms
-    glob_interval: 200ms
-`, filepath.Join(root, "state"), agentHTTP, listen, root))
+	harness.AgentConfig{Node: "node-e2e", Root: root, HTTP: agentHTTP, Address: listen}.Write(t, filepath.Join(root, "agent.yaml"))
 
-	pods := make([]*harness.PodFile, files)
-	for i := range pods {
-		pods[i] = harness.NewPodFile(t, root, i)
-	}
+	pods := harness.NewPodFiles(t, root, files)
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
 	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
-	defer func() {
-		if t.Failed() {
-			t.Logf("agent log:\n%s", agent.LogTail())
-			t.Logf("aggregator log:\n%s", agg.LogTail())
-		}
-	}()
+	harness.LogTailsOnFailure(t, agent, agg)
 
 	perRound := perFile / rounds
 	for r := 0; r < rounds; r++ {
@@ -102,17 +78,11 @@ inputs:
 	total := files * perFile
 
 	var docs []harness.Doc
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	if !harness.Poll(3*time.Minute, 100*time.Millisecond, func() bool {
 		docs = harness.ReadSink(t, sinkPath)
-		if distinctLines(docs) >= total {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("timed out waiting for every line: %d of %d arrived", distinctLines(docs), total)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+		return distinctLines(docs) >= total
+	}) {
+		t.Errorf("timed out waiting for every line: %d of %d arrived", distinctLines(docs), total)
 	}
 
 	ids := map[string]string{} // line -> event id
@@ -151,12 +121,7 @@ inputs:
 	}
 	t.Logf("written=%d documents=%d distinct=%d repeated=%d", total, len(docs), len(idSet), len(docs)-len(idSet))
 
-	if err := agent.Term(30 * time.Second); err != nil {
-		t.Errorf("agent exit after SIGTERM: %v", err)
-	}
-	if err := agg.Term(30 * time.Second); err != nil {
-		t.Errorf("aggregator exit after SIGTERM: %v", err)
-	}
+	harness.StopAll(t, 30*time.Second, agent, agg)
 }
 
 func bufferConfig(typ, dir string) string {

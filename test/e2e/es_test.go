@@ -44,13 +44,10 @@ const containerStream = "logs-kubernetes.container-default"
 func TestESHundredThousand(t *testing.T) {
 	const files, perFile = 10, 10_000
 	const total = files * perFile
-	es := harness.NewESClient(t, harness.ESURL(t))
-	root := harness.NodeRoot(t)
-	node := harness.UniqueNode(t, "e2e")
-	harness.WriteAll(t, root, files, perFile)
+	es, root, node := sharedESNode(t, files, perFile)
 
 	start := time.Now()
-	f := startFerry(t, root, node, esSinkOpts{url: es.URL, buffer: "disk"}, "") // the default buffer of an Elasticsearch sink
+	f := startFerry(t, root, node, harness.ESAggregatorConfig{URL: es.URL, SinkBuffer: "disk"}, "") // the default buffer of an Elasticsearch sink
 	f.waitAcked(t, total, 3*time.Minute)
 	acked := time.Since(start)
 	es.WaitNodeCount(node, total, time.Minute)
@@ -96,18 +93,15 @@ func TestESHundredThousand(t *testing.T) {
 func TestESResendIsIdempotent(t *testing.T) {
 	const files, perFile = 2, 2500
 	const total = files * perFile
-	es := harness.NewESClient(t, harness.ESURL(t))
-	root := harness.NodeRoot(t)
-	node := harness.UniqueNode(t, "e2e")
-	harness.WriteAll(t, root, files, perFile)
+	es, root, node := sharedESNode(t, files, perFile)
 
-	f := startFerry(t, root, node, esSinkOpts{url: es.URL}, "")
+	f := startFerry(t, root, node, harness.ESAggregatorConfig{URL: es.URL}, "")
 	f.waitAcked(t, total, 2*time.Minute)
 	es.WaitNodeCount(node, total, time.Minute)
 	if err := f.agent.Term(30 * time.Second); err != nil {
 		t.Fatalf("agent exit after SIGTERM: %v", err)
 	}
-	before, err := harness.Stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
+	before, err := harness.AggregatorAcked(f.aggHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +111,7 @@ func TestESResendIsIdempotent(t *testing.T) {
 
 	f.agent.Start() // a new process: its counters start at 0
 	f.waitAcked(t, total, 2*time.Minute)
-	after, err := harness.Stat(f.aggHTTP, "ferry_aggregator_events_acked_total")
+	after, err := harness.AggregatorAcked(f.aggHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +136,8 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 	es := harness.NewESClient(t, harness.ESURL(t))
 	root := t.TempDir()
 	node := harness.UniqueNode(t, "e2e")
-	agg, listen, _ := startAggregator(t, root, esSinkOpts{url: es.URL})
-	defer func() {
-		if t.Failed() {
-			t.Logf("aggregator log:\n%s", agg.LogTail())
-		}
-	}()
+	agg, listen, _ := startAggregator(t, root, harness.ESAggregatorConfig{URL: es.URL})
+	harness.LogTailsOnFailure(t, agg)
 
 	conn, err := grpc.NewClient(listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -267,9 +257,7 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
-	if err := agg.Term(30 * time.Second); err != nil {
-		t.Errorf("aggregator exit after SIGTERM: %v", err)
-	}
+	harness.StopAll(t, 30*time.Second, agg)
 }
 
 // TestESOutage writes 30,000 lines steadily over about 40 s into 10 files
@@ -301,14 +289,11 @@ func TestESOutage(t *testing.T) {
 	esc := harness.NewESClient(t, es.URL)
 	root := harness.NodeRoot(t)
 	node := harness.UniqueNode(t, "e2e")
-	pods := make([]*harness.PodFile, files)
-	for i := range pods {
-		pods[i] = harness.NewPodFile(t, root, i)
-	}
+	pods := harness.NewPodFiles(t, root, files)
 	// A slow pipeline, so that catching up after the stop takes long enough
 	// to kill Elasticsearch in the middle of it.
 	f := startFerry(t, root, node,
-		esSinkOpts{url: es.URL, flushEvents: 1000, maxConcurrentRequests: 1},
+		harness.ESAggregatorConfig{URL: es.URL, FlushEvents: 1000, MaxConcurrentRequests: 1},
 		"  batch_max_events: 500\n  max_inflight_batches: 4\n")
 
 	var written atomic.Int64
@@ -381,17 +366,6 @@ func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, tota
 		rep.err = fmt.Errorf(format, args...)
 		return rep
 	}
-	// until polls cond every interval until it holds or timeout passes.
-	until := func(timeout, interval time.Duration, cond func() bool) bool {
-		deadline := time.Now().Add(timeout)
-		for !cond() {
-			if time.Now().After(deadline) {
-				return false
-			}
-			time.Sleep(interval) // poll interval
-		}
-		return true
-	}
 	snapshot := func() (uint64, int64, error) {
 		a, err := f.acked()
 		if err != nil {
@@ -403,7 +377,7 @@ func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, tota
 
 	// Flowing: a fifth of the lines acknowledged.
 	var acked uint64
-	if !until(2*time.Minute, 100*time.Millisecond, func() bool {
+	if !harness.Poll(2*time.Minute, 100*time.Millisecond, func() bool {
 		acked, _ = f.acked()
 		return acked >= uint64(total/5)
 	}) {
@@ -427,7 +401,7 @@ func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, tota
 	var setPos int64
 	stable := time.Now()
 	var serr error
-	if !until(20*time.Second, 100*time.Millisecond, func() bool {
+	if !harness.Poll(20*time.Second, 100*time.Millisecond, func() bool {
 		a, p, err := snapshot()
 		if err != nil {
 			serr = err
@@ -465,7 +439,7 @@ func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, tota
 
 	// Catching up; kill Elasticsearch in the middle of it.
 	resumed := time.Now()
-	if !until(3*time.Minute, 20*time.Millisecond, func() bool {
+	if !harness.Poll(3*time.Minute, 20*time.Millisecond, func() bool {
 		acked, _ = f.acked()
 		return acked >= setAcked+3000
 	}) {
@@ -493,7 +467,7 @@ func runOutage(f *ferryProcs, es *harness.PrivateES, written *atomic.Int64, tota
 func TestES429(t *testing.T) {
 	const files, perFile = 10, 2000
 	const total = files * perFile
-	es := harness.NewESClient(t, harness.ESURL(t))
+	es, root, node := sharedESNode(t, files, perFile)
 	target, err := url.Parse(es.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -502,11 +476,8 @@ func TestES429(t *testing.T) {
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
 
-	root := harness.NodeRoot(t)
-	node := harness.UniqueNode(t, "e2e")
-	harness.WriteAll(t, root, files, perFile)
 	f := startFerry(t, root, node,
-		esSinkOpts{url: srv.URL, flushEvents: 1000, retryInitial: "50ms", retryMax: "500ms"}, "")
+		harness.ESAggregatorConfig{URL: srv.URL, FlushEvents: 1000, RetryInitial: "50ms", RetryMax: "500ms"}, "")
 	f.waitAcked(t, total, 3*time.Minute)
 	es.WaitNodeCount(node, total, time.Minute)
 	checkLines(t, es.NodeDocs("logs-*", node), files, perFile)

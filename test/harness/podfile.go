@@ -149,15 +149,24 @@ func (p *PodFile) TryRotate() error {
 // Close closes the file being written.
 func (p *PodFile) Close() error { return p.f.Close() }
 
-// WriteAll writes perFile lines into each of n new pod files under root
-// and returns them.
-func WriteAll(tb testing.TB, root string, n, perFile int) []*PodFile {
+// NewPodFiles creates pod files number 0 to n-1 under root.
+func NewPodFiles(tb testing.TB, root string, n int) []*PodFile {
 	tb.Helper()
 	pods := make([]*PodFile, n)
 	for i := range pods {
 		pods[i] = NewPodFile(tb, root, i)
+	}
+	return pods
+}
+
+// WriteAll writes perFile lines into each of n new pod files under root
+// and returns them.
+func WriteAll(tb testing.TB, root string, n, perFile int) []*PodFile {
+	tb.Helper()
+	pods := NewPodFiles(tb, root, n)
+	for i, p := range pods {
 		for s := 0; s < perFile; s++ {
-			pods[i].Write(tb, i, s)
+			p.Write(tb, i, s)
 		}
 	}
 	return pods

@@ -246,6 +246,38 @@ func (p *Proc) Kill() {
 	}
 }
 
+// Label names the process in messages: its log file's name without .log
+// ("agent", "aggregator-a").
+func (p *Proc) Label() string { return strings.TrimSuffix(filepath.Base(p.Log), ".log") }
+
+// StopAll stops procs with SIGTERM, in order, each within timeout (see
+// Term); the test fails (not at once) for each that does not exit cleanly.
+func StopAll(tb testing.TB, timeout time.Duration, procs ...*Proc) {
+	tb.Helper()
+	for _, p := range procs {
+		start := time.Now()
+		if err := p.Term(timeout); err != nil {
+			tb.Errorf("%s exit after SIGTERM: %v", p.Label(), err)
+		} else {
+			tb.Logf("%s stopped by SIGTERM in %s", p.Label(), time.Since(start).Round(10*time.Millisecond))
+		}
+	}
+}
+
+// LogTailsOnFailure has the test log the last lines of each process's log
+// file when it ends failed (before the processes are killed, when called
+// after they were started).
+func LogTailsOnFailure(tb testing.TB, procs ...*Proc) {
+	tb.Cleanup(func() {
+		if !tb.Failed() {
+			return
+		}
+		for _, p := range procs {
+			tb.Logf("%s (%s), last lines:\n%s", filepath.Base(p.Log), p.Log, p.LogTail())
+		}
+	})
+}
+
 // LogTail returns the last 40 lines of the log file.
 func (p *Proc) LogTail() string {
 	data, _ := os.ReadFile(p.Log)
@@ -306,6 +338,32 @@ func Stat(addr, name string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /stats", name)
+}
+
+// Healthy reports whether the process with the http address addr answers
+// /healthz.
+func Healthy(addr string) bool {
+	_, err := HTTPGet(addr, "/healthz")
+	return err == nil
+}
+
+// WaitHealthy waits up to 30 s for the process with the http address addr
+// to answer /healthz; name says whose in the failure message.
+func WaitHealthy(tb testing.TB, name, addr string) {
+	tb.Helper()
+	WaitFor(tb, 30*time.Second, name+"'s /healthz", func() bool { return Healthy(addr) })
+}
+
+// AgentAcked returns ferry_agent_events_acked_total of the agent with the
+// http address addr: the events it had acknowledged since it started.
+func AgentAcked(addr string) (uint64, error) {
+	return Stat(addr, "ferry_agent_events_acked_total")
+}
+
+// AggregatorAcked returns ferry_aggregator_events_acked_total of the
+// aggregator with the http address addr.
+func AggregatorAcked(addr string) (uint64, error) {
+	return Stat(addr, "ferry_aggregator_events_acked_total")
 }
 
 // WriteFile writes content to path; the test fails if it cannot.
