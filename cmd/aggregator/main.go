@@ -81,11 +81,11 @@ func run(args []string) int {
 func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if soft, err := ops.SetMemoryLimit("/sys/fs/cgroup"); err != nil {
+	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
+	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
-	} else if soft > 0 {
-		log.Info("Go memory limit follows the container's", "bytes", soft)
 	}
+	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "gomemlimit_set", ml.RuntimeSet)
 	sink, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
 	if err != nil {
 		return err
