@@ -68,7 +68,12 @@ type Agent struct {
 
 // AggregatorClient is how the agent ships batches to the aggregator.
 type AggregatorClient struct {
-	Address            string   `yaml:"address"`              // host:port or dns:///host:port, default "127.0.0.1:7070"
+	Address string `yaml:"address"` // host:port or dns:///host:port, default "127.0.0.1:7070"
+	// Addresses lists the host:port of every aggregator replica, instead of
+	// address: streams are spread round-robin over them and a stream
+	// broken by one replica reopens on another (as with a dns:/// name that
+	// resolves to every replica, such as a headless Service).
+	Addresses          []string `yaml:"addresses"`
 	Compression        string   `yaml:"compression"`          // none|gzip, default none
 	MaxInflightBatches int      `yaml:"max_inflight_batches"` // 1..64, default 4
 	BatchMaxEvents     int      `yaml:"batch_max_events"`     // >= 1, default 2048

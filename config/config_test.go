@@ -283,6 +283,12 @@ var badFiles = map[string][]string{
 		`33:5: inputs[3].name: duplicate name "dup" (also inputs[2])`,
 		`34:5: inputs[3].type: must be one of container, file, got "socket"`,
 	},
+	"agent.addresses.bad.yaml": {
+		`3:3: aggregator.addresses: set address or addresses, not both`,
+		`3:32: aggregator.addresses[1]: must be host:port (a dns:/// name goes in address), got "dns:///agg:7070"`,
+		`3:51: aggregator.addresses[2]: must be host:port (a dns:/// name goes in address), got "10.0.0.3"`,
+		`3:63: aggregator.addresses[3]: must be host:port (a dns:/// name goes in address), got "host:0"`,
+	},
 	"agent.memory.bad.yaml": {
 		`4:3: aggregator.max_inflight_batches: (max_inflight_batches + 1) × batch_max_bytes = 9MiB must fit in a quarter of memory_limit (8MiB)`,
 		`8:5: inputs[0].max_line_bytes: 16MiB must fit in a quarter of memory_limit (8MiB)`,

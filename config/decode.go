@@ -404,6 +404,22 @@ func (d *decoder) validateAgent(a *Agent) {
 	d.validateLog("log", a.Log)
 	c := a.Aggregator
 	d.address("aggregator.address", c.Address, true)
+	if d.has("aggregator.addresses") {
+		switch {
+		case d.has("aggregator.address"):
+			d.invalid("aggregator.addresses", "set address or addresses, not both")
+		case len(c.Addresses) == 0:
+			d.invalid("aggregator.addresses", "must not be empty")
+		}
+		for i, addr := range c.Addresses {
+			p := fmt.Sprintf("aggregator.addresses[%d]", i)
+			host, port, err := net.SplitHostPort(addr)
+			n, perr := strconv.Atoi(port)
+			if err != nil || perr != nil || host == "" || n <= 0 || n > 65535 {
+				d.invalid(p, "must be host:port (a dns:/// name goes in address), got %q", addr)
+			}
+		}
+	}
 	d.oneOf("aggregator.compression", c.Compression, "none", "gzip")
 	d.intRange("aggregator.max_inflight_batches", c.MaxInflightBatches, 1, 64)
 	d.intRange("aggregator.batch_max_events", c.BatchMaxEvents, 1, math.MaxInt)

@@ -27,7 +27,12 @@ import (
 
 // ClientConfig configures the agent's client.
 type ClientConfig struct {
+	// Address is host:port or a gRPC target such as dns:///name:port (a
+	// name resolving to every replica); Addresses, when given, is a fixed
+	// list of replicas instead. Streams are spread round-robin over what
+	// resolves, and a stream broken by one replica reopens on another.
 	Address        string
+	Addresses      []string
 	Node           string
 	Compression    string // "none" or "gzip"
 	MaxInflight    int    // sealed batches not yet acknowledged, at most
@@ -130,10 +135,19 @@ func NewClient(cfg ClientConfig, commit Committer, log *slog.Logger) (*Client, e
 	if len(cfg.DialOptions) == 0 {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	target := cfg.Address
+	if len(cfg.Addresses) > 0 {
+		b, err := newStaticBuilder(cfg.Addresses)
+		if err != nil {
+			return nil, err
+		}
+		target = staticScheme + ":///aggregators"
+		opts = append(opts, grpc.WithResolvers(b))
+	}
 	opts = append(opts, cfg.DialOptions...)
-	conn, err := grpc.NewClient(cfg.Address, opts...)
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aggregator address %q: %w", cfg.Address, err)
+		return nil, fmt.Errorf("aggregator address %q: %w", target, err)
 	}
 	return &Client{cfg: cfg, commit: commit, log: log, conn: conn}, nil
 }
