@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -15,6 +16,8 @@ type AgentConfig struct {
 	Root    string // tails Root/containers/*.log; state_dir is Root/state
 	HTTP    string // the agent's http address (/healthz, /stats)
 	Address string // the aggregator's address
+	// Addresses, if set, lists aggregator replicas instead of Address.
+	Addresses []string
 
 	PollInterval string // default 50ms
 	GlobInterval string // default 200ms
@@ -31,12 +34,16 @@ func (c AgentConfig) YAML() string {
 	if c.GlobInterval == "" {
 		c.GlobInterval = "200ms"
 	}
+	address := "address: " + c.Address
+	if len(c.Addresses) > 0 {
+		address = `addresses: ["` + strings.Join(c.Addresses, `", "`) + `"]`
+	}
 	return fmt.Sprintf(`
 node: %s
 state_dir: %s
 http: %s
 aggregator:
-  address: %s
+  %s
   batch_timeout: 100ms
   backoff_initial: 50ms
   backoff_max: 1s
@@ -45,7 +52,7 @@ aggregator:
     paths: ["%s/containers/*.log"]
     poll_interval: %s
     glob_interval: %s
-`, c.Node, filepath.Join(c.Root, "state"), c.HTTP, c.Address, c.Extra, c.Root, c.PollInterval, c.GlobInterval)
+`, c.Node, filepath.Join(c.Root, "state"), c.HTTP, address, c.Extra, c.Root, c.PollInterval, c.GlobInterval)
 }
 
 // Write writes the configuration file to path; the test fails if it cannot.
