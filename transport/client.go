@@ -16,8 +16,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
@@ -545,7 +547,13 @@ func (s *session) handle(a ackOrErr) {
 		return // from a stream already given up
 	}
 	if a.err != nil {
-		if !errors.Is(a.err, context.Canceled) {
+		switch {
+		case status.Code(a.err) == codes.ResourceExhausted:
+			// The batches are kept and sent again: lines are not dropped
+			// for a configuration mismatch, which the operator must fix.
+			s.c.log.Error("the aggregator refused a batch as too large; lower aggregator.batch_max_bytes (and max_line_bytes) below the aggregator's max_recv_message_bytes",
+				"batch_max_bytes", s.c.cfg.BatchMaxBytes, "err", a.err)
+		case !errors.Is(a.err, context.Canceled):
 			s.c.log.Warn("stream to aggregator broken", "err", a.err)
 		}
 		s.brokenStream()
