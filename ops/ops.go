@@ -35,22 +35,24 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Health serves /healthz (the process runs) and /readyz (ready() is true)
+// Health serves /healthz (the process runs), /readyz (ready() returns nil)
 // and /metrics-like plain counters from stats().
 type Health struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// StartHealth listens on addr and serves until Shutdown.
-func StartHealth(addr string, ready func() bool, stats func() map[string]uint64, log *slog.Logger) (*Health, error) {
+// StartHealth listens on addr and serves until Shutdown. /readyz answers
+// 200 "ready" while ready returns nil, else 503 "not ready: " and the error,
+// so that the reason shows in the probe's events.
+func StartHealth(addr string, ready func() error, stats func() map[string]uint64, log *slog.Logger) (*Health, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

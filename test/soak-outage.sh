@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 FILES=${FILES:-100}
 RATE=${RATE:-2000}
 OUTAGE=${OUTAGE:-600}
+MEMORY_LIMIT=${MEMORY_LIMIT:-128MiB} # the agent's memory_limit
 BIN=${FERRY_BIN:-$PWD/bin}
 go build -o "$BIN/loggen" ./test/loggen
 W=$(mktemp -d /tmp/ferry-soak.XXXXXX)
@@ -23,6 +24,7 @@ node: soak
 state_dir: $W/state
 http: 127.0.0.1:17281
 log: { level: error }
+memory_limit: $MEMORY_LIMIT
 aggregator: { address: 127.0.0.1:17270, backoff_max: 2s }
 inputs: [ { type: container, paths: ["$W/node/containers/*.log"] } ]
 YAML
@@ -30,7 +32,7 @@ YAML
 gen=$!
 "$BIN/agent" --config "$W/agent.yaml" &
 agent=$!
-echo "aggregator down for ${OUTAGE}s; $FILES files growing at $RATE lines/s"
+echo "aggregator down for ${OUTAGE}s; $FILES files growing at $RATE lines/s; agent memory_limit $MEMORY_LIMIT"
 echo "seconds rss_mib"
 for ((t = 0; t <= OUTAGE; t += 10)); do
 	echo "$t $(awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$agent/status)"

@@ -126,7 +126,13 @@ func runAgent(cfg *config.Agent) error {
 		m["ferry_agent_memory_limit_bytes"] = uint64(ml.Bytes)
 		return m
 	}
-	health, err := ops.StartHealth(cfg.HTTP, client.Connected, counters, log)
+	connected := func() error {
+		if !client.Connected() {
+			return errors.New("not connected to the aggregator")
+		}
+		return nil
+	}
+	health, err := ops.StartHealth(cfg.HTTP, connected, counters, log)
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
 	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "gomemlimit_set", ml.RuntimeSet)
-	sink, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
+	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
 	if err != nil {
 		return err
 	}
@@ -114,13 +114,15 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		}),
 	}, security...)...)
 	ferryv1.RegisterIngestServer(gs, srv)
-	health, err := ops.StartHealth(cfg.HTTP, srv.Ready, func() map[string]uint64 {
-		return map[string]uint64{
+	health, err := ops.StartHealth(cfg.HTTP, readiness(srv.Ready, bufs), func() map[string]uint64 {
+		m := map[string]uint64{
 			"ferry_aggregator_batches_acked_total":  srv.BatchesAcked.Load(),
 			"ferry_aggregator_events_acked_total":   srv.EventsAcked.Load(),
 			"ferry_aggregator_batches_retry_total":  srv.BatchesRetry.Load(),
 			"ferry_aggregator_batches_failed_total": srv.BatchesFailed.Load(),
 		}
+		addBufferStats(m, bufs)
+		return m
 	}, log)
 	if err != nil {
 		return err

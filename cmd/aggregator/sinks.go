@@ -39,9 +39,13 @@ func withBuffer(sink sinks.Sink, c config.Sink, b config.Buffer, log *slog.Logge
 	return buf, nil
 }
 
-// buildSinks turns the sink configuration into one sink.
-func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, error) {
-	var out sinks.Fanout
+// buildSinks turns the sink configuration into one sink, and returns the
+// disk buffers in it, for the health checks.
+func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, []diskBuffer, error) {
+	var (
+		out  sinks.Fanout
+		bufs []diskBuffer
+	)
 	for _, c := range cfgs {
 		l := log.With("sink_name", c.Name)
 		s, err := buildSink(ctx, c, l)
@@ -50,14 +54,17 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *s
 		}
 		if err != nil {
 			_ = out.Close(ctx)
-			return nil, fmt.Errorf("sink %s: %w", c.Name, err)
+			return nil, nil, fmt.Errorf("sink %s: %w", c.Name, err)
+		}
+		if buf, ok := s.(*buffer.Sink); ok {
+			bufs = append(bufs, diskBuffer{name: c.Name, buf: buf})
 		}
 		out = append(out, s)
 	}
 	if len(out) == 1 {
-		return out[0], nil
+		return out[0], bufs, nil
 	}
-	return out, nil
+	return out, bufs, nil
 }
 
 func buildSink(ctx context.Context, c config.Sink, log *slog.Logger) (sinks.Sink, error) {

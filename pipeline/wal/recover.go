@@ -49,7 +49,7 @@ func (w *WAL) recover() error {
 			}
 			continue
 		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		f, err := openFile(path, os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
@@ -81,7 +81,7 @@ func (w *WAL) recover() error {
 		}
 	}
 
-	w.com = com
+	w.com, w.comSaved = com, true
 	w.rseg, w.roff, w.rseq = com.segment, com.offset, com.seq
 	w.appendSeq = com.seq + records
 	w.pending = w.pendingBytes()

@@ -67,12 +67,34 @@ func putHeader(h []byte, payload []byte) {
 	binary.LittleEndian.PutUint32(h[8:], checksum(payload))
 }
 
+// segFile is what the WAL does with a segment file: an *os.File, or in
+// tests one that fails on command. It must be safe for concurrent ReadAt,
+// WriteAt and Sync.
+type segFile interface {
+	io.ReaderAt
+	io.WriterAt
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+	Name() string
+}
+
+// openFile opens a segment file. It is the tests' seam for I/O errors.
+var openFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // segment is one segment file. Its fields are guarded by WAL.mu, except f,
 // which is safe for concurrent ReadAt, WriteAt and Sync.
 type segment struct {
 	id   uint64
 	path string
-	f    *os.File
+	f    segFile
 	// size is the end of the last whole record written: readers never look
 	// past it, so they never see a record being written.
 	size int64
@@ -80,6 +102,8 @@ type segment struct {
 	// already reported, so that the reader skips them without a second
 	// warning.
 	damaged map[int64]bool
+	// syncFailed: an fsync of f failed, so f is never fsynced again.
+	syncFailed bool
 }
 
 // found is the outcome of a search for the next valid record.
@@ -152,7 +176,7 @@ func readAt(r io.ReaderAt, off, limit int64, buf []byte) (payload []byte, end in
 func readFull(r io.ReaderAt, p []byte, off int64) error {
 	if _, err := r.ReadAt(p, off); err != nil {
 		name := ""
-		if f, ok := r.(*os.File); ok {
+		if f, ok := r.(interface{ Name() string }); ok {
 			name = f.Name() + " "
 		}
 		return fmt.Errorf("read %d bytes of %sat offset %d: %w", len(p), name, off, err)

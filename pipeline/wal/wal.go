@@ -18,6 +18,41 @@
 // bytes dropped. A damaged commit file makes Open replay every segment.
 //
 // One process uses a directory at a time: Open takes a lock on it.
+//
+// # When the disk fails
+//
+// A failed fsync is final for the WAL that saw it. After one, the kernel may
+// have dropped the pages it could not write and marked them clean, so that a
+// second fsync of the file reports success without the data (PostgreSQL's
+// "fsyncgate"). So the WAL never fsyncs that file again and never
+// acknowledges a record that the failed fsync was to cover: the Appends
+// waiting on it get its error, every later Append fails at once with the
+// same error (it wraps ErrFailed), and Err reports it. This lasts until the
+// process opens the directory again (in practice: restarts), whose recovery
+// keeps only the records whose checksums match on disk. A write that fails
+// for another reason than a full disk, a segment file that cannot be
+// created, and a failed fsync of the directory fail the WAL the same way:
+// past them, the WAL no longer knows what its files hold. The WAL does not
+// seal the segment and try again in a fresh one after a backoff: it cannot
+// tell a passing error from a dying disk, and every record it acknowledged
+// there would rest on the same device. What Append acknowledged before the
+// failure was fsynced and stays readable: Read and Commit go on, so the
+// records already in the WAL are still delivered. Close then skips the fsync
+// of a file whose fsync failed and returns the failure.
+//
+// A full disk (ENOSPC, or EDQUOT for a quota) found by a write is not a
+// failure. The write only added bytes after the last record, so the WAL cuts
+// them off again and Append returns an error wrapping ErrFull, as when
+// MaxBytes is reached: the caller retries later, and the first Append that
+// fits succeeds. A segment file that cannot be created for lack of room is
+// handled the same way. Room comes back as Commit removes delivered segments:
+// Commit removes them even when the commit file itself cannot be written
+// (then its position lives on in memory and is written by the next Commit;
+// a restart before that delivers again what lies after the older position),
+// so a WAL that filled the disk itself empties it as its records are
+// delivered. If the bytes of a failed write cannot be cut off, the WAL fails.
+// A full disk reported by fsync instead (filesystems that allocate blocks only
+// when they write back) is a failed fsync.
 package wal
 
 import (
@@ -30,6 +65,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -47,7 +83,7 @@ const (
 	// SyncAlways.
 	SyncInterval
 	// SyncNever leaves it to the OS: records survive a crash of the process,
-	// not of the machine. Roll and Close still fsync.
+	// not of the machine. Close still fsyncs.
 	SyncNever
 )
 
@@ -138,6 +174,11 @@ var (
 	// ErrTooLarge is returned by Append for a record larger than
 	// Options.MaxRecordBytes; retrying cannot help.
 	ErrTooLarge = errors.New("wal: record too large")
+	// ErrFailed is wrapped by the error of a failed fsync, a failed write
+	// (other than a full disk) or a segment that could not be created: from
+	// then on every Append fails with it, until the directory is opened
+	// again. Err returns it. See the package documentation.
+	ErrFailed = errors.New("wal: failed")
 )
 
 // Pos identifies a record: the segment that holds it, the offset just past
@@ -166,6 +207,9 @@ type Stats struct {
 	Segments       int    // segment files
 	Appends        uint64 // successful Appends since Open
 	Syncs          uint64 // fsyncs of segment files since Open
+	// NoSpace counts the Appends refused with ErrFull because the disk
+	// had no room (not because of MaxBytes).
+	NoSpace uint64
 	// Corrupt counts the damaged regions (a torn tail, a corrupt record)
 	// dropped by Open or skipped by Read since Open; a region may have held
 	// one record or several. CorruptBytes is their size.
@@ -183,12 +227,16 @@ type WAL struct {
 
 	// Lock order: commitMu, syncMu, mu.
 	commitMu sync.Mutex // serializes Commit and Close
-	syncMu   sync.Mutex // serializes fsyncs of the active segment
+	// syncMu serializes every fsync of a segment file (group commit, roll,
+	// Close), so that a failed fsync is recorded in failed before another
+	// fsync of the file can run and wrongly report success.
+	syncMu sync.Mutex
 
 	mu       sync.Mutex
 	closed   bool  // Close started
 	finished bool  // Close done
-	failed   error // a failed fsync: the WAL no longer knows what is on disk
+	failed   error // set once, wraps ErrFailed: the WAL no longer knows what is on disk
+	diskFull bool  // the last write or segment creation found no room
 	// segs is sorted by id; the last one is the active segment that Append
 	// writes to, the others are sealed.
 	segs []*segment
@@ -198,8 +246,11 @@ type WAL struct {
 	written, synced uint64
 	syncedCh        chan struct{}
 	com             committed
-	appendSeq       uint64 // Seq of the last record appended
-	pending         int64  // bytes after com
+	// comSaved: the commit file holds com. It does not after a Commit that
+	// could not write the file; committing com again then retries.
+	comSaved  bool
+	appendSeq uint64 // Seq of the last record appended
+	pending   int64  // bytes after com
 	// The reader's cursor: the next record is at roff in segment rseg (or,
 	// if that segment is gone, at the start of the next one).
 	rseg uint64
@@ -207,8 +258,8 @@ type WAL struct {
 	rseq uint64
 	wbuf []byte // Append's buffer for small records
 	// Counters for Stats.
-	appends, syncs, corrupt uint64
-	corruptBytes            int64
+	appends, syncs, corrupt, noSpace uint64
+	corruptBytes                     int64
 
 	readable chan struct{} // a record was appended; capacity 1, one reader
 	dirty    chan struct{} // wakes the SyncInterval loop; capacity 1
@@ -258,10 +309,12 @@ func (w *WAL) active() *segment { return w.segs[len(w.segs)-1] }
 
 // Append writes rec as the next record and returns its position once it is
 // as durable as the sync policy asks. It fails with ErrFull when the WAL
-// holds MaxBytes not yet committed, with ErrTooLarge for a record larger
-// than MaxRecordBytes, and with ErrClosed after Close. If ctx ends while
-// Append waits for an fsync, Append returns ctx's error, but the record is
-// written and will be read: answer the agent with a retry, and the record
+// holds MaxBytes not yet committed or the disk has no room, with ErrTooLarge
+// for a record larger than MaxRecordBytes, with ErrClosed after Close, and
+// with an error wrapping ErrFailed once the WAL has failed (see the package
+// documentation); only a nil error means the record is durable. If ctx ends
+// while Append waits for an fsync, Append returns ctx's error, but the record
+// is written and will be read: answer the agent with a retry, and the record
 // arrives twice. The WAL does not keep rec.
 func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 	if err := ctx.Err(); err != nil {
@@ -270,41 +323,10 @@ func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 	if int64(len(rec)) > w.opts.MaxRecordBytes {
 		return Pos{}, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(rec), w.opts.MaxRecordBytes)
 	}
-	size := int64(headerSize + len(rec))
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return Pos{}, ErrClosed
-	}
-	if w.failed != nil {
-		err := w.failed
-		w.mu.Unlock()
+	pos, end, err := w.put(rec)
+	if err != nil {
 		return Pos{}, err
 	}
-	if w.pending+size > w.opts.MaxBytes {
-		pending := w.pending
-		w.mu.Unlock()
-		return Pos{}, fmt.Errorf("%w: %d bytes not yet committed, a record of %d would pass %d", ErrFull, pending, size, w.opts.MaxBytes)
-	}
-	if seg := w.active(); seg.size > 0 && seg.size+size > w.opts.SegmentBytes {
-		if err := w.roll(); err != nil {
-			w.mu.Unlock()
-			return Pos{}, err
-		}
-	}
-	seg := w.active()
-	if err := w.write(seg, rec); err != nil {
-		w.mu.Unlock()
-		return Pos{}, err
-	}
-	seg.size += size
-	w.written += uint64(size)
-	w.pending += size
-	w.appendSeq++
-	w.appends++
-	pos := Pos{Segment: seg.id, Offset: seg.size, Seq: w.appendSeq}
-	end := w.written
-	w.mu.Unlock()
 	notify(w.readable)
 
 	switch w.opts.Sync {
@@ -317,6 +339,57 @@ func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 	return pos, nil
 }
 
+// put writes rec after the last record, in a new segment if it does not fit
+// in the active one, and returns its position and the byte count (since
+// Open) that an fsync must reach for it to be durable.
+func (w *WAL) put(rec []byte) (Pos, uint64, error) {
+	size := int64(headerSize + len(rec))
+	holdSync := false
+	w.mu.Lock()
+	defer func() {
+		w.mu.Unlock()
+		if holdSync {
+			w.syncMu.Unlock()
+		}
+	}()
+	for {
+		switch {
+		case w.closed:
+			return Pos{}, 0, ErrClosed
+		case w.failed != nil:
+			return Pos{}, 0, w.failed
+		case w.pending+size > w.opts.MaxBytes:
+			return Pos{}, 0, fmt.Errorf("%w: %d bytes not yet committed, a record of %d would pass %d", ErrFull, w.pending, size, w.opts.MaxBytes)
+		}
+		if seg := w.active(); seg.size == 0 || seg.size+size <= w.opts.SegmentBytes {
+			break
+		}
+		if !holdSync {
+			// roll fsyncs, and fsyncs run under syncMu, which comes
+			// before mu. Check again once both are held: Close, a failure
+			// or another roll may have come in between.
+			w.mu.Unlock()
+			w.syncMu.Lock()
+			holdSync = true
+			w.mu.Lock()
+			continue
+		}
+		if err := w.roll(); err != nil {
+			return Pos{}, 0, err
+		}
+	}
+	seg := w.active()
+	if err := w.write(seg, rec); err != nil {
+		return Pos{}, 0, err
+	}
+	seg.size += size
+	w.written += uint64(size)
+	w.pending += size
+	w.appendSeq++
+	w.appends++
+	return Pos{Segment: seg.id, Offset: seg.size, Seq: w.appendSeq}, w.written, nil
+}
+
 func notify(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -324,7 +397,9 @@ func notify(c chan struct{}) {
 	}
 }
 
-// write writes the record at the end of seg. Called with mu held.
+// write writes the record at the end of seg. Called with mu held. A write
+// that fails is cut back off the segment; then a disk without room is
+// ErrFull, anything else fails the WAL.
 func (w *WAL) write(seg *segment, rec []byte) error {
 	var err error
 	if len(rec) <= 64<<10 {
@@ -341,17 +416,27 @@ func (w *WAL) write(seg *segment, rec []byte) error {
 			_, err = seg.f.WriteAt(rec, seg.size+headerSize)
 		}
 	}
-	if err != nil {
-		// Readers never look past seg.size and the next record overwrites
-		// these bytes; cut them anyway, so that a crash now leaves no torn
-		// record for Open to report.
-		_ = seg.f.Truncate(seg.size)
-		return fmt.Errorf("wal: write record of %d bytes to %s at offset %d: %w", len(rec), seg.path, seg.size, err)
+	if err == nil {
+		w.roomAgain()
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("write record of %d bytes to %s at offset %d: %w", len(rec), seg.path, seg.size, err)
+	// Readers never look past seg.size and the next record overwrites
+	// these bytes, but a crash would leave them for Open to report as a
+	// torn record, and a shorter record written over them would leave
+	// their end behind it. A write only ever adds bytes after seg.size, so
+	// cutting them off restores the file as it was.
+	if terr := seg.f.Truncate(seg.size); terr != nil {
+		return w.fail(fmt.Errorf("%w; then cutting it off again: %w", err, terr))
+	}
+	if noSpace(err) {
+		return w.full(err)
+	}
+	return w.fail(err)
 }
 
-// roll seals the active segment and starts the next one. Called with mu held.
+// roll seals the active segment and starts the next one. Called with syncMu
+// and mu held.
 func (w *WAL) roll() error {
 	old := w.active()
 	durable := w.opts.Sync != SyncNever
@@ -361,49 +446,90 @@ func (w *WAL) roll() error {
 		err := old.f.Sync()
 		w.syncs++
 		if err != nil {
-			return w.fail(fmt.Errorf("wal: fsync %s: %w", old.path, err))
+			old.syncFailed = true
+			return w.fail(fmt.Errorf("fsync %s: %w", old.path, err))
 		}
+		w.advanceSynced(w.written)
 	}
 	seg, err := createSegment(w.opts.Dir, old.id+1)
 	if err != nil {
-		return err
+		if noSpace(err) {
+			return w.full(err)
+		}
+		return w.fail(err)
 	}
+	w.roomAgain()
 	w.segs = append(w.segs, seg)
 	if durable {
 		if err := syncDir(w.opts.Dir); err != nil {
-			return w.fail(fmt.Errorf("wal: %w", err))
+			return w.fail(err)
 		}
-		w.advanceSynced(w.written)
 	}
 	return nil
 }
 
 func createSegment(dir string, id uint64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(id))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("wal: create segment: %w", err)
+		return nil, fmt.Errorf("create segment: %w", err)
 	}
 	return &segment{id: id, path: path, f: f}, nil
 }
 
-// fail records a failed fsync: after one, the OS may have dropped the data
-// it could not write, so every later Append fails until the WAL is opened
-// again. Called with mu held.
+// noSpace reports whether err says that the disk (or the quota) is full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// full turns err, a write or a segment creation that found no room, into
+// an ErrFull. Called with mu held.
+func (w *WAL) full(err error) error {
+	w.noSpace++
+	if !w.diskFull {
+		w.diskFull = true
+		w.log.Warn("wal: the disk is full; appends are refused as full until there is room again", "dir", w.opts.Dir, "err", err)
+	}
+	return fmt.Errorf("%w: no room on the disk: %w", ErrFull, err)
+}
+
+// roomAgain records that a write or a segment creation succeeded. Called
+// with mu held.
+func (w *WAL) roomAgain() {
+	if w.diskFull {
+		w.diskFull = false
+		w.log.Info("wal: the disk has room again; appending", "dir", w.opts.Dir)
+	}
+}
+
+// fail makes the WAL refuse every later Append with err (see the package
+// documentation), wakes the Appends waiting for an fsync so that they get
+// it, and returns it. Only the first failure is kept. Called with mu held.
 func (w *WAL) fail(err error) error {
 	if w.failed == nil {
-		w.failed = err
-		w.log.Error("wal: fsync failed; appends fail until the WAL is reopened", "dir", w.opts.Dir, "err", err)
+		w.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+		w.log.Error("wal: failed; appends are refused until the directory is opened again (restart the process)",
+			"dir", w.opts.Dir, "err", err)
 		close(w.syncedCh)
 		w.syncedCh = make(chan struct{})
 	}
 	return w.failed
 }
 
-// advanceSynced records that every byte before end is on disk. Called with
-// mu held.
+// Err returns the failure that makes Append refuse every record (it wraps
+// ErrFailed), or nil while the WAL accepts them. Once set it stays set until
+// the directory is opened again. A full disk is not a failure, nor is Close.
+func (w *WAL) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
+}
+
+// advanceSynced records that every byte before end is on disk. It does
+// nothing once the WAL has failed: no fsync after a failed one proves
+// anything. Called with mu held.
 func (w *WAL) advanceSynced(end uint64) {
-	if end > w.synced {
+	if w.failed == nil && end > w.synced {
 		w.synced = end
 		close(w.syncedCh)
 		w.syncedCh = make(chan struct{})
@@ -417,26 +543,29 @@ func (w *WAL) syncTo(target uint64) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	w.mu.Lock()
+	if w.synced >= target {
+		// Covered by an fsync that succeeded (synced never moves after a
+		// failure).
+		w.mu.Unlock()
+		return nil
+	}
 	if w.failed != nil {
 		defer w.mu.Unlock()
 		return w.failed
 	}
-	if w.synced >= target {
-		w.mu.Unlock()
-		return nil
-	}
 	seg, end := w.active(), w.written
 	w.mu.Unlock()
 
+	// seg stays the active segment during the fsync (a roll needs syncMu),
+	// so Commit does not close it.
 	err := seg.f.Sync()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.syncs++
-	// ErrClosed: Commit removed the segment after it was sealed, and roll
-	// had synced it then.
-	if err != nil && !errors.Is(err, os.ErrClosed) {
-		return w.fail(fmt.Errorf("wal: fsync %s: %w", seg.path, err))
+	if err != nil {
+		seg.syncFailed = true
+		return w.fail(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
 	w.advanceSynced(end)
 	return nil
@@ -593,6 +722,12 @@ func (w *WAL) report(seg *segment, off, n int64, reason string, tail bool) {
 // (committing it again is a no-op) and must not be past the last record
 // read. Commit costs two fsyncs: commit after a group of deliveries rather
 // than after each record.
+//
+// If the commit file cannot be written (a full disk, say), Commit returns
+// the error but still removes the segments behind p and frees their bytes:
+// their records are delivered whatever the file says. The position is
+// written by the next Commit (of p again, or of a later one); until then, a
+// restart delivers again the records after the older position.
 func (w *WAL) Commit(p Pos) error {
 	w.commitMu.Lock()
 	defer w.commitMu.Unlock()
@@ -601,11 +736,11 @@ func (w *WAL) Commit(p Pos) error {
 		w.mu.Unlock()
 		return ErrClosed
 	}
-	c := w.com
+	c, saved := w.com, w.comSaved
 	read := Pos{Segment: w.rseg, Offset: w.roff}
 	w.mu.Unlock()
 	switch {
-	case p.Segment == c.segment && p.Offset == c.offset:
+	case p.Segment == c.segment && p.Offset == c.offset && saved:
 		return nil
 	case before(p.Segment, p.Offset, c.segment, c.offset):
 		return fmt.Errorf("wal: commit %v: behind the committed position %v (commit in order)", p, Pos{c.segment, c.offset, c.seq})
@@ -613,12 +748,14 @@ func (w *WAL) Commit(p Pos) error {
 		return fmt.Errorf("wal: commit %v: past the last record read", p)
 	}
 	nc := committed{segment: p.Segment, offset: p.Offset, seq: p.Seq}
+	var errs []error
 	if err := writeCommit(w.opts.Dir, nc); err != nil {
-		return fmt.Errorf("wal: commit %v: %w", p, err)
+		errs = append(errs, fmt.Errorf("wal: commit %v: %w (segments behind it are removed all the same)", p, err))
 	}
 
 	w.mu.Lock()
 	w.com = nc
+	w.comSaved = len(errs) == 0
 	var gone []*segment
 	keep := make([]*segment, 0, len(w.segs))
 	for i, s := range w.segs {
@@ -633,7 +770,6 @@ func (w *WAL) Commit(p Pos) error {
 	w.pending = w.pendingBytes()
 	w.mu.Unlock()
 
-	var errs []error
 	for _, s := range gone {
 		s.f.Close()
 		// A segment left behind by a failure here is removed by the next
@@ -671,6 +807,7 @@ func (w *WAL) Stats() Stats {
 		Segments:       len(w.segs),
 		Appends:        w.appends,
 		Syncs:          w.syncs,
+		NoSpace:        w.noSpace,
 		Corrupt:        w.corrupt,
 		CorruptBytes:   w.corruptBytes,
 	}
@@ -682,7 +819,9 @@ func (w *WAL) Stats() Stats {
 
 // Close fsyncs the segments, closes them and releases the directory. A Read
 // blocked in it returns ErrClosed; an Append waiting for an fsync returns
-// once Close's fsync covers it. Close is safe to call twice.
+// once Close's fsync covers it. After a failure (see Err), Close does not
+// fsync a file whose fsync failed, the waiting Appends get the failure, and
+// Close returns it. Close is safe to call twice.
 func (w *WAL) Close() error {
 	w.commitMu.Lock()
 	defer w.commitMu.Unlock()
@@ -702,25 +841,28 @@ func (w *WAL) Close() error {
 	defer w.mu.Unlock()
 	var errs []error
 	for _, s := range w.segs {
-		err := s.f.Sync()
-		w.syncs++
-		if err != nil {
-			errs = append(errs, fmt.Errorf("wal: fsync %s: %w", s.path, err))
+		if !s.syncFailed {
+			err := s.f.Sync()
+			w.syncs++
+			if err != nil {
+				s.syncFailed = true
+				err = fmt.Errorf("fsync %s: %w", s.path, err)
+				if w.failed != nil {
+					errs = append(errs, fmt.Errorf("wal: %w", err))
+				}
+				w.fail(err)
+			}
 		}
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("wal: close %s: %w", s.path, err))
 		}
 	}
-	if len(errs) > 0 {
-		w.fail(errs[0])
-	} else {
-		w.advanceSynced(w.written)
-	}
+	w.advanceSynced(w.written) // not after a failure
 	w.finished = true
 	close(w.syncedCh) // wake the Appends still waiting
 	w.syncedCh = make(chan struct{})
 	if err := w.unlock(); err != nil {
 		errs = append(errs, fmt.Errorf("wal: release lock: %w", err))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append([]error{w.failed}, errs...)...)
 }

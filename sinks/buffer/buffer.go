@@ -3,6 +3,14 @@
 // delivery loop feeds the sink from the buffer in order, retrying each batch
 // until the sink takes it, and after a crash replays what was not delivered.
 // Re-delivery is at least once; event ids make it idempotent downstream.
+//
+// When the disk cannot make a batch durable, Write says so and the agent
+// keeps its lines: a full disk is ErrFull, as a buffer at its size limit,
+// and passes once there is room; a failed fsync or write (see pipeline/wal)
+// fails the buffer until the process restarts: every Write then fails, and
+// Err reports why, for the aggregator's readiness. The batches already in a
+// failed buffer are still delivered. A buffer that cannot be read stops
+// delivering, and Err reports that too.
 package buffer
 
 import (
@@ -46,6 +54,9 @@ type Sink struct {
 	done   chan struct{}
 	once   sync.Once
 	err    error
+
+	mu      sync.Mutex
+	stopped error // why the delivery loop stopped for good, if it did
 }
 
 // New opens the buffer in opts.WAL.Dir (replaying what it holds) and starts
@@ -79,8 +90,9 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 
 // Write appends b to the buffer. It returns when b is durable (per the sync
 // policy), with every event counted delivered; ErrFull (retryable) when the
-// buffer has no room; a permanent error for a batch larger than a record
-// may be.
+// buffer or its disk has no room; a retryable error wrapping wal.ErrFailed
+// once the buffer has failed (see Err); a permanent error for a batch larger
+// than a record may be.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, err := proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events})
 	if err != nil {
@@ -100,6 +112,20 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 
 // Stats reports the buffer's state.
 func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
+
+// Err returns why the buffer is broken, or nil while it works: its disk
+// failed (an error wrapping wal.ErrFailed: every Write fails), or the
+// buffer could not be read, which stopped the delivery to the sink. It
+// stays set until the process restarts. A full buffer or disk is not a
+// failure.
+func (s *Sink) Err() error {
+	if err := s.w.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
 
 // delivery is one batch on its way from the buffer to the sink.
 type delivery struct {
@@ -151,7 +177,10 @@ func (s *Sink) deliver(ctx context.Context) {
 		if err != nil {
 			<-slots
 			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
-				s.log.Error("buffer read failed", "err", err)
+				s.log.Error("buffer read failed; delivery from this buffer stopped until the process restarts", "err", err)
+				s.mu.Lock()
+				s.stopped = fmt.Errorf("delivery stopped: %w", err)
+				s.mu.Unlock()
 			}
 			return
 		}

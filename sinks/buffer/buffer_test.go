@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +191,73 @@ func TestPermanentRefusalDoesNotBlock(t *testing.T) {
 	if rec.writes != 5 {
 		t.Fatalf("sink saw %d writes, want 5 (one per batch, no retries)", rec.writes)
 	}
+}
+
+// A buffer whose disk fails says so: the Write that meets the failure and
+// every later one fail, retryably, with wal.ErrFailed, and Err reports why;
+// the batches it took before are still delivered, and Close returns the
+// failure. The fault is real: the buffer's directory is removed, so the next
+// segment file cannot be created.
+func TestFailedDiskMakesBufferUnhealthy(t *testing.T) {
+	dir := t.TempDir()
+	rec := &recorder{}
+	s := open(t, dir, rec, 64<<20)
+	defer s.Close(context.Background())
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() of a new buffer = %v", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	taken := 0
+	for i := 0; i < 10000 && err == nil; i++ {
+		if _, err = s.Write(context.Background(), batch(uint64(i+1), 50)); err == nil {
+			taken++
+		}
+	}
+	if !errors.Is(err, wal.ErrFailed) || !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrFull) || sinks.IsPermanent(err) {
+		t.Fatalf("Write = %v, want a retryable wal.ErrFailed naming the missing directory", err)
+	}
+	health := s.Err()
+	if !errors.Is(health, wal.ErrFailed) || !strings.Contains(health.Error(), dir) {
+		t.Fatalf("Err() = %v, want the failure in %s", health, dir)
+	}
+	if _, err := s.Write(context.Background(), batch(99999, 1)); err == nil || !strings.Contains(err.Error(), health.Error()) {
+		t.Fatalf("Write after the failure = %v, want %v", err, health)
+	}
+	waitFor(t, "the batches taken before the failure delivered", func() bool { return rec.distinct() == taken*50 })
+	if err := s.Close(context.Background()); !errors.Is(err, wal.ErrFailed) {
+		t.Fatalf("Close = %v, want the failure", err)
+	}
+}
+
+// A buffer that cannot be read stops delivering, and says so through Err
+// instead of stalling silently. The fault is real: the segment file is cut
+// short under the buffer while the sink holds the first batches.
+func TestUnreadableBufferReportsStoppedDelivery(t *testing.T) {
+	dir := t.TempDir()
+	rec := &recorder{block: make(chan struct{})}
+	s := open(t, dir, rec, 64<<20)
+	for i := range 10 {
+		if _, err := s.Write(context.Background(), batch(uint64(i+1), 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sink holds at most Concurrency (4) batches: the delivery loop
+	// waits for a slot before it reads the next one, from the cut file.
+	if err := os.Truncate(filepath.Join(dir, "0000000000000001.seg"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err() before the failed read = %v", err)
+	}
+	close(rec.block)
+	waitFor(t, "Err to report the stopped delivery", func() bool { return s.Err() != nil })
+	if err := s.Err(); !errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "delivery stopped") {
+		t.Fatalf("Err() = %v, want the delivery stopped by the failed read", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s.Close(ctx)
 }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ferrylogs/ferry/sinks/buffer"
+)
+
+// diskBuffer is the disk buffer of one sink, named after the sink.
+type diskBuffer struct {
+	name string
+	buf  *buffer.Sink
+}
+
+// readiness is the aggregator's /readyz check: ready while the server takes
+// batches (it stops when draining) and every disk buffer can make batches
+// durable. A buffer whose disk failed stays failed until the process
+// restarts, so the replica stays out of the Service: agents connecting anew
+// go to another replica, and those connected get retry acks until their
+// connection ages out. The error names each reason.
+func readiness(accepting func() bool, bufs []diskBuffer) func() error {
+	return func() error {
+		var errs []error
+		if !accepting() {
+			errs = append(errs, errors.New("draining: the aggregator is shutting down"))
+		}
+		for _, b := range bufs {
+			if err := b.buf.Err(); err != nil {
+				errs = append(errs, fmt.Errorf("buffer %s: %w", b.name, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// addBufferStats adds the disk buffers' health to the /stats counters:
+// the number of failed buffers (0 when all are healthy) and the batches
+// refused because a buffer's disk was full.
+func addBufferStats(m map[string]uint64, bufs []diskBuffer) {
+	var failed, noSpace uint64
+	for _, b := range bufs {
+		if b.buf.Err() != nil {
+			failed++
+		}
+		noSpace += b.buf.Stats().NoSpace
+	}
+	m["ferry_aggregator_buffers_failed"] = failed
+	m["ferry_aggregator_buffer_no_space_total"] = noSpace
+}

@@ -1,0 +1,78 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// get fetches path from the health server and returns the status and body.
+func get(t *testing.T, h *Health, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + h.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestReadyz: /readyz answers 200 while ready returns nil and 503 with the
+// reason otherwise, following ready from one request to the next; /healthz
+// answers 200 either way.
+func TestReadyz(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		reason error
+	)
+	ready := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return reason
+	}
+	stats := func() map[string]uint64 { return map[string]uint64{"ferry_test_total": 7} }
+	h, err := StartHealth("127.0.0.1:0", ready, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	cases := []struct {
+		name     string
+		reason   error
+		wantCode int
+		wantBody string
+	}{
+		{"ready", nil, http.StatusOK, "ready\n"},
+		{"buffer failed", errors.New("buffer es: wal: failed: fsync 0000000000000012.seg: input/output error"),
+			http.StatusServiceUnavailable, "not ready: buffer es: wal: failed: fsync 0000000000000012.seg: input/output error\n"},
+		{"not connected", errors.New("not connected to the aggregator"),
+			http.StatusServiceUnavailable, "not ready: not connected to the aggregator\n"},
+		{"ready again", nil, http.StatusOK, "ready\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			reason = tc.reason
+			mu.Unlock()
+			if code, body := get(t, h, "/readyz"); code != tc.wantCode || body != tc.wantBody {
+				t.Fatalf("/readyz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+			}
+			if code, body := get(t, h, "/healthz"); code != http.StatusOK || body != "ok\n" {
+				t.Fatalf("/healthz = %d %q", code, body)
+			}
+			if code, body := get(t, h, "/stats"); code != http.StatusOK || !strings.Contains(body, "ferry_test_total 7\n") {
+				t.Fatalf("/stats = %d %q", code, body)
+			}
+		})
+	}
+}
