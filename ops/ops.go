@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,8 +37,9 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Health serves /healthz (the process runs), /readyz (ready() returns nil)
-// and /metrics-like plain counters from stats().
+// Health serves /healthz (the process runs), /readyz (ready() returns nil),
+// and the counters from stats() as plain "name value" lines on /stats and
+// in the Prometheus text format on /metrics.
 type Health struct {
 	srv *http.Server
 	ln  net.Listener
@@ -58,9 +61,14 @@ func StartHealth(addr string, ready func() error, stats func() map[string]uint64
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
-		for k, v := range stats() {
-			fmt.Fprintf(w, "%s %d\n", k, v)
+		m := stats()
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(w, "%s %d\n", k, m[k])
 		}
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		writeMetrics(w, stats())
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -73,6 +81,18 @@ func StartHealth(addr string, ready func() error, stats func() map[string]uint64
 		}
 	}()
 	return h, nil
+}
+
+// writeMetrics writes m in the Prometheus text exposition format, sorted by
+// name: a name ending in _total is a counter, any other a gauge.
+func writeMetrics(w io.Writer, m map[string]uint64) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		typ := "gauge"
+		if strings.HasSuffix(k, "_total") {
+			typ = "counter"
+		}
+		fmt.Fprintf(w, "# TYPE %s %s\n%s %d\n", k, typ, k, m[k])
+	}
 }
 
 // Addr is the address the health server listens on.

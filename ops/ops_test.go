@@ -76,3 +76,26 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 }
+
+// TestMetrics: /metrics serves the counters in the Prometheus text format,
+// sorted, counters (_total) and gauges typed; /stats the same values as
+// plain lines.
+func TestMetrics(t *testing.T) {
+	stats := func() map[string]uint64 {
+		return map[string]uint64{"ferry_b_total": 3, "ferry_a_bytes": 1 << 20, "ferry_c_total": 0}
+	}
+	h, err := StartHealth("127.0.0.1:0", func() error { return nil }, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	want := "# TYPE ferry_a_bytes gauge\nferry_a_bytes 1048576\n" +
+		"# TYPE ferry_b_total counter\nferry_b_total 3\n" +
+		"# TYPE ferry_c_total counter\nferry_c_total 0\n"
+	if code, body := get(t, h, "/metrics"); code != http.StatusOK || body != want {
+		t.Fatalf("/metrics = %d\n%s\nwant\n%s", code, body, want)
+	}
+	if code, body := get(t, h, "/stats"); code != http.StatusOK || body != "ferry_a_bytes 1048576\nferry_b_total 3\nferry_c_total 0\n" {
+		t.Fatalf("/stats = %d %q", code, body)
+	}
+}
