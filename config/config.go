@@ -123,7 +123,11 @@ type Aggregator struct {
 	HTTP                string   `yaml:"http"`   // health/ready listen address, default "127.0.0.1:8082"
 	Log                 Log      `yaml:"log"`
 	MaxRecvMessageBytes ByteSize `yaml:"max_recv_message_bytes"` // 1KiB..1GiB, default 16MiB
-	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per connection, 1..1024, default 8
+	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per agent stream, 1..1024, default 8
+	// AckTimeout ends the stream of an agent that does not read its
+	// acknowledgements for this long (> 0, default 30s), releasing what it
+	// holds; the agent re-sends its batches on a new stream.
+	AckTimeout Duration `yaml:"ack_timeout"`
 	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
 	// default 1GiB (lowered to 90% of the container's limit when that is
 	// less). The Go runtime's soft limit is set to it; batches received and
@@ -305,6 +309,7 @@ func DefaultAggregator() *Aggregator {
 		Log:                 Log{Level: "info", Format: "text"},
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
+		AckTimeout:          Duration(30 * time.Second),
 		MemoryLimit:         1 * GiB,
 		ShutdownTimeout:     Duration(20 * time.Second),
 		Buffer:              Buffer{Dir: "./buffer", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},

@@ -110,6 +110,7 @@ func TestAggregatorGood(t *testing.T) {
 		Log:                 Log{Level: "warn", Format: "json"},
 		MaxRecvMessageBytes: 32 * MiB,
 		MaxBatchesInFlight:  16,
+		AckTimeout:          Duration(time.Minute),
 		MemoryLimit:         2 * GiB,
 		ShutdownTimeout:     Duration(45 * time.Second),
 		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
@@ -298,6 +299,7 @@ var badFiles = map[string][]string{
 	},
 	"aggregator.memory.bad.yaml": {
 		`2:1: max_recv_message_bytes: 32MiB must fit in a quarter of memory_limit (16MiB)`,
+		`3:1: ack_timeout: must be greater than 0, got 0s`,
 	},
 	"aggregator.nosinks.bad.yaml": {
 		`1:1: sinks: at least one sink is required`,

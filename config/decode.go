@@ -469,6 +469,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.validateLog("log", a.Log)
 	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
 	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
+	d.positive("ack_timeout", a.AckTimeout)
 	d.sizeRange("memory_limit", a.MemoryLimit, 64*MiB, 1024*GiB)
 	if a.MemoryLimit >= 64*MiB && a.MaxRecvMessageBytes > a.MemoryLimit/4 {
 		d.invalid("max_recv_message_bytes", "%s must fit in a quarter of memory_limit (%s)", a.MaxRecvMessageBytes, a.MemoryLimit/4)

@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,5 +75,52 @@ func TestReplicasTLS(t *testing.T) {
 func TestStaticBuilderRejectsBadAddress(t *testing.T) {
 	if _, err := NewClient(ClientConfig{Addresses: []string{"127.0.0.1:7070", "no-port"}}, nil, nil); err == nil {
 		t.Fatal("no error for an address without a port")
+	}
+}
+
+// TestUnhealthyReplicaSendsAgentsAway: once a replica's Health fails (a
+// failed disk buffer), the agent's stream there ends with Unavailable and
+// its batches go to the healthy replica; nothing is acknowledged by the
+// unhealthy one after that.
+func TestUnhealthyReplicaSendsAgentsAway(t *testing.T) {
+	mk := newChunkMaker(t)
+	var sick [2]atomic.Bool
+	health := func(i int) func() error {
+		return func() error {
+			if sick[i].Load() {
+				return errors.New("buffer es: wal: failed: fsync: input/output error")
+			}
+			return nil
+		}
+	}
+	srvs := []*testServer{
+		startServer(t, &recSink{}, ServerConfig{Health: health(0)}),
+		startServer(t, &recSink{}, ServerConfig{Health: health(1)}),
+	}
+	cfg := fastRetry
+	cfg.BatchMaxEvents, cfg.ShutdownTimeout = 2, 5*time.Second
+	cfg.Addresses = []string{srvs[0].addr, srvs[1].addr}
+	tc := startClient(t, "", mk, cfg, 64)
+	f := testFile("sick")
+	chunks := mk.seqChunks(f, 20, 2)
+	tc.send(chunks[:5]...)
+	waitFor(t, "5 chunks committed", func() bool { return tc.com.count() == 5 })
+	first := 0
+	if srvs[1].sink.count() > 0 {
+		first = 1
+	}
+	sick[first].Store(true)
+	before := srvs[first].sink.count()
+	tc.send(chunks[5:]...)
+	waitFor(t, "every chunk committed", func() bool { return tc.com.count() == 20 })
+	tc.com.check(t)
+	if n := srvs[first].sink.count(); n != before {
+		t.Errorf("the unhealthy replica took %d more batches", n-before)
+	}
+	if n := srvs[first].srv.NotReadyStreams.Load(); n < 1 {
+		t.Errorf("NotReadyStreams %d, want at least 1", n)
+	}
+	if !strings.Contains(tc.logs.String(), "aggregator not ready: buffer es") {
+		t.Error("the agent's log does not say why the stream ended")
 	}
 }

@@ -10,10 +10,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
 	// Agents may compress their batches: the server must know the codec
 	// whatever else the binary imports.
 	_ "google.golang.org/grpc/encoding/gzip"
 
+	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/sinks"
@@ -32,7 +37,47 @@ type ServerConfig struct {
 	RetryAfter time.Duration
 	// MaxMessageBytes bounds one event's message.
 	MaxMessageBytes int
+	// MaxBytesInFlight bounds the memory of the batches received and not
+	// yet written, over all the connections of the server. A batch counts
+	// with the estimated size of its decoded form (its encoded size plus
+	// the Go structs of its events, see batchBytes) from after Recv, before
+	// it goes to the sink, until the sink's write returned and its ack is
+	// made (the ack's send does not hold it). A stream whose batch does not
+	// fit waits, in arrival order, and reads nothing more meanwhile: HTTP/2
+	// flow control pushes back on its agent. That waiting batch, one per
+	// stream at most, is not counted. A batch larger than the whole budget
+	// is admitted alone, once nothing else is held, so the bytes held never
+	// exceed max(MaxBytesInFlight, the largest batch); the configuration
+	// keeps the maximum message size below the budget anyway. The wait ends
+	// with the stream, or with a RETRY ack once Drain gave up waiting.
+	// Zero means 256 MiB.
+	MaxBytesInFlight int64
+	// AckTimeout bounds how long sending one ack may block because the
+	// agent does not read its acks (HTTP/2 flow control): past it, the
+	// handler ends the stream with DeadlineExceeded, and its goroutines
+	// and batches are released at once; the agent sends its
+	// unacknowledged batches again on a new stream. (gRPC queues the
+	// status behind the acks not sent: the agent learns it when it reads,
+	// and until then, or until the connection closes, gRPC keeps the
+	// stream's unread data, at most its flow control window, and its
+	// unsent acks, at most 64 KiB.) Zero means 30 seconds.
+	AckTimeout time.Duration
+	// Health, if set, says whether the server can take batches (nil) or why
+	// not (a failed disk buffer). While it returns an error, a stream's next
+	// batch is not taken: the stream ends with Unavailable and the reason,
+	// and the agent sends its batches again on a new stream, which its
+	// round-robin balancing opens on another replica when there is one.
+	Health func() error
 }
+
+// Defaults of ServerConfig.
+const (
+	DefaultMaxBytesInFlight = 256 << 20
+	DefaultAckTimeout       = 30 * time.Second
+)
+
+// errDrainCancelled ends a stream's wait for the budget once Drain gave up.
+var errDrainCancelled = errors.New("drain cancelled the batches in flight")
 
 // Server receives batches and acks each one after its sink accepted it.
 type Server struct {
@@ -50,10 +95,22 @@ type Server struct {
 	draining bool
 	inflight sync.WaitGroup
 
+	budget *budget.Budget
+	// running counts the goroutines of Stream calls, the handlers' own
+	// included.
+	running atomic.Int64
+
 	BatchesAcked  atomic.Uint64
 	EventsAcked   atomic.Uint64
 	BatchesRetry  atomic.Uint64
 	BatchesFailed atomic.Uint64
+	// BudgetWaits counts the batches that waited for MaxBytesInFlight.
+	BudgetWaits atomic.Uint64
+	// AckTimeouts counts the streams ended because their agent did not
+	// read its acks for AckTimeout.
+	AckTimeouts atomic.Uint64
+	// NotReadyStreams counts the streams ended because Health failed.
+	NotReadyStreams atomic.Uint64
 }
 
 // NewServer returns a receiver writing to sink.
@@ -70,13 +127,25 @@ func NewServer(sink sinks.Sink, cfg ServerConfig, log *slog.Logger) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 64 << 20
 	}
+	if cfg.MaxBytesInFlight <= 0 {
+		cfg.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{sink: sink, cfg: cfg, log: log, ctx: ctx, cancel: cancel}
+	return &Server{sink: sink, cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight)}
 }
+
+// BytesInFlight returns the bytes of the batches received and not yet
+// written, as counted against MaxBytesInFlight.
+func (s *Server) BytesInFlight() int64 { return s.budget.Used() }
 
 // Drain stops accepting batches (new ones are answered with a retry, so the
 // agent sends them again to another replica or after the restart) and waits
-// for the batches being written, until ctx ends; then it cancels them.
+// for the batches being written, until ctx ends; then it cancels them, and
+// the batches waiting for MaxBytesInFlight are answered with a retry. It
+// does not wait for the acks to be sent: GracefulStop does.
 func (s *Server) Drain(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
@@ -113,53 +182,168 @@ func (s *Server) startWrite() bool {
 }
 
 // Stream implements ferryv1.IngestServer.
+//
+// One goroutine receives; each admitted batch is written by a goroutine of
+// its own (MaxBatchesInFlight per stream), which sends its ack. The handler
+// returns once the receiving ended and every ack is sent, or as soon as an
+// ack could not be sent for AckTimeout: returning is the only way to end
+// a stream whose agent does not read, and so to unblock its Send.
 func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
-	var (
-		sendMu sync.Mutex
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, s.cfg.MaxBatchesInFlight)
-	)
-	defer wg.Wait()
-	send := func(a *ferryv1.Ack) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		if err := stream.Send(a); err != nil {
-			s.log.Debug("cannot send ack; the agent will re-send", "seq", a.Seq, "err", err)
-		}
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	stopDrainWatch := context.AfterFunc(s.ctx, func() { cancel(errDrainCancelled) })
+	defer stopDrainWatch()
+	st := &ingestStream{
+		s:      s,
+		stream: stream,
+		ctx:    ctx,
+		slots:  make(chan struct{}, s.cfg.MaxBatchesInFlight),
+		stuck:  make(chan struct{}),
 	}
-	ctx := stream.Context()
+	st.onStuck = func() {
+		s.AckTimeouts.Add(1)
+		addr := ""
+		if p, ok := peer.FromContext(stream.Context()); ok {
+			addr = p.Addr.String()
+		}
+		node, _ := st.node.Load().(string)
+		s.log.Warn("agent does not read acknowledgements; ending its stream", "node", node, "peer", addr, "ack_timeout", s.cfg.AckTimeout)
+		cancel(st.stuckErr())
+		close(st.stuck)
+	}
+	received := make(chan error, 1)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Add(-1)
+		received <- st.receive()
+	}()
+	select {
+	case err := <-received:
+		written := make(chan struct{})
+		s.running.Add(1)
+		go func() {
+			defer s.running.Add(-1)
+			st.writers.Wait()
+			close(written)
+		}()
+		select {
+		case <-written:
+			return err
+		case <-st.stuck:
+		}
+	case <-st.stuck:
+	}
+	// The goroutines still at work end once the stream does, right after
+	// this returns: Send and Recv fail, and the writes only hold the
+	// budget until they return.
+	return st.stuckErr()
+}
+
+// ingestStream is the state of one Stream call.
+type ingestStream struct {
+	s      *Server
+	stream ferryv1.Ingest_StreamServer
+	// ctx ends with the stream, when an ack is stuck (cause: stuckErr) and
+	// when Drain gives up (cause: errDrainCancelled).
+	ctx     context.Context
+	slots   chan struct{} // MaxBatchesInFlight
+	writers sync.WaitGroup
+	node    atomic.Value // string: the node of the last batch, for logs
+
+	sendMu    sync.Mutex
+	stuck     chan struct{} // closed when an ack could not be sent for AckTimeout
+	stuckOnce sync.Once
+	onStuck   func()
+}
+
+func (st *ingestStream) stuckErr() error {
+	return status.Errorf(codes.DeadlineExceeded, "agent does not read acknowledgements: an ack could not be sent for %v", st.s.cfg.AckTimeout)
+}
+
+// send sends an ack; if that blocks for AckTimeout, the stream ends.
+func (st *ingestStream) send(a *ferryv1.Ack) {
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
+	select {
+	case <-st.stuck:
+		return // the stream is ending
+	default:
+	}
+	t := time.AfterFunc(st.s.cfg.AckTimeout, func() { st.stuckOnce.Do(st.onStuck) })
+	err := st.stream.Send(a)
+	t.Stop()
+	if err != nil {
+		st.s.log.Debug("cannot send ack; the agent will re-send", "seq", a.Seq, "err", err)
+	}
+}
+
+// receive reads and dispatches batches until the stream ends.
+func (st *ingestStream) receive() error {
+	s := st.s
 	for {
-		b, err := stream.Recv()
+		b, err := st.stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		st.node.Store(b.Node)
+		if s.cfg.Health != nil {
+			if herr := s.cfg.Health(); herr != nil {
+				s.NotReadyStreams.Add(1)
+				s.log.Warn("not ready: ending an agent's stream so that it goes to another replica", "node", b.Node, "reason", herr)
+				return status.Errorf(codes.Unavailable, "aggregator not ready: %v", herr)
+			}
+		}
 		if !s.Ready() {
-			s.retryDraining(b, send)
+			s.retryDraining(b, st.send)
 			continue
 		}
 		if err := s.validate(b); err != nil {
 			s.BatchesFailed.Add(1)
 			s.log.Warn("rejecting malformed batch", "node", b.Node, "seq", b.Seq, "err", err)
-			send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: err.Error()})
+			st.send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: err.Error()})
 			continue
 		}
 		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		case st.slots <- struct{}{}:
+		case <-st.ctx.Done():
+			if errors.Is(context.Cause(st.ctx), errDrainCancelled) {
+				s.retryDraining(b, st.send)
+				continue
+			}
+			return context.Cause(st.ctx)
+		}
+		size := batchBytes(b)
+		if !s.budget.TryAcquire(size) {
+			s.BudgetWaits.Add(1)
+			if err := s.budget.Acquire(st.ctx, size); err != nil {
+				<-st.slots
+				if errors.Is(err, errDrainCancelled) {
+					s.retryDraining(b, st.send)
+					continue
+				}
+				return err
+			}
 		}
 		if !s.startWrite() {
-			<-sem
-			s.retryDraining(b, send)
+			s.budget.Release(size)
+			<-st.slots
+			s.retryDraining(b, st.send)
 			continue
 		}
-		wg.Add(1)
+		st.writers.Add(1)
+		s.running.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done(); s.inflight.Done() }()
-			send(s.write(b))
+			defer func() { <-st.slots; st.writers.Done(); s.running.Add(-1) }()
+			a := s.write(b)
+			b = nil // the batch is garbage from here on
+			s.budget.Release(size)
+			s.inflight.Done()
+			st.send(a)
 		}()
 	}
 }

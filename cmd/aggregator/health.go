@@ -17,14 +17,27 @@ type diskBuffer struct {
 // batches (it stops when draining) and every disk buffer can make batches
 // durable. A buffer whose disk failed stays failed until the process
 // restarts, so the replica stays out of the Service: agents connecting anew
-// go to another replica, and those connected get retry acks until their
-// connection ages out. The error names each reason.
+// go to another replica, and the streams of those connected are ended (see
+// buffersHealth). The error names each reason.
 func readiness(accepting func() bool, bufs []diskBuffer) func() error {
 	return func() error {
 		var errs []error
 		if !accepting() {
 			errs = append(errs, errors.New("draining: the aggregator is shutting down"))
 		}
+		if err := buffersHealth(bufs)(); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// buffersHealth is the receiver's health: nil while every disk buffer can
+// make batches durable, else the failed buffers. While it fails, agents'
+// streams are ended so that they go to another replica.
+func buffersHealth(bufs []diskBuffer) func() error {
+	return func() error {
+		var errs []error
 		for _, b := range bufs {
 			if err := b.buf.Err(); err != nil {
 				errs = append(errs, fmt.Errorf("buffer %s: %w", b.name, err))

@@ -86,6 +86,13 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
 	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "gomemlimit_set", ml.RuntimeSet)
+	// A quarter of the budget for batches received and not yet written,
+	// over all agents; a batch must fit in it.
+	inFlight := ml.Bytes / 4
+	if int64(cfg.MaxRecvMessageBytes) > inFlight {
+		return fmt.Errorf("memory budget %s (from %s) too small: max_recv_message_bytes %s must fit in a quarter of it",
+			config.ByteSize(ml.Bytes), ml.From, cfg.MaxRecvMessageBytes)
+	}
 	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
 	if err != nil {
 		return err
@@ -93,6 +100,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	srv := transport.NewServer(sink, transport.ServerConfig{
 		MaxBatchesInFlight: cfg.MaxBatchesInFlight,
 		MaxMessageBytes:    int(cfg.MaxRecvMessageBytes),
+		MaxBytesInFlight:   inFlight,
+		AckTimeout:         time.Duration(cfg.AckTimeout),
+		Health:             buffersHealth(bufs),
 	}, log)
 	security, err := linkSecurity(cfg, log)
 	if err != nil {
@@ -104,7 +114,15 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	}
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
-		grpc.MaxConcurrentStreams(1024),
+		// An agent uses one stream; a few more leave room for a stream
+		// being replaced.
+		grpc.MaxConcurrentStreams(16),
+		// Fixed flow-control windows: what a connection may have sent and
+		// not yet been read stays small and known (gRPC's default grows
+		// each window to 16 MiB), so memory is the in-flight budget plus
+		// about one window per agent.
+		grpc.InitialWindowSize(flowWindow),
+		grpc.InitialConnWindowSize(flowWindow),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			// Agents re-resolve and rebalance over replicas; the grace
 			// outlasts one batch and its ack.
@@ -116,10 +134,16 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ferryv1.RegisterIngestServer(gs, srv)
 	health, err := ops.StartHealth(cfg.HTTP, readiness(srv.Ready, bufs), func() map[string]uint64 {
 		m := map[string]uint64{
-			"ferry_aggregator_batches_acked_total":  srv.BatchesAcked.Load(),
-			"ferry_aggregator_events_acked_total":   srv.EventsAcked.Load(),
-			"ferry_aggregator_batches_retry_total":  srv.BatchesRetry.Load(),
-			"ferry_aggregator_batches_failed_total": srv.BatchesFailed.Load(),
+			"ferry_aggregator_batches_acked_total":     srv.BatchesAcked.Load(),
+			"ferry_aggregator_events_acked_total":      srv.EventsAcked.Load(),
+			"ferry_aggregator_batches_retry_total":     srv.BatchesRetry.Load(),
+			"ferry_aggregator_batches_failed_total":    srv.BatchesFailed.Load(),
+			"ferry_aggregator_bytes_in_flight":         uint64(srv.BytesInFlight()),
+			"ferry_aggregator_bytes_in_flight_max":     uint64(inFlight),
+			"ferry_aggregator_budget_waits_total":      srv.BudgetWaits.Load(),
+			"ferry_aggregator_ack_timeouts_total":      srv.AckTimeouts.Load(),
+			"ferry_aggregator_not_ready_streams_total": srv.NotReadyStreams.Load(),
+			"ferry_aggregator_memory_limit_bytes":      uint64(ml.Bytes),
 		}
 		addBufferStats(m, bufs)
 		return m
@@ -159,6 +183,11 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	log.Info("aggregator stopped; sinks flushed")
 	return nil
 }
+
+// flowWindow is the HTTP/2 flow-control window of every agent stream and
+// connection: enough for a batch of 1 MiB (the agents' default) to stream
+// without waiting for a window update over a link of several milliseconds.
+const flowWindow = 1 << 20
 
 func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.BearerTokens) > 0 }
 

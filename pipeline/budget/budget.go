@@ -69,8 +69,9 @@ func (b *Budget) take(n int64) {
 	b.peak = max(b.peak, b.used)
 }
 
-// Acquire takes n bytes, waiting until they fit or ctx ends. It returns
-// ctx's error when it gave up (and then holds nothing).
+// Acquire takes n bytes, waiting until they fit or ctx ends; bytes that fit
+// at once are granted even if ctx has ended. It returns ctx's cause
+// (context.Cause) when it gave up, and then holds nothing.
 func (b *Budget) Acquire(ctx context.Context, n int64) error {
 	if n < 0 {
 		return fmt.Errorf("budget: acquire %d bytes", n)
@@ -99,7 +100,7 @@ func (b *Budget) Acquire(ctx context.Context, n int64) error {
 		// Leaving may let the next waiter in (it was behind us).
 		b.grant()
 		b.mu.Unlock()
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 

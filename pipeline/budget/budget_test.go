@@ -207,3 +207,41 @@ func TestConcurrentNeverOverLimit(t *testing.T) {
 		t.Fatalf("used %d after all released", u)
 	}
 }
+
+// Bytes that fit are granted even to an ended context; ones that do not
+// fit are refused with the context's cause, holding nothing.
+func TestAcquireEndedContext(t *testing.T) {
+	b := New(100)
+	cause := errors.New("drain gave up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	if err := b.Acquire(ctx, 60); err != nil {
+		t.Fatalf("Acquire of bytes that fit: %v", err)
+	}
+	if err := b.Acquire(ctx, 60); !errors.Is(err, cause) {
+		t.Fatalf("Acquire of bytes that do not fit: %v, want the cause", err)
+	}
+	if u, w := b.Used(), b.Waiting(); u != 60 || w != 0 {
+		t.Fatalf("used %d, waiting %d; want 60, 0", u, w)
+	}
+}
+
+// One release lets several waiters through at once.
+func TestReleaseAdmitsSeveral(t *testing.T) {
+	b := New(100)
+	b.TryAcquire(100)
+	done := make(chan error, 3)
+	for range 3 {
+		go func() { done <- b.Acquire(context.Background(), 30) }()
+	}
+	waitWaiting(t, b, 3)
+	b.Release(100)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := b.Used(); u != 90 {
+		t.Fatalf("used %d, want 90", u)
+	}
+}
