@@ -55,8 +55,8 @@ type Agent struct {
 	HTTP     string `yaml:"http"`      // health/ready listen address (host:port), default "127.0.0.1:8081"
 	Log      Log    `yaml:"log"`
 	// MemoryLimit is the agent's one memory budget, 16MiB..64GiB, default
-	// 128MiB (lowered to 90% of the container's limit when that is less).
-	// The Go runtime's soft limit is set to it; log data read and not yet
+	// 128MiB (lowered to the container's limit when that is less). The Go
+	// runtime's soft limit is set to 80% of it; log data read and not yet
 	// acknowledged is held to half of it: a quarter for lines read and not
 	// yet batched (reading pauses when it is used up) and a quarter for the
 	// window of unacknowledged batches, (max_inflight_batches + 1) ×
@@ -129,8 +129,8 @@ type Aggregator struct {
 	// holds; the agent re-sends its batches on a new stream.
 	AckTimeout Duration `yaml:"ack_timeout"`
 	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
-	// default 1GiB (lowered to 90% of the container's limit when that is
-	// less). The Go runtime's soft limit is set to it; batches received and
+	// default 1GiB (lowered to the container's limit when that is less).
+	// The Go runtime's soft limit is set to 80% of it; batches received and
 	// not yet acknowledged, over all connections, are held to a quarter of
 	// it (further batches wait in their connection's flow-control window),
 	// and max_recv_message_bytes must fit in that quarter.

@@ -45,30 +45,37 @@ func CgroupMemoryLimit(root string) (int64, error) {
 // MemoryLimit is a process's memory budget and where it comes from.
 type MemoryLimit struct {
 	Bytes int64
-	// From is "memory_limit" (the configuration) or "container" (90% of
-	// the cgroup's limit, which was lower).
+	// From is "memory_limit" (the configuration) or "container" (the
+	// cgroup's limit, which was lower).
 	From string
-	// RuntimeSet says whether the Go runtime's soft limit was set to Bytes;
-	// it is not when GOMEMLIMIT is set in the environment.
-	RuntimeSet bool
+	// Runtime is the Go runtime's soft memory limit set from Bytes (0 when
+	// GOMEMLIMIT is set in the environment and was left alone).
+	Runtime int64
 }
 
+// runtimeShare is the part of the budget given to the Go runtime's soft
+// limit: the rest is room for what the runtime does not count (the
+// binary, C and kernel buffers) and for the scavenger, which returns freed
+// memory to the system with a lag.
+const runtimeShare = 0.8
+
 // ApplyMemoryLimit decides the process's memory budget: configured bytes,
-// lowered to 90% of the container's limit (cgroup mounted at root) when that
-// is less, and makes it the Go runtime's soft memory limit unless GOMEMLIMIT
-// is set. Components size what they hold in memory from the result.
+// lowered to the container's limit (cgroup mounted at root) when that is
+// less, and sets the Go runtime's soft memory limit to 80% of it unless
+// GOMEMLIMIT is set. Components size what they hold in memory from the
+// result.
 func ApplyMemoryLimit(configured int64, root string) (MemoryLimit, error) {
 	m := MemoryLimit{Bytes: configured, From: "memory_limit"}
 	limit, err := CgroupMemoryLimit(root)
 	if err != nil {
 		return m, err
 	}
-	if soft := limit / 10 * 9; limit > 0 && soft < m.Bytes {
-		m.Bytes, m.From = soft, "container"
+	if limit > 0 && limit < m.Bytes {
+		m.Bytes, m.From = limit, "container"
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(m.Bytes)
-		m.RuntimeSet = true
+		m.Runtime = int64(float64(m.Bytes) * runtimeShare)
+		debug.SetMemoryLimit(m.Runtime)
 	}
 	return m, nil
 }

@@ -48,11 +48,11 @@ func TestApplyMemoryLimit(t *testing.T) {
 		configured int64
 		want       MemoryLimit
 	}{
-		{"no container", "", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", true}},
-		{"container larger", "1073741824", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", true}},
-		{"container smaller", "104857600", "", 128 << 20, MemoryLimit{94371840, "container", true}},
-		{"container unlimited", "max", "", 64 << 20, MemoryLimit{64 << 20, "memory_limit", true}},
-		{"GOMEMLIMIT set", "104857600", "500MiB", 128 << 20, MemoryLimit{94371840, "container", false}},
+		{"no container", "", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", 107374182}},
+		{"container larger", "1073741824", "", 128 << 20, MemoryLimit{128 << 20, "memory_limit", 107374182}},
+		{"container smaller", "104857600", "", 128 << 20, MemoryLimit{104857600, "container", 83886080}},
+		{"container unlimited", "max", "", 64 << 20, MemoryLimit{64 << 20, "memory_limit", 53687091}},
+		{"GOMEMLIMIT set", "104857600", "500MiB", 128 << 20, MemoryLimit{104857600, "container", 0}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,9 +71,9 @@ func TestApplyMemoryLimit(t *testing.T) {
 			}
 			after := debug.SetMemoryLimit(-1)
 			switch {
-			case c.want.RuntimeSet && after != c.want.Bytes:
-				t.Fatalf("runtime limit %d, want %d", after, c.want.Bytes)
-			case !c.want.RuntimeSet && after != before:
+			case c.want.Runtime > 0 && after != c.want.Runtime:
+				t.Fatalf("runtime limit %d, want %d", after, c.want.Runtime)
+			case c.want.Runtime == 0 && after != before:
 				t.Fatalf("runtime limit changed to %d with GOMEMLIMIT set", after)
 			}
 		})

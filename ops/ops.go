@@ -11,6 +11,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -66,6 +68,11 @@ func StartHealth(addr string, ready func() error, stats func() map[string]uint64
 			fmt.Fprintf(w, "%s %d\n", k, m[k])
 		}
 	})
+	if os.Getenv("FERRY_PPROF") == "1" {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		writeMetrics(w, stats())

@@ -138,7 +138,7 @@ func runAgent(cfg *config.Agent) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("agent started", "memory_limit", config.ByteSize(ml.Bytes), "memory_limit_from", ml.From, "gomemlimit_set", ml.RuntimeSet, "aggregator", ac.Address, "aggregators", ac.Addresses, "tls", ac.TLS.Enabled, "client_cert", ac.TLS.CertFile != "",
+	log.Info("agent started", "memory_limit", config.ByteSize(ml.Bytes), "memory_limit_from", ml.From, "go_memory_limit", config.ByteSize(ml.Runtime), "aggregator", ac.Address, "aggregators", ac.Addresses, "tls", ac.TLS.Enabled, "client_cert", ac.TLS.CertFile != "",
 		"bearer_token", ac.BearerToken != "" || ac.BearerTokenFile != "", "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
 
 	var wg sync.WaitGroup

@@ -85,7 +85,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
-	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "gomemlimit_set", ml.RuntimeSet)
+	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "go_memory_limit", config.ByteSize(ml.Runtime))
 	// A quarter of the budget for batches received and not yet written,
 	// over all agents; a batch must fit in it.
 	inFlight := ml.Bytes / 4

@@ -246,6 +246,43 @@ func (p *Proc) Kill() {
 	}
 }
 
+// PID returns the process id of the running process, 0 when it does not run.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// RSS returns the resident set size now and its peak (VmRSS and VmHWM of
+// /proc/<pid>/status) in bytes.
+func (p *Proc) RSS() (rss, peak int64, err error) {
+	pid := p.PID()
+	if pid == 0 {
+		return 0, 0, fmt.Errorf("%s does not run", p.Name)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, nil
+}
+
 // Label names the process in messages: its log file's name without .log
 // ("agent", "aggregator-a").
 func (p *Proc) Label() string { return strings.TrimSuffix(filepath.Base(p.Log), ".log") }
