@@ -74,48 +74,18 @@ sinks:
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	// Slow readers: each on a connection of its own, never calling Recv.
+	// Slow readers: tiny batches, each stream on a connection of its own,
+	// never calling Recv. Floods: valid 8 MiB batches, acks read and
+	// dropped.
 	for i := range slowReaders {
 		c := conn()
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := ferryv1.NewIngestClient(c).Stream(ctx)
-			if err != nil {
-				return
-			}
-			for seq := uint64(1); ; seq++ {
-				if err := st.Send(hostileBatch(fmt.Sprintf("slow-%d", i), seq, 1, 10)); err != nil {
-					return
-				}
-				sent.Add(1)
-			}
-		}()
+		go func() { defer wg.Done(); sendForever(ctx, c, fmt.Sprintf("slow-%d", i), 1, 10, false, &sent) }()
 	}
-	// Floods: valid 8 MiB batches, acks read and dropped.
 	for i := range floods {
 		c := conn()
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := ferryv1.NewIngestClient(c).Stream(ctx)
-			if err != nil {
-				return
-			}
-			go func() {
-				for {
-					if _, err := st.Recv(); err != nil {
-						return
-					}
-				}
-			}()
-			for seq := uint64(1); ; seq++ {
-				if err := st.Send(hostileBatch(fmt.Sprintf("flood-%d", i), seq, 8, floodBatch/8)); err != nil {
-					return
-				}
-				sent.Add(1)
-			}
-		}()
+		go func() { defer wg.Done(); sendForever(ctx, c, fmt.Sprintf("flood-%d", i), 8, floodBatch/8, true, &sent) }()
 	}
 	// Garbage: random bytes on fresh TCP connections.
 	for range garbage {
@@ -221,6 +191,31 @@ sinks:
 		t.Errorf("the attack did not run: %d oversize refused, %d garbage connections", refused.Load(), garbageConns.Load())
 	}
 	harness.StopAll(t, 30*time.Second, agent, agg)
+}
+
+// sendForever sends valid batches of n events of size bytes on one stream
+// of c until it fails, counting them in sent; it reads (and drops) the acks
+// only if readAcks.
+func sendForever(ctx context.Context, c *grpc.ClientConn, node string, n, size int, readAcks bool, sent *atomic.Int64) {
+	st, err := ferryv1.NewIngestClient(c).Stream(ctx)
+	if err != nil {
+		return
+	}
+	if readAcks {
+		go func() {
+			for {
+				if _, err := st.Recv(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for seq := uint64(1); ; seq++ {
+		if err := st.Send(hostileBatch(node, seq, n, size)); err != nil {
+			return
+		}
+		sent.Add(1)
+	}
 }
 
 // hostileBatch is a valid batch of n events with messages of size bytes.
