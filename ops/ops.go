@@ -47,16 +47,32 @@ type Health struct {
 	ln  net.Listener
 }
 
-// StartHealth listens on addr and serves until Shutdown. /readyz answers
-// 200 "ready" while ready returns nil, else 503 "not ready: " and the error,
-// so that the reason shows in the probe's events.
-func StartHealth(addr string, ready func() error, stats func() map[string]uint64, log *slog.Logger) (*Health, error) {
+// Checks are what /healthz and /readyz answer: nil is healthy or ready;
+// an error is the reason why not, served with status 503. A nil Live is
+// always healthy.
+type Checks struct {
+	Live  func() error
+	Ready func() error
+}
+
+// StartHealth listens on addr and serves until Shutdown. /healthz answers
+// 200 "ok" while checks.Live returns nil, else 503 "unhealthy: " and the
+// error (the orchestrator restarts the process); /readyz answers 200
+// "ready" while checks.Ready returns nil, else 503 "not ready: " and the
+// error, so that the reason shows in the probe's events.
+func StartHealth(addr string, checks Checks, stats func() map[string]uint64, log *slog.Logger) (*Health, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if checks.Live != nil {
+			if err := checks.Live(); err != nil {
+				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
+		if err := checks.Ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -40,7 +40,7 @@ func TestReadyz(t *testing.T) {
 		return reason
 	}
 	stats := func() map[string]uint64 { return map[string]uint64{"ferry_test_total": 7} }
-	h, err := StartHealth("127.0.0.1:0", ready, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := StartHealth("127.0.0.1:0", Checks{Ready: ready}, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestMetrics(t *testing.T) {
 	stats := func() map[string]uint64 {
 		return map[string]uint64{"ferry_b_total": 3, "ferry_a_bytes": 1 << 20, "ferry_c_total": 0}
 	}
-	h, err := StartHealth("127.0.0.1:0", func() error { return nil }, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := StartHealth("127.0.0.1:0", Checks{Ready: func() error { return nil }}, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +97,40 @@ func TestMetrics(t *testing.T) {
 	}
 	if code, body := get(t, h, "/stats"); code != http.StatusOK || body != "ferry_a_bytes 1048576\nferry_b_total 3\nferry_c_total 0\n" {
 		t.Fatalf("/stats = %d %q", code, body)
+	}
+}
+
+// TestHealthz: /healthz answers 200 while Live returns nil and 503 with the
+// reason otherwise.
+func TestHealthz(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		reason error
+	)
+	live := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return reason
+	}
+	h, err := StartHealth("127.0.0.1:0", Checks{Live: live, Ready: func() error { return nil }}, func() map[string]uint64 { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	cases := []struct {
+		reason   error
+		wantCode int
+		wantBody string
+	}{
+		{nil, http.StatusOK, "ok\n"},
+		{errors.New("buffer es failed and holds nothing more to deliver"), http.StatusServiceUnavailable, "unhealthy: buffer es failed and holds nothing more to deliver\n"},
+	}
+	for _, tc := range cases {
+		mu.Lock()
+		reason = tc.reason
+		mu.Unlock()
+		if code, body := get(t, h, "/healthz"); code != tc.wantCode || body != tc.wantBody {
+			t.Fatalf("/healthz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+		}
 	}
 }

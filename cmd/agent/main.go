@@ -132,7 +132,7 @@ func runAgent(cfg *config.Agent) error {
 		}
 		return nil
 	}
-	health, err := ops.StartHealth(cfg.HTTP, connected, counters, log)
+	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Ready: connected}, counters, log)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,23 @@ func readiness(accepting func() bool, bufs []diskBuffer) func() error {
 	}
 }
 
+// liveness is the aggregator's /healthz check: a disk buffer that failed
+// only recovers when the process restarts (replay then keeps what is on
+// disk, checksummed), but until it has delivered what it holds it is better
+// left running; once a failed buffer is empty, the process asks to be
+// restarted.
+func liveness(bufs []diskBuffer) func() error {
+	return func() error {
+		var errs []error
+		for _, b := range bufs {
+			if err := b.buf.Err(); err != nil && b.buf.Stats().PendingRecords == 0 {
+				errs = append(errs, fmt.Errorf("buffer %s failed and holds nothing more to deliver: restart to recover: %w", b.name, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
 // buffersHealth is the receiver's health: nil while every disk buffer can
 // make batches durable, else the failed buffers. While it fails, agents'
 // streams are ended so that they go to another replica.

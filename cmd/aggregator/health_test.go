@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/ops"
@@ -65,7 +66,7 @@ func TestReadyzReportsFailedBuffer(t *testing.T) {
 		bufs = append(bufs, diskBuffer{name: name, buf: buf})
 	}
 	var draining atomic.Bool
-	h, err := ops.StartHealth("127.0.0.1:0", readiness(func() bool { return !draining.Load() }, bufs), func() map[string]uint64 {
+	h, err := ops.StartHealth("127.0.0.1:0", ops.Checks{Live: liveness(bufs), Ready: readiness(func() bool { return !draining.Load() }, bufs)}, func() map[string]uint64 {
 		m := map[string]uint64{}
 		addBufferStats(m, bufs)
 		return m
@@ -95,6 +96,9 @@ func TestReadyzReportsFailedBuffer(t *testing.T) {
 	failure := fmt.Sprintf("buffer es: wal: failed: create segment: open %s: no such file or directory",
 		filepath.Join(base, "es", "0000000000000002.seg"))
 
+	if code, body := httpGet(t, h.Addr(), "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d %q before any failure", code, body)
+	}
 	// Steps, in order: a failed buffer stays failed.
 	steps := []struct {
 		name       string
@@ -118,5 +122,22 @@ func TestReadyzReportsFailedBuffer(t *testing.T) {
 				t.Fatalf("/stats = %q, want %q", body, st.wantFailed)
 			}
 		})
+	}
+	// The failed buffer delivers what it holds (the sink takes everything);
+	// then /healthz asks for a restart, naming it. The healthy one does not.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := httpGet(t, h.Addr(), "/healthz")
+		if code == http.StatusServiceUnavailable {
+			want := "unhealthy: buffer es failed and holds nothing more to deliver: restart to recover: " + strings.TrimPrefix(failure, "buffer es: ") + "\n"
+			if body != want {
+				t.Fatalf("/healthz = %q, want %q", body, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d %q with the failed buffer drained (pending %d)", code, body, bufs[0].buf.Stats().PendingRecords)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -132,7 +132,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		}),
 	}, security...)...)
 	ferryv1.RegisterIngestServer(gs, srv)
-	health, err := ops.StartHealth(cfg.HTTP, readiness(srv.Ready, bufs), func() map[string]uint64 {
+	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs)}, func() map[string]uint64 {
 		m := map[string]uint64{
 			"ferry_aggregator_batches_acked_total":     srv.BatchesAcked.Load(),
 			"ferry_aggregator_events_acked_total":      srv.EventsAcked.Load(),
