@@ -50,6 +50,11 @@ func (f Fanout) Write(ctx context.Context, b *event.Batch) (Result, error) {
 	for _, r := range results {
 		out.DeadLettered = max(out.DeadLettered, r.DeadLettered)
 		for _, it := range r.Failed {
+			// An item one sink may still take is retryable, whatever
+			// another sink said of it.
+			if prev, ok := failed[it.Index]; ok && prev.Retryable {
+				continue
+			}
 			failed[it.Index] = it
 		}
 	}

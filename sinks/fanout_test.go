@@ -72,6 +72,15 @@ func failed(n int, idx ...int) sinks.Result {
 	return r
 }
 
+// refused is a result with the events idx refused for good.
+func refused(n int, idx ...int) sinks.Result {
+	r := sinks.Result{Delivered: n - len(idx)}
+	for _, i := range idx {
+		r.Failed = append(r.Failed, sinks.ItemError{Index: i, Retryable: false, Err: errors.New("too large")})
+	}
+	return r
+}
+
 func TestFanoutWrite(t *testing.T) {
 	const n = 5
 	down := errors.New("connection refused")
@@ -82,20 +91,24 @@ func TestFanoutWrite(t *testing.T) {
 		permanent  bool
 		wantOK     bool
 		wantFailed []int
+		retryable  bool // of the result, when not OK
 		delivered  int
 		dead       int
 	}{
 		{name: "all ok", sinks: []*fake{{res: ok(n)}, {res: ok(n)}}, wantOK: true, delivered: n},
-		{name: "one sink", sinks: []*fake{{res: failed(n, 3)}}, wantFailed: []int{3}, delivered: n - 1},
+		{name: "one sink", sinks: []*fake{{res: failed(n, 3)}}, wantFailed: []int{3}, retryable: true, delivered: n - 1},
+		{name: "refused for good", sinks: []*fake{{res: refused(n, 3)}, {res: ok(n)}}, wantFailed: []int{3}, delivered: n - 1},
+		{name: "refused in one, retryable in other", sinks: []*fake{{res: refused(n, 3)}, {res: failed(n, 3)}}, wantFailed: []int{3}, retryable: true, delivered: n - 1},
+		{name: "retryable in one, refused in other", sinks: []*fake{{res: failed(n, 3)}, {res: refused(n, 3)}}, wantFailed: []int{3}, retryable: true, delivered: n - 1},
 		{name: "one sink fails", sinks: []*fake{{res: ok(n)}, {err: down}}, wantErr: down},
 		{name: "both fail", sinks: []*fake{{err: down}, {err: context.DeadlineExceeded}}, wantErr: context.DeadlineExceeded},
 		{name: "one permanent", sinks: []*fake{{res: ok(n)}, {err: sinks.Permanent(errors.New("bad mapping"))}}, permanent: true},
 		{name: "permanent and temporary", sinks: []*fake{{err: sinks.Permanent(errors.New("bad mapping"))}, {err: down}}, wantErr: down},
-		{name: "partial in one", sinks: []*fake{{res: ok(n)}, {res: failed(n, 1)}}, wantFailed: []int{1}, delivered: n - 1},
-		{name: "partial in both", sinks: []*fake{{res: failed(n, 0, 4)}, {res: failed(n, 1)}}, wantFailed: []int{0, 1, 4}, delivered: n - 3},
-		{name: "same item in both", sinks: []*fake{{res: failed(n, 2)}, {res: failed(n, 2)}}, wantFailed: []int{2}, delivered: n - 1},
+		{name: "partial in one", sinks: []*fake{{res: ok(n)}, {res: failed(n, 1)}}, wantFailed: []int{1}, retryable: true, delivered: n - 1},
+		{name: "partial in both", sinks: []*fake{{res: failed(n, 0, 4)}, {res: failed(n, 1)}}, wantFailed: []int{0, 1, 4}, retryable: true, delivered: n - 3},
+		{name: "same item in both", sinks: []*fake{{res: failed(n, 2)}, {res: failed(n, 2)}}, wantFailed: []int{2}, retryable: true, delivered: n - 1},
 		{name: "dead-lettered", sinks: []*fake{{res: sinks.Result{Delivered: n - 1, DeadLettered: 1}}, {res: ok(n)}}, wantOK: true, delivered: n - 1, dead: 1},
-		{name: "three sinks, last partial", sinks: []*fake{{res: ok(n)}, {res: ok(n)}, {res: failed(n, 4)}}, wantFailed: []int{4}, delivered: n - 1},
+		{name: "three sinks, last partial", sinks: []*fake{{res: ok(n)}, {res: ok(n)}, {res: failed(n, 4)}}, wantFailed: []int{4}, retryable: true, delivered: n - 1},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,6 +142,9 @@ func TestFanoutWrite(t *testing.T) {
 			}
 			if res.OK() != tt.wantOK {
 				t.Errorf("OK() = %v, want %v (%+v)", res.OK(), tt.wantOK, res)
+			}
+			if res.Retryable() != tt.retryable {
+				t.Errorf("Retryable() = %v, want %v (%+v)", res.Retryable(), tt.retryable, res)
 			}
 			var idx []int
 			for _, it := range res.Failed {

@@ -42,6 +42,20 @@ type Result struct {
 // so the batch may be acknowledged.
 func (r Result) OK() bool { return len(r.Failed) == 0 }
 
+// Retryable reports whether some failed event may be written by a later
+// attempt. A result that is not OK and not Retryable holds only events
+// refused for good (a document too large for the destination, a dead-letter
+// write refused): sending the batch again cannot help, so the caller drops
+// them, saying so, rather than hold up everything behind them.
+func (r Result) Retryable() bool {
+	for _, it := range r.Failed {
+		if it.Retryable {
+			return true
+		}
+	}
+	return false
+}
+
 // ItemError is the failure of one event of a batch.
 type ItemError struct {
 	// Index of the event in the batch.

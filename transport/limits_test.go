@@ -1,9 +1,14 @@
 package transport
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/ferrylogs/ferry/pipeline/event"
+	"github.com/ferrylogs/ferry/sinks"
 	"google.golang.org/grpc"
 )
 
@@ -32,5 +37,34 @@ func TestBatchTooLargeForServer(t *testing.T) {
 	srv.opts = nil // the operator raises the limit
 	srv.restart(&recSink{})
 	waitFor(t, "the batch to be delivered after the fix", func() bool { return tc.com.count() == 1 })
+	tc.com.check(t)
+}
+
+// TestRefusedEventsAreAcked: events a sink refuses for good (not retryable,
+// not dead-lettered) are dropped and counted, and their batch is
+// acknowledged, so the agent goes on; events a sink may take later keep the
+// batch unacknowledged (retry).
+func TestRefusedEventsAreAcked(t *testing.T) {
+	mk := newChunkMaker(t)
+	var retryable atomic.Bool
+	sink := &recSink{hook: func(_ context.Context, b *event.Batch, _ int) (sinks.Result, error) {
+		return sinks.Result{Delivered: len(b.Events) - 1, Failed: []sinks.ItemError{
+			{Index: 0, Retryable: retryable.Load(), Err: errors.New("document too large")},
+		}}, nil
+	}}
+	srv := startServer(t, sink, ServerConfig{})
+	tc := startClient(t, srv.addr, mk, fastRetry, 4)
+	shipOne(t, tc, mk, "refused")
+	if n := srv.srv.EventsDropped.Load(); n != 1 {
+		t.Fatalf("EventsDropped %d, want 1", n)
+	}
+	retryable.Store(true)
+	tc.send(mk.chunk(testFile("later"), 0, "a", "b"))
+	waitFor(t, "a retry of the batch", func() bool { return srv.srv.BatchesRetry.Load() >= 2 })
+	if n := tc.com.count(); n != 1 {
+		t.Fatalf("%d commits, want 1: a batch with retryable failures must not be acknowledged", n)
+	}
+	retryable.Store(false)
+	waitFor(t, "the batch acknowledged once its failure is final", func() bool { return tc.com.count() == 2 })
 	tc.com.check(t)
 }

@@ -111,6 +111,9 @@ type Server struct {
 	AckTimeouts atomic.Uint64
 	// NotReadyStreams counts the streams ended because Health failed.
 	NotReadyStreams atomic.Uint64
+	// EventsDropped counts events the sinks refused for good (not
+	// retryable, not dead-lettered), acknowledged with their batch.
+	EventsDropped atomic.Uint64
 }
 
 // NewServer returns a receiver writing to sink.
@@ -367,6 +370,12 @@ func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 		s.BatchesRetry.Add(1)
 		s.log.Warn("sink write failed; agent will retry", "node", b.Node, "seq", b.Seq, "err", err)
 		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: err.Error(), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
+	case !res.OK() && !res.Retryable():
+		// Only events refused for good: a re-send cannot help, and a retry
+		// would hold up this agent for ever. Drop them, loudly.
+		s.EventsDropped.Add(uint64(len(res.Failed)))
+		s.log.Error("events refused for good by the sinks; dropped, the rest of the batch is written", "node", b.Node, "seq", b.Seq,
+			"dropped", len(res.Failed), "first", res.Failed[0].Error())
 	case !res.OK():
 		s.BatchesRetry.Add(1)
 		s.log.Warn("some events not written; agent will retry the batch", "node", b.Node, "seq", b.Seq, "failed", len(res.Failed), "first", res.Failed[0].Error())

@@ -68,13 +68,15 @@ func buffersHealth(bufs []diskBuffer) func() error {
 // the number of failed buffers (0 when all are healthy) and the batches
 // refused because a buffer's disk was full.
 func addBufferStats(m map[string]uint64, bufs []diskBuffer) {
-	var failed, noSpace uint64
+	var failed, noSpace, dropped uint64
 	for _, b := range bufs {
 		if b.buf.Err() != nil {
 			failed++
 		}
 		noSpace += b.buf.Stats().NoSpace
+		dropped += b.buf.Dropped()
 	}
+	m["ferry_aggregator_buffer_events_dropped_total"] = dropped
 	m["ferry_aggregator_buffers_failed"] = failed
 	m["ferry_aggregator_buffer_no_space_total"] = noSpace
 }

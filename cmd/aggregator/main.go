@@ -143,6 +143,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 			"ferry_aggregator_budget_waits_total":      srv.BudgetWaits.Load(),
 			"ferry_aggregator_ack_timeouts_total":      srv.AckTimeouts.Load(),
 			"ferry_aggregator_not_ready_streams_total": srv.NotReadyStreams.Load(),
+			"ferry_aggregator_events_dropped_total":    srv.EventsDropped.Load(),
 			"ferry_aggregator_memory_limit_bytes":      uint64(ml.Bytes),
 		}
 		addBufferStats(m, bufs)

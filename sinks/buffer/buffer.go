@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -57,6 +58,8 @@ type Sink struct {
 
 	mu      sync.Mutex
 	stopped error // why the delivery loop stopped for good, if it did
+
+	dropped atomic.Uint64 // events the sink refused for good
 }
 
 // New opens the buffer in opts.WAL.Dir (replaying what it holds) and starts
@@ -112,6 +115,10 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 
 // Stats reports the buffer's state.
 func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
+
+// Dropped returns how many events the sink refused for good (neither
+// delivered nor dead-lettered, and not retryable).
+func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
 
 // Err returns why the buffer is broken, or nil while it works: its disk
 // failed (an error wrapping wal.ErrFailed: every Write fails), or the
@@ -229,6 +236,13 @@ func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
 			return true
 		case err != nil && sinks.IsPermanent(err):
 			s.log.Error("sink refused a buffered batch for good; dropped", "node", b.Node, "seq", b.Seq, "events", len(b.Events), "err", err)
+			return true
+		case err == nil && !res.Retryable():
+			// Some events refused for good (the others are written):
+			// retrying cannot help and would hold up every later batch.
+			s.dropped.Add(uint64(len(res.Failed)))
+			s.log.Error("sink refused events of a buffered batch for good; dropped, the rest is written", "node", b.Node, "seq", b.Seq,
+				"dropped", len(res.Failed), "first", res.Failed[0].Error())
 			return true
 		case ctx.Err() != nil:
 			return false

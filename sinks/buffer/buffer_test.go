@@ -30,6 +30,7 @@ type recorder struct {
 	writes    int
 	failFirst int           // fail this many writes with a temporary error
 	permanent bool          // refuse every batch for good
+	refuseOne bool          // refuse the first event of every batch for good, take the others
 	block     chan struct{} // when set, writes wait for it (or ctx)
 }
 
@@ -53,10 +54,16 @@ func (r *recorder) Write(ctx context.Context, b *event.Batch) (sinks.Result, err
 	if r.ids == nil {
 		r.ids = map[string]int{}
 	}
-	for _, e := range b.Events {
+	res := sinks.Result{Delivered: len(b.Events)}
+	for i, e := range b.Events {
+		if r.refuseOne && i == 0 {
+			res.Delivered--
+			res.Failed = append(res.Failed, sinks.ItemError{Index: 0, Err: errors.New("document too large")})
+			continue
+		}
 		r.ids[event.IDString(e.Id)]++
 	}
-	return sinks.Result{Delivered: len(b.Events)}, nil
+	return res, nil
 }
 
 func (r *recorder) Close(context.Context) error { return nil }
@@ -190,6 +197,28 @@ func TestPermanentRefusalDoesNotBlock(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.writes != 5 {
 		t.Fatalf("sink saw %d writes, want 5 (one per batch, no retries)", rec.writes)
+	}
+}
+
+// Events the sink refuses for good, while it takes the rest of their batch,
+// are dropped and counted, not retried for ever: later batches go on.
+func TestRefusedEventsDoNotBlock(t *testing.T) {
+	rec := &recorder{refuseOne: true}
+	s := open(t, t.TempDir(), rec, 64<<20)
+	defer s.Close(context.Background())
+	for i := range 5 {
+		if _, err := s.Write(context.Background(), batch(uint64(i+1), 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every batch committed", func() bool { return s.Stats().PendingRecords == 0 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.writes != 5 || len(rec.ids) != 10 {
+		t.Fatalf("sink saw %d writes and took %d events, want 5 and 10 (no retries)", rec.writes, len(rec.ids))
+	}
+	if d := s.Dropped(); d != 5 {
+		t.Fatalf("Dropped() = %d, want 5", d)
 	}
 }
 

@@ -106,6 +106,11 @@ func (s *Sink) send(batch []*item) {
 		if s.bg.Err() != nil {
 			return
 		}
+		if te := (*tooLargeError)(nil); errors.As(err, &te) {
+			holding = false // split takes over this request's slot
+			s.split(batch, te)
+			return
+		}
 		if fe := (*fatalError)(nil); errors.As(err, &fe) {
 			for _, it := range batch {
 				it.w.resolve(it.pos, false, fe, false)
@@ -130,7 +135,41 @@ func (s *Sink) send(batch []*item) {
 	}
 }
 
-// fatalError is a whole-request answer that no retry can change (400, 413).
+// split sends a batch refused as too large (413: Elasticsearch's
+// http.max_content_length is below flush_bytes) again in halves, one after
+// the other, each through send, which splits it again if need be. It is
+// called holding a request slot, which the first half's send releases; the
+// second half waits for a slot of its own. A single document too large is
+// refused for good.
+func (s *Sink) split(batch []*item, te *tooLargeError) {
+	if len(batch) == 1 {
+		<-s.sem
+		it := batch[0]
+		it.w.resolve(it.pos, false, fmt.Errorf("%s %s: document of %d bytes refused as too large (http.max_content_length): %w", it.index, it.id, it.size(), te), false)
+		return
+	}
+	s.log.Warn("bulk request refused as too large; sending it in halves (lower flush_bytes below the cluster's http.max_content_length)",
+		"events", len(batch), "err", te)
+	half := len(batch) / 2
+	s.wg.Add(1)
+	s.send(batch[:half:half])
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.bg.Done():
+		return
+	}
+	s.wg.Add(1)
+	s.send(batch[half:])
+}
+
+// tooLargeError is a whole-request 413: the request, not its documents, is
+// refused; smaller requests may pass.
+type tooLargeError struct{ err error }
+
+func (e *tooLargeError) Error() string { return e.err.Error() }
+func (e *tooLargeError) Unwrap() error { return e.err }
+
+// fatalError is a whole-request answer that no retry can change (400).
 type fatalError struct{ err error }
 
 func (e *fatalError) Error() string { return e.err.Error() }
@@ -153,6 +192,9 @@ func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 	}
 	if r.status != http.StatusOK {
 		err := fmt.Errorf("bulk of %d events: HTTP %d: %s", len(batch), r.status, r.errorSummary())
+		if r.status == http.StatusRequestEntityTooLarge {
+			return bulkAnswer{}, &tooLargeError{err}
+		}
 		if !retryableStatus(r.status) {
 			return bulkAnswer{}, &fatalError{err}
 		}
