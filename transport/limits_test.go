@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/sinks"
@@ -67,4 +68,23 @@ func TestRefusedEventsAreAcked(t *testing.T) {
 	retryable.Store(false)
 	waitFor(t, "the batch acknowledged once its failure is final", func() bool { return tc.com.count() == 2 })
 	tc.com.check(t)
+}
+
+func TestAckMessage(t *testing.T) {
+	long := strings.Repeat("é", maxAckMessage) // 2 bytes each
+	cases := []struct {
+		name, in string
+		wantLen  int
+	}{
+		{"short", "mapping conflict", len("mapping conflict")},
+		{"exact", strings.Repeat("x", maxAckMessage), maxAckMessage},
+		{"long ascii", strings.Repeat("x", 10*maxAckMessage), maxAckMessage + len("…")},
+		{"long, cut at a character", long, maxAckMessage + len("…")},
+	}
+	for _, c := range cases {
+		got := ackMessage(c.in)
+		if len(got) != c.wantLen || !utf8.ValidString(got) {
+			t.Errorf("%s: %d bytes (valid UTF-8 %v), want %d", c.name, len(got), utf8.ValidString(got), c.wantLen)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -308,7 +309,7 @@ func (st *ingestStream) receive() error {
 		if err := s.validate(b); err != nil {
 			s.BatchesFailed.Add(1)
 			s.log.Warn("rejecting malformed batch", "node", b.Node, "seq", b.Seq, "err", err)
-			st.send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: err.Error()})
+			st.send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: ackMessage(err.Error())})
 			continue
 		}
 		select {
@@ -365,11 +366,11 @@ func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 	case err != nil && sinks.IsPermanent(err):
 		s.BatchesFailed.Add(1)
 		s.log.Error("sink refused a batch for good", "node", b.Node, "seq", b.Seq, "err", err)
-		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: err.Error()}
+		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: ackMessage(err.Error())}
 	case err != nil:
 		s.BatchesRetry.Add(1)
 		s.log.Warn("sink write failed; agent will retry", "node", b.Node, "seq", b.Seq, "err", err)
-		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: err.Error(), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
+		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: ackMessage(err.Error()), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
 	case !res.OK() && !res.Retryable():
 		// Only events refused for good: a re-send cannot help, and a retry
 		// would hold up this agent for ever. Drop them, loudly.
@@ -379,11 +380,29 @@ func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 	case !res.OK():
 		s.BatchesRetry.Add(1)
 		s.log.Warn("some events not written; agent will retry the batch", "node", b.Node, "seq", b.Seq, "failed", len(res.Failed), "first", res.Failed[0].Error())
-		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: fmt.Sprintf("%d events not written: %v", len(res.Failed), res.Failed[0]), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
+		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: ackMessage(fmt.Sprintf("%d events not written: %v", len(res.Failed), res.Failed[0])), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
 	}
 	s.BatchesAcked.Add(1)
 	s.EventsAcked.Add(uint64(len(b.Events)))
 	return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_OK}
+}
+
+// maxAckMessage bounds the reason sent with an ack: a sink's error can
+// quote a whole document, and an ack must stay far below the agent's
+// receive limit.
+const maxAckMessage = 1 << 10
+
+// ackMessage returns msg cut to maxAckMessage bytes, at a character
+// boundary, marked when cut.
+func ackMessage(msg string) string {
+	if len(msg) <= maxAckMessage {
+		return msg
+	}
+	cut := maxAckMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // validate checks what the aggregator relies on. A batch failing it is
