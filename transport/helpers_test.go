@@ -5,7 +5,6 @@ package transport
 // real gRPC server and client on loopback TCP.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,8 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/sinks"
+
+	"github.com/ferrylogs/ferry/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -135,34 +136,10 @@ func testFile(name string) *tail.File {
 
 // ---- logs
 
-// logBuf collects log output; it is shown when a test fails. Writes after
-// the test ended are harmless.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// logBuf collects a component's log output; it is shown when a test fails.
+type logBuf = testlog.Buffer
 
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(t testing.TB, name string) (*slog.Logger, *logBuf) {
-	lb := &logBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, lb.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
+func newLogger(t testing.TB, name string) (*slog.Logger, *logBuf) { return testlog.New(t, name) }
 
 // ---- sink
 

@@ -21,6 +21,8 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+
+	"github.com/ferrylogs/ferry/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -114,30 +116,13 @@ type harness struct {
 	events  []ev
 	chunks  []chunkSeen
 	pending []pendingCommit
-	logs    *lockedBuf
-}
-
-type lockedBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs    *testlog.Buffer
 }
 
 // newHarness opens a store in a fresh state directory and starts a manager.
 func newHarness(t testing.TB, opts harnessOpts, inputs ...Input) *harness {
 	t.Helper()
-	h := &harness{t: t, stateDir: t.TempDir(), inputs: inputs, opts: opts, logs: &lockedBuf{}}
+	h := &harness{t: t, stateDir: t.TempDir(), inputs: inputs, opts: opts, logs: &testlog.Buffer{}}
 	st, err := checkpoint.Open(h.stateDir)
 	if err != nil {
 		t.Fatal(err)

@@ -166,7 +166,7 @@ func TestDamage(t *testing.T) {
 			log, lb := newLogger()
 			opts.Logger = log
 			w = openWAL(t, opts)
-			ws := lb.warnings()
+			ws := lb.Lines("level=WARN")
 			if len(ws) != 1 {
 				t.Fatalf("warnings = %q, want one", ws)
 			}
@@ -194,7 +194,7 @@ func TestDamage(t *testing.T) {
 				}
 			}
 			expectNoRecord(t, w)
-			if n := len(lb.warnings()); n != 1 {
+			if n := len(lb.Lines("level=WARN")); n != 1 {
 				t.Fatalf("Read warned again about the damage Open reported (%d warnings)", n)
 			}
 
@@ -213,7 +213,7 @@ func TestDamage(t *testing.T) {
 			opts.Logger = log
 			w = openWAL(t, opts)
 			defer w.Close()
-			if ws := lb.warnings(); len(ws) != 0 {
+			if ws := lb.Lines("level=WARN"); len(ws) != 0 {
 				t.Fatalf("warnings on the next Open: %q", ws)
 			}
 			expectNoRecord(t, w)
@@ -237,7 +237,7 @@ func TestTailTruncatedOnce(t *testing.T) {
 		log, lb := newLogger()
 		opts.Logger = log
 		w := openWAL(t, opts)
-		if n := len(lb.warnings()); n != 1-round {
+		if n := len(lb.Lines("level=WARN")); n != 1-round {
 			t.Fatalf("round %d: %d warnings", round, n)
 		}
 		for i, g := range mustRead(t, w, 3) {

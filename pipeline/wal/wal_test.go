@@ -15,41 +15,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ferrylogs/ferry/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// logBuf collects log output safely.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// warnings returns the WARN lines logged so far.
-func (l *logBuf) warnings() []string {
-	var out []string
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.Contains(line, "level=WARN") {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func newLogger() (*slog.Logger, *logBuf) {
-	lb := &logBuf{}
+func newLogger() (*slog.Logger, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 
@@ -305,7 +278,7 @@ func TestCrashRecovery(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(crashed, "."+commitName+".tmp123")); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("stale temporary commit file not removed: %v", err)
 			}
-			if ws := lb.warnings(); len(ws) != 0 {
+			if ws := lb.Lines("level=WARN"); len(ws) != 0 {
 				t.Fatalf("warnings after a clean crash: %q", ws)
 			}
 		})
@@ -398,7 +371,7 @@ func TestDamagedCommitFileReplaysAll(t *testing.T) {
 	log, lb := newLogger()
 	w = openWAL(t, Options{Dir: dir, Sync: SyncNever, Logger: log})
 	defer w.Close()
-	if ws := lb.warnings(); len(ws) != 1 || !strings.Contains(ws[0], path) {
+	if ws := lb.Lines("level=WARN"); len(ws) != 1 || !strings.Contains(ws[0], path) {
 		t.Fatalf("warnings = %q, want one naming %s", ws, path)
 	}
 	for i, r := range mustRead(t, w, 5) {

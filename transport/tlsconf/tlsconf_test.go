@@ -1,7 +1,6 @@
 package tlsconf
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,43 +25,16 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ferrylogs/ferry/transport/tlsconf/tlstest"
+
+	"github.com/ferrylogs/ferry/internal/testlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// logBuf collects log lines; shown when a test fails.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// count returns the number of lines holding s.
-func (l *logBuf) count(s string) int {
-	n := 0
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // opts returns Options that look at the files on every use, logging to a
 // buffer.
-func opts(t *testing.T) (Options, *logBuf) {
-	lb := &logBuf{}
+func opts(t *testing.T) (Options, *testlog.Buffer) {
+	lb := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", lb.String())
@@ -161,7 +132,7 @@ func TestServerCertificateRotation(t *testing.T) {
 	if r.clientErr != nil || serial(r).Cmp(second.Cert.SerialNumber) != 0 {
 		t.Fatalf("after rotation: %v, serial %v, want %v", r.clientErr, serial(r), second.Cert.SerialNumber)
 	}
-	if logs.count(`msg="reloaded server certificate"`) != 1 || logs.count("serial="+second.Cert.SerialNumber.Text(16)) != 1 {
+	if logs.Count(`msg="reloaded server certificate"`) != 1 || logs.Count("serial="+second.Cert.SerialNumber.Text(16)) != 1 {
 		t.Errorf("reload not logged with the new serial")
 	}
 
@@ -175,7 +146,7 @@ func TestServerCertificateRotation(t *testing.T) {
 			t.Fatalf("during a bad rotation: %v, serial %v, want the previous %v", r.clientErr, serial(r), second.Cert.SerialNumber)
 		}
 	}
-	if n := logs.count("cannot reload server certificate; keeping the previous one"); n != 1 {
+	if n := logs.Count("cannot reload server certificate; keeping the previous one"); n != 1 {
 		t.Errorf("%d warnings about the bad files, want 1", n)
 	}
 	if !strings.Contains(logs.String(), "private key does not match public key") {
@@ -193,7 +164,7 @@ func TestServerCertificateRotation(t *testing.T) {
 	if r.clientErr != nil || serial(r).Cmp(third.Cert.SerialNumber) != 0 {
 		t.Fatalf("with the key gone: %v, serial %v", r.clientErr, serial(r))
 	}
-	if n := logs.count("cannot reload server certificate"); n != 2 {
+	if n := logs.Count("cannot reload server certificate"); n != 2 {
 		t.Errorf("%d warnings, want 2", n)
 	}
 }
@@ -285,7 +256,7 @@ func TestClientReload(t *testing.T) {
 	if r.clientErr != nil || r.serverErr != nil || r.clientCN != "agent-1" {
 		t.Fatalf("after the CA file changed: %v / %v, client %q", r.clientErr, r.serverErr, r.clientCN)
 	}
-	if logs.count("reloaded aggregator CA") != 1 {
+	if logs.Count("reloaded aggregator CA") != 1 {
 		t.Error("CA reload not logged")
 	}
 
@@ -456,11 +427,11 @@ func TestTokens(t *testing.T) {
 
 	// Six failures from 10.0.0.1 above, one burst: one line. Another host:
 	// its own line.
-	if n := logs.count("rejected an RPC"); n != 1 {
+	if n := logs.Count("rejected an RPC"); n != 1 {
 		t.Errorf("%d lines about rejected RPCs, want 1", n)
 	}
 	check("other host", incoming("10.0.0.3", "authorization", "Bearer nope"), MsgInvalidToken)
-	if n := logs.count("peer=10.0.0.3:40000"); n != 1 {
+	if n := logs.Count("peer=10.0.0.3:40000"); n != 1 {
 		t.Errorf("%d lines for the second host, want 1", n)
 	}
 
@@ -469,7 +440,7 @@ func TestTokens(t *testing.T) {
 	check("new file token", incoming("10.0.0.2", "authorization", "Bearer file-token-3"), "")
 	check("old file token", incoming("10.0.0.2", "authorization", "Bearer file-token-1"), MsgInvalidToken)
 	check("fixed stays", incoming("10.0.0.2", "authorization", "Bearer fixed-token"), "")
-	if logs.count("reloaded bearer tokens") != 1 || logs.count("tokens=1") != 1 {
+	if logs.Count("reloaded bearer tokens") != 1 || logs.Count("tokens=1") != 1 {
 		t.Error("reload not logged with the token count")
 	}
 
@@ -478,7 +449,7 @@ func TestTokens(t *testing.T) {
 	for range 3 {
 		check("kept token", incoming("10.0.0.2", "authorization", "Bearer file-token-3"), "")
 	}
-	if n := logs.count("cannot reload bearer tokens; keeping the previous one"); n != 1 {
+	if n := logs.Count("cannot reload bearer tokens; keeping the previous one"); n != 1 {
 		t.Errorf("%d warnings about the empty file, want 1", n)
 	}
 
@@ -528,7 +499,7 @@ func TestBearer(t *testing.T) {
 	if md, _ = b.GetRequestMetadata(context.Background()); md["authorization"] != "Bearer token-2" {
 		t.Errorf("after the file was emptied: %v, want the previous token", md)
 	}
-	if logs.count("cannot reload bearer token") != 1 || strings.Contains(logs.String(), "token-2") {
+	if logs.Count("cannot reload bearer token") != 1 || strings.Contains(logs.String(), "token-2") {
 		t.Errorf("empty token file: want one warning without the token")
 	}
 
@@ -621,7 +592,7 @@ func TestHandshakeEOFIsQuiet(t *testing.T) {
 		t.Errorf("a connection closed before the handshake is logged: %s", logs.String())
 	}
 	srv.handshakeFailed(&net.TCPAddr{IP: net.IPv4(10, 1, 1, 1), Port: 3}, errors.New("tls: first record does not look like a TLS handshake"))
-	if logs.count("TLS handshake with agent failed") != 1 || logs.count("the agent does not use TLS") != 1 {
+	if logs.Count("TLS handshake with agent failed") != 1 || logs.Count("the agent does not use TLS") != 1 {
 		t.Errorf("a plaintext agent is not logged with a hint: %s", logs.String())
 	}
 }

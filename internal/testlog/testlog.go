@@ -1,0 +1,57 @@
+// Package testlog keeps what a test's components log, safe for concurrent
+// writers, so that the test can look at it and show it when it fails.
+package testlog
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Buffer collects log output; writes may come from any goroutine, also
+// after the test ended.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines returns the lines written so far that contain sub.
+func (b *Buffer) Lines(sub string) []string {
+	var out []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// Count returns how many lines written so far contain sub.
+func (b *Buffer) Count(sub string) int { return len(b.Lines(sub)) }
+
+// New returns a debug-level text logger writing to a new Buffer, which is
+// printed, headed by name, if t fails.
+func New(t testing.TB, name string) (*slog.Logger, *Buffer) {
+	b := &Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, b.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
