@@ -78,10 +78,10 @@ type AggregatorClient struct {
 	MaxInflightBatches int      `yaml:"max_inflight_batches"` // 1..64, default 4
 	BatchMaxEvents     int      `yaml:"batch_max_events"`     // >= 1, default 2048
 	BatchMaxBytes      ByteSize `yaml:"batch_max_bytes"`      // 1KiB..64MiB, default 1MiB
-	BatchTimeout       Duration `yaml:"batch_timeout"`        // > 0, default 200ms
-	BackoffInitial     Duration `yaml:"backoff_initial"`      // > 0, default 100ms
+	BatchTimeout       Duration `yaml:"batch_timeout"`        // >= 1ms, default 200ms
+	BackoffInitial     Duration `yaml:"backoff_initial"`      // >= 10ms, default 100ms
 	BackoffMax         Duration `yaml:"backoff_max"`          // >= backoff_initial, default 10s
-	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`     // > 0, default 20s
+	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`     // >= 100ms, default 20s
 
 	TLS ClientTLS `yaml:"tls"`
 	// BearerToken is sent with every stream as "authorization: Bearer
@@ -112,8 +112,8 @@ type Input struct {
 	Format       string   `yaml:"format"`         // auto|cri|docker|plain; default auto for container, plain for file
 	StartAt      string   `yaml:"start_at"`       // beginning|end for files found at the very first start; default beginning
 	MaxLineBytes ByteSize `yaml:"max_line_bytes"` // 1KiB..64MiB, default 256KiB
-	PollInterval Duration `yaml:"poll_interval"`  // > 0, default 250ms
-	GlobInterval Duration `yaml:"glob_interval"`  // how often to look for new files, > 0, default 1s
+	PollInterval Duration `yaml:"poll_interval"`  // >= 10ms, default 250ms
+	GlobInterval Duration `yaml:"glob_interval"`  // how often to look for new files, >= 100ms, default 1s
 	Dataset      string   `yaml:"dataset"`        // optional data_stream.dataset override
 }
 
@@ -125,7 +125,7 @@ type Aggregator struct {
 	MaxRecvMessageBytes ByteSize `yaml:"max_recv_message_bytes"` // 1KiB..1GiB, default 16MiB
 	MaxBatchesInFlight  int      `yaml:"max_batches_in_flight"`  // per agent stream, 1..1024, default 8
 	// AckTimeout ends the stream of an agent that does not read its
-	// acknowledgements for this long (> 0, default 30s), releasing what it
+	// acknowledgements for this long (>= 1s, default 30s), releasing what it
 	// holds; the agent re-sends its batches on a new stream.
 	AckTimeout Duration `yaml:"ack_timeout"`
 	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
@@ -135,7 +135,7 @@ type Aggregator struct {
 	// it (further batches wait in their connection's flow-control window),
 	// and max_recv_message_bytes must fit in that quarter.
 	MemoryLimit     ByteSize `yaml:"memory_limit"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // > 0, default 20s
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // >= 100ms, default 20s
 	Sinks           []Sink   `yaml:"sinks"`            // at least one; default one file sink
 
 	TLS  ServerTLS `yaml:"tls"`
@@ -156,7 +156,7 @@ type Buffer struct {
 	MaxBytes     ByteSize `yaml:"max_bytes"`     // per sink, 1MiB..1TiB, default 1GiB; when full, agents are told to retry
 	SegmentBytes ByteSize `yaml:"segment_bytes"` // 64KiB..1GiB, default 64MiB
 	Sync         string   `yaml:"sync"`          // always|interval|never, default interval
-	SyncInterval Duration `yaml:"sync_interval"` // > 0, default 10ms (group commit window)
+	SyncInterval Duration `yaml:"sync_interval"` // >= 1ms, default 10ms (group commit window)
 	Concurrency  int      `yaml:"concurrency"`   // batches written to the sinks at once, 1..64, default 4
 }
 
@@ -203,9 +203,9 @@ type Sink struct {
 	TLSSkipVerify         bool     `yaml:"tls_skip_verify" sink:"elasticsearch"`
 	FlushBytes            ByteSize `yaml:"flush_bytes" sink:"elasticsearch"`             // 1KiB..100MiB, default 5MiB
 	FlushEvents           int      `yaml:"flush_events" sink:"elasticsearch"`            // >= 1, default 5000
-	FlushInterval         Duration `yaml:"flush_interval" sink:"elasticsearch"`          // > 0, default 1s
+	FlushInterval         Duration `yaml:"flush_interval" sink:"elasticsearch"`          // >= 10ms, default 1s
 	MaxConcurrentRequests int      `yaml:"max_concurrent_requests" sink:"elasticsearch"` // 1..64, default 2
-	RetryInitial          Duration `yaml:"retry_initial" sink:"elasticsearch"`           // > 0, default 200ms
+	RetryInitial          Duration `yaml:"retry_initial" sink:"elasticsearch"`           // >= 10ms, default 200ms
 	RetryMax              Duration `yaml:"retry_max" sink:"elasticsearch"`               // >= retry_initial, default 30s
 	DeadLetterDataStream  string   `yaml:"dead_letter_data_stream" sink:"elasticsearch"` // default "logs-ferry.deadletter-default"
 	Retention             Duration `yaml:"retention" sink:"elasticsearch"`               // data stream retention; 0 = keep forever (default)

@@ -266,9 +266,9 @@ var badFiles = map[string][]string{
 		`11:3: aggregator.max_inflight_batches: must be between 1 and 64, got 100`,
 		`12:3: aggregator.batch_max_events: must be at least 1, got 0`,
 		`13:3: aggregator.batch_max_bytes: must be between 1KiB and 64MiB, got 512B`,
-		`14:3: aggregator.batch_timeout: must be greater than 0, got 0s`,
+		`14:3: aggregator.batch_timeout: must be at least 1ms, got 0s`,
 		`16:3: aggregator.backoff_max: must be at least backoff_initial (5s)`,
-		`17:3: aggregator.shutdown_timeout: must be greater than 0, got -1s`,
+		`17:3: aggregator.shutdown_timeout: must be at least 100ms, got -1s`,
 		`20:5: inputs[0].paths: must not be empty`,
 		`21:5: inputs[0].format: must be one of auto, cri, docker, plain, got "json"`,
 		`22:5: inputs[0].start_at: must be one of beginning, end, got "middle"`,
@@ -278,8 +278,8 @@ var badFiles = map[string][]string{
 		`27:29: inputs[2].paths[1]: must not be empty`,
 		`28:15: inputs[2].exclude[0]: invalid glob pattern "\\"`,
 		`29:5: inputs[2].max_line_bytes: must be between 1KiB and 64MiB, got 1GiB`,
-		`30:5: inputs[2].poll_interval: must be greater than 0, got 0s`,
-		`31:5: inputs[2].glob_interval: must be greater than 0, got -5s`,
+		`30:5: inputs[2].poll_interval: must be at least 10ms, got 0s`,
+		`31:5: inputs[2].glob_interval: must be at least 100ms, got -5s`,
 		`32:5: inputs[2].dataset: must be lowercase, got "Nginx-Access"`,
 		`33:5: inputs[3].name: duplicate name "dup" (also inputs[2])`,
 		`34:5: inputs[3].type: must be one of container, file, got "socket"`,
@@ -299,7 +299,7 @@ var badFiles = map[string][]string{
 	},
 	"aggregator.memory.bad.yaml": {
 		`2:1: max_recv_message_bytes: 32MiB must fit in a quarter of memory_limit (16MiB)`,
-		`3:1: ack_timeout: must be greater than 0, got 0s`,
+		`3:1: ack_timeout: must be at least 1s, got 0s`,
 	},
 	"aggregator.nosinks.bad.yaml": {
 		`1:1: sinks: at least one sink is required`,
@@ -309,7 +309,7 @@ var badFiles = map[string][]string{
 		`3:1: http: must be host:port, got "127.0.0.1:99999"`,
 		`4:1: max_recv_message_bytes: must be between 1KiB and 1GiB, got 2GiB`,
 		`5:1: max_batches_in_flight: must be between 1 and 1024, got 0`,
-		`6:1: shutdown_timeout: must be greater than 0, got 0s`,
+		`6:1: shutdown_timeout: must be at least 100ms, got 0s`,
 		`8:5: sinks[0].path: required for type file`,
 		`9:5: sinks[0].urls: only applies to type elasticsearch`,
 		`10:5: sinks[0].flush_events: only applies to type elasticsearch`,
@@ -327,7 +327,7 @@ var badFiles = map[string][]string{
 		`26:5: sinks[5].username: requires password or password_file`,
 		`27:5: sinks[5].flush_bytes: must be between 1KiB and 100MiB, got 512MiB`,
 		`28:5: sinks[5].flush_events: must be at least 1, got 0`,
-		`29:5: sinks[5].flush_interval: must be greater than 0, got 0s`,
+		`29:5: sinks[5].flush_interval: must be at least 10ms, got 0s`,
 		`30:5: sinks[5].max_concurrent_requests: must be between 1 and 64, got 65`,
 		`32:5: sinks[5].retry_max: must be at least retry_initial (1m)`,
 		`33:5: sinks[5].dead_letter_data_stream: must not contain spaces or any of \ / * ? " < > | , # :, got "logs-ferry dead"`,
@@ -989,6 +989,53 @@ func TestSinkBufferDefaults(t *testing.T) {
 			}
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Fatalf("sink buffers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDurationLowerBounds: a duration that paces a loop is refused below its
+// bound, by name, line and column (poll_interval: 1ns once burnt 180% CPU),
+// and accepted at the bound.
+func TestDurationLowerBounds(t *testing.T) {
+	es := "sinks:\n  - type: elasticsearch\n    urls: [\"http://es:9200\"]\n"
+	cases := []struct {
+		name, yaml, path string
+		aggregator       bool
+		min              Duration
+	}{
+		{"poll_interval", "inputs:\n  - type: container\n    poll_interval: %s\n", "3:5: inputs[0].poll_interval", false, MinPollInterval},
+		{"glob_interval", "inputs:\n  - type: container\n    glob_interval: %s\n", "3:5: inputs[0].glob_interval", false, MinGlobInterval},
+		{"batch_timeout", "aggregator:\n  batch_timeout: %s\n", "2:3: aggregator.batch_timeout", false, MinBatchTimeout},
+		{"backoff_initial", "aggregator:\n  backoff_initial: %s\n", "2:3: aggregator.backoff_initial", false, MinBackoff},
+		{"backoff_max", "aggregator:\n  backoff_initial: 10ms\n  backoff_max: %s\n", "3:3: aggregator.backoff_max", false, MinBackoff},
+		{"agent shutdown_timeout", "aggregator:\n  shutdown_timeout: %s\n", "2:3: aggregator.shutdown_timeout", false, MinShutdownTimeout},
+		{"ack_timeout", "ack_timeout: %s\n", "1:1: ack_timeout", true, MinAckTimeout},
+		{"aggregator shutdown_timeout", "shutdown_timeout: %s\n", "1:1: shutdown_timeout", true, MinShutdownTimeout},
+		{"sync_interval", "buffer:\n  sync_interval: %s\n", "2:3: buffer.sync_interval", true, MinSyncInterval},
+		{"flush_interval", es + "    flush_interval: %s\n", "4:5: sinks[0].flush_interval", true, MinFlushInterval},
+		{"retry_initial", es + "    retry_initial: %s\n", "4:5: sinks[0].retry_initial", true, MinBackoff},
+		{"retry_max", es + "    retry_initial: 10ms\n    retry_max: %s\n", "5:5: sinks[0].retry_max", true, MinBackoff},
+	}
+	parse := func(aggregator bool, src string) error {
+		if aggregator {
+			_, err := ParseAggregator("c.yaml", []byte(src))
+			return err
+		}
+		_, err := ParseAgent("c.yaml", []byte(src))
+		return err
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, bad := range []string{"1ns", (tc.min - 1).String(), "0s"} {
+				err := parse(tc.aggregator, fmt.Sprintf(tc.yaml, bad))
+				want := fmt.Sprintf("c.yaml:%s: must be at least %s, got %s", tc.path, tc.min, bad)
+				if err == nil || err.Error() != want {
+					t.Errorf("%s: err = %v, want %s", bad, err, want)
+				}
+			}
+			if err := parse(tc.aggregator, fmt.Sprintf(tc.yaml, tc.min)); err != nil {
+				t.Errorf("%s (the bound itself): %v", tc.min, err)
 			}
 		})
 	}

@@ -424,9 +424,9 @@ func (d *decoder) validateAgent(a *Agent) {
 	d.intRange("aggregator.max_inflight_batches", c.MaxInflightBatches, 1, 64)
 	d.intRange("aggregator.batch_max_events", c.BatchMaxEvents, 1, math.MaxInt)
 	d.sizeRange("aggregator.batch_max_bytes", c.BatchMaxBytes, KiB, 64*MiB)
-	d.positive("aggregator.batch_timeout", c.BatchTimeout)
-	d.positive("aggregator.shutdown_timeout", c.ShutdownTimeout)
-	d.backoff("aggregator.backoff_initial", c.BackoffInitial, "aggregator.backoff_max", c.BackoffMax)
+	d.atLeast("aggregator.batch_timeout", c.BatchTimeout, MinBatchTimeout)
+	d.atLeast("aggregator.shutdown_timeout", c.ShutdownTimeout, MinShutdownTimeout)
+	d.backoff("aggregator.backoff_initial", c.BackoffInitial, "aggregator.backoff_max", c.BackoffMax, MinBackoff)
 	d.validateClientTLS("aggregator.tls", c.TLS)
 	d.validateBearer("aggregator", c)
 	d.sizeRange("memory_limit", a.MemoryLimit, 16*MiB, 64*GiB)
@@ -455,8 +455,8 @@ func (d *decoder) validateAgent(a *Agent) {
 		if a.MemoryLimit >= 16*MiB && in.MaxLineBytes > a.MemoryLimit/4 {
 			d.invalid(p+".max_line_bytes", "%s must fit in a quarter of memory_limit (%s)", in.MaxLineBytes, a.MemoryLimit/4)
 		}
-		d.positive(p+".poll_interval", in.PollInterval)
-		d.positive(p+".glob_interval", in.GlobInterval)
+		d.atLeast(p+".poll_interval", in.PollInterval, MinPollInterval)
+		d.atLeast(p+".glob_interval", in.GlobInterval, MinGlobInterval)
 		if in.Dataset != "" {
 			d.indexName(p+".dataset", in.Dataset, 100, "-")
 		}
@@ -469,12 +469,12 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.validateLog("log", a.Log)
 	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
 	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
-	d.positive("ack_timeout", a.AckTimeout)
+	d.atLeast("ack_timeout", a.AckTimeout, MinAckTimeout)
 	d.sizeRange("memory_limit", a.MemoryLimit, 64*MiB, 1024*GiB)
 	if a.MemoryLimit >= 64*MiB && a.MaxRecvMessageBytes > a.MemoryLimit/4 {
 		d.invalid("max_recv_message_bytes", "%s must fit in a quarter of memory_limit (%s)", a.MaxRecvMessageBytes, a.MemoryLimit/4)
 	}
-	d.positive("shutdown_timeout", a.ShutdownTimeout)
+	d.atLeast("shutdown_timeout", a.ShutdownTimeout, MinShutdownTimeout)
 	d.validateServerTLS("tls", a.TLS)
 	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
 	d.validateBuffer("buffer", &a.Buffer, a.Sinks)
@@ -521,7 +521,7 @@ func (d *decoder) validateBuffer(p string, b *Buffer, sinks []Sink) {
 	d.sizeRange(p+".max_bytes", b.MaxBytes, MiB, 1024*GiB)
 	d.sizeRange(p+".segment_bytes", b.SegmentBytes, 64*KiB, GiB)
 	d.required(p+".sync", b.Sync, "always", "interval", "never")
-	d.positive(p+".sync_interval", b.SyncInterval)
+	d.atLeast(p+".sync_interval", b.SyncInterval, MinSyncInterval)
 	d.intRange(p+".concurrency", b.Concurrency, 1, 64)
 	if b.SegmentBytes > b.MaxBytes {
 		d.invalid(p+".segment_bytes", "must not exceed max_bytes")
@@ -571,9 +571,9 @@ func (d *decoder) validateElasticsearch(p string, s *Sink) {
 	}
 	d.sizeRange(p+".flush_bytes", s.FlushBytes, KiB, 100*MiB)
 	d.intRange(p+".flush_events", s.FlushEvents, 1, math.MaxInt)
-	d.positive(p+".flush_interval", s.FlushInterval)
+	d.atLeast(p+".flush_interval", s.FlushInterval, MinFlushInterval)
 	d.intRange(p+".max_concurrent_requests", s.MaxConcurrentRequests, 1, 64)
-	d.backoff(p+".retry_initial", s.RetryInitial, p+".retry_max", s.RetryMax)
+	d.backoff(p+".retry_initial", s.RetryInitial, p+".retry_max", s.RetryMax, MinBackoff)
 	d.indexName(p+".dead_letter_data_stream", s.DeadLetterDataStream, 255, "")
 	if s.Retention < 0 {
 		d.invalid(p+".retention", "must not be negative (0 keeps data forever), got %s", s.Retention)
@@ -829,17 +829,19 @@ func (d *decoder) sizeRange(path string, v, lo, hi ByteSize) {
 	}
 }
 
-func (d *decoder) positive(path string, v Duration) {
-	if v <= 0 {
-		d.invalid(path, "must be greater than 0, got %s", v)
+// atLeast checks a duration's lower bound: what a loop waits between two
+// turns (a poll, a flush, a retry) must not be so short that the loop spins.
+func (d *decoder) atLeast(path string, v, lo Duration) {
+	if v < lo {
+		d.invalid(path, "must be at least %s, got %s", lo, v)
 	}
 }
 
-// backoff checks 0 < initial <= max, blaming whichever of the two was given.
-func (d *decoder) backoff(initPath string, init Duration, maxPath string, max Duration) {
-	d.positive(initPath, init)
-	d.positive(maxPath, max)
-	if init > 0 && max > 0 && max < init {
+// backoff checks lo <= initial <= max, blaming whichever of the two was given.
+func (d *decoder) backoff(initPath string, init Duration, maxPath string, max, lo Duration) {
+	d.atLeast(initPath, init, lo)
+	d.atLeast(maxPath, max, lo)
+	if init >= lo && max >= lo && max < init {
 		if d.has(maxPath) || !d.has(initPath) {
 			d.invalid(maxPath, "must be at least %s (%s)", initPath[strings.LastIndex(initPath, ".")+1:], init)
 		} else {

@@ -1,0 +1,34 @@
+package config
+
+import "time"
+
+// Lower bounds of the durations that pace a loop or a wait. Below them a
+// value is more likely a typo (1ns for 1s) than a wish, and a loop that turns
+// that often burns CPU for nothing: validation refuses them, naming the field.
+const (
+	// MinPollInterval bounds inputs[].poll_interval: each open file is
+	// looked at (stat, read) once per interval.
+	MinPollInterval = Duration(10 * time.Millisecond)
+	// MinGlobInterval bounds inputs[].glob_interval: every glob is expanded
+	// (directory reads, a stat per match) once per interval.
+	MinGlobInterval = Duration(100 * time.Millisecond)
+	// MinBatchTimeout bounds aggregator.batch_timeout, how long a batch
+	// that is not full waits for more events.
+	MinBatchTimeout = Duration(time.Millisecond)
+	// MinBackoff bounds the first delay of a retry schedule:
+	// aggregator.backoff_initial and sinks[].retry_initial, and with them
+	// backoff_max and retry_max.
+	MinBackoff = Duration(10 * time.Millisecond)
+	// MinShutdownTimeout bounds shutdown_timeout (both processes): less
+	// than a round trip to the other side leaves nothing to wait for.
+	MinShutdownTimeout = Duration(100 * time.Millisecond)
+	// MinAckTimeout bounds the aggregator's ack_timeout: an agent must have
+	// time to read an acknowledgement before its stream is ended.
+	MinAckTimeout = Duration(time.Second)
+	// MinSyncInterval bounds buffer.sync_interval, the disk buffer's group
+	// commit window.
+	MinSyncInterval = Duration(time.Millisecond)
+	// MinFlushInterval bounds sinks[].flush_interval, how often an
+	// Elasticsearch sink sends a bulk request that is not full.
+	MinFlushInterval = Duration(10 * time.Millisecond)
+)
