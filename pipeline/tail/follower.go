@@ -70,6 +70,9 @@ type follower struct {
 	warned   bool
 	sentEnd  int64 // End of the last chunk handed on
 	wake     chan struct{}
+	// stop ends the follower without finishing the file (its position
+	// stays where the acks put it); set by startFollower.
+	stop context.CancelFunc
 }
 
 func (fl *follower) run(ctx context.Context) {

@@ -39,6 +39,10 @@ type Manager struct {
 	// scanStart when that scan began.
 	matched   map[devIno]struct{}
 	scanStart time.Time
+	// patternDirs are the directories of the glob patterns, watched for
+	// new files; reload is signalled by SetInputs.
+	patternDirs map[string]bool
+	reload      chan struct{}
 }
 
 // DefaultBudget is the read-ahead budget of a Manager given none.
@@ -66,7 +70,15 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
+		reload:     make(chan struct{}, 1),
 	}
+	m.inputs = withDefaults(inputs)
+	return m
+}
+
+// withDefaults returns copies of inputs with unset settings defaulted.
+func withDefaults(inputs []Input) []*Input {
+	out := make([]*Input, 0, len(inputs))
 	for i := range inputs {
 		in := inputs[i]
 		if in.MaxLineBytes <= 0 {
@@ -78,9 +90,25 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		if in.GlobInterval <= 0 {
 			in.GlobInterval = time.Second
 		}
-		m.inputs = append(m.inputs, &in)
+		out = append(out, &in)
 	}
-	return m
+	return out
+}
+
+// currentInputs returns the inputs in effect.
+func (m *Manager) currentInputs() []*Input {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inputs
+}
+
+// globInterval is the shortest glob interval of the inputs.
+func globInterval(inputs []*Input) time.Duration {
+	interval := time.Hour
+	for _, in := range inputs {
+		interval = min(interval, in.GlobInterval)
+	}
+	return interval
 }
 
 // Chunks is where parsed events come out, file by file in order.
@@ -111,11 +139,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, fl := range found {
 		m.startFollower(ctx, fl)
 	}
-	interval := time.Hour
-	for _, in := range m.inputs {
-		interval = min(interval, in.GlobInterval)
-	}
-	ticker := time.NewTicker(interval)
+	ticker := time.NewTicker(globInterval(m.currentInputs()))
 	defer ticker.Stop()
 	var events <-chan fsnotify.Event
 	var errs <-chan error
@@ -133,6 +157,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.wg.Wait()
 			return nil
 		case <-ticker.C:
+			rescan()
+		case <-m.reload:
+			m.watchPatterns()
+			ticker.Reset(globInterval(m.currentInputs()))
 			rescan()
 		case ev := <-events:
 			if ev.Has(fsnotify.Create) {
@@ -166,15 +194,15 @@ func (m *Manager) scan(first bool) []*follower {
 	start := time.Now()
 	matched := map[devIno]struct{}{}
 	var found []*follower
-	for _, in := range m.inputs {
+	if first {
+		m.watchPatterns()
+	}
+	for _, in := range m.currentInputs() {
 		for _, pattern := range in.Paths {
 			matches, err := filepath.Glob(pattern)
 			if err != nil {
 				m.log.Error("bad glob", "input", in.Name, "pattern", pattern, "err", err)
 				continue
-			}
-			if first {
-				m.watch(filepath.Dir(pattern))
 			}
 			for _, link := range matches {
 				if excluded(in, link) {
@@ -287,6 +315,8 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 		fl.f.Close()
 		return
 	}
+	fctx, cancel := context.WithCancel(ctx)
+	fl.stop = cancel
 	m.followers[fl.di] = fl
 	m.byPath[fl.path] = fl
 	m.mu.Unlock()
@@ -294,7 +324,8 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		fl.run(ctx)
+		defer cancel()
+		fl.run(fctx)
 		m.mu.Lock()
 		delete(m.followers, fl.di)
 		if m.byPath[fl.path] == fl {
@@ -350,7 +381,7 @@ func (m *Manager) unwatch(dir string) {
 // positions of its inode.
 func (m *Manager) recover(ctx context.Context, found []*follower) {
 	inputs := map[string]*Input{}
-	for _, in := range m.inputs {
+	for _, in := range m.currentInputs() {
 		inputs[in.Name] = in
 	}
 	byDI := map[devIno]*follower{}
