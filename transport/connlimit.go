@@ -1,0 +1,244 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
+)
+
+// ConnLimits bound the connections of the aggregator's gRPC listener.
+type ConnLimits struct {
+	// Max is the most connections open at once, counted from their accept
+	// to their close. A connection accepted beyond it is closed at once
+	// (reset) and counted in Refused; connections already open are not
+	// touched, so agents that are connected keep shipping. Zero means
+	// DefaultMaxConnections(1024).
+	Max int
+	// HandshakeTimeout closes a connection that has not completed its TLS
+	// and HTTP/2 handshakes (gRPC's connection preface and first settings)
+	// this long after its accept, such as a TCP connection that sends
+	// nothing; counted in HandshakeTimeouts. Zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+}
+
+// Defaults of ConnLimits.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	// ConnReserve is the part of the file descriptor limit that
+	// DefaultMaxConnections keeps for everything but agents' connections:
+	// the health and metrics server and its clients, sink files and
+	// connections to Elasticsearch, the disk buffer's segments, logs.
+	ConnReserve = 256
+	// MinMaxConnections is the least DefaultMaxConnections returns.
+	MinMaxConnections = 64
+)
+
+// DefaultMaxConnections returns the connection limit for a process whose
+// soft limit of open files is fdLimit: fdLimit - ConnReserve, at least
+// MinMaxConnections.
+func DefaultMaxConnections(fdLimit uint64) int {
+	if fdLimit <= ConnReserve+MinMaxConnections {
+		return MinMaxConnections
+	}
+	return int(min(fdLimit-ConnReserve, 1<<30))
+}
+
+// ConnLimiter is a net.Listener that enforces ConnLimits. Serve gRPC with
+// it and with ServerOptions, which tell it when a connection completed its
+// handshakes: without them every connection would be closed after
+// HandshakeTimeout.
+type ConnLimiter struct {
+	net.Listener
+	cfg  ConnLimits
+	log  *slog.Logger
+	open atomic.Int64
+
+	mu      sync.Mutex
+	pending map[string]*limitedConn // by remote address, until established
+
+	// Refused counts connections closed at accept because Max were open.
+	Refused atomic.Uint64
+	// HandshakeTimeouts counts connections closed because they did not
+	// complete their handshakes within HandshakeTimeout.
+	HandshakeTimeouts atomic.Uint64
+
+	refusedLog, timeoutLog everyLog
+}
+
+// LimitListener returns ln limited by cfg; log receives the refusals and
+// handshake timeouts, at most once a minute each with their count.
+func LimitListener(ln net.Listener, cfg ConnLimits, log *slog.Logger) *ConnLimiter {
+	if cfg.Max <= 0 {
+		cfg.Max = DefaultMaxConnections(1024)
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return &ConnLimiter{
+		Listener:   ln,
+		cfg:        cfg,
+		log:        log,
+		pending:    map[string]*limitedConn{},
+		refusedLog: everyLog{every: time.Minute},
+		timeoutLog: everyLog{every: time.Minute},
+	}
+}
+
+// Open returns the number of connections open.
+func (l *ConnLimiter) Open() int64 { return l.open.Load() }
+
+// Max returns the connection limit in force.
+func (l *ConnLimiter) Max() int { return l.cfg.Max }
+
+// ServerOptions are the gRPC server options that go with the limiter: a
+// stats handler that marks connections as established, and gRPC's own
+// connection timeout, a little above HandshakeTimeout, as a second line.
+func (l *ConnLimiter) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.StatsHandler(connStats{l}),
+		grpc.ConnectionTimeout(l.cfg.HandshakeTimeout + time.Second),
+	}
+}
+
+// Accept returns the next connection within the limit; connections beyond
+// it are closed and counted here and never returned.
+func (l *ConnLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > int64(l.cfg.Max) {
+			l.open.Add(-1)
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset: no FIN_WAIT or TIME_WAIT left here
+			}
+			c.Close()
+			l.Refused.Add(1)
+			if ok, n := l.refusedLog.note(); ok {
+				l.log.Warn("connection limit reached: closing new connections at once; connections already open are served",
+					"max_connections", l.cfg.Max, "refused", n, "last_peer", c.RemoteAddr().String())
+			}
+			continue
+		}
+		lc := &limitedConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+		l.mu.Lock()
+		l.pending[lc.key] = lc
+		l.mu.Unlock()
+		lc.timer.Store(time.AfterFunc(l.cfg.HandshakeTimeout, lc.expire))
+		return lc, nil
+	}
+}
+
+// established marks the connection from addr as past its handshakes.
+func (l *ConnLimiter) established(addr net.Addr) {
+	if addr == nil {
+		return
+	}
+	l.mu.Lock()
+	lc := l.pending[addr.String()]
+	delete(l.pending, addr.String())
+	l.mu.Unlock()
+	if lc != nil && lc.state.CompareAndSwap(connPending, connEstablished) {
+		lc.stopTimer()
+	}
+}
+
+func (l *ConnLimiter) forget(lc *limitedConn) {
+	l.mu.Lock()
+	if l.pending[lc.key] == lc {
+		delete(l.pending, lc.key)
+	}
+	l.mu.Unlock()
+}
+
+const (
+	connPending int32 = iota
+	connEstablished
+	connExpired
+	connClosed // closed before established or expired
+)
+
+// limitedConn counts as open until its first Close.
+type limitedConn struct {
+	net.Conn
+	l     *ConnLimiter
+	key   string
+	timer atomic.Pointer[time.Timer] // the handshake timeout
+	state atomic.Int32
+	once  sync.Once
+}
+
+func (c *limitedConn) stopTimer() {
+	if t := c.timer.Load(); t != nil {
+		t.Stop()
+	}
+}
+
+func (c *limitedConn) expire() {
+	if !c.state.CompareAndSwap(connPending, connExpired) {
+		return
+	}
+	c.l.HandshakeTimeouts.Add(1)
+	if ok, n := c.l.timeoutLog.note(); ok {
+		c.l.log.Warn("closing connections that did not complete the TLS and HTTP/2 handshakes in time",
+			"handshake_timeout", c.l.cfg.HandshakeTimeout, "closed", n, "last_peer", c.key)
+	}
+	c.Close()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.state.CompareAndSwap(connPending, connClosed)
+		c.stopTimer()
+		c.l.forget(c)
+		c.l.open.Add(-1)
+	})
+	return err
+}
+
+// connStats is the grpc stats.Handler that learns when a connection is
+// established: gRPC tags a connection once its handshakes are complete.
+type connStats struct{ l *ConnLimiter }
+
+func (s connStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	s.l.established(info.RemoteAddr)
+	return ctx
+}
+
+func (connStats) HandleConn(context.Context, stats.ConnStats) {}
+
+func (connStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (connStats) HandleRPC(context.Context, stats.RPCStats) {}
+
+// everyLog decides which of a stream of like events to log: the first,
+// then at most one per every, with the number of events it stands for.
+type everyLog struct {
+	every time.Duration
+
+	mu     sync.Mutex
+	logged time.Time
+	n      int
+}
+
+func (e *everyLog) note() (bool, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n++
+	now := time.Now()
+	if !e.logged.IsZero() && now.Sub(e.logged) < e.every {
+		return false, 0
+	}
+	n := e.n
+	e.logged, e.n = now, 0
+	return true, n
+}
