@@ -117,6 +117,10 @@ type Input struct {
 	Dataset      string   `yaml:"dataset"`        // optional data_stream.dataset override
 }
 
+// MinHandshakeTimeout bounds the aggregator's handshake_timeout: a TLS
+// handshake over a slow link must have time to complete.
+const MinHandshakeTimeout = Duration(100 * time.Millisecond)
+
 // Aggregator is the configuration of the aggregator.
 type Aggregator struct {
 	Listen              string   `yaml:"listen"` // gRPC listen address, default "127.0.0.1:7070"
@@ -128,6 +132,16 @@ type Aggregator struct {
 	// acknowledgements for this long (>= 1s, default 30s), releasing what it
 	// holds; the agent re-sends its batches on a new stream.
 	AckTimeout Duration `yaml:"ack_timeout"`
+	// MaxConnections bounds the gRPC connections open at once, 0..2^30; a
+	// connection beyond it is closed as soon as it is accepted (and
+	// counted), connections already open are served. 0, the default, means
+	// the limit of open files (raised to its hard limit at start) less 256
+	// kept for the rest of the process, at least 64.
+	MaxConnections int `yaml:"max_connections"`
+	// HandshakeTimeout closes a connection that has not completed its TLS
+	// and HTTP/2 handshakes this long after it was accepted, such as a TCP
+	// connection that sends nothing (>= 100ms, default 10s).
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
 	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
 	// default 1GiB (lowered to the container's limit when that is less).
 	// The Go runtime's soft limit is set to 80% of it; batches received and
@@ -310,6 +324,7 @@ func DefaultAggregator() *Aggregator {
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
 		AckTimeout:          Duration(30 * time.Second),
+		HandshakeTimeout:    Duration(10 * time.Second),
 		MemoryLimit:         1 * GiB,
 		ShutdownTimeout:     Duration(20 * time.Second),
 		Buffer:              Buffer{Dir: "./buffer", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},

@@ -111,6 +111,8 @@ func TestAggregatorGood(t *testing.T) {
 		MaxRecvMessageBytes: 32 * MiB,
 		MaxBatchesInFlight:  16,
 		AckTimeout:          Duration(time.Minute),
+		MaxConnections:      5000,
+		HandshakeTimeout:    Duration(5 * time.Second),
 		MemoryLimit:         2 * GiB,
 		ShutdownTimeout:     Duration(45 * time.Second),
 		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
@@ -300,6 +302,10 @@ var badFiles = map[string][]string{
 	"aggregator.memory.bad.yaml": {
 		`2:1: max_recv_message_bytes: 32MiB must fit in a quarter of memory_limit (16MiB)`,
 		`3:1: ack_timeout: must be at least 1s, got 0s`,
+	},
+	"aggregator.conns.bad.yaml": {
+		`1:1: max_connections: must be between 0 and 1073741824, got -1`,
+		`2:1: handshake_timeout: must be at least 100ms, got 10ms`,
 	},
 	"aggregator.nosinks.bad.yaml": {
 		`1:1: sinks: at least one sink is required`,

@@ -77,6 +77,12 @@ func runAgent(cfg *config.Agent) error {
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
+	// Every tailed file holds a descriptor.
+	if fl, err := ops.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the limit of open files", "err", err, "soft", fl.Soft, "hard", fl.Hard)
+	} else {
+		log.Info("open files limit", "soft", fl.Soft, "hard", fl.Hard, "raised", fl.Raised)
+	}
 	ac := cfg.Aggregator
 	// A quarter of the budget for lines read and not yet batched, a
 	// quarter for the window of batches not yet acknowledged.

@@ -49,6 +49,10 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var hup chan os.Signal
+	if cmd == "run" {
+		hup = hangups() // first: a SIGHUP while starting must not kill the aggregator
+	}
 	cfg := config.DefaultAggregator()
 	if *path != "" {
 		var err error
@@ -60,7 +64,8 @@ func run(args []string) int {
 		usage()
 		return 2
 	}
-	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	level := ops.NewLevel(cfg.Log.Level)
+	log := ops.NewLoggerLevel(os.Stderr, level, cfg.Log.Format)
 	var err error
 	switch cmd {
 	case "validate":
@@ -69,7 +74,7 @@ func run(args []string) int {
 	case "setup":
 		err = setup(cfg, log)
 	default:
-		err = runAggregator(cfg, log)
+		err = runAggregator(cfg, log, newAggregatorReload(*path, cfg, level, log), hup)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "aggregator:", err)
@@ -78,7 +83,9 @@ func run(args []string) int {
 	return 0
 }
 
-func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
+// runAggregator runs until SIGTERM or SIGINT; on SIGHUP (hup) rl reloads
+// the configuration.
+func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReload, hup <-chan os.Signal) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
@@ -86,6 +93,10 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
 	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "go_memory_limit", config.ByteSize(ml.Runtime))
+	maxConns, err := connectionLimit(cfg, log)
+	if err != nil {
+		return err
+	}
 	// A quarter of the budget for batches received and not yet written,
 	// over all agents; a batch must fit in it.
 	inFlight := ml.Bytes / 4
@@ -104,7 +115,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		AckTimeout:         time.Duration(cfg.AckTimeout),
 		Health:             buffersHealth(bufs),
 	}, log)
-	security, err := linkSecurity(cfg, log)
+	security, files, err := linkSecurity(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -112,6 +123,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	lim := transport.LimitListener(ln, transport.ConnLimits{Max: maxConns, HandshakeTimeout: time.Duration(cfg.HandshakeTimeout)}, log)
+	security = append(security, lim.ServerOptions()...)
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
 		// An agent uses one stream; a few more leave room for a stream
@@ -134,17 +147,21 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ferryv1.RegisterIngestServer(gs, srv)
 	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs)}, func() map[string]uint64 {
 		m := map[string]uint64{
-			"ferry_aggregator_batches_acked_total":     srv.BatchesAcked.Load(),
-			"ferry_aggregator_events_acked_total":      srv.EventsAcked.Load(),
-			"ferry_aggregator_batches_retry_total":     srv.BatchesRetry.Load(),
-			"ferry_aggregator_batches_failed_total":    srv.BatchesFailed.Load(),
-			"ferry_aggregator_bytes_in_flight":         uint64(srv.BytesInFlight()),
-			"ferry_aggregator_bytes_in_flight_max":     uint64(inFlight),
-			"ferry_aggregator_budget_waits_total":      srv.BudgetWaits.Load(),
-			"ferry_aggregator_ack_timeouts_total":      srv.AckTimeouts.Load(),
-			"ferry_aggregator_not_ready_streams_total": srv.NotReadyStreams.Load(),
-			"ferry_aggregator_events_dropped_total":    srv.EventsDropped.Load(),
-			"ferry_aggregator_memory_limit_bytes":      uint64(ml.Bytes),
+			"ferry_aggregator_batches_acked_total":       srv.BatchesAcked.Load(),
+			"ferry_aggregator_events_acked_total":        srv.EventsAcked.Load(),
+			"ferry_aggregator_batches_retry_total":       srv.BatchesRetry.Load(),
+			"ferry_aggregator_batches_failed_total":      srv.BatchesFailed.Load(),
+			"ferry_aggregator_bytes_in_flight":           uint64(srv.BytesInFlight()),
+			"ferry_aggregator_bytes_in_flight_max":       uint64(inFlight),
+			"ferry_aggregator_budget_waits_total":        srv.BudgetWaits.Load(),
+			"ferry_aggregator_ack_timeouts_total":        srv.AckTimeouts.Load(),
+			"ferry_aggregator_not_ready_streams_total":   srv.NotReadyStreams.Load(),
+			"ferry_aggregator_events_dropped_total":      srv.EventsDropped.Load(),
+			"ferry_aggregator_memory_limit_bytes":        uint64(ml.Bytes),
+			"ferry_aggregator_connections_open":          uint64(lim.Open()),
+			"ferry_aggregator_connections_max":           uint64(lim.Max()),
+			"ferry_aggregator_connections_refused_total": lim.Refused.Load(),
+			"ferry_aggregator_handshake_timeouts_total":  lim.HandshakeTimeouts.Load(),
 		}
 		addBufferStats(m, bufs)
 		return m
@@ -153,7 +170,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		return err
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- gs.Serve(ln) }()
+	go func() { serveErr <- gs.Serve(lim) }()
+	rl.files = files
+	go rl.run(ctx, hup)
 	log.Info("aggregator started", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled, "mutual_tls", cfg.TLS.ClientCAFile != "",
 		"bearer_auth", hasAuth(cfg.Auth), "http", health.Addr(), "sinks", len(cfg.Sinks))
 
@@ -190,13 +209,37 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 // without waiting for a window update over a link of several milliseconds.
 const flowWindow = 1 << 20
 
+// connectionLimit raises the limit of open files to its hard limit and
+// returns max_connections, or when it is 0 the limit that leaves
+// transport.ConnReserve descriptors to the rest of the process.
+func connectionLimit(cfg *config.Aggregator, log *slog.Logger) (int, error) {
+	fl, err := ops.RaiseFileLimit()
+	if err != nil {
+		if fl.Soft == 0 {
+			return 0, err
+		}
+		log.Warn("cannot raise the limit of open files", "err", err)
+	}
+	n, from := cfg.MaxConnections, "max_connections"
+	if n == 0 {
+		n, from = transport.DefaultMaxConnections(fl.Soft), "open files limit"
+	}
+	log.Info("open files limit", "soft", fl.Soft, "hard", fl.Hard, "raised", fl.Raised, "max_connections", n, "max_connections_from", from)
+	if uint64(n)+transport.ConnReserve > fl.Soft {
+		log.Warn("max_connections leaves fewer than 256 descriptors of the open files limit to health checks, sinks and the disk buffer",
+			"max_connections", n, "open_files_limit", fl.Soft)
+	}
+	return n, nil
+}
+
 func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.BearerTokens) > 0 }
 
 // linkSecurity returns the server options of TLS (mutual with a client CA)
 // and bearer token checks, as configured. The files are read now and again
-// when they change.
-func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, error) {
+// when they change, and on SIGHUP (the reloadables returned).
+func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, []reloadable, error) {
 	var opts []grpc.ServerOption
+	var files []reloadable
 	o := tlsconf.Options{Log: log}
 	if cfg.TLS.Enabled {
 		st, err := tlsconf.NewServer(tlsconf.ServerFiles{
@@ -205,9 +248,10 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 			ClientCAFile: cfg.TLS.ClientCAFile,
 		}, o)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, nil, fmt.Errorf("tls: %w", err)
 		}
 		opts = append(opts, grpc.Creds(st.Credentials()))
+		files = append(files, st)
 	}
 	if hasAuth(cfg.Auth) {
 		tokens := make([]string, len(cfg.Auth.BearerTokens))
@@ -216,9 +260,10 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 		}
 		t, err := tlsconf.NewTokens(tokens, cfg.Auth.BearerTokensFile, o)
 		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, nil, fmt.Errorf("auth: %w", err)
 		}
 		opts = append(opts, grpc.ChainUnaryInterceptor(t.UnaryInterceptor()), grpc.ChainStreamInterceptor(t.StreamInterceptor()))
+		files = append(files, t)
 	}
-	return opts, nil
+	return opts, files, nil
 }
