@@ -70,7 +70,7 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *s
 func buildSink(ctx context.Context, c config.Sink, log *slog.Logger) (sinks.Sink, error) {
 	switch c.Type {
 	case "file":
-		return ndjson.NewFile(c.Path)
+		return ndjson.NewFile(c.Path, log)
 	case "stdout":
 		return ndjson.NewWriter("stdout", os.Stdout), nil
 	case "elasticsearch":

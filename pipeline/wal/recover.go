@@ -19,7 +19,7 @@ func (w *WAL) recover() error {
 	stale, _ := filepath.Glob(filepath.Join(dir, "."+commitName+".tmp*"))
 	for _, p := range append(stale, filepath.Join(dir, commitTemp)) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove stale %s: %w", p, err)
+			return fmt.Errorf("remove stale commit file: %w", err)
 		}
 	}
 	com, err := w.readCommit()
@@ -29,7 +29,7 @@ func (w *WAL) recover() error {
 
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("list %s: %w", dir, err)
+		return err // "open DIR: …"
 	}
 	var ids []uint64
 	for _, e := range ents {
@@ -51,7 +51,7 @@ func (w *WAL) recover() error {
 		}
 		f, err := openFile(path, os.O_RDWR, 0)
 		if err != nil {
-			return fmt.Errorf("open segment: %w", err)
+			return fmt.Errorf("open segment: %w", pathError("open", path, err))
 		}
 		seg := &segment{id: id, path: path, f: f}
 		w.segs = append(w.segs, seg)
@@ -101,7 +101,7 @@ func (w *WAL) readCommit() (committed, error) {
 		return committed{}, nil
 	}
 	if err != nil {
-		return committed{}, fmt.Errorf("read %s: %w", path, err)
+		return committed{}, err // "open DIR/commit: …"
 	}
 	c, err := decodeCommit(b)
 	if err != nil {
@@ -120,7 +120,7 @@ func (w *WAL) readCommit() (committed, error) {
 func (w *WAL) check(seg *segment, com committed) (records uint64, err error) {
 	fi, err := seg.f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("stat segment: %w", err)
+		return 0, pathError("stat", seg.path, err)
 	}
 	size := fi.Size()
 	var buf []byte
@@ -134,10 +134,10 @@ func (w *WAL) check(seg *segment, com committed) (records uint64, err error) {
 			// or damage at the end.
 			w.report(seg, off, size-off, fd.reason, true)
 			if err := seg.f.Truncate(off); err != nil {
-				return 0, fmt.Errorf("truncate %s to %d bytes: %w", seg.path, off, err)
+				return 0, fmt.Errorf("cut damaged tail at %d bytes: %w", off, pathError("truncate", seg.path, err))
 			}
 			if err := seg.f.Sync(); err != nil {
-				return 0, fmt.Errorf("fsync %s: %w", seg.path, err)
+				return 0, pathError("fsync", seg.path, err)
 			}
 			size = off
 			break

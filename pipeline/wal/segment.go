@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -175,13 +176,26 @@ func readAt(r io.ReaderAt, off, limit int64, buf []byte) (payload []byte, end in
 
 func readFull(r io.ReaderAt, p []byte, off int64) error {
 	if _, err := r.ReadAt(p, off); err != nil {
-		name := ""
 		if f, ok := r.(interface{ Name() string }); ok {
-			name = f.Name() + " "
+			err = pathError("read", f.Name(), err)
 		}
-		return fmt.Errorf("read %d bytes of %sat offset %d: %w", len(p), name, off, err)
+		return fmt.Errorf("read %d bytes at offset %d: %w", len(p), off, err)
 	}
 	return nil
+}
+
+// pathError returns err, the failure of op on the file at path, naming op
+// and path once: an *fs.PathError of that path already names them ("write
+// /b/1.seg: no space left on device"; its op is replaced by op, so that
+// "sync" reads "fsync"), anything else is wrapped with them.
+func pathError(op, path string, err error) error {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Path == path {
+		if pe.Op == op {
+			return err
+		}
+		return &fs.PathError{Op: op, Path: path, Err: pe.Err}
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }
 
 // findMagic returns the offset of the next record magic at or after off, or

@@ -276,7 +276,7 @@ func Open(opts Options) (*WAL, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("wal: create %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("wal: %w", err) // "mkdir DIR: …"
 	}
 	unlock, err := lockDir(opts.Dir)
 	if err != nil {
@@ -296,7 +296,7 @@ func Open(opts Options) (*WAL, error) {
 			s.f.Close()
 		}
 		unlock()
-		return nil, fmt.Errorf("wal: open %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("wal: %w", pathError("open", opts.Dir, err))
 	}
 	if opts.Sync == SyncInterval {
 		w.wg.Add(1)
@@ -420,14 +420,14 @@ func (w *WAL) write(seg *segment, rec []byte) error {
 		w.roomAgain()
 		return nil
 	}
-	err = fmt.Errorf("write record of %d bytes to %s at offset %d: %w", len(rec), seg.path, seg.size, err)
+	err = fmt.Errorf("append record of %d bytes at offset %d: %w", len(rec), seg.size, pathError("write", seg.path, err))
 	// Readers never look past seg.size and the next record overwrites
 	// these bytes, but a crash would leave them for Open to report as a
 	// torn record, and a shorter record written over them would leave
 	// their end behind it. A write only ever adds bytes after seg.size, so
 	// cutting them off restores the file as it was.
 	if terr := seg.f.Truncate(seg.size); terr != nil {
-		return w.fail(fmt.Errorf("%w; then cutting it off again: %w", err, terr))
+		return w.fail(fmt.Errorf("%w; then cutting it off again: %w", err, pathError("truncate", seg.path, terr)))
 	}
 	if noSpace(err) {
 		return w.full(err)
@@ -447,7 +447,7 @@ func (w *WAL) roll() error {
 		w.syncs++
 		if err != nil {
 			old.syncFailed = true
-			return w.fail(fmt.Errorf("fsync %s: %w", old.path, err))
+			return w.fail(pathError("fsync", old.path, err))
 		}
 		w.advanceSynced(w.written)
 	}
@@ -472,7 +472,7 @@ func createSegment(dir string, id uint64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(id))
 	f, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create segment: %w", err)
+		return nil, fmt.Errorf("create segment: %w", pathError("open", path, err))
 	}
 	return &segment{id: id, path: path, f: f}, nil
 }
@@ -565,7 +565,7 @@ func (w *WAL) syncTo(target uint64) error {
 	w.syncs++
 	if err != nil {
 		seg.syncFailed = true
-		return w.fail(fmt.Errorf("fsync %s: %w", seg.path, err))
+		return w.fail(pathError("fsync", seg.path, err))
 	}
 	w.advanceSynced(end)
 	return nil
@@ -846,7 +846,7 @@ func (w *WAL) Close() error {
 			w.syncs++
 			if err != nil {
 				s.syncFailed = true
-				err = fmt.Errorf("fsync %s: %w", s.path, err)
+				err = pathError("fsync", s.path, err)
 				if w.failed != nil {
 					errs = append(errs, fmt.Errorf("wal: %w", err))
 				}
@@ -854,7 +854,7 @@ func (w *WAL) Close() error {
 			}
 		}
 		if err := s.f.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("wal: close %s: %w", s.path, err))
+			errs = append(errs, fmt.Errorf("wal: %w", pathError("close", s.path, err)))
 		}
 	}
 	w.advanceSynced(w.written) // not after a failure

@@ -80,7 +80,7 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 	}
 	w, err := wal.Open(opts.WAL)
 	if err != nil {
-		return nil, fmt.Errorf("open buffer %s: %w", opts.WAL.Dir, err)
+		return nil, fmt.Errorf("open buffer: %w", err) // wal names the directory
 	}
 	if st := w.Stats(); st.UnreadRecords > 0 {
 		log.Info("buffer holds undelivered batches from before; delivering them", "batches", st.UnreadRecords, "bytes", st.PendingBytes)

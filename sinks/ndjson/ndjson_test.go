@@ -144,7 +144,7 @@ func checkDocs(t *testing.T, data []byte, evs []*ferryv1.Event) {
 
 func TestFileDocuments(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "dir", "out.ndjson")
-	s, err := ndjson.NewFile(path)
+	s, err := ndjson.NewFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestFileDocuments(t *testing.T) {
 	checkDocs(t, data, evs)
 
 	// Reopening appends.
-	s2, err := ndjson.NewFile(path)
+	s2, err := ndjson.NewFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestFileDocuments(t *testing.T) {
 func TestClose(t *testing.T) {
 	ctx := context.Background()
 	fileSink := func(t *testing.T) *ndjson.Sink {
-		s, err := ndjson.NewFile(filepath.Join(t.TempDir(), "out.ndjson"))
+		s, err := ndjson.NewFile(filepath.Join(t.TempDir(), "out.ndjson"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,5 +296,24 @@ func TestConcurrentBatches(t *testing.T) {
 	}
 	if n != writers*batches*perBatch {
 		t.Errorf("%d lines, want %d", n, writers*batches*perBatch)
+	}
+}
+
+// Issue 19, case 14: the error of a failed write names the file once
+// ("write X: write X: no space left on device" before). /dev/full fails
+// every write with ENOSPC.
+func TestWriteErrorNamesFileOnce(t *testing.T) {
+	const path = "/dev/full"
+	s, err := ndjson.NewFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, err = s.Write(context.Background(), &event.Batch{Node: node, Events: events()[:2]})
+	if err == nil {
+		t.Fatal("Write to /dev/full succeeded")
+	}
+	if got, want := err.Error(), "file sink: write /dev/full: no space left on device"; got != want {
+		t.Errorf("error %q, want %q", got, want)
 	}
 }
