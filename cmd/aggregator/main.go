@@ -49,10 +49,6 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var hup chan os.Signal
-	if cmd == "run" {
-		hup = hangups() // first: a SIGHUP while starting must not kill the aggregator
-	}
 	cfg := config.DefaultAggregator()
 	if *path != "" {
 		var err error
@@ -64,8 +60,7 @@ func run(args []string) int {
 		usage()
 		return 2
 	}
-	level := ops.NewLevel(cfg.Log.Level)
-	log := ops.NewLoggerLevel(os.Stderr, level, cfg.Log.Format)
+	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
 	var err error
 	switch cmd {
 	case "validate":
@@ -74,7 +69,7 @@ func run(args []string) int {
 	case "setup":
 		err = setup(cfg, log)
 	default:
-		err = runAggregator(cfg, log, newAggregatorReload(*path, cfg, level, log), hup)
+		err = runAggregator(cfg, log)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "aggregator:", err)
@@ -83,9 +78,7 @@ func run(args []string) int {
 	return 0
 }
 
-// runAggregator runs until SIGTERM or SIGINT; on SIGHUP (hup) rl reloads
-// the configuration.
-func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReload, hup <-chan os.Signal) error {
+func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
@@ -115,7 +108,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		AckTimeout:         time.Duration(cfg.AckTimeout),
 		Health:             buffersHealth(bufs),
 	}, log)
-	security, files, err := linkSecurity(cfg, log)
+	security, err := linkSecurity(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -171,8 +164,6 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lim) }()
-	rl.files = files
-	go rl.run(ctx, hup)
 	log.Info("aggregator started", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled, "mutual_tls", cfg.TLS.ClientCAFile != "",
 		"bearer_auth", hasAuth(cfg.Auth), "http", health.Addr(), "sinks", len(cfg.Sinks))
 
@@ -236,10 +227,9 @@ func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.Bear
 
 // linkSecurity returns the server options of TLS (mutual with a client CA)
 // and bearer token checks, as configured. The files are read now and again
-// when they change, and on SIGHUP (the reloadables returned).
-func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, []reloadable, error) {
+// when they change.
+func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, error) {
 	var opts []grpc.ServerOption
-	var files []reloadable
 	o := tlsconf.Options{Log: log}
 	if cfg.TLS.Enabled {
 		st, err := tlsconf.NewServer(tlsconf.ServerFiles{
@@ -248,10 +238,9 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 			ClientCAFile: cfg.TLS.ClientCAFile,
 		}, o)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tls: %w", err)
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 		opts = append(opts, grpc.Creds(st.Credentials()))
-		files = append(files, st)
 	}
 	if hasAuth(cfg.Auth) {
 		tokens := make([]string, len(cfg.Auth.BearerTokens))
@@ -260,10 +249,9 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 		}
 		t, err := tlsconf.NewTokens(tokens, cfg.Auth.BearerTokensFile, o)
 		if err != nil {
-			return nil, nil, fmt.Errorf("auth: %w", err)
+			return nil, fmt.Errorf("auth: %w", err)
 		}
 		opts = append(opts, grpc.ChainUnaryInterceptor(t.UnaryInterceptor()), grpc.ChainStreamInterceptor(t.StreamInterceptor()))
-		files = append(files, t)
 	}
-	return opts, files, nil
+	return opts, nil
 }
