@@ -21,18 +21,7 @@ import (
 // NewLogger returns a slog logger writing to w in format "json" or "text"
 // at level "debug", "info", "warn" or "error".
 func NewLogger(w io.Writer, level, format string) *slog.Logger {
-	var l slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: l}
+	opts := &slog.HandlerOptions{Level: ParseLevel(level)}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -49,6 +49,10 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var hup chan os.Signal
+	if cmd == "run" {
+		hup = hangups() // first: a SIGHUP while starting must not kill the agent
+	}
 	cfg := config.DefaultAgent()
 	if *path != "" {
 		var err error
@@ -64,15 +68,18 @@ func run(args []string) int {
 		fmt.Printf("%s: ok\n", *path)
 		return 0
 	}
-	if err := runAgent(cfg); err != nil {
+	if err := runAgent(cfg, *path, hup); err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 1
 	}
 	return 0
 }
 
-func runAgent(cfg *config.Agent) error {
-	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format).With("node", cfg.Node)
+// runAgent runs until SIGTERM or SIGINT; on SIGHUP (hup) it reloads the
+// configuration file at path (see agentReload).
+func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
+	level := ops.NewLevel(cfg.Log.Level)
+	log := ops.NewLoggerLevel(os.Stderr, level, cfg.Log.Format).With("node", cfg.Node)
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
@@ -101,7 +108,7 @@ func runAgent(cfg *config.Agent) error {
 		return err
 	}
 	mgr := tail.NewManager(inputs, store, readAhead, log)
-	dial, err := linkOptions(ac, log)
+	dial, files, err := linkOptions(ac, log)
 	if err != nil {
 		return err
 	}
@@ -148,8 +155,11 @@ func runAgent(cfg *config.Agent) error {
 		"bearer_token", ac.BearerToken != "" || ac.BearerTokenFile != "", "inputs", len(inputs), "state_dir", cfg.StateDir, "http", health.Addr())
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = mgr.Run(ctx) }()
+	running := *cfg
+	rl := &agentReload{path: path, cur: &running, level: level, inputs: mgr, files: files, log: log}
+	go func() { defer wg.Done(); rl.run(ctx, hup) }()
 	saveDone := make(chan struct{})
 	go func() {
 		defer wg.Done()
@@ -185,11 +195,12 @@ func runAgent(cfg *config.Agent) error {
 }
 
 // linkOptions returns the transport credentials to the aggregator (TLS, or
-// plaintext when aggregator.tls is off) and the bearer token, if any. The
-// files are read now and again when they change.
-func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOption, error) {
+// plaintext when aggregator.tls is off) and the bearer token, if any, and
+// the material of theirs that SIGHUP reads again. The files are read now
+// and again when they change.
+func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOption, []reloadable, error) {
 	if !ac.TLS.Enabled {
-		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil, nil
 	}
 	o := tlsconf.Options{Log: log}
 	tc, err := tlsconf.NewClient(tlsconf.ClientFiles{
@@ -200,8 +211,9 @@ func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOptio
 		InsecureSkipVerify: ac.TLS.InsecureSkipVerify,
 	}, o)
 	if err != nil {
-		return nil, fmt.Errorf("aggregator.tls: %w", err)
+		return nil, nil, fmt.Errorf("aggregator.tls: %w", err)
 	}
+	files := []reloadable{tc}
 	if ac.TLS.InsecureSkipVerify {
 		log.Warn("aggregator.tls.insecure_skip_verify is set: the aggregator's certificate is not verified")
 	}
@@ -209,11 +221,12 @@ func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOptio
 	if ac.BearerToken != "" || ac.BearerTokenFile != "" {
 		b, err := tlsconf.NewBearer(string(ac.BearerToken), ac.BearerTokenFile, o)
 		if err != nil {
-			return nil, fmt.Errorf("aggregator: %w", err)
+			return nil, nil, fmt.Errorf("aggregator: %w", err)
 		}
 		opts = append(opts, grpc.WithPerRPCCredentials(b))
+		files = append(files, b)
 	}
-	return opts, nil
+	return opts, files, nil
 }
 
 func tailInputs(ins []config.Input) ([]tail.Input, error) {

@@ -49,6 +49,10 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var hup chan os.Signal
+	if cmd == "run" {
+		hup = hangups() // first: a SIGHUP while starting must not kill the aggregator
+	}
 	cfg := config.DefaultAggregator()
 	if *path != "" {
 		var err error
@@ -60,7 +64,8 @@ func run(args []string) int {
 		usage()
 		return 2
 	}
-	log := ops.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	level := ops.NewLevel(cfg.Log.Level)
+	log := ops.NewLoggerLevel(os.Stderr, level, cfg.Log.Format)
 	var err error
 	switch cmd {
 	case "validate":
@@ -69,7 +74,7 @@ func run(args []string) int {
 	case "setup":
 		err = setup(cfg, log)
 	default:
-		err = runAggregator(cfg, log)
+		err = runAggregator(cfg, log, newAggregatorReload(*path, cfg, level, log), hup)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "aggregator:", err)
@@ -78,7 +83,9 @@ func run(args []string) int {
 	return 0
 }
 
-func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
+// runAggregator runs until SIGTERM or SIGINT; on SIGHUP (hup) rl reloads
+// the configuration.
+func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReload, hup <-chan os.Signal) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
@@ -108,7 +115,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 		AckTimeout:         time.Duration(cfg.AckTimeout),
 		Health:             buffersHealth(bufs),
 	}, log)
-	security, err := linkSecurity(cfg, log)
+	security, files, err := linkSecurity(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -164,6 +171,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lim) }()
+	rl.files = files
+	go rl.run(ctx, hup)
 	log.Info("aggregator started", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled, "mutual_tls", cfg.TLS.ClientCAFile != "",
 		"bearer_auth", hasAuth(cfg.Auth), "http", health.Addr(), "sinks", len(cfg.Sinks))
 
@@ -227,9 +236,10 @@ func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.Bear
 
 // linkSecurity returns the server options of TLS (mutual with a client CA)
 // and bearer token checks, as configured. The files are read now and again
-// when they change.
-func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, error) {
+// when they change, and on SIGHUP (the reloadables returned).
+func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, []reloadable, error) {
 	var opts []grpc.ServerOption
+	var files []reloadable
 	o := tlsconf.Options{Log: log}
 	if cfg.TLS.Enabled {
 		st, err := tlsconf.NewServer(tlsconf.ServerFiles{
@@ -238,9 +248,10 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 			ClientCAFile: cfg.TLS.ClientCAFile,
 		}, o)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, nil, fmt.Errorf("tls: %w", err)
 		}
 		opts = append(opts, grpc.Creds(st.Credentials()))
+		files = append(files, st)
 	}
 	if hasAuth(cfg.Auth) {
 		tokens := make([]string, len(cfg.Auth.BearerTokens))
@@ -249,9 +260,10 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 		}
 		t, err := tlsconf.NewTokens(tokens, cfg.Auth.BearerTokensFile, o)
 		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, nil, fmt.Errorf("auth: %w", err)
 		}
 		opts = append(opts, grpc.ChainUnaryInterceptor(t.UnaryInterceptor()), grpc.ChainStreamInterceptor(t.StreamInterceptor()))
+		files = append(files, t)
 	}
-	return opts, nil
+	return opts, files, nil
 }

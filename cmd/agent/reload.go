@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/ops"
+	"github.com/ferrylogs/ferry/pipeline/tail"
+)
+
+// hangups returns a channel that receives SIGHUP from now on. It is called
+// before anything slow at start, so that a SIGHUP while the agent starts
+// waits for the reload loop instead of killing the process (SIGHUP's
+// default action).
+func hangups() chan os.Signal {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c
+}
+
+// reloadable is material read from files that can be read again on demand:
+// TLS certificates, CAs and the bearer token file.
+type reloadable interface{ Reload() }
+
+// agentReload applies the configuration file again on SIGHUP. What can
+// change while the agent runs is applied: the inputs (paths, excludes,
+// inputs added or removed; see tail.Manager.SetInputs) and log.level; the
+// TLS and token files are read again. Every other changed key is named in a
+// warning as needing a restart, and the agent keeps running with its
+// previous value. An invalid file changes nothing: each error is logged
+// with its field, line and column.
+type agentReload struct {
+	path   string        // the --config file; "" for the embedded defaults
+	cur    *config.Agent // what runs: the start configuration with the live keys applied since
+	level  *slog.LevelVar
+	inputs interface{ SetInputs([]tail.Input) error }
+	files  []reloadable
+	log    *slog.Logger
+}
+
+// run reloads on every signal from hup until ctx ends.
+func (r *agentReload) run(ctx context.Context, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			r.reload()
+		}
+	}
+}
+
+// reload reads the file, applies what it can and logs the rest.
+func (r *agentReload) reload() {
+	for _, f := range r.files {
+		f.Reload()
+	}
+	if r.path == "" {
+		r.log.Warn("SIGHUP: no configuration file to reload (started without --config); TLS and token files read again")
+		return
+	}
+	next, err := config.LoadAgent(r.path)
+	if err != nil {
+		logInvalid(r.log, r.path, err)
+		return
+	}
+	var applied, restart, inputs []string
+	for _, key := range config.Changed(r.cur, next) {
+		switch {
+		case config.Under(key, "log.level"):
+			r.level.Set(ops.ParseLevel(next.Log.Level))
+			r.cur.Log.Level = next.Log.Level
+			applied = append(applied, key)
+		case config.Under(key, "inputs"):
+			inputs = append(inputs, key)
+		default:
+			r.log.Warn("configuration reload: this change needs a restart; running with the previous value until then", "file", r.path, "key", key)
+			restart = append(restart, key)
+		}
+	}
+	if len(inputs) > 0 {
+		ins, err := tailInputs(next.Inputs)
+		if err == nil {
+			err = r.inputs.SetInputs(ins)
+		}
+		if err != nil {
+			r.log.Error("configuration reload: inputs not changed", "file", r.path, "err", err)
+		} else {
+			r.cur.Inputs = next.Inputs
+			applied = append(applied, inputs...)
+		}
+	}
+	r.log.Info("configuration reloaded", "file", r.path, "applied", applied, "needs_restart", restart)
+}
+
+// logInvalid logs why a configuration file was not reloaded: each error of
+// the file on its own line, with its field, line and column.
+func logInvalid(log *slog.Logger, path string, err error) {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		log.Error("configuration not reloaded; running with the previous one", "file", path, "err", err)
+		return
+	}
+	for _, e := range errs {
+		log.Error("configuration not reloaded: invalid field; running with the previous configuration",
+			"file", e.File, "line", e.Line, "column", e.Column, "field", e.Path, "err", e.Msg)
+	}
+}
