@@ -19,6 +19,7 @@ var flagNames = []struct {
 	{ferryv1.Flag_FLAG_INVALID_UTF8, "invalid_utf8"},
 	{ferryv1.Flag_FLAG_JOINED, "joined"},
 	{ferryv1.Flag_FLAG_UNPARSED, "unparsed"},
+	{ferryv1.Flag_FLAG_PARTIAL, "partial"},
 }
 
 // AppendDocument appends the JSON document of e, with ECS field names, to

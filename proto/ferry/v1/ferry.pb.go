@@ -142,16 +142,20 @@ const (
 	Flag_FLAG_JOINED Flag = 4
 	// The line had no recognised format and was taken as plain text.
 	Flag_FLAG_UNPARSED Flag = 8
+	// A partial record (CRI "P", Docker line without a trailing newline) whose
+	// continuation did not come within partial_flush_after, sent on its own.
+	Flag_FLAG_PARTIAL Flag = 16
 )
 
 // Enum value maps for Flag.
 var (
 	Flag_name = map[int32]string{
-		0: "FLAG_NONE",
-		1: "FLAG_TRUNCATED",
-		2: "FLAG_INVALID_UTF8",
-		4: "FLAG_JOINED",
-		8: "FLAG_UNPARSED",
+		0:  "FLAG_NONE",
+		1:  "FLAG_TRUNCATED",
+		2:  "FLAG_INVALID_UTF8",
+		4:  "FLAG_JOINED",
+		8:  "FLAG_UNPARSED",
+		16: "FLAG_PARTIAL",
 	}
 	Flag_value = map[string]int32{
 		"FLAG_NONE":         0,
@@ -159,6 +163,7 @@ var (
 		"FLAG_INVALID_UTF8": 2,
 		"FLAG_JOINED":       4,
 		"FLAG_UNPARSED":     8,
+		"FLAG_PARTIAL":      16,
 	}
 )
 
@@ -814,13 +819,14 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"StreamName\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x02*d\n" +
+	"\rSTREAM_STDERR\x10\x02*v\n" +
 	"\x04Flag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x12\n" +
 	"\x0eFLAG_TRUNCATED\x10\x01\x12\x15\n" +
 	"\x11FLAG_INVALID_UTF8\x10\x02\x12\x0f\n" +
 	"\vFLAG_JOINED\x10\x04\x12\x11\n" +
-	"\rFLAG_UNPARSED\x10\b26\n" +
+	"\rFLAG_UNPARSED\x10\b\x12\x10\n" +
+	"\fFLAG_PARTIAL\x10\x1026\n" +
 	"\x06Ingest\x12,\n" +
 	"\x06Stream\x12\x0f.ferry.v1.Batch\x1a\r.ferry.v1.Ack(\x010\x01B3Z1github.com/ferrylogs/ferry/proto/ferry/v1;ferryv1b\x06proto3"
 
