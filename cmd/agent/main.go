@@ -103,6 +103,9 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range store.Problems() {
+		log.Error("positions damaged, recovered what could be", "err", p)
+	}
 	inputs, err := tailInputs(cfg.Inputs)
 	if err != nil {
 		return err
