@@ -48,6 +48,12 @@ type ClientConfig struct {
 	BackoffMax      time.Duration
 	ShutdownTimeout time.Duration
 	DialOptions     []grpc.DialOption
+	// MaxLineBytes is max_line_bytes of each input, by input name. When a
+	// stream opens, the client compares it (and BatchMaxBytes) with the
+	// limit the aggregator announces (MaxRecvHeader) and warns, once per
+	// announced limit, about every setting that can make a message the
+	// aggregator would refuse.
+	MaxLineBytes map[string]int
 }
 
 // Committer learns which parts of which files are acknowledged.
@@ -64,6 +70,8 @@ type Client struct {
 	stats  Stats
 
 	connected atomic.Bool
+	serverMax atomic.Int64 // the limit the aggregator announced last; 0: none
+	warnedMax atomic.Int64 // the announced limit last checked
 	mu        sync.Mutex
 	snapshot  Stats
 }
@@ -551,8 +559,7 @@ func (s *session) handle(a ackOrErr) {
 		case status.Code(a.err) == codes.ResourceExhausted:
 			// The batches are kept and sent again: lines are not dropped
 			// for a configuration mismatch, which the operator must fix.
-			s.c.log.Error("the aggregator refused a batch as too large; lower aggregator.batch_max_bytes (and max_line_bytes) below the aggregator's max_recv_message_bytes",
-				"batch_max_bytes", s.c.cfg.BatchMaxBytes, "err", a.err)
+			s.logRefusedBatch(a.err)
 		case !errors.Is(a.err, context.Canceled):
 			s.c.log.Warn("stream to aggregator broken", "err", a.err)
 		}
@@ -644,6 +651,11 @@ func (s *session) connect(connCtx context.Context) {
 	}
 	id := s.streamID
 	go func() {
+		// The aggregator sends its headers as the stream opens; an older
+		// one with its first ack. Either way, before any ack is read.
+		if md, err := st.Header(); err == nil {
+			s.c.noteAnnounced(md)
+		}
 		for {
 			a, err := st.Recv()
 			select {

@@ -15,7 +15,8 @@ import (
 
 // TestBatchTooLargeForServer: a batch over the aggregator's maximum message
 // size breaks the stream with ResourceExhausted; the client says which
-// settings to fix, commits nothing and keeps the batch (it is not dropped);
+// settings to fix (for a line too long: the aggregator's limit or the
+// input's max_line_bytes, not batch_max_bytes), commits nothing and keeps the batch (it is not dropped);
 // a batch that fits, sent after the configuration is fixed (here: the
 // server restarted with a larger limit), is delivered with it.
 func TestBatchTooLargeForServer(t *testing.T) {
@@ -26,9 +27,14 @@ func TestBatchTooLargeForServer(t *testing.T) {
 	tc := startClient(t, srv.addr, mk, cfg, 4)
 	f := testFile("big")
 	tc.send(mk.chunk(f, 0, strings.Repeat("x", 100<<10)))
-	waitFor(t, "the client to log the refusal", func() bool {
-		return strings.Contains(tc.logs.String(), "lower aggregator.batch_max_bytes")
-	})
+	// The server announces no limit here: the client learns it from
+	// gRPC's error.
+	refusal := "a line of input containers is larger than the aggregator accepts"
+	waitFor(t, "the client to log the refusal", func() bool { return tc.logs.Count(refusal) > 0 })
+	if line := tc.logs.Lines(refusal)[0]; !strings.Contains(line, "aggregator_max_recv_message_bytes=65536") ||
+		!strings.Contains(line, "raise max_recv_message_bytes on the aggregator, or lower max_line_bytes of input containers") {
+		t.Fatalf("refusal does not name the limit and the fix: %s", line)
+	}
 	if n := tc.com.count(); n != 0 {
 		t.Fatalf("%d commits of a batch the server refused", n)
 	}

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	// Agents may compress their batches: the server must know the codec
@@ -38,6 +39,11 @@ type ServerConfig struct {
 	RetryAfter time.Duration
 	// MaxMessageBytes bounds one event's message.
 	MaxMessageBytes int
+	// MaxRecvMessageBytes is the gRPC server's limit of one received
+	// message (grpc.MaxRecvMsgSize), announced to the agent in the
+	// MaxRecvHeader response header as soon as a stream opens; 0 announces
+	// nothing. Messages refused over it are counted and logged.
+	MaxRecvMessageBytes int
 	// MaxBytesInFlight bounds the memory of the batches received and not
 	// yet written, over all the connections of the server. A batch counts
 	// with the estimated size of its decoded form (its encoded size plus
@@ -115,6 +121,11 @@ type Server struct {
 	// EventsDropped counts events the sinks refused for good (not
 	// retryable, not dead-lettered), acknowledged with their batch.
 	EventsDropped atomic.Uint64
+	// OversizeMessages counts the messages refused as larger than the
+	// server's limit (gRPC's ResourceExhausted on receive).
+	OversizeMessages atomic.Uint64
+
+	oversizeLog everyLog
 }
 
 // NewServer returns a receiver writing to sink.
@@ -138,7 +149,8 @@ func NewServer(sink sinks.Sink, cfg ServerConfig, log *slog.Logger) *Server {
 		cfg.AckTimeout = DefaultAckTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{sink: sink, cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight)}
+	return &Server{sink: sink, cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight),
+		oversizeLog: everyLog{every: time.Minute}}
 }
 
 // BytesInFlight returns the bytes of the batches received and not yet
@@ -195,6 +207,11 @@ func (s *Server) startWrite() bool {
 func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
 	s.running.Add(1)
 	defer s.running.Add(-1)
+	if s.cfg.MaxRecvMessageBytes > 0 {
+		// Now, not with the first ack: the agent checks its settings
+		// against it before it sends anything.
+		_ = stream.SendHeader(metadata.Pairs(MaxRecvHeader, strconv.Itoa(s.cfg.MaxRecvMessageBytes)))
+	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	stopDrainWatch := context.AfterFunc(s.ctx, func() { cancel(errDrainCancelled) })
@@ -208,12 +225,8 @@ func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
 	}
 	st.onStuck = func() {
 		s.AckTimeouts.Add(1)
-		addr := ""
-		if p, ok := peer.FromContext(stream.Context()); ok {
-			addr = p.Addr.String()
-		}
 		node, _ := st.node.Load().(string)
-		s.log.Warn("agent does not read acknowledgements; ending its stream", "node", node, "peer", addr, "ack_timeout", s.cfg.AckTimeout)
+		s.log.Warn("agent does not read acknowledgements; ending its stream", "node", node, "peer", peerAddr(stream.Context()), "ack_timeout", s.cfg.AckTimeout)
 		cancel(st.stuckErr())
 		close(st.stuck)
 	}
@@ -292,6 +305,9 @@ func (st *ingestStream) receive() error {
 			return nil
 		}
 		if err != nil {
+			if status.Code(err) == codes.ResourceExhausted {
+				s.noteOversize(st, err)
+			}
 			return err
 		}
 		st.node.Store(b.Node)

@@ -128,6 +128,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		BackoffMax:      time.Duration(ac.BackoffMax),
 		ShutdownTimeout: time.Duration(ac.ShutdownTimeout),
 		DialOptions:     dial,
+		MaxLineBytes:    maxLineBytes(cfg.Inputs),
 	}, mgr, log)
 	if err != nil {
 		return err
@@ -230,6 +231,15 @@ func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOptio
 		files = append(files, b)
 	}
 	return opts, files, nil
+}
+
+// maxLineBytes returns max_line_bytes by input name.
+func maxLineBytes(ins []config.Input) map[string]int {
+	m := make(map[string]int, len(ins))
+	for _, in := range ins {
+		m[in.Name] = int(in.MaxLineBytes)
+	}
+	return m
 }
 
 func tailInputs(ins []config.Input) ([]tail.Input, error) {

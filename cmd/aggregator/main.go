@@ -109,11 +109,12 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		return err
 	}
 	srv := transport.NewServer(sink, transport.ServerConfig{
-		MaxBatchesInFlight: cfg.MaxBatchesInFlight,
-		MaxMessageBytes:    int(cfg.MaxRecvMessageBytes),
-		MaxBytesInFlight:   inFlight,
-		AckTimeout:         time.Duration(cfg.AckTimeout),
-		Health:             buffersHealth(bufs),
+		MaxBatchesInFlight:  cfg.MaxBatchesInFlight,
+		MaxMessageBytes:     int(cfg.MaxRecvMessageBytes),
+		MaxRecvMessageBytes: int(cfg.MaxRecvMessageBytes),
+		MaxBytesInFlight:    inFlight,
+		AckTimeout:          time.Duration(cfg.AckTimeout),
+		Health:              buffersHealth(bufs),
 	}, log)
 	security, files, err := linkSecurity(cfg, log)
 	if err != nil {
@@ -162,6 +163,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 			"ferry_aggregator_connections_max":           uint64(lim.Max()),
 			"ferry_aggregator_connections_refused_total": lim.Refused.Load(),
 			"ferry_aggregator_handshake_timeouts_total":  lim.HandshakeTimeouts.Load(),
+			"ferry_aggregator_oversize_messages_total":   srv.OversizeMessages.Load(),
 		}
 		addBufferStats(m, bufs)
 		return m
