@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +25,11 @@ type join struct {
 	time   int64
 	flags  uint32
 	buf    []byte
+	frags  int   // fragments so far
+	last   int64 // when the last fragment was read (Unix ns)
+	// flushed: the last partial record of the stream was sent on its own
+	// (partial_flush_after): what continues it is flagged partial too.
+	flushed bool
 }
 
 // follower reads one file (one device and inode) until it is rotated away
@@ -73,6 +77,74 @@ type follower struct {
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
+	// marks are checks of the bytes before some offsets of the current
+	// content, as read: every power of two from markMin up to what was
+	// read, and the last chunk ends. They tell a truncation that kept what
+	// was read (truncate -s) from a rewrite.
+	marks []mark
+	// retired: the file was seen deleted and its position retired.
+	retired bool
+	// long holds the start of an over-long Docker line being skipped, and
+	// longTail its last bytes so far, to parse its stream and time.
+	long     []byte
+	longTail []byte
+}
+
+// Marks are kept at every power of two from markMin, and at the last
+// markChunkEnds chunk ends.
+const (
+	markMin       = 64
+	markChunkEnds = 8
+)
+
+// addMark records mk, in offset order; of the marks not at a power of two
+// only the last markChunkEnds are kept.
+func (fl *follower) addMark(mk mark) {
+	i := len(fl.marks)
+	for i > 0 && fl.marks[i-1].end >= mk.end {
+		if fl.marks[i-1].end == mk.end {
+			return
+		}
+		i--
+	}
+	fl.marks = append(fl.marks, mark{})
+	copy(fl.marks[i+1:], fl.marks[i:])
+	fl.marks[i] = mk
+	others := 0
+	for j := len(fl.marks) - 1; j >= 0; j-- {
+		if isPow2(fl.marks[j].end) {
+			continue
+		}
+		if others++; others > markChunkEnds {
+			fl.marks = append(fl.marks[:j], fl.marks[j+1:]...)
+		}
+	}
+}
+
+func isPow2(x int64) bool { return x > 0 && x&(x-1) == 0 }
+
+// passMarks takes the marks at the powers of two in (from, to] of the
+// file as it is now: called right after those bytes were read.
+func (fl *follower) passMarks(from, to int64) {
+	b := int64(markMin)
+	for b <= from {
+		b <<= 1
+	}
+	for ; b <= to; b <<= 1 {
+		if mk, ok := checkAt(fl.f, b); ok {
+			fl.addMark(mk)
+		}
+	}
+}
+
+// lastMark returns the mark with the greatest offset in (after, upTo].
+func (fl *follower) lastMark(after, upTo int64) (mark, bool) {
+	for i := len(fl.marks) - 1; i >= 0; i-- {
+		if mk := fl.marks[i]; mk.end <= upTo {
+			return mk, mk.end > after && mk.n > 0
+		}
+	}
+	return mark{}, false
 }
 
 func (fl *follower) run(ctx context.Context) {
@@ -121,10 +193,19 @@ func (fl *follower) run(ctx context.Context) {
 			}
 			return
 		}
+		if err := fl.flushStaleJoins(ctx); err != nil {
+			return
+		}
 		if err := fl.send(ctx, false); err != nil {
 			return
 		}
 		if g := fl.goneHow(); g != notGone {
+			if g == deleted && !fl.retired {
+				// No file is ever resumed from this position again,
+				// even should a new file get the inode.
+				fl.retired = true
+				fl.m.store.Retire(fl.file.ID)
+			}
 			now := time.Now()
 			quiet := fl.readPos == before
 			switch {
@@ -197,12 +278,23 @@ func (fl *follower) sleep(ctx context.Context) error {
 	return nil
 }
 
+// start picks the position the file resumes from: a saved entry of its
+// device and inode that is not retired (its file deleted), whose
+// fingerprint the file starts with and whose check the file still holds
+// before the offset (see matchesEntry). Entries of the inode that fail are
+// forgotten: their file was rewritten or the inode reused. Without one the
+// file is new content, under the next generation of its identity, so no
+// event id of an earlier content of the same inode and first line comes
+// back.
 func (fl *follower) start(fp string, fpLen int) error {
 	store := fl.m.store
 	resume := fl.resume
 	if resume == nil {
 		for _, e := range store.Find(fl.di.dev, fl.di.ino) {
-			if h, ok := fingerprintLen(fl.f, e.FingerprintLen); ok && h == e.Fingerprint {
+			if e.Retired {
+				continue // a deleted file's lines waiting for acks
+			}
+			if matchesEntry(fl.f, e) {
 				if resume == nil || e.Updated.After(resume.Updated) {
 					if resume != nil {
 						store.Remove(resume.ID)
@@ -214,18 +306,36 @@ func (fl *follower) start(fp string, fpLen int) error {
 				}
 				continue
 			}
-			// Same inode, other content: the inode was reused.
-			fl.log.Info("inode reused, starting over", "path", fl.path, "old_id", e.ID)
+			// Same inode, other content: rewritten, or the inode reused.
+			fl.log.Info("file rewritten or inode reused, reading it as new content", "path", fl.path, "old_id", e.ID, "old_offset", e.Offset)
 			store.Remove(e.ID)
 		}
 	}
 	var off int64
-	id := identity(fl.di, fp)
+	base := identity(fl.di, fp)
+	gen := 0
+	var check mark
 	if resume != nil {
 		// A file now shorter than the saved offset was truncated: the
 		// run loop notices and reads the rest from the copy, if any.
-		id, off = resume.ID, resume.Offset
+		base, gen, off = resume.BaseID(), resume.Gen, resume.Offset
 		fp, fpLen = resume.Fingerprint, resume.FingerprintLen
+		check = entryMark(*resume)
+	} else {
+		gen = store.NextGen(base)
+	}
+	id := checkpoint.GenID(base, gen)
+	if resume != nil {
+		id = resume.ID
+	}
+	fl.marks = fl.marks[:0]
+	if check.n > 0 {
+		fl.addMark(check)
+	}
+	if resume != nil {
+		if size, _, err := fileSize(fl.f); err == nil && size >= off {
+			fl.passMarks(0, off) // the bytes before off are verified
+		}
 	} else if fl.startAtEnd {
 		end := fl.endAt
 		if size, _, err := fileSize(fl.f); err == nil && size < end {
@@ -246,9 +356,12 @@ func (fl *follower) start(fp string, fpLen int) error {
 		link = fl.path
 	}
 	fl.file = fl.m.newFile(fl.in, id, fl.path, link)
+	if resume == nil && off > 0 {
+		check, _ = checkAt(fl.f, off)
+	}
 	store.Put(checkpoint.Entry{
-		ID: id, Dev: fl.di.dev, Ino: fl.di.ino, Fingerprint: fp, FingerprintLen: fpLen,
-		Path: fl.path, Link: link, Input: fl.in.Name, Offset: off,
+		ID: id, Base: base, Gen: gen, Dev: fl.di.dev, Ino: fl.di.ino, Fingerprint: fp, FingerprintLen: fpLen,
+		Path: fl.path, Link: link, Input: fl.in.Name, Offset: off, Check: check.sum, CheckLen: check.n,
 	})
 	fl.format = fl.in.Format
 	fl.log.Debug("following", "path", fl.path, "id", id, "offset", off)
@@ -343,7 +456,15 @@ func (fl *follower) truncated() (bool, error) {
 	if size == fl.readPos || fl.fpLen == 0 {
 		return false, nil
 	}
-	return !hasFingerprint(fl.f, fl.fpLen, fl.fp), nil
+	if !hasFingerprint(fl.f, fl.fpLen, fl.fp) {
+		return true, nil
+	}
+	// Rewritten in place (O_TRUNC and more bytes than were read): the
+	// bytes before the last mark read are not what they were.
+	if mk, ok := fl.lastMark(int64(fl.fpLen), fl.readPos); ok && !mk.holds(fl.f) {
+		return true, nil
+	}
+	return false, nil
 }
 
 // handleTruncation deals with copytruncate: it first looks for the copy
@@ -351,11 +472,13 @@ func (fl *follower) truncated() (bool, error) {
 // it whatever was not read yet, under the old identity, so no line is lost;
 // then it starts the truncated file over under a new identity.
 func (fl *follower) handleTruncation(ctx context.Context) error {
-	fl.log.Info("file truncated, starting over", "path", fl.path, "read_offset", fl.readPos)
+	fl.log.Info("file truncated", "path", fl.path, "read_offset", fl.readPos)
 	old := fl.file
+	oldFP, oldFPLen, oldRead := fl.fp, fl.fpLen, fl.readPos
+	marks := append([]mark(nil), fl.marks...)
 	e := checkpoint.Entry{Fingerprint: fl.fp, FingerprintLen: fl.fpLen}
 	if saved, ok := fl.m.store.Get(old.ID); ok {
-		e.Offset = saved.Offset
+		e.Offset, e.Check, e.CheckLen = saved.Offset, saved.Check, saved.CheckLen
 	}
 	fromCopy := false
 	if cp := fl.m.findByFingerprint(filepath.Dir(fl.path), e, fl.di); cp != "" {
@@ -389,9 +512,19 @@ func (fl *follower) handleTruncation(ctx context.Context) error {
 	for {
 		fp, n, err := fingerprint(fl.f)
 		if err == nil {
-			// A truncated file is new content: never resume it.
+			// A truncated file is new content: never resume it. What
+			// truncate -s kept was read already: read on from its end.
 			fl.resume = nil
-			return fl.startFresh(fp, n, old.ID)
+			var from int64
+			if !fromCopy && fp == oldFP && n == oldFPLen {
+				from = keptPrefix(fl.f, marks, n, oldRead)
+			}
+			if from > 0 {
+				fl.log.Info("file truncated to a size that holds what was read: reading on from its end as new content", "path", fl.path, "size", from)
+			} else {
+				fl.log.Info("reading the truncated file from its start as new content", "path", fl.path)
+			}
+			return fl.startFresh(fp, n, old, from, marks)
 		}
 		if !errors.Is(err, errNoFingerprint) {
 			return err
@@ -405,23 +538,71 @@ func (fl *follower) handleTruncation(ctx context.Context) error {
 	}
 }
 
-// startFresh starts the open file at offset 0 under a new identity.
-func (fl *follower) startFresh(fp string, fpLen int, oldID string) error {
-	id := identity(fl.di, fp)
-	if _, ok := fl.m.store.Get(id); ok || strings.HasPrefix(oldID, id) {
-		// Same first line as before the truncation: make the identity
-		// distinct so ids of new lines cannot collide with old ones.
-		id = fmt.Sprintf("%s.%d", id, time.Now().UnixNano())
+// keptPrefix returns where to read on in a file truncated under its
+// follower, that still starts with the fingerprint it had: its new size, if
+// that is less than what was read (oldRead), ends a line, and the last mark
+// at or before it (past the fingerprint's fpLen bytes) still holds, so the
+// file holds what was read up to there (truncate -s); else 0, to read it
+// again from its start. Without such a mark (a size below the first marks,
+// or a file resumed from a position while it was already shorter) only the
+// fingerprint is known, which is not enough unless it is all that is left.
+func keptPrefix(f *os.File, marks []mark, fpLen int, oldRead int64) int64 {
+	size, _, err := fileSize(f)
+	if err != nil || size == 0 || size >= oldRead {
+		return 0
 	}
-	if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("seek %s: %w", fl.path, err)
+	if size > int64(fpLen) {
+		var mk mark
+		found := false
+		for i := len(marks) - 1; i >= 0; i-- {
+			if marks[i].end <= size {
+				mk, found = marks[i], marks[i].end > int64(fpLen) && marks[i].n > 0
+				break
+			}
+		}
+		if !found || !mk.holds(f) {
+			return 0
+		}
 	}
-	fl.reset(0)
+	var last [1]byte
+	if n, _ := f.ReadAt(last[:], size-1); n != 1 || last[0] != '\n' {
+		return 0
+	}
+	return size
+}
+
+// startFresh starts the open file at offset from (0, or the end of what a
+// truncation kept) as new content: the next generation of its identity, so
+// the ids of its lines differ from those of the content before. The old
+// File's position goes with the final chunk already sent; marks up to from
+// still hold.
+func (fl *follower) startFresh(fp string, fpLen int, old *File, from int64, marks []mark) error {
+	base := identity(fl.di, fp)
+	if e, ok := fl.m.store.Get(old.ID); ok && fp == fl.fp {
+		base = e.BaseID()
+	}
+	gen := fl.m.store.NextGen(base)
+	id := checkpoint.GenID(base, gen)
+	if _, err := fl.f.Seek(from, io.SeekStart); err != nil {
+		return fmt.Errorf("seek %s to %d: %w", fl.path, from, err)
+	}
+	fl.reset(from)
 	fl.fp, fl.fpLen = fp, fpLen
-	fl.file = fl.m.newFile(fl.in, id, fl.path, fl.file.Link)
+	fl.marks = fl.marks[:0]
+	for _, mk := range marks {
+		if mk.end <= from {
+			fl.addMark(mk)
+		}
+	}
+	var check mark
+	if from > 0 {
+		check, _ = checkAt(fl.f, from)
+		fl.addMark(check)
+	}
+	fl.file = fl.m.newFile(fl.in, id, fl.path, old.Link)
 	fl.m.store.Put(checkpoint.Entry{
-		ID: id, Dev: fl.di.dev, Ino: fl.di.ino, Fingerprint: fp, FingerprintLen: fpLen,
-		Path: fl.path, Link: fl.file.Link, Input: fl.in.Name,
+		ID: id, Base: base, Gen: gen, Dev: fl.di.dev, Ino: fl.di.ino, Fingerprint: fp, FingerprintLen: fpLen,
+		Path: fl.path, Link: old.Link, Input: fl.in.Name, Offset: from, Check: check.sum, CheckLen: check.n,
 	})
 	return nil
 }
@@ -478,6 +659,7 @@ func (fl *follower) flushPending(ctx context.Context, cut bool) error {
 		if err := fl.ensureRoom(ctx); err != nil {
 			return err
 		}
+		j.flags |= uint32(ferryv1.Flag_FLAG_PARTIAL) // never continued
 		fl.emitJoined(j, ferryv1.StreamName(s))
 	}
 	return nil
@@ -551,6 +733,7 @@ func (fl *follower) readSome() (full bool, err error) {
 		}
 		n, rerr := fl.f.Read(buf[len(buf):cap(buf)])
 		if n > 0 {
+			fl.passMarks(fl.readPos, fl.readPos+int64(n))
 			fl.readPos += int64(n)
 			buf = buf[:len(buf)+n]
 			used := fl.process(buf)
@@ -730,12 +913,19 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 		h.Time = fl.now
 	}
 	s := int(h.Stream) % len(fl.joins)
+	if j := &fl.joins[s]; j.flushed {
+		// The continuation of a partial record sent on its own.
+		j.flushed = false
+		flags |= uint32(ferryv1.Flag_FLAG_PARTIAL)
+	}
 	if j := &fl.joins[s]; h.Partial || j.active {
 		msg := arena[start:]
 		c.Arena = arena[:start]
 		if !j.active {
 			*j = join{active: true, off: off, time: h.Time, buf: j.buf[:0]}
 		}
+		j.frags++
+		j.last = fl.now
 		if room := fl.in.MaxLineBytes - len(j.buf); len(msg) > room {
 			msg = cutRunes(msg, max(room, 0))
 			flags |= uint32(ferryv1.Flag_FLAG_TRUNCATED)
@@ -752,13 +942,38 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 	c.Recs = append(c.Recs, Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags})
 }
 
+// flushStaleJoins sends, each as its own event flagged partial, the open
+// joins that got no fragment for partial_flush_after: a partial record
+// whose continuation never came would otherwise hold the file's committed
+// offset back for ever (and be sent again after every restart).
+func (fl *follower) flushStaleJoins(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	for s := range fl.joins {
+		j := &fl.joins[s]
+		if !j.active || now-j.last < int64(fl.in.PartialFlushAfter) {
+			continue
+		}
+		if err := fl.ensureRoom(ctx); err != nil {
+			return err
+		}
+		j.flags |= uint32(ferryv1.Flag_FLAG_PARTIAL)
+		fl.emitJoined(j, ferryv1.StreamName(s))
+		j.flushed = true
+	}
+	return nil
+}
+
 // emitJoined adds the event of a finished join. The chunk must exist.
 func (fl *follower) emitJoined(j *join, stream ferryv1.StreamName) {
 	c := fl.chunk
 	start := len(c.Arena)
 	c.Arena = append(c.Arena, j.buf...)
 	c.count()
-	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: j.flags | uint32(ferryv1.Flag_FLAG_JOINED)})
+	flags := j.flags
+	if j.frags > 1 {
+		flags |= uint32(ferryv1.Flag_FLAG_JOINED)
+	}
+	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: flags})
 	j.active = false
 	if cap(j.buf) > 1<<20 {
 		j.buf = nil
@@ -796,6 +1011,14 @@ func (fl *follower) send(ctx context.Context, final bool) error {
 	if len(c.Recs) == 0 && !final && c.End == fl.sentEnd {
 		c.Release() // nothing new: do not hold a permit while idle
 		return nil
+	}
+	if c.End > fl.sentEnd {
+		// The check Commit saves with this offset, taken now that the
+		// bytes were just read.
+		if mk, ok := checkAt(fl.f, c.End); ok {
+			c.File.checks.push(mk)
+			fl.addMark(mk)
+		}
 	}
 	fl.sentEnd = c.End
 	c.Final = final

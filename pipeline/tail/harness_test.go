@@ -37,10 +37,11 @@ const (
 )
 
 const (
-	flagTrunc  = uint32(ferryv1.Flag_FLAG_TRUNCATED)
-	flagUTF8   = uint32(ferryv1.Flag_FLAG_INVALID_UTF8)
-	flagJoined = uint32(ferryv1.Flag_FLAG_JOINED)
-	flagUnpars = uint32(ferryv1.Flag_FLAG_UNPARSED)
+	flagTrunc   = uint32(ferryv1.Flag_FLAG_TRUNCATED)
+	flagUTF8    = uint32(ferryv1.Flag_FLAG_INVALID_UTF8)
+	flagJoined  = uint32(ferryv1.Flag_FLAG_JOINED)
+	flagUnpars  = uint32(ferryv1.Flag_FLAG_UNPARSED)
+	flagPartial = uint32(ferryv1.Flag_FLAG_PARTIAL)
 )
 
 // ev is one event as the harness saw it.

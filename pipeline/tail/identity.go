@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
+	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
@@ -143,4 +145,69 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// mark is the check of the bytes just before an offset, as they were read:
+// the hash of the n bytes before end (at most checkpoint.CheckMax).
+type mark struct {
+	end int64
+	sum string
+	n   int
+}
+
+// checkAt returns the mark of the bytes of f just before off; ok is false
+// when f is shorter than off or off is 0.
+func checkAt(f *os.File, off int64) (mark, bool) {
+	n := int(min(off, checkpoint.CheckMax))
+	if n <= 0 {
+		return mark{}, false
+	}
+	var buf [checkpoint.CheckMax]byte
+	got, err := f.ReadAt(buf[:n], off-int64(n))
+	if got < n || (err != nil && !errors.Is(err, io.EOF)) {
+		return mark{}, false
+	}
+	return mark{end: off, sum: hashPrefix(buf[:n]), n: n}, true
+}
+
+// holds reports whether f still holds the bytes mk was taken of. A mark
+// without bytes holds trivially.
+func (mk mark) holds(f *os.File) bool {
+	if mk.n == 0 {
+		return true
+	}
+	got, ok := checkAt(f, mk.end)
+	return ok && got.n == mk.n && got.sum == mk.sum
+}
+
+// endChecks are the marks of the chunk ends of a file handed on and not
+// yet committed, in order: Commit saves the mark of the offset it moves to.
+type endChecks struct {
+	mu sync.Mutex
+	q  []mark
+}
+
+func (p *endChecks) push(mk mark) {
+	p.mu.Lock()
+	p.q = append(p.q, mk)
+	p.mu.Unlock()
+}
+
+// take drops the marks up to end and returns the one at end, if any.
+func (p *endChecks) take(end int64) (mark, bool) {
+	if p == nil {
+		return mark{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var got mark
+	found := false
+	i := 0
+	for ; i < len(p.q) && p.q[i].end <= end; i++ {
+		if p.q[i].end == end {
+			got, found = p.q[i], true
+		}
+	}
+	p.q = append(p.q[:0], p.q[i:]...)
+	return got, found
 }

@@ -43,6 +43,11 @@ type Manager struct {
 	// new files; reload is signalled by SetInputs.
 	patternDirs map[string]bool
 	reload      chan struct{}
+	// unreadable holds the glob matches that could not be opened, with
+	// why, as of the last scan; unreadableTotal counts files that became
+	// unreadable.
+	unreadable      map[string]string
+	unreadableTotal uint64
 }
 
 // DefaultBudget is the read-ahead budget of a Manager given none.
@@ -71,6 +76,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
 		reload:     make(chan struct{}, 1),
+		unreadable: map[string]string{},
 	}
 	m.inputs = withDefaults(inputs)
 	return m
@@ -89,6 +95,9 @@ func withDefaults(inputs []Input) []*Input {
 		}
 		if in.GlobInterval <= 0 {
 			in.GlobInterval = time.Second
+		}
+		if in.PartialFlushAfter <= 0 {
+			in.PartialFlushAfter = 5 * time.Second
 		}
 		out = append(out, &in)
 	}
@@ -114,14 +123,16 @@ func globInterval(inputs []*Input) time.Duration {
 // Chunks is where parsed events come out, file by file in order.
 func (m *Manager) Chunks() <-chan *Chunk { return m.out }
 
-// Commit records that every event of f before end has been acknowledged.
-// final says f is finished, so its position is forgotten.
+// Commit records that every event of f before end has been acknowledged,
+// with the check of the bytes before end taken when they were read. final
+// says f is finished, so its position is forgotten.
 func (m *Manager) Commit(f *File, end int64, final bool) {
 	if final {
 		m.store.Remove(f.ID)
 		return
 	}
-	m.store.Advance(f.ID, end)
+	mk, _ := f.checks.take(end) // none: saved without a check
+	m.store.AdvanceCheck(f.ID, end, mk.sum, mk.n)
 }
 
 // Run discovers files until ctx ends, then waits for every follower to stop.
@@ -193,6 +204,7 @@ func (m *Manager) wakePath(path string) {
 func (m *Manager) scan(first bool) []*follower {
 	start := time.Now()
 	matched := map[devIno]struct{}{}
+	seen := map[string]bool{}
 	var found []*follower
 	if first {
 		m.watchPatterns()
@@ -208,6 +220,7 @@ func (m *Manager) scan(first bool) []*follower {
 				if excluded(in, link) {
 					continue
 				}
+				seen[link] = true
 				if fl := m.candidate(in, link, first, matched); fl != nil {
 					found = append(found, fl)
 				}
@@ -217,6 +230,7 @@ func (m *Manager) scan(first bool) []*follower {
 	m.mu.Lock()
 	m.matched, m.scanStart = matched, start
 	m.mu.Unlock()
+	m.forgetUnreadable(seen)
 	return found
 }
 
@@ -271,8 +285,10 @@ func (m *Manager) candidate(in *Input, link string, first bool, matched map[devI
 	}
 	f, ofi, err := openRegular(real)
 	if err != nil {
+		m.noteUnreadable(link, err)
 		return nil
 	}
+	m.noteReadable(link)
 	if odi, _ := statDevIno(ofi); odi != di {
 		// Replaced between the stat and the open: the next scan sees
 		// what the name holds then.
@@ -298,10 +314,12 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, nil, fmt.Errorf("%s: %w", path, errNotRegular)
 	}
 	return f, fi, nil
 }
+
+var errNotRegular = errors.New("not a regular file")
 
 // startFollower runs fl, whose file is open, unless the file is followed
 // already.
@@ -365,13 +383,17 @@ func (m *Manager) unwatch(dir string) {
 
 // recover settles every saved position before any follower starts; found
 // are the files the first scan matched, open but not followed yet.
-//   - The file of the position is matched and still starts with its
-//     fingerprint: its follower resumes it (and, should the file now be
-//     shorter than the offset, reads the rest from a copytruncate copy).
-//   - It is matched but starts otherwise: the file was truncated while the
-//     agent was down, and the copy copytruncate left beside it (same
-//     fingerprint, at least the offset long) is read from the offset; with
-//     no copy the inode was reused and the position is dropped.
+//   - A retired position (its file was deleted) is forgotten.
+//   - The file of the position is matched, still starts with its
+//     fingerprint and holds the bytes before the offset that were read
+//     (the check): its follower resumes it (and, should the file now be
+//     shorter than the offset, reads the rest from a copytruncate copy, or
+//     else reads the file again as new content).
+//   - It is matched but starts otherwise, or the check fails: the file was
+//     truncated or rewritten while the agent was down, and the copy
+//     copytruncate left beside it (same fingerprint, at least the offset
+//     long, same check) is read from the offset; with no copy the content
+//     is new (rewritten, or a reused inode) and the position is dropped.
 //   - It is not matched: renamed away while the agent was down (or its
 //     link is gone). The file is found by device, inode and fingerprint in
 //     its last directory and read to its end. Positions whose file is gone
@@ -395,15 +417,21 @@ func (m *Manager) recover(ctx context.Context, found []*follower) {
 			m.store.Remove(e.ID)
 			continue
 		}
+		if e.Retired {
+			m.log.Info("forgetting the position of a deleted file", "path", e.Path, "id", e.ID)
+			m.store.Remove(e.ID)
+			continue
+		}
 		di := devIno{e.Dev, e.Ino}
 		dir := filepath.Dir(e.Path)
 		if fl := byDI[di]; fl != nil {
-			if h, ok := fingerprintLen(fl.f, e.FingerprintLen); ok && h == e.Fingerprint {
+			if matchesEntry(fl.f, e) {
 				continue // its follower resumes it
 			}
 			cp, f, cdi := m.openCopy(dir, e, di)
 			if f == nil {
-				m.log.Info("inode reused, forgetting its old position", "path", fl.path, "old_id", e.ID)
+				m.log.Info("file rewritten or inode reused while the agent was down: its old position is forgotten, it is read as new content",
+					"path", fl.path, "old_id", e.ID, "old_offset", e.Offset)
 				m.store.Remove(e.ID)
 				continue
 			}
@@ -474,24 +502,42 @@ func (m *Manager) openCopy(dir string, e checkpoint.Entry, not devIno) (string, 
 	return "", nil, devIno{}
 }
 
-// openMatching opens path if it is the file di and starts with the entry's
-// fingerprint.
+// openMatching opens path if it is the file di and matches the entry.
 func openMatching(path string, e checkpoint.Entry, di devIno) *os.File {
 	f, fi, err := openRegular(path)
 	if err != nil {
 		return nil
 	}
 	got, _ := statDevIno(fi)
-	if h, ok := fingerprintLen(f, e.FingerprintLen); got != di || !ok || h != e.Fingerprint {
+	if got != di || !matchesEntry(f, e) {
 		f.Close()
 		return nil
 	}
 	return f
 }
 
+// matchesEntry reports whether f may be the file of the entry: it starts
+// with the entry's fingerprint and, if it is at least as long as the
+// offset, holds the bytes before the offset that were read there. (A file
+// shorter than the offset was truncated: the follower decides.)
+func matchesEntry(f *os.File, e checkpoint.Entry) bool {
+	if h, ok := fingerprintLen(f, e.FingerprintLen); !ok || h != e.Fingerprint {
+		return false
+	}
+	if size, _, err := fileSize(f); err != nil || size < e.Offset {
+		return err == nil
+	}
+	return entryMark(e).holds(f)
+}
+
+// entryMark is the mark saved with an entry's offset.
+func entryMark(e checkpoint.Entry) mark {
+	return mark{end: e.Offset, sum: e.Check, n: e.CheckLen}
+}
+
 // findByFingerprint returns a file in dir, other than the one at not, that
-// starts with the entry's fingerprint and is at least as long as its
-// saved offset: the copy made by copytruncate. If several match (earlier
+// starts with the entry's fingerprint, is at least as long as its saved
+// offset and holds the bytes read before it: the copy made by copytruncate. If several match (earlier
 // generations that began with the same line), the last modified wins.
 func (m *Manager) findByFingerprint(dir string, e checkpoint.Entry, not devIno) string {
 	if e.FingerprintLen == 0 {
@@ -522,8 +568,7 @@ func matchesFingerprint(path string, e checkpoint.Entry) bool {
 		return false
 	}
 	defer f.Close()
-	h, ok := fingerprintLen(f, e.FingerprintLen)
-	return ok && h == e.Fingerprint
+	return matchesEntry(f, e)
 }
 
 func readDirSorted(dir string) ([]string, error) {
@@ -541,7 +586,7 @@ func readDirSorted(dir string) ([]string, error) {
 
 // newFile builds the File handed out with chunks.
 func (m *Manager) newFile(in *Input, id, path, link string) *File {
-	f := &File{ID: id, Path: path, Link: link, Input: in.Name}
+	f := &File{ID: id, Path: path, Link: link, Input: in.Name, checks: &endChecks{}}
 	if in.Container {
 		f.Kube = kubeFromPath(link, path)
 	}

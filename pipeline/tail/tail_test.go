@@ -766,7 +766,7 @@ func TestJoinsMore(t *testing.T) {
 		waitFor(t, "final", func() bool { return h.finals()[evs[0].FileID] == 1 })
 		settle() // nothing more may come
 		evs = h.snapshot()
-		if len(evs) != 2 || evs[1].Msg != "half" || evs[1].Flags != flagJoined {
+		if len(evs) != 2 || evs[1].Msg != "half" || evs[1].Flags != flagPartial {
 			t.Fatalf("events %v", evs)
 		}
 	})

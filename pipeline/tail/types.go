@@ -27,6 +27,10 @@ type Input struct {
 	MaxLineBytes int
 	PollInterval time.Duration
 	GlobInterval time.Duration
+	// PartialFlushAfter is how long a partial record (CRI "P", Docker
+	// "log" without a newline) waits for its continuation before it is
+	// sent on its own, flagged partial (0: 5s).
+	PartialFlushAfter time.Duration
 	// Dataset, if set, is sent as the data_stream.dataset field.
 	Dataset string
 }
@@ -41,6 +45,10 @@ type File struct {
 	Kube  *ferryv1.Kubernetes
 	// Fields are sent with every event of the file (shared, read-only).
 	Fields map[string]*ferryv1.Value
+
+	// checks of the chunk ends handed on, for Commit (nil for a File made
+	// elsewhere: its offsets are saved without a check).
+	checks *endChecks
 }
 
 // Rec is one event parsed from a file.
