@@ -12,6 +12,12 @@ const (
 	// MinGlobInterval bounds inputs[].glob_interval: every glob is expanded
 	// (directory reads, a stat per match) once per interval.
 	MinGlobInterval = Duration(100 * time.Millisecond)
+	// MinPartialFlushAfter and MaxPartialFlushAfter bound
+	// inputs[].partial_flush_after: shorter would split records a runtime
+	// writes in quick succession; longer holds a file's offset back for
+	// longer than anyone waits for a line.
+	MinPartialFlushAfter = Duration(100 * time.Millisecond)
+	MaxPartialFlushAfter = Duration(time.Hour)
 	// MinBatchTimeout bounds aggregator.batch_timeout, how long a batch
 	// that is not full waits for more events.
 	MinBatchTimeout = Duration(time.Millisecond)

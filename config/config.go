@@ -115,6 +115,10 @@ type Input struct {
 	PollInterval Duration `yaml:"poll_interval"`  // >= 10ms, default 250ms
 	GlobInterval Duration `yaml:"glob_interval"`  // how often to look for new files, >= 100ms, default 1s
 	Dataset      string   `yaml:"dataset"`        // optional data_stream.dataset override
+	// PartialFlushAfter: a partial record (CRI "P", Docker "log" without a
+	// newline) whose continuation has not come after this long is sent on
+	// its own, flagged partial; 100ms..1h, default 5s.
+	PartialFlushAfter Duration `yaml:"partial_flush_after"`
 }
 
 // MinHandshakeTimeout bounds the aggregator's handshake_timeout: a TLS
@@ -360,6 +364,9 @@ func inputDefaults(in *Input, i int, has func(key string) bool) {
 	}
 	if !has("glob_interval") {
 		in.GlobInterval = Duration(time.Second)
+	}
+	if !has("partial_flush_after") {
+		in.PartialFlushAfter = Duration(5 * time.Second)
 	}
 }
 

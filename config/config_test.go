@@ -70,25 +70,27 @@ func TestAgentGood(t *testing.T) {
 			BearerTokenFile: dir + "/agent-token",
 		},
 		Inputs: []Input{{
-			Name:         "containers",
-			Type:         "container",
-			Paths:        []string{"/var/log/containers/*.log"},
-			Exclude:      []string{"/var/log/containers/ferry-*.log"},
-			Format:       "cri",
-			StartAt:      "end",
-			MaxLineBytes: 512 * KiB,
-			PollInterval: Duration(100 * time.Millisecond),
-			GlobInterval: Duration(5 * time.Second),
-			Dataset:      "kubernetes.container",
+			Name:              "containers",
+			Type:              "container",
+			Paths:             []string{"/var/log/containers/*.log"},
+			Exclude:           []string{"/var/log/containers/ferry-*.log"},
+			Format:            "cri",
+			StartAt:           "end",
+			MaxLineBytes:      512 * KiB,
+			PollInterval:      Duration(100 * time.Millisecond),
+			GlobInterval:      Duration(5 * time.Second),
+			Dataset:           "kubernetes.container",
+			PartialFlushAfter: Duration(5 * time.Second),
 		}, {
-			Name:         "file-1", // defaults from here on
-			Type:         "file",
-			Paths:        []string{"/var/log/syslog", "/var/log/*.log"},
-			Format:       "plain",
-			StartAt:      "beginning",
-			MaxLineBytes: 256 * KiB,
-			PollInterval: Duration(250 * time.Millisecond),
-			GlobInterval: Duration(time.Second),
+			Name:              "file-1", // defaults from here on
+			Type:              "file",
+			Paths:             []string{"/var/log/syslog", "/var/log/*.log"},
+			Format:            "plain",
+			StartAt:           "beginning",
+			MaxLineBytes:      256 * KiB,
+			PollInterval:      Duration(250 * time.Millisecond),
+			GlobInterval:      Duration(time.Second),
+			PartialFlushAfter: Duration(5 * time.Second),
 		}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -187,7 +189,8 @@ func TestDefaults(t *testing.T) {
 	}
 	wantIn := Input{Name: "container-0", Type: "container", Paths: []string{"/var/log/containers/*.log"},
 		Format: "auto", StartAt: "beginning", MaxLineBytes: 256 * KiB,
-		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second)}
+		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second),
+		PartialFlushAfter: Duration(5 * time.Second)}
 	if len(a.Inputs) != 1 || !reflect.DeepEqual(a.Inputs[0], wantIn) {
 		t.Errorf("DefaultAgent().Inputs = %+v", a.Inputs)
 	}
@@ -1031,6 +1034,21 @@ func TestDurationLowerBounds(t *testing.T) {
 		_, err := ParseAgent("c.yaml", []byte(src))
 		return err
 	}
+	t.Run("partial_flush_after", func(t *testing.T) {
+		const src = "inputs:\n  - type: container\n    partial_flush_after: %s\n"
+		for bad, shown := range map[string]string{"0s": "0s", "99ms": "99ms", "-1s": "-1s", "61m": "1h1m"} {
+			err := parse(false, fmt.Sprintf(src, bad))
+			want := "c.yaml:3:5: inputs[0].partial_flush_after: must be between 100ms and 1h, got " + shown
+			if err == nil || err.Error() != want {
+				t.Errorf("%s: err = %v, want %s", bad, err, want)
+			}
+		}
+		for _, good := range []string{"100ms", "5s", "1h"} {
+			if err := parse(false, fmt.Sprintf(src, good)); err != nil {
+				t.Errorf("%s: %v", good, err)
+			}
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, bad := range []string{"1ns", (tc.min - 1).String(), "0s"} {

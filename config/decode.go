@@ -457,6 +457,9 @@ func (d *decoder) validateAgent(a *Agent) {
 		}
 		d.atLeast(p+".poll_interval", in.PollInterval, MinPollInterval)
 		d.atLeast(p+".glob_interval", in.GlobInterval, MinGlobInterval)
+		if v := in.PartialFlushAfter; v < MinPartialFlushAfter || v > MaxPartialFlushAfter {
+			d.invalid(p+".partial_flush_after", "must be between %s and %s, got %s", MinPartialFlushAfter, MaxPartialFlushAfter, v)
+		}
 		if in.Dataset != "" {
 			d.indexName(p+".dataset", in.Dataset, 100, "-")
 		}

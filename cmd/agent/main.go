@@ -137,6 +137,9 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 
 	counters := func() map[string]uint64 {
 		m := client.Counters()
+		for k, v := range mgr.Counters() {
+			m[k] = v
+		}
 		m["ferry_agent_read_budget_bytes"] = uint64(readAhead.Limit())
 		m["ferry_agent_read_budget_used_bytes"] = uint64(readAhead.Used())
 		m["ferry_agent_read_budget_peak_bytes"] = uint64(readAhead.Peak())
@@ -250,16 +253,17 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 			return nil, fmt.Errorf("input %s: %w", in.Name, err)
 		}
 		out = append(out, tail.Input{
-			Name:         in.Name,
-			Container:    in.Type == "container",
-			Paths:        in.Paths,
-			Exclude:      in.Exclude,
-			Format:       f,
-			StartAtEnd:   in.StartAt == "end",
-			MaxLineBytes: int(in.MaxLineBytes),
-			PollInterval: time.Duration(in.PollInterval),
-			GlobInterval: time.Duration(in.GlobInterval),
-			Dataset:      in.Dataset,
+			Name:              in.Name,
+			Container:         in.Type == "container",
+			Paths:             in.Paths,
+			Exclude:           in.Exclude,
+			Format:            f,
+			StartAtEnd:        in.StartAt == "end",
+			MaxLineBytes:      int(in.MaxLineBytes),
+			PollInterval:      time.Duration(in.PollInterval),
+			GlobInterval:      time.Duration(in.GlobInterval),
+			Dataset:           in.Dataset,
+			PartialFlushAfter: time.Duration(in.PartialFlushAfter),
 		})
 	}
 	return out, nil
