@@ -272,7 +272,7 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 	for ; i < len(c.Recs) && !b.ready(); i++ {
 		r := &c.Recs[i]
 		msg := c.Message(r)
-		size := ovh + len(msg)
+		size := ovh + len(msg) + len(r.OrigTime)
 		if b.n > 0 && b.bytes+size > b.maxBytes {
 			b.full = true
 			break
@@ -301,6 +301,7 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		ev.Kubernetes = f.Kube
 		ev.Fields = f.Fields
 		ev.Flags = r.Flags
+		ev.OriginalTime = r.OrigTime
 		ev.Kind = ferryv1.Kind_KIND_LOG
 		b.ptrs = append(b.ptrs, ev)
 	}
@@ -560,6 +561,12 @@ func (s *session) handle(a ackOrErr) {
 			// The batches are kept and sent again: lines are not dropped
 			// for a configuration mismatch, which the operator must fix.
 			s.logRefusedBatch(a.err)
+		case status.Code(a.err) == codes.Unauthenticated || status.Code(a.err) == codes.PermissionDenied:
+			// A revoked token or certificate: retried with backoff, the
+			// batches kept, until the operator lets this agent in again.
+			s.c.log.Error("stream to aggregator refused: it does not accept this agent's credentials; check aggregator.bearer_token or bearer_token_file and the client certificate "+
+				"against the aggregator's auth and tls.client_ca_file; retrying with backoff, unacknowledged lines are kept",
+				"err", a.err, "unacknowledged_batches", len(s.queue))
 		case !errors.Is(a.err, context.Canceled):
 			s.c.log.Warn("stream to aggregator broken", "err", a.err)
 		}

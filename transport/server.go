@@ -124,6 +124,9 @@ type Server struct {
 	// OversizeMessages counts the messages refused as larger than the
 	// server's limit (gRPC's ResourceExhausted on receive).
 	OversizeMessages atomic.Uint64
+	// Revoked counts the streams ended because their credentials were
+	// revoked (see revoked).
+	Revoked atomic.Uint64
 
 	oversizeLog everyLog
 }
@@ -236,26 +239,65 @@ func (s *Server) Stream(stream ferryv1.Ingest_StreamServer) error {
 		defer s.running.Add(-1)
 		received <- st.receive()
 	}()
-	select {
-	case err := <-received:
-		written := make(chan struct{})
+	written := func() <-chan struct{} {
+		done := make(chan struct{})
 		s.running.Add(1)
 		go func() {
 			defer s.running.Add(-1)
 			st.writers.Wait()
-			close(written)
+			close(done)
 		}()
+		return done
+	}
+	streamEnd := stream.Context().Done()
+	for {
 		select {
-		case <-written:
-			return err
+		case err := <-received:
+			select {
+			case <-written():
+				return err
+			case <-st.stuck:
+			}
+		case <-streamEnd:
+			cause := revoked(stream.Context())
+			if cause == nil {
+				streamEnd = nil // the agent went: Recv fails next
+				continue
+			}
+			// The agent's credentials were revoked: the batches being
+			// written get their acks, no other is taken (receive sees
+			// the cause), then the stream ends with it.
+			s.Revoked.Add(1)
+			st.closeWriters()
+			select {
+			case <-written():
+				return cause
+			case <-st.stuck:
+			}
 		case <-st.stuck:
 		}
-	case <-st.stuck:
+		break
 	}
 	// The goroutines still at work end once the stream does, right after
 	// this returns: Send and Recv fail, and the writes only hold the
 	// budget until they return.
 	return st.stuckErr()
+}
+
+// revoked returns the cause with which the stream's context was cancelled
+// if it is a gRPC status: an interceptor (tlsconf's token and certificate
+// checks) ended the stream because the agent's credentials no longer pass.
+// The handler answers it by taking no more batches, acknowledging those
+// being written, and ending the stream with that status.
+func revoked(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	if _, ok := status.FromError(cause); !ok {
+		return nil
+	}
+	return cause
 }
 
 // ingestStream is the state of one Stream call.
@@ -269,10 +311,35 @@ type ingestStream struct {
 	writers sync.WaitGroup
 	node    atomic.Value // string: the node of the last batch, for logs
 
-	sendMu    sync.Mutex
-	stuck     chan struct{} // closed when an ack could not be sent for AckTimeout
+	sendMu sync.Mutex
+	stuck  chan struct{} // closed when an ack could not be sent for AckTimeout
+
+	// writersMu orders writers.Add against a Wait while receive still
+	// runs (credentials revoked): once closed, no writer starts.
+	writersMu sync.Mutex
+	closed    bool
 	stuckOnce sync.Once
 	onStuck   func()
+}
+
+// addWriter registers a batch write about to start; false once
+// closeWriters was called.
+func (st *ingestStream) addWriter() bool {
+	st.writersMu.Lock()
+	defer st.writersMu.Unlock()
+	if st.closed {
+		return false
+	}
+	st.writers.Add(1)
+	return true
+}
+
+// closeWriters lets no more writes start, so that writers.Wait may run
+// while receive does.
+func (st *ingestStream) closeWriters() {
+	st.writersMu.Lock()
+	st.closed = true
+	st.writersMu.Unlock()
 }
 
 func (st *ingestStream) stuckErr() error {
@@ -309,6 +376,9 @@ func (st *ingestStream) receive() error {
 				s.noteOversize(st, err)
 			}
 			return err
+		}
+		if err := revoked(st.stream.Context()); err != nil {
+			return err // not written: the agent sends it again once let in
 		}
 		st.node.Store(b.Node)
 		if s.cfg.Health != nil {
@@ -349,13 +419,18 @@ func (st *ingestStream) receive() error {
 				return err
 			}
 		}
+		if !st.addWriter() {
+			s.budget.Release(size)
+			<-st.slots
+			return revoked(st.stream.Context())
+		}
 		if !s.startWrite() {
+			st.writers.Done()
 			s.budget.Release(size)
 			<-st.slots
 			s.retryDraining(b, st.send)
 			continue
 		}
-		st.writers.Add(1)
 		s.running.Add(1)
 		go func() {
 			defer func() { <-st.slots; st.writers.Done(); s.running.Add(-1) }()

@@ -22,6 +22,7 @@ type watched[T any] struct {
 
 	mu   sync.Mutex
 	cur  T
+	gen  uint64      // loads of cur so far: a guard re-checks streams when it moves
 	good []fileState // the files as they were when cur was loaded
 	bad  []fileState // the files as they were at the last failed load
 	next time.Time   // no look before then
@@ -66,12 +67,27 @@ func (w *watched[T]) get() T {
 		return w.cur
 	}
 	w.cur, w.good, w.bad = v, st, nil
+	w.gen++
 	attrs := []any{"files", w.files}
 	if w.describe != nil {
 		attrs = append(attrs, w.describe(v)...)
 	}
 	w.log.Info("reloaded "+w.what, attrs...)
 	return w.cur
+}
+
+// look looks at the files now if force is set, else as get does, and
+// returns the generation of the material: it changes with every load.
+func (w *watched[T]) look(force bool) uint64 {
+	if force {
+		w.mu.Lock()
+		w.next = time.Time{}
+		w.mu.Unlock()
+	}
+	w.get()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
 }
 
 func states(files []string) []fileState {

@@ -27,6 +27,7 @@ type Server struct {
 	files ServerFiles
 	cert  *watched[*tls.Certificate]
 	cas   *watched[*x509.CertPool] // nil without ClientCAFile
+	guard *guard                   // nil without ClientCAFile
 	log   *slog.Logger
 	lim   *limiter
 
@@ -50,6 +51,7 @@ func NewServer(f ServerFiles, o Options) (*Server, error) {
 		if s.cas, err = watchPool("client CA", f.ClientCAFile, o); err != nil {
 			return nil, err
 		}
+		s.guard = newGuard("client certificate", []string{f.ClientCAFile}, o, s.cas.look)
 	}
 	return s, nil
 }

@@ -14,7 +14,17 @@
 // already open keep what they negotiated. A load that fails (a half-written
 // file, a key that does not match its certificate yet) keeps the previous
 // material and logs one warning for that state of the files; the next
-// change is tried again. There are no goroutines and nothing to close.
+// change is tried again.
+//
+// Revocation: streams already open are checked again when the files they
+// were let in by change. Tokens.StreamInterceptor (with a tokens file) and
+// Server.StreamInterceptor (with mutual TLS) run a goroutine while streams
+// are open, which learns of changes by fsnotify on the files' directories
+// and by a look every CheckInterval, and ends a stream whose token is no
+// longer in the file, or whose client certificate no longer verifies
+// against the client CAs or has expired: its context is cancelled with an
+// Unauthenticated status as the cause, which the handler returns. There is
+// nothing to close: the goroutine ends with the last stream.
 //
 // Choices:
 //   - TLS 1.2 at least. The server disables session tickets, so every

@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -124,6 +124,7 @@ func (b *Bearer) RequireTransportSecurity() bool { return !b.insecure }
 type Tokens struct {
 	fixed [][sha256.Size]byte
 	file  *watched[[][sha256.Size]byte] // nil without a file
+	guard *guard                        // nil without a file
 	log   *slog.Logger
 	lim   *limiter
 }
@@ -163,6 +164,7 @@ func NewTokens(tokens []string, file string, o Options) (*Tokens, error) {
 		if t.file, err = newWatched("bearer tokens", []string{file}, o, load, describe); err != nil {
 			return nil, fmt.Errorf("bearer tokens file: %w", err)
 		}
+		t.guard = newGuard("bearer token", []string{file}, o, t.file.look)
 	}
 	if t.file == nil && len(t.fixed) == 0 {
 		return nil, errors.New("tlsconf: no bearer token to accept")
@@ -173,32 +175,30 @@ func NewTokens(tokens []string, file string, o Options) (*Tokens, error) {
 // check returns nil if ctx carries an accepted token, else an
 // Unauthenticated status.
 func (t *Tokens) check(ctx context.Context, method string) error {
+	_, err := t.token(ctx, method)
+	return err
+}
+
+// token returns the digest of the accepted token ctx carries, or an
+// Unauthenticated status.
+func (t *Tokens) token(ctx context.Context, method string) ([sha256.Size]byte, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return t.reject(ctx, method, MsgMissingToken)
+		return [sha256.Size]byte{}, t.reject(ctx, method, MsgMissingToken)
 	}
 	scheme, tok, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
 	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return t.reject(ctx, method, MsgMissingToken)
+		return [sha256.Size]byte{}, t.reject(ctx, method, MsgMissingToken)
 	}
 	// Digests have one length: the comparison time says nothing about the
 	// token's length or content, and every accepted token is compared.
 	sum := sha256.Sum256([]byte(tok))
-	match := 0
-	for _, s := range t.fixed {
-		match |= subtle.ConstantTimeCompare(sum[:], s[:])
+	if !t.accepts(sum) {
+		return [sha256.Size]byte{}, t.reject(ctx, method, MsgInvalidToken)
 	}
-	if t.file != nil {
-		for _, s := range t.file.get() {
-			match |= subtle.ConstantTimeCompare(sum[:], s[:])
-		}
-	}
-	if match == 0 {
-		return t.reject(ctx, method, MsgInvalidToken)
-	}
-	return nil
+	return sum, nil
 }
 
 func (t *Tokens) reject(ctx context.Context, method, msg string) error {
@@ -222,12 +222,27 @@ func (t *Tokens) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamInterceptor rejects streams without an accepted token.
+// StreamInterceptor rejects streams without an accepted token. With a
+// tokens file, it also ends open streams whose token the file no longer
+// holds, within a look at the file (fsnotify, else Options.CheckInterval)
+// of its change: the stream's context is cancelled with an Unauthenticated
+// status (MsgRevokedToken) as the cause, which the handler returns (see
+// transport.Server), and the aggregator logs the peer (never the token).
 func (t *Tokens) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := t.check(ss.Context(), info.FullMethod); err != nil {
+		sum, err := t.token(ss.Context(), info.FullMethod)
+		if err != nil {
 			return err
 		}
-		return handler(srv, ss)
+		if t.guard == nil {
+			return handler(srv, ss)
+		}
+		check := func(time.Time) error {
+			if !t.accepts(sum) {
+				return status.Error(codes.Unauthenticated, MsgRevokedToken)
+			}
+			return nil
+		}
+		return t.guard.serve(srv, ss, info, handler, check, time.Time{})
 	}
 }
