@@ -164,6 +164,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 			"ferry_aggregator_connections_refused_total": lim.Refused.Load(),
 			"ferry_aggregator_handshake_timeouts_total":  lim.HandshakeTimeouts.Load(),
 			"ferry_aggregator_oversize_messages_total":   srv.OversizeMessages.Load(),
+			"ferry_aggregator_streams_revoked_total":     srv.Revoked.Load(),
 		}
 		addBufferStats(m, bufs)
 		return m
@@ -252,7 +253,9 @@ func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption
 		if err != nil {
 			return nil, nil, fmt.Errorf("tls: %w", err)
 		}
-		opts = append(opts, grpc.Creds(st.Credentials()))
+		// With mutual TLS, streams whose client certificate stops verifying
+		// (client CA file changed, certificate expired) are ended.
+		opts = append(opts, grpc.Creds(st.Credentials()), grpc.ChainStreamInterceptor(st.StreamInterceptor()))
 		files = append(files, st)
 	}
 	if hasAuth(cfg.Auth) {
