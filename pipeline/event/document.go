@@ -20,6 +20,7 @@ var flagNames = []struct {
 	{ferryv1.Flag_FLAG_JOINED, "joined"},
 	{ferryv1.Flag_FLAG_UNPARSED, "unparsed"},
 	{ferryv1.Flag_FLAG_PARTIAL, "partial"},
+	{ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE, "timestamp_out_of_range"},
 }
 
 // AppendDocument appends the JSON document of e, with ECS field names, to
@@ -59,10 +60,16 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
 		dst = append(dst, '}')
 	}
-	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 {
+	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 || e.GetOriginalTime() != "" {
 		dst = append(dst, `,"ferry":{"input":`...)
 		dst = appendString(dst, []byte(in))
 		dst = appendFlags(dst, e.GetFlags())
+		if ot := e.GetOriginalTime(); ot != "" {
+			// The line's time as written, when @timestamp could not be it
+			// (out of date_nanos's range): a keyword, kept verbatim.
+			dst = append(dst, `,"original_timestamp":`...)
+			dst = appendString(dst, []byte(ot))
+		}
 		dst = append(dst, '}')
 	}
 	switch e.GetStream() {

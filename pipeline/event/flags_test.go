@@ -13,6 +13,7 @@ func TestFlagNames(t *testing.T) {
 	for bit, name := range map[ferryv1.Flag]string{
 		ferryv1.Flag_FLAG_TRUNCATED: "truncated", ferryv1.Flag_FLAG_INVALID_UTF8: "invalid_utf8",
 		ferryv1.Flag_FLAG_JOINED: "joined", ferryv1.Flag_FLAG_UNPARSED: "unparsed", ferryv1.Flag_FLAG_PARTIAL: "partial",
+		ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE: "timestamp_out_of_range",
 	} {
 		doc := AppendDocument(nil, "n", &ferryv1.Event{Id: ID(nil, "n", "f", 1), Flags: uint32(bit)}, time.Unix(0, 0))
 		var m struct {

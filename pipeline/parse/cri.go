@@ -14,16 +14,19 @@ import (
 func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
-		if _, ok := ParseTime(line); ok {
+		if _, ok, outOfRange := TimeInRange(line); ok || outOfRange {
 			return Header{}, 0, "missing stream", nil
 		}
 		return Header{}, 0, "time", line
 	}
-	t, ok := ParseTime(line[:sp])
-	if !ok {
+	switch t, ok, outOfRange := TimeInRange(line[:sp]); {
+	case ok:
+		h.Time, h.HasTime = t, true
+	case outOfRange:
+		h.outOfRange(0, sp) // the stream and the message still count
+	default:
 		return Header{}, 0, "time", line[:sp]
 	}
-	h.Time = t
 	pos := sp + 1
 
 	sp = bytes.IndexByte(line[pos:], ' ')

@@ -359,21 +359,21 @@ func streamOf(raw []byte, esc bool) (s ferryv1.StreamName, ok bool) {
 	return 0, false
 }
 
-// timeOf decodes and parses a "time" value. An escaped one has no length
-// limit (a fraction may have any number of digits): it allocates only if its
-// decoded form outgrows the buffer.
-func timeOf(raw []byte, esc bool) (int64, bool) {
+// timeOf decodes and parses a "time" value (see TimeInRange). An escaped
+// one has no length limit (a fraction may have any number of digits): it
+// allocates only if its decoded form outgrows the buffer.
+func timeOf(raw []byte, esc bool) (ns int64, ok, outOfRange bool) {
 	if esc {
 		return escapedTimeOf(raw)
 	}
-	return ParseTime(raw)
+	return TimeInRange(raw)
 }
 
 //go:noinline
-func escapedTimeOf(raw []byte) (int64, bool) {
+func escapedTimeOf(raw []byte) (int64, bool, bool) {
 	var buf [128]byte
 	raw, _ = appendUnescape(buf[:0], raw)
-	return ParseTime(raw)
+	return TimeInRange(raw)
 }
 
 // scanDocker validates a Docker json-file line and finds its members. On
@@ -459,8 +459,12 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 		if !f.time.isStr {
 			return f, h, dfail{what: `"time" is not a string`, off: -1}
 		}
-		var ok bool
-		if h.Time, ok = timeOf(f.time.raw(line), f.time.esc); !ok {
+		switch t, ok, outOfRange := timeOf(f.time.raw(line), f.time.esc); {
+		case ok:
+			h.Time, h.HasTime = t, true
+		case outOfRange:
+			h.outOfRange(f.time.start, f.time.end) // the stream and the message still count
+		default:
 			return f, h, dfail{what: "time", field: f.time.raw(line), off: -1}
 		}
 	}

@@ -73,6 +73,16 @@ func checkTime(t testing.TB, s string) {
 	if !ok && inRange && rfc3339Form.MatchString(s) {
 		t.Fatalf("ParseTime(%q) rejects what time.Parse reads as %v", s, tm)
 	}
+	got2, ok2, outOfRange := TimeInRange([]byte(s))
+	if got2 != got || ok2 != ok || ok && outOfRange {
+		t.Fatalf("TimeInRange(%q) = %d, %v, %v; ParseTime %d, %v", s, got2, ok2, outOfRange, got, ok)
+	}
+	if outOfRange && (err != nil || inRange) {
+		t.Fatalf("TimeInRange(%q) says out of range, time.Parse: %v %v", s, tm, err)
+	}
+	if !ok && !outOfRange && err == nil && rfc3339Form.MatchString(s) {
+		t.Fatalf("TimeInRange(%q) rejects what time.Parse reads as %v", s, tm)
+	}
 }
 
 // renderCRI formats a CRI line in canonical form: the time as containerd
@@ -106,6 +116,7 @@ func FuzzCRI(f *testing.F) {
 	f.Add([]byte("2016-13-06T00:17:09Z stdout F m"), int64(math.MaxInt64), uint8(13))
 	f.Add([]byte(criTime+" stdout F a\xffb\r"), int64(1), uint8(2))
 	f.Add([]byte(""), int64(0), uint8(0))
+	f.Add([]byte("2262-04-11T23:47:16.854775808Z stderr P late"), int64(0), uint8(0))
 	zones := [...]int{0, 1, 5*3600 + 1800, -8 * 3600}
 	f.Fuzz(func(t *testing.T, line []byte, ns int64, flags uint8) {
 		// Any line: the common properties, and agreement with Detect and
@@ -117,6 +128,11 @@ func FuzzCRI(f *testing.F) {
 			}
 			sp := bytes.IndexByte(line, ' ')
 			checkTime(t, string(line[:sp]))
+			_, ok, outOfRange := TimeInRange(line[:sp])
+			if h.HasTime != ok || h.TimeOutOfRange != outOfRange ||
+				outOfRange && (h.TimeStart != 0 || h.TimeEnd != min(sp, MaxTimeText)) {
+				t.Fatalf("%q: header %+v, time in range %v, out of range %v", line, h, ok, outOfRange)
+			}
 			if !bytes.HasSuffix(line, msg) && utf8.Valid(line) {
 				t.Fatalf("%q: message %q is not the line's tail", line, msg)
 			}
@@ -129,7 +145,7 @@ func FuzzCRI(f *testing.F) {
 		if err != nil {
 			t.Fatalf("canonical %q: %v", canon, err)
 		}
-		want := Header{Time: ns, Stream: stdout, Partial: partial}
+		want := Header{Time: ns, HasTime: true, Stream: stdout, Partial: partial}
 		if isErr {
 			want.Stream = stderr
 		}
@@ -182,11 +198,23 @@ func checkDocker(t testing.TB, line []byte) {
 	}
 	if v, has := m["time"]; has {
 		s, ok := v.(string)
+		outOfRange := false
 		if ok {
 			checkTime(t, s)
-			want.Time, ok = ParseTime([]byte(s))
+			want.Time, ok, outOfRange = TimeInRange([]byte(s))
+			want.HasTime = ok
 		}
-		wantErr = wantErr || !ok
+		if outOfRange && err == nil {
+			// The time as it stands in the line, cut to MaxTimeText.
+			want.TimeOutOfRange, want.TimeStart, want.TimeEnd = true, h.TimeStart, h.TimeEnd
+			raw := line[h.TimeStart:h.TimeEnd]
+			var back string
+			if h.TimeStart <= 0 || h.TimeEnd > len(line) || line[h.TimeStart-1] != '"' ||
+				len(raw) < MaxTimeText && (line[h.TimeEnd] != '"' || json.Unmarshal(fmt.Appendf(nil, `"%s"`, raw), &back) != nil || back != s) {
+				t.Fatalf("%q: out-of-range time at [%d:%d] is not %q as written", line, h.TimeStart, h.TimeEnd, s)
+			}
+		}
+		wantErr = wantErr || !ok && !outOfRange
 	}
 	if wantErr {
 		if err == nil {
@@ -329,6 +357,7 @@ func FuzzParseTime(f *testing.F) {
 	for _, s := range []string{
 		criTime, "2016-10-06T00:17:09+05:30", "1677-09-21T00:12:43.145224192Z",
 		"2262-04-11T23:47:16.854775807Z", "2024-02-29T23:59:59.9999999999Z", "2016-01-01T0:00:00Z",
+		"2262-04-11T23:47:16.854775808Z", "1677-09-21T00:12:43.145224191Z", "0000-01-01T00:00:00-23:59",
 	} {
 		f.Add(s)
 	}

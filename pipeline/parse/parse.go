@@ -56,9 +56,33 @@ func ParseFormat(s string) (Format, error) {
 
 // Header is what a parser learns about a line besides its message.
 type Header struct {
-	Time    int64              // Unix nanoseconds; 0 when the line carries no time (plain)
+	// Time is the line's own time in Unix nanoseconds when HasTime. Zero
+	// is a time like any other (1970-01-01T00:00:00Z), not "no time".
+	Time int64
+	// HasTime is false when the line carries no usable time: plain text, a
+	// malformed line, or a time out of range.
+	HasTime bool
+	// TimeOutOfRange reports a well-formed RFC 3339 time outside the int64
+	// nanosecond range (see TimeInRange); the rest of the line is parsed
+	// as usual. line[TimeStart:TimeEnd] is the time as written (in Docker
+	// format, as it stands between the quotes, escapes and all), cut to
+	// MaxTimeText bytes. Both offsets are 0 otherwise.
+	TimeOutOfRange     bool
+	TimeStart, TimeEnd int
+
 	Stream  ferryv1.StreamName // STREAM_STDOUT, STREAM_STDERR, or STREAM_UNSPECIFIED (plain)
 	Partial bool               // the message continues on the next line (CRI tag "P", Docker "log" without trailing "\n")
+}
+
+// MaxTimeText bounds what Header.TimeStart and TimeEnd delimit: a fraction
+// of seconds may have any number of digits.
+const MaxTimeText = 64
+
+// outOfRange marks h as carrying the time line[start:end], which is out of
+// range.
+func (h *Header) outOfRange(start, end int) {
+	h.Time, h.HasTime, h.TimeOutOfRange = 0, false, true
+	h.TimeStart, h.TimeEnd = start, min(end, start+MaxTimeText)
 }
 
 // ErrMalformed is wrapped by every error Append returns for a line that is

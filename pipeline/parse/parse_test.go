@@ -30,7 +30,8 @@ type appendCase struct {
 	name     string
 	line     string
 	msg      string // for a malformed line: the raw line, made valid UTF-8
-	time     string // RFC 3339, "" for 0
+	time     string // RFC 3339, "" for no time
+	oor      string // a time out of range, as the line has it (Header.TimeStart:TimeEnd)
 	stream   ferryv1.StreamName
 	partial  bool
 	replaced bool
@@ -61,11 +62,20 @@ var criCases = []appendCase{
 	{name: "millis", line: "2016-10-06T00:17:09.5Z stdout F m", msg: "m", time: "2016-10-06T00:17:09.500Z", stream: stdout},
 	{name: "invalid utf8", line: criTime + " stdout F a\xffb\xe2\x82c", msg: "a\uFFFDb\uFFFD\uFFFDc", time: criTime, stream: stdout, replaced: true},
 	{name: "utf8 ok", line: criTime + " stdout F héllo 😀", msg: "héllo 😀", time: criTime, stream: stdout},
+	{name: "epoch is a time", line: "1970-01-01T00:00:00Z stdout F m", msg: "m", time: "1970-01-01T00:00:00Z", stream: stdout},
+	{name: "last time in range", line: "2262-04-11T23:47:16.854775807Z stdout F m", msg: "m", time: "2262-04-11T23:47:16.854775807Z", stream: stdout},
+	{name: "first time in range", line: "1677-09-21T00:12:43.145224192Z stdout F m", msg: "m", time: "1677-09-21T00:12:43.145224192Z", stream: stdout},
+	{name: "one ns after the range", line: "2262-04-11T23:47:16.854775808Z stderr F late", msg: "late", oor: "2262-04-11T23:47:16.854775808Z", stream: stderr},
+	{name: "one ns before the range", line: "1677-09-21T00:12:43.145224191Z stdout F early", msg: "early", oor: "1677-09-21T00:12:43.145224191Z", stream: stdout},
+	{name: "year 9999 partial", line: "9999-12-31T23:59:59+01:00 stdout P x", msg: "x", oor: "9999-12-31T23:59:59+01:00", stream: stdout, partial: true},
+	{name: "out of range long fraction cut", line: "3000-01-01T00:00:00." + strings.Repeat("1", 100) + "Z stdout F m", msg: "m",
+		oor: ("3000-01-01T00:00:00." + strings.Repeat("1", 100))[:MaxTimeText], stream: stdout},
 
 	{name: "malformed time", line: "2016-13-06T00:17:09Z stdout F m", msg: "2016-13-06T00:17:09Z stdout F m", err: `cri: time "2016-13-06T00:17:09Z"`},
 	{name: "time not a time", line: "hello stdout F m", msg: "hello stdout F m", err: `cri: time "hello"`},
 	{name: "lowercase z", line: "2016-10-06T00:17:09z stdout F m", msg: "2016-10-06T00:17:09z stdout F m", err: "cri: time"},
 	{name: "only time", line: criTime, msg: criTime, err: "cri: missing stream"},
+	{name: "only time out of range", line: "9999-12-31T23:59:59Z", msg: "9999-12-31T23:59:59Z", err: "cri: missing stream"},
 	{name: "time and space", line: criTime + " ", msg: criTime + " ", err: "cri: missing stream"},
 	{name: "no tag", line: criTime + " stdout", msg: criTime + " stdout", err: `cri: missing tag after stream "stdout"`},
 	{name: "empty tag", line: criTime + " stdout ", msg: criTime + " stdout ", err: `cri: tag ""`},
@@ -107,6 +117,9 @@ var dockerCases = []appendCase{
 	{name: "invalid utf8", line: "{\"log\":\"a\xffb\xc3\\n\",\"stream\":\"stdout\"}", msg: "a\uFFFDb\uFFFD", stream: stdout, replaced: true},
 	{name: "invalid utf8 around escapes", line: "{\"log\":\"\xe2\\n\xe2\x82\\u0041\\n\"}", msg: "\uFFFD\n\uFFFD\uFFFDA", replaced: true},
 	{name: "utf8 ok", line: `{"log":"héllo 😀\n"}`, msg: "héllo 😀"},
+	{name: "epoch is a time", line: `{"log":"x\n","time":"1970-01-01T00:00:00Z"}`, msg: "x", time: "1970-01-01T00:00:00Z"},
+	{name: "time out of range", line: `{"log":"late\n","stream":"stderr","time":"3000-01-01T00:00:00Z"}`, msg: "late", oor: "3000-01-01T00:00:00Z", stream: stderr},
+	{name: "escaped time out of range", line: `{"time":"1000-01-01T00:00:00\u005a","log":"x"}`, msg: "x", oor: `1000-01-01T00:00:00\u005a`, partial: true},
 
 	{name: "truncated", line: `{"log":"hello\n","stream":"std`, msg: `{"log":"hello\n","stream":"std`, err: "docker: truncated JSON"},
 	{name: "truncated after value", line: `{"log":"hello\n"`, msg: `{"log":"hello\n"`, err: "docker: truncated JSON"},
@@ -173,7 +186,13 @@ func runAppendCases(t *testing.T, f Format, cases []appendCase) {
 			}
 			var want Header
 			if c.time != "" {
-				want.Time = ts(t, c.time)
+				want.Time, want.HasTime = ts(t, c.time), true
+			}
+			if c.oor != "" {
+				if got := c.line[h.TimeStart:h.TimeEnd]; got != c.oor {
+					t.Errorf("time as written = %q, want %q", got, c.oor)
+				}
+				want.TimeOutOfRange, want.TimeStart, want.TimeEnd = true, h.TimeStart, h.TimeEnd
 			}
 			want.Stream, want.Partial = c.stream, c.partial
 			if h != want {

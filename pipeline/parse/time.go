@@ -11,9 +11,23 @@ import "math"
 // else and for times outside the int64 nanosecond range (1677-09-21 to
 // 2262-04-11). It does not allocate.
 func ParseTime(b []byte) (int64, bool) {
+	ns, ok, _ := parseTime(b)
+	return ns, ok
+}
+
+// TimeInRange is ParseTime telling apart the two reasons for false: a
+// well-formed RFC 3339 time outside the int64 nanosecond range (before
+// 1677-09-21T00:12:43.145224192Z or after 2262-04-11T23:47:16.854775807Z,
+// which is also the range of Elasticsearch's date_nanos) reports ok false
+// and outOfRange true; anything else ParseTime refuses reports both false.
+func TimeInRange(b []byte) (ns int64, ok, outOfRange bool) {
+	return parseTime(b)
+}
+
+func parseTime(b []byte) (int64, bool, bool) {
 	if len(b) < len("2006-01-02T15:04:05Z") ||
 		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
-		return 0, false
+		return 0, false, false
 	}
 	ok := true
 	year := digits(b[0:4], &ok)
@@ -24,7 +38,7 @@ func ParseTime(b []byte) (int64, bool) {
 	sec := digits(b[17:19], &ok)
 	if !ok || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || min > 59 || sec > 59 {
-		return 0, false
+		return 0, false, false
 	}
 	b = b[19:]
 
@@ -48,14 +62,14 @@ func ParseTime(b []byte) (int64, bool) {
 		oh := digits(b[1:3], &ok)
 		om := digits(b[4:6], &ok)
 		if !ok || oh > 23 || om > 59 {
-			return 0, false
+			return 0, false, false
 		}
 		offset = (oh*60 + om) * 60
 		if b[0] == '-' {
 			offset = -offset
 		}
 	default:
-		return 0, false
+		return 0, false, false
 	}
 
 	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + min*60 + sec - offset
@@ -68,11 +82,11 @@ func ParseTime(b []byte) (int64, bool) {
 	if secs > maxSec || secs < minSec-1 ||
 		(secs == maxSec && nsec > maxNsec) ||
 		(secs == minSec-1 && nsec < 1e9-maxNsec-1) {
-		return 0, false
+		return 0, false, true
 	}
 	// Near the bottom of the range secs*1e9 overflows before nsec brings it
 	// back; Go's signed arithmetic wraps, so the sum is still exact.
-	return secs*1e9 + nsec, true
+	return secs*1e9 + nsec, true, false
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

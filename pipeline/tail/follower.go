@@ -23,6 +23,7 @@ type join struct {
 	active bool
 	off    int64
 	time   int64
+	orig   string // the first fragment's time as written, when out of range
 	flags  uint32
 	buf    []byte
 	frags  int   // fragments so far
@@ -909,8 +910,15 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 	if replaced {
 		flags |= uint32(ferryv1.Flag_FLAG_INVALID_UTF8)
 	}
-	if h.Time == 0 {
+	if !h.HasTime {
 		h.Time = fl.now
+	}
+	// A time out of range is the first fragment's only (as the time is):
+	// it is not or-ed into a join's flags.
+	var oor uint32
+	var orig string
+	if h.TimeOutOfRange {
+		oor, orig = uint32(ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE), string(line[h.TimeStart:h.TimeEnd])
 	}
 	s := int(h.Stream) % len(fl.joins)
 	if j := &fl.joins[s]; j.flushed {
@@ -922,7 +930,7 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 		msg := arena[start:]
 		c.Arena = arena[:start]
 		if !j.active {
-			*j = join{active: true, off: off, time: h.Time, buf: j.buf[:0]}
+			*j = join{active: true, off: off, time: h.Time, orig: orig, flags: oor, buf: j.buf[:0]}
 		}
 		j.frags++
 		j.last = fl.now
@@ -939,7 +947,7 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 	}
 	c.Arena = arena
 	c.count()
-	c.Recs = append(c.Recs, Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags})
+	c.Recs = append(c.Recs, Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags | oor, OrigTime: orig})
 }
 
 // flushStaleJoins sends, each as its own event flagged partial, the open
@@ -973,7 +981,7 @@ func (fl *follower) emitJoined(j *join, stream ferryv1.StreamName) {
 	if j.frags > 1 {
 		flags |= uint32(ferryv1.Flag_FLAG_JOINED)
 	}
-	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: flags})
+	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: flags, OrigTime: j.orig})
 	j.active = false
 	if cap(j.buf) > 1<<20 {
 		j.buf = nil

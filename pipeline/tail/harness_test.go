@@ -55,6 +55,7 @@ type ev struct {
 	Flags  uint32
 	Stream ferryv1.StreamName
 	Time   int64
+	Orig   string // Rec.OrigTime
 }
 
 func (e ev) String() string {
@@ -203,7 +204,7 @@ func (h *harness) record(m *Manager, c *Chunk) {
 		r := &c.Recs[i]
 		h.events = append(h.events, ev{
 			Run: h.run, FileID: c.File.ID, Path: c.File.Path, Link: c.File.Link, Off: r.Off,
-			Msg: string(c.Message(r)), Flags: r.Flags, Stream: r.Stream, Time: r.Time,
+			Msg: string(c.Message(r)), Flags: r.Flags, Stream: r.Stream, Time: r.Time, Orig: r.OrigTime,
 		})
 	}
 	hold := h.opts.holdCommits

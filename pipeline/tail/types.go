@@ -56,9 +56,12 @@ type Rec struct {
 	Off      int64 // offset of the line's first byte (first fragment if joined)
 	MsgStart uint32
 	MsgEnd   uint32
-	Time     int64
+	Time     int64 // the line's own time, else when it was read
 	Stream   ferryv1.StreamName
 	Flags    uint32
+	// OrigTime is the line's time as written when it is out of range
+	// (FLAG_TIMESTAMP_OUT_OF_RANGE; Time is then the time of reading).
+	OrigTime string
 }
 
 // Chunk is a run of events from one file, in file order. After the events

@@ -88,7 +88,7 @@ func ecsMappings() obj {
 			"log":       props(obj{"file": props(obj{"path": keyword}), "offset": long}),
 			"stream":    keyword,
 			"service":   props(obj{"name": keyword, "environment": keyword}),
-			"ferry":     props(obj{"input": keyword, "flags": keyword, "original_index": keyword}),
+			"ferry":     props(obj{"input": keyword, "flags": keyword, "original_index": keyword, "original_timestamp": keyword}),
 			"source":    props(obj{"ip": obj{"type": "ip"}, "geo": props(obj{"location": obj{"type": "geo_point"}})}),
 			"http": props(obj{
 				"response": props(obj{"status_code": long}),

@@ -145,6 +145,11 @@ const (
 	// A partial record (CRI "P", Docker line without a trailing newline) whose
 	// continuation did not come within partial_flush_after, sent on its own.
 	Flag_FLAG_PARTIAL Flag = 16
+	// The line's time is well-formed but outside the range of int64
+	// nanoseconds (1677-09-21 to 2262-04-11, also Elasticsearch's date_nanos):
+	// time_unix_nano is the time of reading, original_time the time as
+	// written. Stream and message are parsed as usual.
+	Flag_FLAG_TIMESTAMP_OUT_OF_RANGE Flag = 32
 )
 
 // Enum value maps for Flag.
@@ -156,14 +161,16 @@ var (
 		4:  "FLAG_JOINED",
 		8:  "FLAG_UNPARSED",
 		16: "FLAG_PARTIAL",
+		32: "FLAG_TIMESTAMP_OUT_OF_RANGE",
 	}
 	Flag_value = map[string]int32{
-		"FLAG_NONE":         0,
-		"FLAG_TRUNCATED":    1,
-		"FLAG_INVALID_UTF8": 2,
-		"FLAG_JOINED":       4,
-		"FLAG_UNPARSED":     8,
-		"FLAG_PARTIAL":      16,
+		"FLAG_NONE":                   0,
+		"FLAG_TRUNCATED":              1,
+		"FLAG_INVALID_UTF8":           2,
+		"FLAG_JOINED":                 4,
+		"FLAG_UNPARSED":               8,
+		"FLAG_PARTIAL":                16,
+		"FLAG_TIMESTAMP_OUT_OF_RANGE": 32,
 	}
 )
 
@@ -329,8 +336,11 @@ type Event struct {
 	// Typed fields: metrics and enrichment ride here.
 	Fields map[string]*Value `protobuf:"bytes,7,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Bitwise OR of Flag values.
-	Flags         uint32 `protobuf:"varint,8,opt,name=flags,proto3" json:"flags,omitempty"`
-	Kind          Kind   `protobuf:"varint,9,opt,name=kind,proto3,enum=ferry.v1.Kind" json:"kind,omitempty"`
+	Flags uint32 `protobuf:"varint,8,opt,name=flags,proto3" json:"flags,omitempty"`
+	Kind  Kind   `protobuf:"varint,9,opt,name=kind,proto3,enum=ferry.v1.Kind" json:"kind,omitempty"`
+	// The line's own time as written (at most 64 bytes), when it could not
+	// be time_unix_nano: see FLAG_TIMESTAMP_OUT_OF_RANGE. Empty otherwise.
+	OriginalTime  string `protobuf:"bytes,10,opt,name=original_time,json=originalTime,proto3" json:"original_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -426,6 +436,13 @@ func (x *Event) GetKind() Kind {
 		return x.Kind
 	}
 	return Kind_KIND_UNSPECIFIED
+}
+
+func (x *Event) GetOriginalTime() string {
+	if x != nil {
+		return x.OriginalTime
+	}
+	return ""
 }
 
 type Source struct {
@@ -766,7 +783,7 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12'\n" +
-	"\x06events\x18\x03 \x03(\v2\x0f.ferry.v1.EventR\x06events\"\xa0\x03\n" +
+	"\x06events\x18\x03 \x03(\v2\x0f.ferry.v1.EventR\x06events\"\xc5\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x10R\ftimeUnixNano\x12\x18\n" +
@@ -778,7 +795,9 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"kubernetes\x123\n" +
 	"\x06fields\x18\a \x03(\v2\x1b.ferry.v1.Event.FieldsEntryR\x06fields\x12\x14\n" +
 	"\x05flags\x18\b \x01(\rR\x05flags\x12\"\n" +
-	"\x04kind\x18\t \x01(\x0e2\x0e.ferry.v1.KindR\x04kind\x1aJ\n" +
+	"\x04kind\x18\t \x01(\x0e2\x0e.ferry.v1.KindR\x04kind\x12#\n" +
+	"\roriginal_time\x18\n" +
+	" \x01(\tR\foriginalTime\x1aJ\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
 	"\x05value\x18\x02 \x01(\v2\x0f.ferry.v1.ValueR\x05value:\x028\x01\"c\n" +
@@ -819,14 +838,15 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"StreamName\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x02*v\n" +
+	"\rSTREAM_STDERR\x10\x02*\x97\x01\n" +
 	"\x04Flag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x12\n" +
 	"\x0eFLAG_TRUNCATED\x10\x01\x12\x15\n" +
 	"\x11FLAG_INVALID_UTF8\x10\x02\x12\x0f\n" +
 	"\vFLAG_JOINED\x10\x04\x12\x11\n" +
 	"\rFLAG_UNPARSED\x10\b\x12\x10\n" +
-	"\fFLAG_PARTIAL\x10\x1026\n" +
+	"\fFLAG_PARTIAL\x10\x10\x12\x1f\n" +
+	"\x1bFLAG_TIMESTAMP_OUT_OF_RANGE\x10 26\n" +
 	"\x06Ingest\x12,\n" +
 	"\x06Stream\x12\x0f.ferry.v1.Batch\x1a\r.ferry.v1.Ack(\x010\x01B3Z1github.com/ferrylogs/ferry/proto/ferry/v1;ferryv1b\x06proto3"
 
