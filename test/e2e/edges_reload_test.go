@@ -88,6 +88,9 @@ aggregator:
 	writeAgentConfig("  batch_max_events: 500\nlog: {level: debug}\n", "50ms")
 	harness.WriteFile(t, agentConfig, readFile(t, agentConfig)+fmt.Sprintf("  - {type: file, paths: [\"%s/plain/*.log\"]}\n", root))
 	reloads := countLog(agent, "configuration reloaded")
+	if countLog(agent, "level=DEBUG") > 0 {
+		t.Fatalf("debug lines at log level info")
+	}
 	for range 50 {
 		pod.Write(t, 0, pod.Written)
 	}
@@ -107,6 +110,9 @@ aggregator:
 	}
 	if strings.Contains(log, "key=log.level") || strings.Contains(log, "key=inputs") {
 		t.Errorf("the agent's log names a live key as needing a restart")
+	}
+	if !strings.Contains(log[strings.Index(log, "needs a restart"):], "level=DEBUG") { // log.level is applied first
+		t.Errorf("no debug line after log.level became debug")
 	}
 
 	// An invalid configuration: logged by field, and the agent runs on.
