@@ -302,8 +302,11 @@ func (m *Manager) candidate(in *Input, link string, first bool, matched map[devI
 	return fl
 }
 
+// openFile opens a file for reading (a test may make it fail).
+var openFile = os.Open
+
 func openRegular(path string) (*os.File, os.FileInfo, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
