@@ -18,7 +18,10 @@ type diskBuffer struct {
 // durable. A buffer whose disk failed stays failed until the process
 // restarts, so the replica stays out of the Service: agents connecting anew
 // go to another replica, and the streams of those connected are ended (see
-// buffersHealth). The error names each reason.
+// buffersHealth). A buffer whose disk is full refuses batches until the
+// ones it holds are delivered and free their space (wal.Stats.DiskFull):
+// the replica is not ready meanwhile, but the streams stay open (agents
+// retry and keep their offsets). The error names each reason.
 func readiness(accepting func() bool, bufs []diskBuffer) func() error {
 	return func() error {
 		var errs []error
@@ -27,6 +30,11 @@ func readiness(accepting func() bool, bufs []diskBuffer) func() error {
 		}
 		if err := buffersHealth(bufs)(); err != nil {
 			errs = append(errs, err)
+		}
+		for _, b := range bufs {
+			if b.buf.Stats().DiskFull && b.buf.Err() == nil {
+				errs = append(errs, fmt.Errorf("buffer full: buffer %s has no room on its disk; batches are refused until the ones it holds are delivered", b.name))
+			}
 		}
 		return errors.Join(errs...)
 	}
@@ -65,17 +73,23 @@ func buffersHealth(bufs []diskBuffer) func() error {
 }
 
 // addBufferStats adds the disk buffers' health to the /stats counters:
-// the number of failed buffers (0 when all are healthy) and the batches
-// refused because a buffer's disk was full.
+// the number of failed buffers (0 when all are healthy), of buffers whose
+// disk is full now, and the batches refused because a buffer's disk was
+// full.
 func addBufferStats(m map[string]uint64, bufs []diskBuffer) {
-	var failed, noSpace, dropped uint64
+	var failed, full, noSpace, dropped uint64
 	for _, b := range bufs {
 		if b.buf.Err() != nil {
 			failed++
 		}
-		noSpace += b.buf.Stats().NoSpace
+		st := b.buf.Stats()
+		if st.DiskFull {
+			full++
+		}
+		noSpace += st.NoSpace
 		dropped += b.buf.Dropped()
 	}
+	m["ferry_aggregator_buffers_full"] = full
 	m["ferry_aggregator_buffer_events_dropped_total"] = dropped
 	m["ferry_aggregator_buffers_failed"] = failed
 	m["ferry_aggregator_buffer_no_space_total"] = noSpace

@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,5 +141,103 @@ func TestReadyzReportsFailedBuffer(t *testing.T) {
 			t.Fatalf("/healthz still %d %q with the failed buffer drained (pending %d)", code, body, bufs[0].buf.Stats().PendingRecords)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gated is a sink that takes nothing until open is closed.
+type gated struct{ open chan struct{} }
+
+func (g gated) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
+	select {
+	case <-g.open:
+		return sinks.Result{Delivered: len(b.Events)}, nil
+	case <-ctx.Done():
+		return sinks.Result{}, ctx.Err()
+	}
+}
+func (gated) Close(context.Context) error { return nil }
+
+// TestReadyzReportsFullBuffer (issue 19, case 6): while a disk buffer
+// refuses batches for lack of room, /readyz says "buffer full", naming it;
+// once the batches it holds are delivered, its segment (the default 64 MiB,
+// so it never rolled) is reclaimed and it is ready again and takes batches.
+// The disk is full for real: RLIMIT_FSIZE makes the segment's writes past
+// 256 KiB fail with EFBIG (the Go runtime ignores SIGXFSZ).
+func TestReadyzReportsFullBuffer(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	open := make(chan struct{})
+	s, err := withBuffer(gated{open}, config.Sink{Name: "es", Buffer: "disk"}, config.Buffer{Dir: t.TempDir(), Sync: "always"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := s.(*buffer.Sink)
+	var once sync.Once
+	release := func() { once.Do(func() { close(open) }) }
+	defer func() {
+		release() // Close delivers what the buffer holds
+		buf.Close(context.Background())
+	}()
+	bufs := []diskBuffer{{name: "es", buf: buf}}
+	h, err := ops.StartHealth("127.0.0.1:0", ops.Checks{Live: liveness(bufs), Ready: readiness(func() bool { return true }, bufs)}, func() map[string]uint64 {
+		m := map[string]uint64{}
+		addBufferStats(m, bufs)
+		return m
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 256 << 10, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
+
+	b := &event.Batch{Node: "n1"}
+	for i := range 10 {
+		b.Events = append(b.Events, &ferryv1.Event{Id: event.ID(nil, "n1", "f", int64(i)), Message: bytes.Repeat([]byte("x"), 1000)})
+	}
+	written := 0
+	for ; written < 1000; written++ {
+		b.Seq = uint64(written + 1)
+		if _, err = buf.Write(context.Background(), b); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, buffer.ErrFull) || !strings.Contains(err.Error(), "file too large") {
+		t.Fatalf("Write past RLIMIT_FSIZE: %v, want buffer.ErrFull (EFBIG)", err)
+	}
+	want := "not ready: buffer full: buffer es has no room on its disk; batches are refused until the ones it holds are delivered\n"
+	if code, body := httpGet(t, h.Addr(), "/readyz"); code != http.StatusServiceUnavailable || body != want {
+		t.Fatalf("/readyz = %d %q, want 503 %q", code, body, want)
+	}
+	if _, body := httpGet(t, h.Addr(), "/stats"); !strings.Contains(body, "ferry_aggregator_buffers_full 1\n") {
+		t.Fatalf("/stats = %q, want ferry_aggregator_buffers_full 1", body)
+	}
+	if code, body := httpGet(t, h.Addr(), "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d %q: a full disk is no reason to restart", code, body)
+	}
+
+	release() // the sink takes the batches: their space comes back
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := httpGet(t, h.Addr(), "/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %q after the buffer delivered everything: %+v", code, body, buf.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range written { // as many again: the space is back
+		b.Seq = uint64(written + 1 + i)
+		if _, err := buf.Write(context.Background(), b); err != nil {
+			t.Fatalf("Write %d of %d after the reclaim: %v", i+1, written, err)
+		}
 	}
 }

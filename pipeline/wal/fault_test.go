@@ -29,8 +29,12 @@ type faults struct {
 	// space is the number of bytes writes may still add (negative: no
 	// limit); a write that needs more writes what fits and fails with
 	// spaceErr.
-	space     int64
-	spaceErr  error
+	space    int64
+	spaceErr error
+	// capacity bounds the bytes of all segment files together, as a disk
+	// does (negative: no bound): a write that would pass it writes what
+	// fits and fails with ENOSPC. Removing a file frees its bytes.
+	capacity  int64
 	writeErr  error         // every write writes half its bytes and fails with it
 	truncErr  error         // every truncate fails with it
 	createErr error         // creating a segment file fails with it
@@ -54,7 +58,7 @@ type faultFile struct {
 }
 
 func installFaults(t *testing.T) *faults {
-	fs := &faults{space: -1, files: map[string]*fileState{}}
+	fs := &faults{space: -1, capacity: -1, files: map[string]*fileState{}}
 	orig := openFile
 	openFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
 		fs.mu.Lock()
@@ -121,13 +125,21 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	f.fs.writes++
 	werr, wrote := f.fs.writeErr, f.fs.wrote
-	if werr == nil && f.fs.space >= 0 && int64(len(p)) > f.fs.space {
+	room := int64(-1) // bytes the file may grow by
+	if f.fs.capacity >= 0 {
+		room = f.fs.capacity - f.fs.used()
+	}
+	switch end := off + int64(len(p)); {
+	case werr == nil && room >= 0 && end > f.size()+room:
+		p = p[:max(0, f.size()+room-off)]
+		werr = syscall.ENOSPC
+	case werr == nil && f.fs.space >= 0 && int64(len(p)) > f.fs.space:
 		werr = f.fs.spaceErr
 		p = p[:f.fs.space]
 		f.fs.space = 0
-	} else if werr != nil {
+	case werr != nil:
 		p = p[:len(p)/2]
-	} else if f.fs.space >= 0 {
+	case f.fs.space >= 0:
 		f.fs.space -= int64(len(p))
 	}
 	f.fs.mu.Unlock()
@@ -143,6 +155,26 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		err = &os.PathError{Op: "write", Path: f.name, Err: werr}
 	}
 	return n, err
+}
+
+// used returns the bytes of the segment files that exist. Called with mu
+// held.
+func (fs *faults) used() int64 {
+	var n int64
+	for name := range fs.files {
+		if fi, err := os.Stat(name); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+func (f *faultFile) size() int64 {
+	fi, err := os.Stat(f.name)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 func (f *faultFile) Truncate(size int64) error {

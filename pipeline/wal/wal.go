@@ -45,12 +45,20 @@
 // them off again and Append returns an error wrapping ErrFull, as when
 // MaxBytes is reached: the caller retries later, and the first Append that
 // fits succeeds. A segment file that cannot be created for lack of room is
-// handled the same way. Room comes back as Commit removes delivered segments:
-// Commit removes them even when the commit file itself cannot be written
-// (then its position lives on in memory and is written by the next Commit;
-// a restart before that delivers again what lies after the older position),
-// so a WAL that filled the disk itself empties it as its records are
-// delivered. If the bytes of a failed write cannot be cut off, the WAL fails.
+// handled the same way. A write that fails with EFBIG (the file may not grow:
+// RLIMIT_FSIZE, or the filesystem's largest file) is a full disk too. Room
+// comes back as Commit removes delivered segments: Commit removes them even
+// when the commit file itself cannot be written (then its position lives on
+// in memory and is written by the next Commit; a restart before that
+// delivers again what lies after the older position), so a WAL that filled
+// the disk itself empties it as its records are delivered. That includes the
+// active segment, which would otherwise never roll while appends are refused:
+// while the disk is full, a Commit that covers every record of the active
+// segment replaces it with an empty one and removes it, and so does an Append
+// that finds the disk full and the active segment delivered (the disk may
+// have filled while the WAL was idle). Stats.DiskFull tells while appends are
+// refused for lack of room. If the bytes of a failed write cannot be cut off,
+// the WAL fails.
 // A full disk reported by fsync instead (filesystems that allocate blocks only
 // when they write back) is a failed fsync.
 package wal
@@ -210,6 +218,12 @@ type Stats struct {
 	// NoSpace counts the Appends refused with ErrFull because the disk
 	// had no room (not because of MaxBytes).
 	NoSpace uint64
+	// DiskFull: Appends are being refused for lack of room on the disk. It
+	// is set when one is, and cleared when an Append succeeds, when Commit
+	// frees delivered segments (the next Append tries again), or after
+	// DiskFullLapse without a refusal (no one tried: whether there is room
+	// is unknown, so that a replica out of service for it gets a try again).
+	DiskFull bool
 	// Corrupt counts the damaged regions (a torn tail, a corrupt record)
 	// dropped by Open or skipped by Read since Open; a region may have held
 	// one record or several. CorruptBytes is their size.
@@ -233,10 +247,11 @@ type WAL struct {
 	syncMu sync.Mutex
 
 	mu       sync.Mutex
-	closed   bool  // Close started
-	finished bool  // Close done
-	failed   error // set once, wraps ErrFailed: the WAL no longer knows what is on disk
-	diskFull bool  // the last write or segment creation found no room
+	closed   bool      // Close started
+	finished bool      // Close done
+	failed   error     // set once, wraps ErrFailed: the WAL no longer knows what is on disk
+	diskFull bool      // the last write or segment creation found no room
+	fullAt   time.Time // when an Append was last refused for lack of room
 	// segs is sorted by id; the last one is the active segment that Append
 	// writes to, the others are sealed.
 	segs []*segment
@@ -361,17 +376,28 @@ func (w *WAL) put(rec []byte) (Pos, uint64, error) {
 		case w.pending+size > w.opts.MaxBytes:
 			return Pos{}, 0, fmt.Errorf("%w: %d bytes not yet committed, a record of %d would pass %d", ErrFull, w.pending, size, w.opts.MaxBytes)
 		}
-		if seg := w.active(); seg.size == 0 || seg.size+size <= w.opts.SegmentBytes {
+		seg := w.active()
+		// The disk is full and the active segment holds only delivered
+		// records: reclaim it, or nothing may ever free its bytes.
+		reclaim := w.diskFull && w.activeDelivered()
+		if !reclaim && (seg.size == 0 || seg.size+size <= w.opts.SegmentBytes) {
 			break
 		}
 		if !holdSync {
-			// roll fsyncs, and fsyncs run under syncMu, which comes
-			// before mu. Check again once both are held: Close, a failure
-			// or another roll may have come in between.
+			// roll and reclaim need syncMu (roll fsyncs; reclaim must not
+			// close a segment being fsynced), which comes before mu. Check
+			// again once both are held: Close, a failure or another roll
+			// may have come in between.
 			w.mu.Unlock()
 			w.syncMu.Lock()
 			holdSync = true
 			w.mu.Lock()
+			continue
+		}
+		if reclaim {
+			if _, err := w.reclaim(); err != nil {
+				return Pos{}, 0, err
+			}
 			continue
 		}
 		if err := w.roll(); err != nil {
@@ -435,6 +461,52 @@ func (w *WAL) write(seg *segment, rec []byte) error {
 	return w.fail(err)
 }
 
+// DiskFullLapse is how long Stats.DiskFull stays set after the last Append
+// refused for lack of room, if nothing clears it before.
+const DiskFullLapse = 30 * time.Second
+
+// activeDelivered reports whether the active segment holds records and
+// every one of them is committed. Called with mu held.
+func (w *WAL) activeDelivered() bool {
+	seg := w.active()
+	return seg.size > 0 && w.com.segment == seg.id && w.com.offset >= seg.size
+}
+
+// reclaim replaces the active segment, whose records are all committed
+// (activeDelivered), with an empty one and removes it, so that its bytes go
+// back to the disk. It returns the bytes freed. No room for the new segment
+// is ErrFull (the old one stays); any other failure fails the WAL, as in
+// roll. Called with syncMu and mu held: no fsync of the old segment runs.
+func (w *WAL) reclaim() (int64, error) {
+	old := w.active()
+	seg, err := createSegment(w.opts.Dir, old.id+1)
+	if err != nil {
+		if noSpace(err) {
+			return 0, w.full(err)
+		}
+		return 0, w.fail(err)
+	}
+	// The reader's cursor is at the end of old (a record is committed
+	// only once read): it moves on to seg by itself.
+	w.segs[len(w.segs)-1] = seg
+	old.f.Close()
+	var errs []error
+	// A segment left behind by a failure here is removed by the next Open,
+	// which finds it behind the committed position (or fully committed).
+	if err := os.Remove(old.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("wal: remove delivered segment: %w", err))
+	}
+	if w.opts.Sync != SyncNever {
+		if err := syncDir(w.opts.Dir); err != nil {
+			return old.size, w.fail(err)
+		}
+	}
+	w.pending = w.pendingBytes()
+	w.log.Info("wal: the disk is full and every record of the active segment is delivered: started a new one and removed it",
+		"dir", w.opts.Dir, "segment", old.path, "bytes", old.size)
+	return old.size, errors.Join(errs...)
+}
+
 // roll seals the active segment and starts the next one. Called with syncMu
 // and mu held.
 func (w *WAL) roll() error {
@@ -477,15 +549,19 @@ func createSegment(dir string, id uint64) (*segment, error) {
 	return &segment{id: id, path: path, f: f}, nil
 }
 
-// noSpace reports whether err says that the disk (or the quota) is full.
+// noSpace reports whether err says that the disk (or the quota) is full,
+// or that the file may not grow (EFBIG: RLIMIT_FSIZE, or the largest file
+// of the filesystem): either way the record does not fit now, and fits
+// once delivered segments are removed.
 func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
 }
 
 // full turns err, a write or a segment creation that found no room, into
 // an ErrFull. Called with mu held.
 func (w *WAL) full(err error) error {
 	w.noSpace++
+	w.fullAt = time.Now()
 	if !w.diskFull {
 		w.diskFull = true
 		w.log.Warn("wal: the disk is full; appends are refused as full until there is room again", "dir", w.opts.Dir, "err", err)
@@ -753,6 +829,15 @@ func (w *WAL) Commit(p Pos) error {
 		errs = append(errs, fmt.Errorf("wal: commit %v: %w (segments behind it are removed all the same)", p, err))
 	}
 
+	// While the disk is full, the active segment may be reclaimed below,
+	// which needs syncMu (before mu).
+	w.mu.Lock()
+	full := w.diskFull
+	w.mu.Unlock()
+	if full {
+		w.syncMu.Lock()
+		defer w.syncMu.Unlock()
+	}
 	w.mu.Lock()
 	w.com = nc
 	w.comSaved = len(errs) == 0
@@ -768,6 +853,21 @@ func (w *WAL) Commit(p Pos) error {
 	}
 	w.segs = keep
 	w.pending = w.pendingBytes()
+	var freed int64
+	for _, s := range gone {
+		freed += s.size
+	}
+	if full && w.diskFull && w.failed == nil && w.activeDelivered() {
+		n, err := w.reclaim()
+		freed += n
+		if err != nil && !errors.Is(err, ErrFull) { // ErrFull: the next Append tries again
+			errs = append(errs, err)
+		}
+	}
+	if w.diskFull && freed > 0 {
+		w.diskFull = false
+		w.log.Info("wal: delivered segments removed; appends are tried again", "dir", w.opts.Dir, "bytes_freed", freed)
+	}
 	w.mu.Unlock()
 
 	for _, s := range gone {
@@ -808,6 +908,7 @@ func (w *WAL) Stats() Stats {
 		Appends:        w.appends,
 		Syncs:          w.syncs,
 		NoSpace:        w.noSpace,
+		DiskFull:       w.diskFull && time.Since(w.fullAt) < DiskFullLapse,
 		Corrupt:        w.corrupt,
 		CorruptBytes:   w.corruptBytes,
 	}
