@@ -566,3 +566,147 @@ func appendDocker(dst, line []byte) ([]byte, Header, bool, error) {
 	}
 	return dst, h, replaced, nil
 }
+
+// DockerTailBytes is how many of the last bytes of an over-long Docker
+// json-file line AppendDockerCut needs to find its stream and time.
+const DockerTailBytes = 1024
+
+// AppendDockerCut parses a Docker json-file line too long to keep whole,
+// from its first bytes (head) and its last bytes (tail, without the '\n';
+// DockerTailBytes of them suffice). It appends the start of the decoded
+// "log" value, as much of it as head holds and at most max bytes, cut at a
+// character boundary, and returns the stream and time found in tail: a line
+// cut this way keeps everything but the end of its message. Partial is set
+// when the value does not end with a newline. A time out of range is
+// delimited in tail (see Header).
+//
+// Docker writes "log" first: a head that does not start with
+// {"log":" and a tail in which no "stream" or "time" member follows the
+// end of the log value make it return an error wrapping ErrMalformed (the
+// caller then cuts the raw line).
+func AppendDockerCut(dst, head, tail []byte, max int) ([]byte, Header, bool, error) {
+	s := scanner{b: head}
+	s.ws()
+	bad := func(what string) ([]byte, Header, bool, error) {
+		return dst, Header{}, false, fmt.Errorf("%w: docker: over-long line: %s", ErrMalformed, what)
+	}
+	if s.i >= len(head) || head[s.i] != '{' {
+		return bad("not a JSON object")
+	}
+	s.i++
+	s.ws()
+	const key = `"log"`
+	if !bytes.HasPrefix(head[s.i:], []byte(key)) {
+		return bad(`"log" is not the first key`)
+	}
+	s.i += len(key)
+	if !s.colon() || s.i >= len(head) || head[s.i] != '"' {
+		return bad(`"log" is not a string`)
+	}
+	content := head[s.i+1:]
+	// The value up to its closing quote, or up to the last complete
+	// escape and character that head holds.
+	end := 0
+	for end < len(content) {
+		c := content[end]
+		if c == '"' {
+			break
+		}
+		if c < 0x20 {
+			return bad("control character in string")
+		}
+		if c != '\\' {
+			end++
+			continue
+		}
+		if end+1 >= len(content) {
+			break
+		}
+		n := 2
+		switch content[end+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			n = 6
+			if end+n > len(content) {
+				break
+			}
+			for _, h := range content[end+2 : end+6] {
+				if !isHex(h) {
+					return bad("invalid escape")
+				}
+			}
+		default:
+			return bad("invalid escape")
+		}
+		if end+n > len(content) {
+			break
+		}
+		end += n
+	}
+	raw := content[:end]
+	// A character cut by the end of head is left out.
+	if end == len(content) {
+		for k := len(raw) - 1; k >= 0 && k >= len(raw)-utf8.UTFMax; k-- {
+			if utf8.RuneStart(raw[k]) {
+				if !utf8.FullRune(raw[k:]) {
+					raw = raw[:k]
+				}
+				break
+			}
+		}
+	}
+
+	// The stream and time: the members after the log value, found by the
+	// ',"' that ends it (a quote inside a string is escaped, so an
+	// unescaped '"' followed by ',"stream":' or ',"time":' closes it).
+	at := -1
+	for _, k := range []string{`","stream":`, `","time":`} {
+		if i := bytes.Index(tail, []byte(k)); i >= 0 && !escapedAt(tail, i) && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	if at < 0 {
+		return bad(`no "stream" or "time" after the log value`)
+	}
+	obj := make([]byte, 0, 9+len(tail)-at)
+	obj = append(append(obj, `{"log":""`...), tail[at+1:]...)
+	_, h, fail := scanDocker(obj)
+	if fail.what != "" {
+		return bad("end of line: " + fail.what)
+	}
+	h.Partial = !endsWithNewlineEscape(tail[:at])
+	if h.TimeOutOfRange { // delimit the time in tail, not in obj
+		d := at + 1 - len(`{"log":""`)
+		h.TimeStart, h.TimeEnd = h.TimeStart+d, h.TimeEnd+d
+	}
+
+	start := len(dst)
+	dst, replaced := appendUnescape(dst, raw)
+	if len(dst)-start > max {
+		cut := start + max
+		for k := cut; k > start && k > cut-utf8.UTFMax; k-- {
+			if utf8.RuneStart(dst[k]) {
+				cut = k
+				break
+			}
+		}
+		dst = dst[:cut]
+	}
+	return dst, h, replaced, nil
+}
+
+// escapedAt reports whether the '"' at b[i] is escaped: preceded by an odd
+// number of backslashes.
+func escapedAt(b []byte, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+// endsWithNewlineEscape reports whether the raw string content b ends with
+// the escape \n.
+func endsWithNewlineEscape(b []byte) bool {
+	return len(b) >= 2 && b[len(b)-1] == 'n' && escapedAt(b, len(b)-1)
+}

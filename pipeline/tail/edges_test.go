@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	"github.com/ferrylogs/ferry/pipeline/parse"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
 // genLines is a file's content that starts with the same banner in every
@@ -374,5 +375,39 @@ func TestUnreadableFile(t *testing.T) {
 	assertExactlyOnce(t, h.snapshot(), []string{"ok-1", "denied-1"})
 	if !errors.Is(&os.PathError{Err: syscall.EACCES}, os.ErrPermission) {
 		t.Fatal("EACCES is a permission error")
+	}
+}
+
+// Issue 19, case 13: a Docker json-file line longer than max_line_bytes
+// keeps its stream and time: its decoded message is cut, flagged
+// truncated, not parsed as raw JSON. Both when the whole line is in the
+// read buffer and when it is longer than a read and skipped to its end.
+func TestDockerLongLine(t *testing.T) {
+	const dts = "2019-01-01T11:11:11Z"
+	docker := func(log, stream string) string {
+		return `{"log":"` + log + `\n","stream":"` + stream + `","time":"` + dts + `"}` + "\n"
+	}
+	dir := t.TempDir()
+	in := input("x", parse.FormatDocker, filepath.Join(dir, "*.log"))
+	in.MaxLineBytes = 1000
+	short := strings.Repeat("s", 3000)
+	huge := strings.Repeat("h\\u00e9", 200000) // 1.4 MB raw, more than a read
+	appendFile(t, filepath.Join(dir, "x.log"), docker("before", "stdout")+docker(short, "stderr")+docker(huge, "stderr")+docker("after", "stdout"))
+	h := newHarness(t, harnessOpts{}, in)
+	evs := h.waitEvents(4)
+	settle()
+	evs = h.snapshot()
+	want, _ := parse.ParseTime([]byte(dts))
+	if len(evs) != 4 || evs[0].Msg != "before" || evs[3].Msg != "after" {
+		t.Fatalf("events %v", evs)
+	}
+	// The message is decoded from the first max_line_bytes+dockerHeadSlack
+	// raw bytes: escapes make it shorter than max_line_bytes.
+	units := (in.MaxLineBytes + dockerHeadSlack - len(`{"log":"`)) / len(`h\u00e9`)
+	for i, w := range []string{short[:1000], strings.Repeat("hé", units) + "h"} {
+		e := evs[i+1]
+		if e.Msg != w || e.Flags != flagTrunc || e.Stream != ferryv1.StreamName_STREAM_STDERR || e.Time != want {
+			t.Fatalf("long line %d: %v stream %v time %d, want %q stderr at %d flagged truncated", i, e, e.Stream, e.Time, w[:20], want)
+		}
 	}
 }

@@ -374,6 +374,7 @@ func (fl *follower) reset(off int64) {
 	fl.bufStart, fl.readPos, fl.sentEnd = off, off, off
 	fl.dropUnconsumed()
 	fl.skipping, fl.leftover = false, false
+	fl.long, fl.longTail = nil, nil
 	for i := range fl.joins {
 		fl.joins[i].active = false
 	}
@@ -639,6 +640,13 @@ func (fl *follower) flushPending(ctx context.Context, cut bool) error {
 		fl.leftover = fl.chunk.full()
 	}
 	fl.now = time.Now().UnixNano()
+	if fl.skipping && fl.long != nil {
+		if err := fl.ensureRoom(ctx); err != nil {
+			return err
+		}
+		fl.emitLong(fl.long, fl.longTail, fl.skipOff, 0)
+	}
+	fl.long, fl.longTail = nil, nil
 	if len(fl.unconsumed()) > 0 && !fl.skipping {
 		if err := fl.ensureRoom(ctx); err != nil {
 			return err
@@ -839,30 +847,67 @@ func (fl *follower) process(buf []byte) int {
 		i := bytes.IndexByte(buf[pos:], '\n')
 		if fl.skipping {
 			if i < 0 {
+				fl.keepTail(buf[pos:])
 				pos = len(buf)
 				break
+			}
+			if fl.long != nil {
+				fl.keepTail(buf[pos : pos+i])
+				fl.emitLong(fl.long, fl.longTail, fl.skipOff, 0)
+				fl.long, fl.longTail = nil, nil
 			}
 			pos += i + 1
 			fl.skipping = false
 			continue
 		}
 		if i < 0 {
-			if len(buf)-pos > fl.in.MaxLineBytes {
+			if len(buf)-pos > fl.in.MaxLineBytes+dockerHeadSlack {
 				fl.skipping = true
 				fl.skipOff = base + int64(pos)
-				line, flags := fl.cut(buf[pos:])
-				fl.emit(line, fl.skipOff, flags)
+				if fl.format == parse.FormatDocker {
+					// Sent once its end (stream, time) is read.
+					fl.long = bytes.Clone(buf[pos : pos+fl.in.MaxLineBytes+dockerHeadSlack])
+					fl.keepTail(buf[pos:])
+				} else {
+					line, flags := fl.cut(buf[pos:])
+					fl.emit(line, fl.skipOff, flags)
+				}
 				pos = len(buf)
 			}
 			break
 		}
-		line, flags := fl.cut(buf[pos : pos+i])
 		lineOff := base + int64(pos)
+		if raw := buf[pos : pos+i]; len(raw) > fl.in.MaxLineBytes && fl.format == parse.FormatDocker {
+			fl.emitLong(raw[:min(len(raw), fl.in.MaxLineBytes+dockerHeadSlack)], raw[max(0, len(raw)-parse.DockerTailBytes):], lineOff, 0)
+		} else {
+			line, flags := fl.cut(raw)
+			fl.emit(line, lineOff, flags)
+		}
 		pos += i + 1
-		fl.emit(line, lineOff, flags)
 	}
 	fl.bufStart = base + int64(pos)
 	return pos
+}
+
+// dockerHeadSlack is how many bytes beyond max_line_bytes of an over-long
+// Docker line are kept to decode its message from: the {"log":" before it
+// and some escapes.
+const dockerHeadSlack = 64
+
+// keepTail keeps the last parse.DockerTailBytes bytes of an over-long
+// Docker line being skipped, b being its next bytes.
+func (fl *follower) keepTail(b []byte) {
+	if fl.long == nil {
+		return
+	}
+	if len(b) >= parse.DockerTailBytes {
+		fl.longTail = append(fl.longTail[:0], b[len(b)-parse.DockerTailBytes:]...)
+		return
+	}
+	fl.longTail = append(fl.longTail, b...)
+	if over := len(fl.longTail) - parse.DockerTailBytes; over > 0 {
+		fl.longTail = fl.longTail[:copy(fl.longTail, fl.longTail[over:])]
+	}
 }
 
 // cut shortens a line longer than max_line_bytes, at a character boundary
@@ -900,6 +945,31 @@ func (fl *follower) emit(line []byte, off int64, flags uint32) {
 	c := fl.chunk
 	start := len(c.Arena)
 	arena, h, replaced, err := parse.Append(c.Arena, fl.format, line)
+	fl.add(line, arena, start, h, replaced, err, off, flags)
+}
+
+// emitLong adds the event of a line longer than max_line_bytes, of which
+// head holds the start and tail the last bytes (up to its newline): a
+// Docker line keeps its stream and time (only the end of its message is
+// cut); any other, or a Docker line that does not parse so, is cut raw.
+// The chunk must exist.
+func (fl *follower) emitLong(head, tail []byte, off int64, flags uint32) {
+	flags |= uint32(ferryv1.Flag_FLAG_TRUNCATED)
+	if fl.format == parse.FormatDocker {
+		c := fl.chunk
+		start := len(c.Arena)
+		if arena, h, replaced, err := parse.AppendDockerCut(c.Arena, head, tail, fl.in.MaxLineBytes); err == nil {
+			fl.add(tail, arena, start, h, replaced, nil, off, flags)
+			return
+		}
+	}
+	fl.emit(cutRunes(head, fl.in.MaxLineBytes), off, flags)
+}
+
+// add adds the event parse made of line, appended to the chunk's arena at
+// start, or adds it to a join.
+func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced bool, err error, off int64, flags uint32) {
+	c := fl.chunk
 	if err != nil {
 		flags |= uint32(ferryv1.Flag_FLAG_UNPARSED)
 		if !fl.warned {
