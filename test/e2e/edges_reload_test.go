@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,4 +226,67 @@ func logLines(p *harness.Proc) int {
 		}
 	}
 	return n
+}
+
+// TestTimestampEdges: through both binaries, a CRI line timed at the Unix
+// epoch keeps that time, and lines timed out of date_nanos's range keep
+// their stream and message, get the time of reading as @timestamp and carry
+// their time as written, flagged (issue 19, case 10c).
+func TestTimestampEdges(t *testing.T) {
+	root := harness.NodeRoot(t)
+	if err := os.Mkdir(filepath.Join(root, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listen, aggHTTP, agentHTTP := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
+	sinkPath := filepath.Join(root, "out", "events.ndjson")
+	aggConfig := filepath.Join(root, "aggregator.yaml")
+	harness.WriteFile(t, aggConfig, fmt.Sprintf("listen: %s\nhttp: %s\nsinks:\n  - {type: file, path: %s}\n", listen, aggHTTP, sinkPath))
+	harness.AgentConfig{Node: "node-times", Root: root, HTTP: agentHTTP, Address: listen}.Write(t, filepath.Join(root, "agent.yaml"))
+	harness.WriteFile(t, filepath.Join(root, "containers", "web-0_dev_app-"+strings.Repeat("a", 64)+".log"),
+		"1970-01-01T00:00:00Z stdout F epoch\n"+
+			"2262-04-12T00:00:00.5Z stderr F late\n"+
+			"1600-01-01T00:00:00+01:00 stdout F early\n")
+
+	before := time.Now()
+	agg := harness.StartProc(t, root, "aggregator", "--config", aggConfig)
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	harness.LogTailsOnFailure(t, agent, agg)
+	type doc struct {
+		TS      string `json:"@timestamp"`
+		Message string `json:"message"`
+		Stream  string `json:"stream"`
+		Ferry   struct {
+			Flags []string `json:"flags"`
+			Orig  string   `json:"original_timestamp"`
+		} `json:"ferry"`
+	}
+	docs := map[string]doc{}
+	harness.WaitFor(t, 30*time.Second, "three documents", func() bool {
+		b, _ := os.ReadFile(sinkPath)
+		for _, l := range strings.Split(string(b), "\n") {
+			var d doc
+			if json.Unmarshal([]byte(l), &d) == nil {
+				docs[d.Message] = d
+			}
+		}
+		return len(docs) >= 3
+	})
+	after := time.Now()
+	if d := docs["epoch"]; d.TS != "1970-01-01T00:00:00.000000000Z" || len(d.Ferry.Flags) != 0 || d.Stream != "stdout" {
+		t.Errorf("epoch line: %+v", d)
+	}
+	for msg, want := range map[string]struct{ stream, orig string }{
+		"late":  {"stderr", "2262-04-12T00:00:00.5Z"},
+		"early": {"stdout", "1600-01-01T00:00:00+01:00"},
+	} {
+		d := docs[msg]
+		ts, err := time.Parse(time.RFC3339Nano, d.TS)
+		if err != nil || ts.Before(before) || ts.After(after) {
+			t.Errorf("%s: @timestamp %s, want the time of reading (%v)", msg, d.TS, err)
+		}
+		if d.Stream != want.stream || d.Ferry.Orig != want.orig || len(d.Ferry.Flags) != 1 || d.Ferry.Flags[0] != "timestamp_out_of_range" {
+			t.Errorf("%s: %+v, want stream %s, original_timestamp %s, flagged timestamp_out_of_range", msg, d, want.stream, want.orig)
+		}
+	}
+	harness.StopAll(t, 30*time.Second, agent, agg)
 }
