@@ -411,3 +411,58 @@ func TestDockerLongLine(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19, case 14: errors name the file once (an *os.PathError already
+// says which call failed on which file).
+func TestErrorsNamePathOnce(t *testing.T) {
+	dir := t.TempDir()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, _, ferr := fingerprint(d) // reading a directory fails
+	missing := filepath.Join(dir, "missing")
+	_, derr := readDirSorted(missing)
+	for name, c := range map[string]struct {
+		err  error
+		path string
+	}{"fingerprint": {ferr, dir}, "readDirSorted": {derr, missing}} {
+		if c.err == nil || strings.Count(c.err.Error(), c.path) != 1 {
+			t.Errorf("%s: %v, want an error naming %s once", name, c.err, c.path)
+		}
+	}
+}
+
+// Issue 19, case 11: after a damaged positions file (moved aside by the
+// store) start_at: end does not apply: a positions file existed, so lines
+// written while the agent was down are not skipped; files are read from
+// their start again, and lines re-sent carry the ids they had (identity and
+// offset), which Elasticsearch drops as duplicates.
+func TestDamagedPositionsStartAtEnd(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	lines := numbered("line", 0, 20)
+	appendFile(t, path, joinLines(lines))
+	in := input("x", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.StartAtEnd = true
+	h := newHarness(t, harnessOpts{stateDir: state}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
+	first := h.waitEvents(len(lines))
+	h.stop()
+	if err := os.WriteFile(filepath.Join(state, checkpoint.FileName), []byte("{\"version\":1,\"entr"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, harnessOpts{stateDir: state}, in)
+	if len(h2.store.Problems()) == 0 {
+		t.Fatal("no problem reported for the damaged file")
+	}
+	again := h2.waitEvents(len(lines))
+	settle()
+	again = h2.snapshot()
+	assertExactlyOnce(t, again, lines)
+	for i := range again {
+		if evKey(again[i]) != evKey(first[i]) {
+			t.Fatalf("re-sent %v under another id than %v", again[i], first[i])
+		}
+	}
+}

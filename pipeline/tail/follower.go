@@ -345,7 +345,7 @@ func (fl *follower) start(fp string, fpLen int) error {
 		off = lineStartBefore(fl.f, end)
 	}
 	if _, err := fl.f.Seek(off, io.SeekStart); err != nil {
-		return fmt.Errorf("seek %s to %d: %w", fl.path, off, err)
+		return fmt.Errorf("resume at offset %d: %w", off, err) // "seek /x: …"
 	}
 	fl.reset(off)
 	fl.fp, fl.fpLen = fp, fpLen
@@ -586,7 +586,7 @@ func (fl *follower) startFresh(fp string, fpLen int, old *File, from int64, mark
 	gen := fl.m.store.NextGen(base)
 	id := checkpoint.GenID(base, gen)
 	if _, err := fl.f.Seek(from, io.SeekStart); err != nil {
-		return fmt.Errorf("seek %s to %d: %w", fl.path, from, err)
+		return fmt.Errorf("read on at offset %d: %w", from, err) // "seek /x: …"
 	}
 	fl.reset(from)
 	fl.fp, fl.fpLen = fp, fpLen
@@ -756,7 +756,7 @@ func (fl *follower) readSome() (full bool, err error) {
 			return false, nil
 		}
 		if rerr != nil {
-			return false, fmt.Errorf("read %s: %w", fl.path, rerr)
+			return false, rerr // "read /x: …" names the file
 		}
 	}
 }

@@ -96,6 +96,8 @@ type harnessOpts struct {
 	prepare func(st *checkpoint.Store)
 	// budget is the manager's read-ahead budget in bytes (0: the default).
 	budget int64
+	// stateDir, if set, is the state directory (else a new one).
+	stateDir string
 }
 
 // harness runs a Manager over real files, with a checkpoint store in a
@@ -124,7 +126,10 @@ type harness struct {
 // newHarness opens a store in a fresh state directory and starts a manager.
 func newHarness(t testing.TB, opts harnessOpts, inputs ...Input) *harness {
 	t.Helper()
-	h := &harness{t: t, stateDir: t.TempDir(), inputs: inputs, opts: opts, logs: &testlog.Buffer{}}
+	h := &harness{t: t, stateDir: opts.stateDir, inputs: inputs, opts: opts, logs: &testlog.Buffer{}}
+	if h.stateDir == "" {
+		h.stateDir = t.TempDir()
+	}
 	st, err := checkpoint.Open(h.stateDir)
 	if err != nil {
 		t.Fatal(err)

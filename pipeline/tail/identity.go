@@ -43,7 +43,7 @@ func fingerprint(f *os.File) (string, int, error) {
 	var buf [fingerprintMax]byte
 	n, err := f.ReadAt(buf[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", 0, fmt.Errorf("read start of %s: %w", f.Name(), err)
+		return "", 0, err // "read /x: …" names the file
 	}
 	cover := n
 	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {

@@ -577,7 +577,7 @@ func matchesFingerprint(path string, e checkpoint.Entry) bool {
 func readDirSorted(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read dir %s: %w", dir, err)
+		return nil, err // "open /d: …" names the directory
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
