@@ -1,13 +1,16 @@
 package tail
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+)
 
 // noteUnreadable records that the glob match link could not be opened. The
 // first time (and again after it was readable) it logs why, once per file,
 // and counts it; scans keep trying it.
 func (m *Manager) noteUnreadable(link string, err error) {
-	if errors.Is(err, errNotRegular) {
-		return
+	if errors.Is(err, errNotRegular) || errors.Is(err, fs.ErrNotExist) {
+		return // not a log file, or gone since the glob: nothing to say
 	}
 	m.mu.Lock()
 	_, known := m.unreadable[link]
