@@ -114,7 +114,7 @@ type tomb struct {
 // file forgotten longer ago can get an id back.
 const (
 	tombKeep = 30 * 24 * time.Hour
-	tombMax  = 4096
+	tombMax  = 1024
 )
 
 // Store holds the positions in memory and saves them on demand. Its methods
