@@ -1,10 +1,12 @@
 package checkpoint
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSaveAndReopen(t *testing.T) {
@@ -203,5 +205,26 @@ func TestAdvanceCheckRetire(t *testing.T) {
 	s.Retire("a")
 	if e, _ := s.Get("a"); e.Offset != 10 || e.Check != "c10" || e.CheckLen != 10 || !e.Retired {
 		t.Fatalf("entry %+v", e)
+	}
+}
+
+// Tombstones are bounded: the oldest go first, and old ones expire.
+func TestTombstonesBounded(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	for i := 0; i < tombMax+100; i++ {
+		id := fmt.Sprintf("b%d", i)
+		s.Put(Entry{ID: id})
+		s.Remove(id)
+	}
+	if len(s.tombs) > tombMax {
+		t.Fatalf("%d tombstones, want at most %d", len(s.tombs), tombMax)
+	}
+	if g := s.NextGen(fmt.Sprintf("b%d", tombMax+99)); g != 1 {
+		t.Fatalf("the newest tombstone is gone (next gen %d)", g)
+	}
+	s.tombs["old"] = tomb{Base: "old", At: time.Now().Add(-tombKeep - time.Hour)}
+	s.pruneTombs(time.Now())
+	if _, ok := s.tombs["old"]; ok {
+		t.Fatal("an expired tombstone was kept")
 	}
 }
