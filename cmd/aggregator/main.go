@@ -124,7 +124,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	lim := transport.LimitListener(ln, transport.ConnLimits{Max: maxConns, HandshakeTimeout: time.Duration(cfg.HandshakeTimeout)}, log)
+	// TCPUserTimeout: what gRPC sets from its keepalive timeout (20s, the
+	// default, below) on connections it can see are TCP.
+	lim := transport.LimitListener(ln, transport.ConnLimits{Max: maxConns, HandshakeTimeout: time.Duration(cfg.HandshakeTimeout), TCPUserTimeout: 20 * time.Second}, log)
 	security = append(security, lim.ServerOptions()...)
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),

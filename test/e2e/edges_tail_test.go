@@ -286,3 +286,66 @@ func TestEdgesUnreadableFile(t *testing.T) {
 	}
 	harness.StopAll(t, 10*time.Second, s.agg)
 }
+
+// TestEdgesDamagedPositions (issue 19, case 11): an empty positions.json
+// does not stop the agent (a crash loop in Kubernetes): it is moved aside,
+// logged at ERROR, and the agent starts with start_at: end not applied, so
+// what was written meanwhile arrives; lines read again carry the ids they
+// had.
+func TestEdgesDamagedPositions(t *testing.T) {
+	s := newTailSetup(t, "")
+	app := filepath.Join(s.plain, "app.log")
+	first := numberedLines("first", 30)
+	harness.WriteFile(t, app, text(first))
+	agent := harness.StartProc(t, s.root, "agent", "--config", s.agentConfig)
+	harness.LogTailsOnFailure(t, agent)
+	before := s.waitDocs(t, len(first))
+	if err := agent.Term(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	positions := filepath.Join(s.state, "positions.json")
+	harness.WriteFile(t, positions, "")
+	later := numberedLines("later", 10)
+	f := openAppend(t, app)
+	if _, err := f.WriteString(text(later)); err != nil {
+		t.Fatal(err)
+	}
+	// start_at: end, as a DaemonSet would have it.
+	cfg, err := os.ReadFile(s.agentConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.WriteFile(t, s.agentConfig, strings.ReplaceAll(string(cfg), "    glob_interval: 100ms\n", "    glob_interval: 100ms\n    start_at: end\n"))
+	agent.Start()
+	docs := s.waitDocs(t, 2*len(first)+len(later))
+	aside, _ := filepath.Glob(positions + ".corrupt-*")
+	log, _ := os.ReadFile(agent.Log)
+	if len(aside) != 1 || !strings.Contains(string(log), "level=ERROR") || !strings.Contains(string(log), aside[0]) {
+		t.Fatalf("moved aside: %v; want one, named in an ERROR line:\n%s", aside, log)
+	}
+	ids := map[string]string{}
+	for _, d := range before {
+		ids[d.Message] = d.Event.ID
+	}
+	var fresh []harness.FlagDoc
+	for _, d := range docs {
+		if id, ok := ids[d.Message]; ok {
+			if id != d.Event.ID {
+				t.Fatalf("%q read again under id %s, it had %s", d.Message, d.Event.ID, id)
+			}
+			continue
+		}
+		fresh = append(fresh, d)
+	}
+	want := map[string]int{}
+	for _, l := range later {
+		want[l] = 1
+	}
+	if err := harness.ExactlyOnce(fresh, want); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 2*len(first)+len(later) {
+		t.Fatalf("%d documents, want %d (every first line twice, under one id)", len(docs), 2*len(first)+len(later))
+	}
+	harness.StopAll(t, 10*time.Second, agent, s.agg)
+}
