@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,6 +28,10 @@ type ConnLimits struct {
 	// nothing; counted in HandshakeTimeouts. Zero means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// TCPUserTimeout, if set, is set as TCP_USER_TIMEOUT on every accepted
+	// connection: gRPC sets its keepalive timeout there on a *net.TCPConn
+	// only, which the limiter's wrapper hides from it.
+	TCPUserTimeout time.Duration
 }
 
 // Defaults of ConnLimits.
@@ -127,6 +133,9 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 					"max_connections", l.cfg.Max, "refused", n, "last_peer", c.RemoteAddr().String())
 			}
 			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok && l.cfg.TCPUserTimeout > 0 {
+			setUserTimeout(tc, l.cfg.TCPUserTimeout)
 		}
 		lc := &limitedConn{Conn: c, l: l, key: c.RemoteAddr().String()}
 		l.mu.Lock()
@@ -242,3 +251,21 @@ func (e *everyLog) note() (bool, int) {
 	e.logged, e.n = now, 0
 	return true, n
 }
+
+// setUserTimeout sets TCP_USER_TIMEOUT on c; a failure leaves it unset
+// (gRPC's keepalive pings still find a dead peer).
+func setUserTimeout(c *net.TCPConn, d time.Duration) {
+	if runtime.GOOS != "linux" {
+		return
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout, int(d/time.Millisecond))
+	})
+}
+
+// tcpUserTimeout is TCP_USER_TIMEOUT (Linux; linux/tcp.h).
+const tcpUserTimeout = 0x12

@@ -3,6 +3,7 @@ package transport
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,5 +128,39 @@ func TestDefaultMaxConnections(t *testing.T) {
 		if got := DefaultMaxConnections(c.fds); got != c.want {
 			t.Errorf("DefaultMaxConnections(%d) = %d, want %d", c.fds, got, c.want)
 		}
+	}
+}
+
+// TestConnLimiterUserTimeout: the limiter sets TCP_USER_TIMEOUT, which
+// gRPC cannot set through its wrapper.
+func TestConnLimiterUserTimeout(t *testing.T) {
+	log, _ := newLogger(t, "server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := LimitListener(ln, ConnLimits{Max: 2, TCPUserTimeout: 20 * time.Second}, log)
+	defer lim.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := lim.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	raw, err := sc.(*limitedConn).Conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if got != 20000 {
+		t.Fatalf("TCP_USER_TIMEOUT = %d ms, want 20000", got)
 	}
 }
