@@ -85,7 +85,7 @@ func (r response) errorSummary() string {
 // cluster unreachable, a timeout) are returned as errors; any HTTP status
 // is a response.
 func (s *Sink) do(ctx context.Context, method, path, query, contentType string, body []byte) (response, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "", nil)
 	if err != nil {

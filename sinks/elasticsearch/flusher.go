@@ -3,7 +3,6 @@ package elasticsearch
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 )
@@ -121,7 +120,7 @@ func (s *Sink) send(batch []*item) {
 			it.w.retrying(it.pos, err, false)
 		}
 		d := backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)
-		s.log.Log(s.bg, retryLevel(attempt), "bulk request failed, retrying", "events", len(batch), "attempt", attempt+1, "in", d.Round(time.Millisecond), "err", err)
+		s.outage.failed(s.bg, "bulk request", err, "events", len(batch), "attempt", attempt+1, "in", d.Round(time.Millisecond))
 		release() // others may try meanwhile; ours waits
 		if !sleep(s.bg, d) {
 			return
@@ -186,7 +185,11 @@ func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 		body = appendBulk(body, it)
 	}
 	start := time.Now()
+	slow := time.AfterFunc(s.slowAfter, func() {
+		s.outage.slow(s.bg, fmt.Sprintf("bulk request of %d events", len(batch)), s.slowAfter, s.reqTimeout)
+	})
 	r, err := s.do(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
+	slow.Stop()
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
 	}
@@ -249,25 +252,19 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 			"count", len(dead), "data_stream", s.cfg.DeadLetterDataStream, "first_error", firstReject)
 		s.enqueue(dead)
 	}
+	if len(retry) == 0 {
+		s.outage.succeeded()
+	}
 	if len(retry) > 0 {
 		d := backoff(maxAttempt, s.cfg.RetryInitial, s.cfg.RetryMax)
-		s.log.Log(s.bg, retryLevel(maxAttempt), "events rejected for now, retrying them",
-			"count", len(retry), "attempt", maxAttempt+1, "in", d.Round(time.Millisecond), "first_error", firstRetry)
+		s.outage.failed(s.bg, "bulk items", firstRetry, "rejected_for_now", len(retry), "of", len(batch),
+			"attempt", maxAttempt+1, "in", d.Round(time.Millisecond))
 		if sleep(s.bg, d) {
 			if retry = aliveItems(retry); len(retry) > 0 {
 				s.enqueue(retry)
 			}
 		}
 	}
-}
-
-// retryLevel keeps a long outage from flooding the log: the first failure
-// and every tenth are warnings, the others debug lines.
-func retryLevel(attempt int) slog.Level {
-	if attempt%10 == 0 {
-		return slog.LevelWarn
-	}
-	return slog.LevelDebug
 }
 
 // itemError describes one item's error answer.

@@ -37,6 +37,12 @@ type Sink struct {
 	setupSem  chan struct{} // one Setup at a time
 	setupDone bool
 	tmpl      templateState
+
+	// outage logs failures at a steady cadence, and the recovery.
+	outage *outage
+	// reqTimeout bounds one request (requestTimeout; tests shorten it);
+	// a bulk unanswered for slowAfter is warned about before that.
+	reqTimeout, slowAfter time.Duration
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -56,16 +62,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	log = log.With("sink", "elasticsearch")
 	s := &Sink{
-		cfg:      cfg,
-		log:      log.With("sink", "elasticsearch"),
-		client:   client,
-		tr:       tr,
-		in:       make(chan []*item, 16),
-		sem:      make(chan struct{}, cfg.MaxConcurrentRequests),
-		bg:       bg,
-		cancel:   cancel,
-		setupSem: make(chan struct{}, 1),
+		cfg:        cfg,
+		log:        log,
+		outage:     newOutage(log),
+		reqTimeout: requestTimeout,
+		slowAfter:  slowAfter,
+		client:     client,
+		tr:         tr,
+		in:         make(chan []*item, 16),
+		sem:        make(chan struct{}, cfg.MaxConcurrentRequests),
+		bg:         bg,
+		cancel:     cancel,
+		setupSem:   make(chan struct{}, 1),
 	}
 	s.wg.Add(1)
 	go s.run()
@@ -154,6 +164,7 @@ func (s *Sink) ensureSetup(ctx context.Context) error {
 		err := s.Setup(ctx)
 		if err == nil {
 			s.setupDone = true
+			s.outage.succeeded()
 			break
 		}
 		if sinks.IsPermanent(err) {
@@ -163,7 +174,7 @@ func (s *Sink) ensureSetup(ctx context.Context) error {
 			last = err
 		}
 		if ctx.Err() == nil {
-			s.log.Log(ctx, retryLevel(attempt), "template setup failed, retrying", "attempt", attempt+1, "err", err)
+			s.outage.failed(ctx, "template setup", err, "attempt", attempt+1)
 		}
 		if !sleep(ctx, backoff(attempt, s.cfg.RetryInitial, s.cfg.RetryMax)) {
 			return fmt.Errorf("elasticsearch: templates not installed: %w (last: %w)", context.Cause(ctx), last)
