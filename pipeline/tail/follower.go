@@ -376,7 +376,7 @@ func (fl *follower) reset(off int64) {
 	fl.skipping, fl.leftover = false, false
 	fl.long, fl.longTail = nil, nil
 	for i := range fl.joins {
-		fl.joins[i].active = false
+		fl.joins[i].active, fl.joins[i].flushed = false, false
 	}
 }
 
