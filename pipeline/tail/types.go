@@ -3,6 +3,14 @@
 // Docker json-file or plain) and hands them on in chunks. It never moves a
 // saved offset by itself: offsets advance only through Commit, which the
 // shipper calls once the aggregator has acknowledged the lines.
+//
+// A file's identity is its device, inode and first line, plus a generation
+// when that identity held other content before (see checkpoint.GenID). A
+// saved offset is resumed only if the file still holds the bytes that were
+// read just before it (the check saved with it); a file seen deleted has its
+// position retired, so no later file on the same inode resumes it. Content
+// that fails these checks is new: it is read from its start under the next
+// generation, so its events never take the ids of earlier content.
 package tail
 
 import (
