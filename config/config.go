@@ -228,6 +228,10 @@ type Sink struct {
 	DeadLetterDataStream  string   `yaml:"dead_letter_data_stream" sink:"elasticsearch"` // default "logs-ferry.deadletter-default"
 	Retention             Duration `yaml:"retention" sink:"elasticsearch"`               // data stream retention; 0 = keep forever (default)
 	SetupTemplates        *bool    `yaml:"setup_templates" sink:"elasticsearch"`         // default true
+	// TemplateConflict says what to do with a data stream that another
+	// index template outranks Ferry's for: error (refuse its events,
+	// retryably, until fixed) or warn (write anyway). Default error.
+	TemplateConflict string `yaml:"template_conflict" sink:"elasticsearch"`
 }
 
 // LoadAgent reads the agent configuration file at path.
@@ -416,6 +420,9 @@ func sinkDefaults(s *Sink, i int, has func(key string) bool) {
 		t := true
 		s.SetupTemplates = &t
 	}
+	if !has("template_conflict") {
+		s.TemplateConflict = "error"
+	}
 }
 
 // redacted is what secrets print as.
@@ -452,6 +459,7 @@ func (s Sink) LogValue() slog.Value {
 			slog.String("dead_letter_data_stream", s.DeadLetterDataStream),
 			slog.String("retention", s.Retention.String()),
 			slog.Bool("setup_templates", s.SetupTemplates == nil || *s.SetupTemplates),
+			slog.String("template_conflict", s.TemplateConflict),
 		)
 	}
 	return slog.GroupValue(attrs...)

@@ -151,6 +151,7 @@ func TestAggregatorGood(t *testing.T) {
 				DeadLetterDataStream:  "logs-ferry.dlq-prod",
 				Retention:             Duration(30 * 24 * time.Hour),
 				SetupTemplates:        ptr(false),
+				TemplateConflict:      "warn",
 			},
 			{
 				Name:                  "es-cloud",
@@ -166,6 +167,7 @@ func TestAggregatorGood(t *testing.T) {
 				RetryMax:              Duration(30 * time.Second),
 				DeadLetterDataStream:  "logs-ferry.deadletter-default",
 				SetupTemplates:        ptr(true),
+				TemplateConflict:      "error",
 			},
 		},
 	}
@@ -1062,5 +1064,33 @@ func TestDurationLowerBounds(t *testing.T) {
 				t.Errorf("%s (the bound itself): %v", tc.min, err)
 			}
 		})
+	}
+}
+
+// template_conflict (issue 19, case 10b) is error or warn, error by
+// default, and only for elasticsearch sinks.
+func TestTemplateConflict(t *testing.T) {
+	for _, tc := range []struct{ line, want, err string }{
+		{"", "error", ""},
+		{"template_conflict: warn", "warn", ""},
+		{"template_conflict: error", "error", ""},
+		{"template_conflict: ignore", "", `sinks[0].template_conflict: must be one of error, warn, got "ignore"`},
+	} {
+		src := "sinks:\n  - type: elasticsearch\n    urls: [\"http://es:9200\"]\n    " + tc.line + "\n"
+		c, err := ParseAggregator("aggregator.yaml", []byte(src))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %s", tc.line, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.line, err)
+		case c.Sinks[0].TemplateConflict != tc.want:
+			t.Errorf("%q: template_conflict %q, want %q", tc.line, c.Sinks[0].TemplateConflict, tc.want)
+		}
+	}
+	_, err := ParseAggregator("aggregator.yaml", []byte("sinks:\n  - {type: file, path: x, template_conflict: warn}\n"))
+	if err == nil || !strings.Contains(err.Error(), "sinks[0].template_conflict: only applies to type elasticsearch") {
+		t.Errorf("template_conflict on a file sink: %v", err)
 	}
 }

@@ -580,6 +580,7 @@ func (d *decoder) validateElasticsearch(p string, s *Sink) {
 	d.intRange(p+".max_concurrent_requests", s.MaxConcurrentRequests, 1, 64)
 	d.backoff(p+".retry_initial", s.RetryInitial, p+".retry_max", s.RetryMax, MinBackoff)
 	d.indexName(p+".dead_letter_data_stream", s.DeadLetterDataStream, 255, "")
+	d.oneOf(p+".template_conflict", s.TemplateConflict, "error", "warn")
 	if s.Retention < 0 {
 		d.invalid(p+".retention", "must not be negative (0 keeps data forever), got %s", s.Retention)
 	}
