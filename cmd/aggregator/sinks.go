@@ -88,7 +88,7 @@ func esConfig(c config.Sink) elasticsearch.Config {
 		MaxConcurrentRequests: c.MaxConcurrentRequests,
 		RetryInitial:          time.Duration(c.RetryInitial), RetryMax: time.Duration(c.RetryMax),
 		DeadLetterDataStream: c.DeadLetterDataStream, Retention: time.Duration(c.Retention),
-		SetupTemplates: setup,
+		SetupTemplates: setup, TemplateConflict: c.TemplateConflict,
 	}
 }
 

@@ -37,8 +37,16 @@ type Config struct {
 	// Retention is the data stream lifecycle's data_retention; 0 keeps
 	// data forever.
 	Retention time.Duration
-	// SetupTemplates makes the first Write install the templates (Setup).
+	// SetupTemplates makes the first Write install the templates (Setup),
+	// and each data stream be checked before its first write: see
+	// TemplateConflict.
 	SetupTemplates bool
+	// TemplateConflict is what happens to the events of a data stream
+	// that another index template governs instead of Ferry's (one that
+	// outranks Ferry's, or one for a dataset Ferry has no template for):
+	// ConflictError (the default) refuses them, retryably, naming the
+	// template; ConflictWarn writes them after one warning.
+	TemplateConflict string
 }
 
 // Defaults, the same as the config package's.
@@ -75,6 +83,9 @@ func (c Config) withDefaults() Config {
 	if c.DeadLetterDataStream == "" {
 		c.DeadLetterDataStream = DefaultDeadLetterDataStream
 	}
+	if c.TemplateConflict == "" {
+		c.TemplateConflict = ConflictError
+	}
 	return c
 }
 
@@ -107,6 +118,8 @@ func (c Config) Validate() error {
 		return errors.New("elasticsearch: retention: must not be negative")
 	case c.Retention > 0 && c.Retention < 24*time.Hour:
 		return errors.New("elasticsearch: retention: must be at least one day (1d)")
+	case c.TemplateConflict != "" && c.TemplateConflict != ConflictError && c.TemplateConflict != ConflictWarn:
+		return fmt.Errorf("elasticsearch: template_conflict: want error or warn, got %q", c.TemplateConflict)
 	}
 	if c.DeadLetterDataStream != "" {
 		if _, _, _, err := splitDataStream(c.DeadLetterDataStream); err != nil {

@@ -40,6 +40,8 @@ type Sink struct {
 
 	// outage logs failures at a steady cadence, and the recovery.
 	outage *outage
+	// streams: which data streams Ferry's index templates govern.
+	streams streamChecks
 	// reqTimeout bounds one request (requestTimeout; tests shorten it);
 	// a bulk unanswered for slowAfter is warned about before that.
 	reqTimeout, slowAfter time.Duration
@@ -96,7 +98,10 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return sinks.Result{}, err
 	}
 	w := newWaiter(ctx, len(b.Events))
-	items := buildItems(w, b, time.Now())
+	items := s.admit(ctx, buildItems(w, b, time.Now()))
+	if len(items) == 0 {
+		return w.result(), nil // every event refused: its data stream is in conflict
+	}
 	select {
 	case s.in <- items:
 	case <-ctx.Done():
@@ -131,6 +136,30 @@ func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
 		start = ends[i]
 	}
 	return ptrs
+}
+
+// admit returns the items that may be written: with SetupTemplates and
+// ConflictError, the items of a data stream that another index template
+// governs (see checkStream) are resolved as retryable failures instead.
+func (s *Sink) admit(ctx context.Context, items []*item) []*item {
+	if !s.cfg.SetupTemplates {
+		return items
+	}
+	verdicts := map[string]error{}
+	out := items[:0]
+	for _, it := range items {
+		err, ok := verdicts[it.index]
+		if !ok {
+			err = s.checkStream(ctx, it.index)
+			verdicts[it.index] = err
+		}
+		if err != nil && s.cfg.TemplateConflict != ConflictWarn {
+			it.w.resolve(it.pos, false, fmt.Errorf("elasticsearch: %w", err), true)
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
 }
 
 func (s *Sink) enter() bool {

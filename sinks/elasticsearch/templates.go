@@ -134,6 +134,11 @@ func (s *Sink) Setup(ctx context.Context) error {
 	if check {
 		s.checkLifecycle(ctx)
 	}
+	// The one data stream known in advance; the others are checked before
+	// their first write.
+	if err := s.checkStream(ctx, s.cfg.DeadLetterDataStream); err != nil && s.cfg.TemplateConflict != ConflictWarn {
+		return fmt.Errorf("elasticsearch: setup: dead_letter_data_stream: %w", err)
+	}
 	return nil
 }
 
