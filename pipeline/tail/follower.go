@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +79,11 @@ type follower struct {
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
+	// next is the input SetInputs gave the file (m.mu), which the
+	// follower takes on between chunks (switchInput); switched says
+	// there is one. in is written under m.mu too.
+	next     *Input
+	switched atomic.Bool
 	// marks are checks of the bytes before some offsets of the current
 	// content, as read: every power of two from markMin up to what was
 	// read, and the last chunk ends. They tell a truncation that kept what
@@ -288,6 +294,7 @@ func (fl *follower) sleep(ctx context.Context) error {
 // event id of an earlier content of the same inode and first line comes
 // back.
 func (fl *follower) start(fp string, fpLen int) error {
+	fl.switchInput()
 	store := fl.m.store
 	resume := fl.resume
 	if resume == nil {
@@ -823,6 +830,7 @@ func (fl *follower) ensureChunk(ctx context.Context) error {
 	if fl.chunk != nil {
 		return nil
 	}
+	fl.switchInput()
 	c := fl.m.tryNewChunk(fl.file)
 	if c == nil {
 		fl.compact() // about to wait: hold no read buffer meanwhile
@@ -1098,6 +1106,7 @@ func (fl *follower) send(ctx context.Context, final bool) error {
 			fl.addMark(mk)
 		}
 	}
+	prev := fl.sentEnd
 	fl.sentEnd = c.End
 	c.Final = final
 	select {
@@ -1111,6 +1120,7 @@ func (fl *follower) send(ctx context.Context, final bool) error {
 		return nil
 	case <-ctx.Done():
 		c.Release()
+		fl.sentEnd = prev // not handed on (SetInputs waits for the acks up to sentEnd)
 		return ctx.Err()
 	}
 }

@@ -48,6 +48,11 @@ type Manager struct {
 	// unreadable.
 	unreadable      map[string]string
 	unreadableTotal uint64
+	// stopping holds the files whose follower SetInputs stopped while
+	// chunks it handed on may still wait for their acks.
+	stopping map[devIno]*stopMark
+	// posMu orders Commit and renamePosition, which replaces an entry.
+	posMu sync.Mutex
 }
 
 // DefaultBudget is the read-ahead budget of a Manager given none.
@@ -77,6 +82,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		watched:    map[string]int{},
 		reload:     make(chan struct{}, 1),
 		unreadable: map[string]string{},
+		stopping:   map[devIno]*stopMark{},
 	}
 	m.inputs = withDefaults(inputs)
 	return m
@@ -127,12 +133,33 @@ func (m *Manager) Chunks() <-chan *Chunk { return m.out }
 // with the check of the bytes before end taken when they were read. final
 // says f is finished, so its position is forgotten.
 func (m *Manager) Commit(f *File, end int64, final bool) {
+	m.posMu.Lock()
 	if final {
 		m.store.Remove(f.ID)
-		return
+	} else {
+		mk, _ := f.checks.take(end) // none: saved without a check
+		m.store.AdvanceCheck(f.ID, end, mk.sum, mk.n)
 	}
-	mk, _ := f.checks.take(end) // none: saved without a check
-	m.store.AdvanceCheck(f.ID, end, mk.sum, mk.n)
+	m.posMu.Unlock()
+	m.mu.Lock()
+	freed := len(m.stopping) > 0 && m.committedLocked(f.ID, end, final)
+	m.mu.Unlock()
+	if freed {
+		select { // scan now: the file may be followed again
+		case m.reload <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// renamePosition records that the saved position id is now input's.
+func (m *Manager) renamePosition(id, input string) {
+	m.posMu.Lock()
+	defer m.posMu.Unlock()
+	if e, ok := m.store.Get(id); ok && e.Input != input {
+		e.Input = input
+		m.store.Put(e)
+	}
 }
 
 // Run discovers files until ctx ends, then waits for every follower to stop.
@@ -275,8 +302,9 @@ func (m *Manager) candidate(in *Input, link string, first bool, matched map[devI
 	matched[di] = struct{}{}
 	m.mu.Lock()
 	_, busy := m.followers[di]
+	_, stopping := m.stopping[di]
 	m.mu.Unlock()
-	if busy {
+	if busy || stopping {
 		return nil
 	}
 	real, err := filepath.EvalSymlinks(link)
@@ -331,7 +359,9 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	fl.wake = make(chan struct{}, 1)
 	fl.log = m.log.With("input", fl.in.Name)
 	m.mu.Lock()
-	if _, busy := m.followers[fl.di]; busy {
+	_, busy := m.followers[fl.di]
+	_, stopping := m.stopping[fl.di]
+	if busy || stopping {
 		m.mu.Unlock()
 		fl.f.Close()
 		return
@@ -352,6 +382,7 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 		if m.byPath[fl.path] == fl {
 			delete(m.byPath, fl.path)
 		}
+		m.stoppedLocked(fl)
 		m.mu.Unlock()
 		m.unwatch(filepath.Dir(fl.path))
 	}()

@@ -13,18 +13,27 @@ import (
 //
 //   - New inputs, paths and excludes take effect at once: a scan runs as
 //     soon as Run sees the change, and then every glob interval.
-//   - A followed file that no input of the same name matches any more
-//     (its pattern or its input removed, or now excluded) stops being
-//     read. It is not finished: lines read and not yet handed on are
-//     dropped, lines handed on are acknowledged as usual, and its saved
-//     position stays at the last acknowledged offset, so that a later
-//     configuration matching it again resumes it there, under the same
-//     identity, without a gap or new ids. (At the next start of the agent
-//     the saved position of a removed input is forgotten, as always.)
-//   - A followed file still matched by its input keeps its follower, which
-//     reads on without interruption with the settings (format,
-//     max_line_bytes, intervals) it started with; the new settings of an
-//     input apply to files found after the change.
+//   - A followed file that no input matches any more (its pattern or its
+//     input removed, or now excluded) stops being read. It is not
+//     finished: lines read and not yet handed on are dropped, lines handed
+//     on are acknowledged as usual, and its saved position stays at the
+//     last acknowledged offset, so that a later configuration matching it
+//     again resumes it there, under the same identity, without a gap or
+//     new ids. Such a file is not read again before every line its stopped
+//     follower handed on is acknowledged (it would otherwise be read again
+//     from the last acknowledged offset while those lines are still on
+//     their way, and sent twice). (At the next start of the agent the
+//     saved position of a removed input is forgotten, as always.)
+//   - A followed file still matched keeps its follower, which reads on
+//     without interruption with the settings (format, max_line_bytes,
+//     intervals) it started with; the new settings of an input apply to
+//     files found after the change. The input of its own name is preferred;
+//     if no input of that name matches it any more but another does (an
+//     input renamed, as the default names <type>-<index> are by an input
+//     inserted before them), the file is now that input's: the chunks
+//     handed on after the change, and its saved position, carry that
+//     input's name, dataset and Kubernetes coordinates. Its identity and
+//     event ids do not depend on the input.
 func (m *Manager) SetInputs(inputs []Input) error {
 	names := map[string]bool{}
 	for _, in := range inputs {
@@ -48,21 +57,47 @@ func (m *Manager) SetInputs(inputs []Input) error {
 	}
 	m.mu.Lock()
 	m.inputs = next
-	var stopped []*follower
+	type stop struct {
+		fl    *follower
+		input string
+	}
+	var stopped []stop
 	for _, fl := range m.followers {
 		if fl.link == "" {
 			continue // a rotated file drained by identity: let it finish
 		}
-		if in := byName[fl.in.Name]; in != nil && matches(in, fl.link) {
+		cur := fl.in
+		if fl.next != nil {
+			cur = fl.next
+		}
+		in := byName[cur.Name]
+		if in == nil || !matches(in, fl.link) {
+			in = nil
+			for _, o := range next {
+				if matches(o, fl.link) {
+					in = o
+					break
+				}
+			}
+		}
+		if in == nil {
+			stopped = append(stopped, stop{fl, cur.Name})
+			// Not followed again before its chunks in flight are
+			// acknowledged: see Commit.
+			m.stopping[fl.di] = &stopMark{fl: fl}
 			continue
 		}
-		stopped = append(stopped, fl)
+		if in.Name != cur.Name || in.Container != cur.Container || in.Dataset != cur.Dataset {
+			fl.next = in
+			fl.switched.Store(true)
+			m.log.Info("file now read for another input", "path", fl.link, "was", cur.Name, "input", in.Name)
+		}
 	}
 	m.mu.Unlock()
-	for _, fl := range stopped {
+	for _, s := range stopped {
 		m.log.Info("configuration no longer matches the file, stopped reading it; its position is kept",
-			"input", fl.in.Name, "path", fl.link)
-		fl.stop()
+			"input", s.input, "path", s.fl.link)
+		s.fl.stop()
 	}
 	select {
 	case m.reload <- struct{}{}:
@@ -108,4 +143,79 @@ func (m *Manager) watchPatterns() {
 			m.unwatch(d)
 		}
 	}
+}
+
+// stopMark is a file whose follower SetInputs stopped: until the last chunk
+// it handed on (of File id, ending at end) is acknowledged, no new follower
+// starts on the file.
+type stopMark struct {
+	fl   *follower
+	done bool // fl has returned: id and end are set
+	id   string
+	end  int64
+}
+
+// stopped records that fl, stopped by SetInputs, has returned; the file may
+// be followed again at once if all it handed on is acknowledged.
+// Called with m.mu held.
+func (m *Manager) stoppedLocked(fl *follower) {
+	sm := m.stopping[fl.di]
+	if sm == nil || sm.fl != fl {
+		return
+	}
+	if fl.file == nil {
+		delete(m.stopping, fl.di) // nothing handed on
+		return
+	}
+	sm.done, sm.id, sm.end = true, fl.file.ID, fl.sentEnd
+	if e, ok := m.store.Get(sm.id); !ok || e.Offset >= sm.end {
+		delete(m.stopping, fl.di)
+	}
+}
+
+// committedLocked lets a stopped file be followed again once the last chunk
+// its follower handed on is acknowledged. It reports whether one was.
+// Called with m.mu held.
+func (m *Manager) committedLocked(id string, end int64, final bool) bool {
+	freed := false
+	for di, sm := range m.stopping {
+		if sm.done && sm.id == id && (final || end >= sm.end) {
+			delete(m.stopping, di)
+			freed = true
+		}
+	}
+	return freed
+}
+
+// switchInput makes the file the input's that SetInputs gave it, if any:
+// the follower keeps its reading settings, and the chunks it hands on from
+// now on, and the saved position, carry the new input's name and fields.
+// Called by the follower between chunks.
+func (fl *follower) switchInput() {
+	if !fl.switched.Load() {
+		return
+	}
+	m := fl.m
+	m.mu.Lock()
+	next := fl.next
+	fl.next = nil
+	fl.switched.Store(false)
+	if next != nil {
+		in := *fl.in
+		in.Name, in.Container, in.Dataset, in.Paths, in.Exclude = next.Name, next.Container, next.Dataset, next.Paths, next.Exclude
+		fl.in = &in
+	}
+	m.mu.Unlock()
+	if next == nil {
+		return
+	}
+	fl.log = m.log.With("input", fl.in.Name)
+	if fl.file == nil {
+		return // start names the position after the input in effect
+	}
+	old := fl.file
+	f := m.newFile(fl.in, old.ID, old.Path, old.Link)
+	f.checks = old.checks // the chunk ends still to commit
+	fl.file = f
+	m.renamePosition(old.ID, fl.in.Name)
 }

@@ -95,3 +95,97 @@ func concat(ls ...[]string) []string {
 	}
 	return out
 }
+
+// SetInputs while lines handed on are not acknowledged yet: a file that an
+// input of another name matches (default names are <type>-<index>, so an
+// input inserted before another renames it) keeps its follower, and its
+// later chunks and saved position carry the new name; a file stopped and
+// matched again is not read again before what its stopped follower handed
+// on is acknowledged. Either way no line comes twice and the ids stay.
+func TestSetInputsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// configs are applied in turn, given the file's directory and
+		// another one.
+		configs  func(dir, other string) [][]Input
+		keep     bool   // the file keeps its follower
+		wantName string // input of the chunks after the change
+	}{
+		{
+			name: "input renamed by an insertion before it",
+			configs: func(dir, other string) [][]Input {
+				return [][]Input{{
+					input("file-0", parse.FormatPlain, filepath.Join(other, "*.log")),
+					input("x-1", parse.FormatPlain, filepath.Join(dir, "*.log")),
+				}}
+			},
+			keep: true, wantName: "x-1",
+		},
+		{
+			name: "file removed and added back",
+			configs: func(dir, other string) [][]Input {
+				return [][]Input{
+					{input("file-0", parse.FormatPlain, filepath.Join(other, "*.log"))},
+					{input("x-0", parse.FormatPlain, filepath.Join(dir, "*.log"))},
+				}
+			},
+			wantName: "x-0",
+		},
+		{
+			name: "file removed and added back under another name",
+			configs: func(dir, other string) [][]Input {
+				return [][]Input{
+					{input("file-0", parse.FormatPlain, filepath.Join(other, "*.log"))},
+					{
+						input("file-0", parse.FormatPlain, filepath.Join(other, "*.log")),
+						input("x-1", parse.FormatPlain, filepath.Join(dir, "*.log")),
+					},
+				}
+			},
+			wantName: "x-1",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, other := t.TempDir(), t.TempDir()
+			a := filepath.Join(dir, "a.log")
+			a1, a2 := numbered("a1", 0, 200), numbered("a2", 0, 50)
+			appendFile(t, a, joinLines(a1))
+			h := newHarness(t, harnessOpts{holdCommits: true}, input("x-0", parse.FormatPlain, filepath.Join(dir, "*.log")))
+			evs := h.waitMsgs(a1)
+			id := evs[0].FileID
+			fa := h.follower(devInoOf(t, a))
+			for _, c := range tc.configs(dir, other) {
+				if err := h.m.SetInputs(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			settle() // a second follower from the committed offset would re-send a1 now
+			assertExactlyOnce(t, h.snapshot(), a1)
+			if kept := h.follower(devInoOf(t, a)) == fa; kept != tc.keep {
+				t.Fatalf("follower kept: %v, want %v", kept, tc.keep)
+			}
+			h.setHold(false)
+			h.commitPending(-1)
+			appendFile(t, a, joinLines(a2))
+			evs = h.waitMsgs(a2)
+			settle()
+			assertExactlyOnce(t, h.snapshot(), concat(a1, a2))
+			for _, e := range evs {
+				if e.FileID != id {
+					t.Fatalf("%v: id %s, want %s", e, e.FileID, id)
+				}
+			}
+			chunks := h.chunkList()
+			if last := chunks[len(chunks)-1].File; last.Input != tc.wantName {
+				t.Fatalf("last chunk of input %q, want %q", last.Input, tc.wantName)
+			}
+			waitFor(t, "a.log committed", func() bool {
+				e, _ := h.store.Get(id)
+				return e.Offset == int64(len(joinLines(a1))+len(joinLines(a2)))
+			})
+			if e, _ := h.store.Get(id); e.Input != tc.wantName {
+				t.Fatalf("saved position of input %q, want %q", e.Input, tc.wantName)
+			}
+		})
+	}
+}
