@@ -16,8 +16,9 @@ import (
 // TestSIGHUPReload: SIGHUP reloads the configuration of both binaries
 // instead of killing them (issue 19, case 8). The aggregator gets one while
 // it starts and one while it runs; the agent gets a configuration with a
-// second input (applied live: its lines arrive from the same process, with
-// every line of the first input exactly once across the reload), a
+// second input inserted before the first, which renames the first (applied
+// live: its lines arrive from the same process, with every line of the
+// first input exactly once across the reload), a
 // changed key that needs a restart (named in the log), and then an invalid
 // configuration (logged by field; the agent keeps running on the previous
 // one).
@@ -87,7 +88,11 @@ aggregator:
 		fmt.Fprintln(f, harness.Line(1, s))
 	}
 	writeAgentConfig("  batch_max_events: 500\nlog: {level: debug}\n", "50ms")
-	harness.WriteFile(t, agentConfig, readFile(t, agentConfig)+fmt.Sprintf("  - {type: file, paths: [\"%s/plain/*.log\"]}\n", root))
+	// The new input goes first: the container input, unnamed, is renamed
+	// from container-0 to container-1, and its file must keep being read
+	// once, by one follower, while its lines are in flight.
+	harness.WriteFile(t, agentConfig, strings.Replace(readFile(t, agentConfig), "inputs:\n",
+		fmt.Sprintf("inputs:\n  - {type: file, paths: [\"%s/plain/*.log\"]}\n", root), 1))
 	reloads := countLog(agent, "configuration reloaded")
 	if countLog(agent, "level=DEBUG") > 0 {
 		t.Fatalf("debug lines at log level info")
