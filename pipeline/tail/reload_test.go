@@ -189,3 +189,28 @@ func TestSetInputsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A follower stopped by SetInputs while it waits to hand a chunk on: that
+// chunk is not in flight, so the file is followed again as soon as the
+// chunks that were handed on are acknowledged, from the end of the last of
+// them.
+func TestSetInputsStoppedWhileBlocked(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	lines := numbered("a", 0, 20*chunkMaxRecs) // more than the Chunks channel holds
+	appendFile(t, a, joinLines(lines))
+	in := input("x-0", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	h := newHarness(t, harnessOpts{paused: true}, in)
+	waitFor(t, "the follower blocked on a full Chunks channel", func() bool { return len(h.m.out) == cap(h.m.out) })
+	if err := h.m.SetInputs([]Input{input("y-0", parse.FormatPlain, filepath.Join(other, "*.log"))}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a.log no longer followed", func() bool { return h.follower(devInoOf(t, a)) == nil })
+	if err := h.m.SetInputs([]Input{in}); err != nil {
+		t.Fatal(err)
+	}
+	h.resume()
+	h.waitMsgs(lines)
+	settle()
+	assertExactlyOnce(t, h.snapshot(), lines)
+}
