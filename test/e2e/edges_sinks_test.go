@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,4 +197,94 @@ func TestDiskBufferFullDiskRecovers(t *testing.T) {
 	}
 	checkLines(t, es.NodeDocs("logs-*", node), 1, lines)
 	f.stop(t)
+}
+
+// TestESTemplateConflict (issue 19, case 10b): a user's index template
+// "logs-edgetmpl<run>*" at priority 500 without data_stream outranks
+// Ferry's for the dataset of the agent's file input. The aggregator (the
+// default template_conflict: error) refuses those events with an error
+// naming the template, and nothing is written (no plain index); restarted
+// with template_conflict: warn, it warns, naming the template, and writes
+// every line.
+func TestESTemplateConflict(t *testing.T) {
+	const lines = 50
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "e2e")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	dataset, tmpl := "edgetmpl"+run, "ferry-e2e-user-edgetmpl-"+run
+	stream := "logs-" + dataset + "-default"
+	es.Must(http.MethodPut, "/_index_template/"+tmpl, map[string]any{
+		"index_patterns": []string{"logs-" + dataset + "*"},
+		"priority":       500,
+	}, nil)
+	t.Cleanup(func() {
+		_, _, _ = es.Call(http.MethodDelete, "/"+stream, nil)
+		_, _, _ = es.Call(http.MethodDelete, "/_index_template/"+tmpl, nil)
+	})
+	var text strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&text, "edge line %d\n", i)
+	}
+	harness.WriteFile(t, filepath.Join(root, "app.log"), text.String())
+
+	o := harness.ESAggregatorConfig{URL: harness.ESURL(t)}
+	agg, listen, aggHTTP := startAggregator(t, root, o)
+	agentHTTP := harness.FreePort(t)
+	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), fmt.Sprintf(`
+node: %s
+state_dir: %s
+http: %s
+aggregator:
+  address: %s
+  batch_timeout: 100ms
+  backoff_initial: 50ms
+  backoff_max: 1s
+inputs:
+  - type: file
+    paths: ["%s"]
+    dataset: %s
+`, node, filepath.Join(root, "state"), agentHTTP, listen, filepath.Join(root, "app.log"), dataset))
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	harness.LogTailsOnFailure(t, agent, agg)
+
+	logHas := func(p *harness.Proc, subs ...string) bool {
+		b, _ := os.ReadFile(p.Log)
+		for _, line := range strings.Split(string(b), "\n") {
+			ok := true
+			for _, s := range subs {
+				ok = ok && strings.Contains(line, s)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	harness.WaitFor(t, time.Minute, "the aggregator's error naming the template", func() bool {
+		return logHas(agg, "level=ERROR", "refusing events", stream, `index template \"`+tmpl+`\"`, "priority 500", "no data_stream")
+	})
+	if acked, err := harness.AgentAcked(agentHTTP); err != nil || acked != 0 {
+		t.Errorf("agent acked %d events (%v) of a refused data stream, want 0", acked, err)
+	}
+	if code, _, err := es.Call(http.MethodGet, "/"+stream, nil); err != nil || code != http.StatusNotFound {
+		t.Errorf("GET /%s: HTTP %d, %v; want 404: nothing written into a plain index", stream, code, err)
+	}
+
+	// template_conflict: warn writes anyway.
+	if err := agg.Term(30 * time.Second); err != nil {
+		t.Fatalf("aggregator exit after SIGTERM: %v", err)
+	}
+	o.Listen, o.HTTP, o.BufferDir = listen, aggHTTP, filepath.Join(root, "buffer")
+	harness.WriteFile(t, filepath.Join(root, "aggregator.yaml"), o.YAML()+"    template_conflict: warn\n")
+	agg.Start()
+	// A plain index: host.name is mapped as text there, so count it all.
+	harness.WaitFor(t, time.Minute, "every line in "+stream, func() bool {
+		n, err := es.TryCount(stream, map[string]any{"match_all": map[string]any{}})
+		return err == nil && n == lines
+	})
+	if !logHas(agg, "level=WARN", "template_conflict: warn", tmpl) {
+		t.Errorf("no warning naming the template %s in the aggregator's log", tmpl)
+	}
+	harness.StopAll(t, 30*time.Second, agent, agg)
 }
