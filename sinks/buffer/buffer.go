@@ -223,16 +223,27 @@ func (s *Sink) finish(mu *sync.Mutex, d *delivery, commits chan struct{}) {
 	}
 }
 
+// warnEvery is the cadence of the warnings while a batch keeps failing.
+const warnEvery = time.Minute
+
 // writeUntilDone writes b to the sink until every event is delivered or
 // dead-lettered, or the sink refuses it for good (logged; the batch is then
 // dropped, as it can never be written). It reports false if ctx ended first.
+// The first failure is a warning, then one every warnEvery with the
+// attempts since; a batch that gets through after failures says so.
 func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
 	batch := &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events}
 	delay := s.opts.RetryInitial
+	var start, lastWarn time.Time
+	sinceWarn := 0
 	for attempt := 1; ; attempt++ {
 		res, err := s.inner.Write(ctx, batch)
 		switch {
 		case err == nil && res.OK():
+			if attempt > 1 {
+				s.log.Info("sink took a buffered batch after failed attempts", "node", b.Node, "seq", b.Seq,
+					"attempts", attempt, "after", time.Since(start).Round(time.Millisecond))
+			}
 			return true
 		case err != nil && sinks.IsPermanent(err):
 			s.log.Error("sink refused a buffered batch for good; dropped", "node", b.Node, "seq", b.Seq, "events", len(b.Events), "err", err)
@@ -247,14 +258,21 @@ func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
 		case ctx.Err() != nil:
 			return false
 		}
-		if attempt == 1 || attempt%10 == 0 {
+		now := time.Now()
+		if attempt == 1 {
+			start = now
+		}
+		sinceWarn++
+		if attempt == 1 || now.Sub(lastWarn) >= warnEvery {
 			why := "some events not written"
 			if err != nil {
 				why = err.Error()
 			} else if len(res.Failed) > 0 {
 				why = res.Failed[0].Error()
 			}
-			s.log.Warn("sink write failed; retrying from the buffer", "node", b.Node, "seq", b.Seq, "attempt", attempt, "err", why)
+			s.log.Warn("sink write failed; retrying from the buffer", "node", b.Node, "seq", b.Seq, "attempt", attempt,
+				"failing_for", now.Sub(start).Round(time.Millisecond), "failed_since_last_warning", sinceWarn, "err", why)
+			lastWarn, sinceWarn = now, 0
 		}
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 		delay = min(2*delay, s.opts.RetryMax)

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferrylogs/ferry/internal/testlog"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/wal"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
@@ -289,4 +290,31 @@ func TestUnreadableBufferReportsStoppedDelivery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	s.Close(ctx)
+}
+
+// A batch the sink keeps failing is warned about at its first failure and
+// then at most once a minute (not every tenth attempt), and its delivery
+// after failures is logged.
+func TestRetryLogCadence(t *testing.T) {
+	rec := &recorder{failFirst: 25}
+	log, logs := testlog.New(t, "buffer")
+	s, err := New(rec, Options{
+		WAL:          wal.Options{Dir: t.TempDir(), Sync: wal.SyncAlways},
+		RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond,
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if _, err := s.Write(context.Background(), batch(1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch delivered", func() bool { return rec.distinct() == 5 })
+	waitFor(t, "the recovery line", func() bool { return logs.Count("sink took a buffered batch after failed attempts") == 1 })
+	if w := logs.Lines("sink write failed"); len(w) != 1 || !strings.Contains(w[0], "attempt=1 ") {
+		t.Errorf("warnings %q, want the first failure only (25 failures within a minute)", w)
+	}
+	if !strings.Contains(logs.String(), "attempts=26") {
+		t.Errorf("recovery line does not say 26 attempts:\n%s", logs.String())
+	}
 }
