@@ -21,7 +21,7 @@ func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
 	}
 	switch t, ok, outOfRange := TimeInRange(line[:sp]); {
 	case ok:
-		h.Time, h.HasTime = t, true
+		h.setTime(t)
 	case outOfRange:
 		h.outOfRange(0, sp) // the stream and the message still count
 	default:
@@ -59,7 +59,7 @@ func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
 	}
 	switch string(first) {
 	case "P":
-		h.Partial = true
+		h.setPartial(true)
 	case "F":
 	default:
 		return Header{}, 0, "tag", tag

@@ -377,7 +377,7 @@ func escapedTimeOf(raw []byte) (int64, bool, bool) {
 }
 
 // scanDocker validates a Docker json-file line and finds its members. On
-// success h has Time and Stream set; Partial is decided by the caller, who
+// success h has its time and stream set; partial is decided by the caller, who
 // decodes the log value. It does not allocate.
 func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 	s := scanner{b: line}
@@ -461,7 +461,7 @@ func scanDocker(line []byte) (f dockerFields, h Header, fail dfail) {
 		}
 		switch t, ok, outOfRange := timeOf(f.time.raw(line), f.time.esc); {
 		case ok:
-			h.Time, h.HasTime = t, true
+			h.setTime(t)
 		case outOfRange:
 			h.outOfRange(f.time.start, f.time.end) // the stream and the message still count
 		default:
@@ -562,7 +562,7 @@ func appendDocker(dst, line []byte) ([]byte, Header, bool, error) {
 	if len(dst) > start && dst[len(dst)-1] == '\n' {
 		dst = dst[:len(dst)-1]
 	} else {
-		h.Partial = true
+		h.setPartial(true)
 	}
 	return dst, h, replaced, nil
 }
@@ -674,10 +674,11 @@ func AppendDockerCut(dst, head, tail []byte, max int) ([]byte, Header, bool, err
 	if fail.what != "" {
 		return bad("end of line: " + fail.what)
 	}
-	h.Partial = !endsWithNewlineEscape(tail[:at])
-	if h.TimeOutOfRange { // delimit the time in tail, not in obj
+	h.setPartial(!endsWithNewlineEscape(tail[:at]))
+	if h.TimeOutOfRange() { // delimit the time in tail, not in obj
+		start, end := h.TimeText()
 		d := at + 1 - len(`{"log":""`)
-		h.TimeStart, h.TimeEnd = h.TimeStart+d, h.TimeEnd+d
+		h.outOfRange(start+d, end+d)
 	}
 
 	start := len(dst)

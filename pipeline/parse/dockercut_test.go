@@ -53,7 +53,7 @@ func TestAppendDockerCut(t *testing.T) {
 			if got := string(out[len("prefix"):]); got != c.msg {
 				t.Fatalf("message %q, want %q", got, c.msg)
 			}
-			if h.Stream != c.stream || h.Time != want || h.Partial != c.partial {
+			if h.Stream != c.stream || h.Time != want || h.Partial() != c.partial {
 				t.Fatalf("header %+v, want stream %v, time %d, partial %v", h, c.stream, want, c.partial)
 			}
 		})
@@ -68,7 +68,7 @@ func TestAppendDockerCutTimeOutOfRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !h.TimeOutOfRange || string(tail[h.TimeStart:h.TimeEnd]) != "2300-01-01T00:00:00Z" || h.Stream != stderr {
+	if s, e := h.TimeText(); !h.TimeOutOfRange() || string(tail[s:e]) != "2300-01-01T00:00:00Z" || h.Stream != stderr || h.HasTime() {
 		t.Fatalf("header %+v", h)
 	}
 }

@@ -129,8 +129,8 @@ func FuzzCRI(f *testing.F) {
 			sp := bytes.IndexByte(line, ' ')
 			checkTime(t, string(line[:sp]))
 			_, ok, outOfRange := TimeInRange(line[:sp])
-			if h.HasTime != ok || h.TimeOutOfRange != outOfRange ||
-				outOfRange && (h.TimeStart != 0 || h.TimeEnd != min(sp, MaxTimeText)) {
+			if s, e := h.TimeText(); h.HasTime() != ok || h.TimeOutOfRange() != outOfRange ||
+				outOfRange && (s != 0 || e != min(sp, MaxTimeText)) || !outOfRange && e != 0 {
 				t.Fatalf("%q: header %+v, time in range %v, out of range %v", line, h, ok, outOfRange)
 			}
 			if !bytes.HasSuffix(line, msg) && utf8.Valid(line) {
@@ -145,7 +145,9 @@ func FuzzCRI(f *testing.F) {
 		if err != nil {
 			t.Fatalf("canonical %q: %v", canon, err)
 		}
-		want := Header{Time: ns, HasTime: true, Stream: stdout, Partial: partial}
+		want := Header{Stream: stdout}
+		want.setTime(ns)
+		want.setPartial(partial)
 		if isErr {
 			want.Stream = stderr
 		}
@@ -155,7 +157,7 @@ func FuzzCRI(f *testing.F) {
 		if string(msg) != toValid(line) {
 			t.Fatalf("canonical %q: message %q, want %q", canon, msg, toValid(line))
 		}
-		if back := renderCRI(h.Time, zone, h.Stream == stderr, h.Partial, msg); utf8.Valid(line) && !bytes.Equal(back, canon) {
+		if back := renderCRI(h.Time, zone, h.Stream == stderr, h.Partial(), msg); utf8.Valid(line) && !bytes.Equal(back, canon) {
 			t.Fatalf("re-rendered %q, want %q", back, canon)
 		}
 		if len(line) == 0 { // "<time> <stream> <tag>" without the space
@@ -201,17 +203,20 @@ func checkDocker(t testing.TB, line []byte) {
 		outOfRange := false
 		if ok {
 			checkTime(t, s)
-			want.Time, ok, outOfRange = TimeInRange([]byte(s))
-			want.HasTime = ok
+			var ns int64
+			if ns, ok, outOfRange = TimeInRange([]byte(s)); ok {
+				want.setTime(ns)
+			}
 		}
 		if outOfRange && err == nil {
 			// The time as it stands in the line, cut to MaxTimeText.
-			want.TimeOutOfRange, want.TimeStart, want.TimeEnd = true, h.TimeStart, h.TimeEnd
-			raw := line[h.TimeStart:h.TimeEnd]
+			start, end := h.TimeText()
+			want.outOfRange(start, end)
+			raw := line[start:end]
 			var back string
-			if h.TimeStart <= 0 || h.TimeEnd > len(line) || line[h.TimeStart-1] != '"' ||
-				len(raw) < MaxTimeText && (line[h.TimeEnd] != '"' || json.Unmarshal(fmt.Appendf(nil, `"%s"`, raw), &back) != nil || back != s) {
-				t.Fatalf("%q: out-of-range time at [%d:%d] is not %q as written", line, h.TimeStart, h.TimeEnd, s)
+			if start <= 0 || end > len(line) || line[start-1] != '"' ||
+				len(raw) < MaxTimeText && (line[end] != '"' || json.Unmarshal(fmt.Appendf(nil, `"%s"`, raw), &back) != nil || back != s) {
+				t.Fatalf("%q: out-of-range time at [%d:%d] is not %q as written", line, start, end, s)
 			}
 		}
 		wantErr = wantErr || !ok && !outOfRange
@@ -226,7 +231,7 @@ func checkDocker(t testing.TB, line []byte) {
 		t.Fatalf("%q: %v", line, err)
 	}
 	wantMsg, trimmed := strings.CutSuffix(logv, "\n")
-	want.Partial = !trimmed
+	want.setPartial(!trimmed)
 	if string(msg) != wantMsg {
 		t.Fatalf("%q: message %q, encoding/json says %q", line, msg, wantMsg)
 	}
@@ -303,7 +308,7 @@ func FuzzDocker(f *testing.F) {
 			checkDocker(t, l)
 			got, h, err := checkAppend(t, FormatDocker, l)
 			want, trimmed := strings.CutSuffix(toValid([]byte(msg)), "\n")
-			if err != nil || string(got) != want || h.Partial == trimmed {
+			if err != nil || string(got) != want || h.Partial() == trimmed {
 				t.Fatalf("%q: %q %+v %v, want %q", l, got, h, err, want)
 			}
 		}

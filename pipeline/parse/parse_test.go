@@ -31,7 +31,7 @@ type appendCase struct {
 	line     string
 	msg      string // for a malformed line: the raw line, made valid UTF-8
 	time     string // RFC 3339, "" for no time
-	oor      string // a time out of range, as the line has it (Header.TimeStart:TimeEnd)
+	oor      string // a time out of range, as the line has it (Header.TimeText)
 	stream   ferryv1.StreamName
 	partial  bool
 	replaced bool
@@ -186,15 +186,17 @@ func runAppendCases(t *testing.T, f Format, cases []appendCase) {
 			}
 			var want Header
 			if c.time != "" {
-				want.Time, want.HasTime = ts(t, c.time), true
+				want.setTime(ts(t, c.time))
 			}
 			if c.oor != "" {
-				if got := c.line[h.TimeStart:h.TimeEnd]; got != c.oor {
+				start, end := h.TimeText()
+				if got := c.line[start:end]; got != c.oor {
 					t.Errorf("time as written = %q, want %q", got, c.oor)
 				}
-				want.TimeOutOfRange, want.TimeStart, want.TimeEnd = true, h.TimeStart, h.TimeEnd
+				want.outOfRange(start, end)
 			}
-			want.Stream, want.Partial = c.stream, c.partial
+			want.Stream = c.stream
+			want.setPartial(c.partial)
 			if h != want {
 				t.Errorf("header = %+v, want %+v", h, want)
 			}

@@ -988,15 +988,16 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 	if replaced {
 		flags |= uint32(ferryv1.Flag_FLAG_INVALID_UTF8)
 	}
-	if !h.HasTime {
+	if !h.HasTime() {
 		h.Time = fl.now
 	}
 	// A time out of range is the first fragment's only (as the time is):
 	// it is not or-ed into a join's flags.
 	var oor uint32
 	var orig string
-	if h.TimeOutOfRange {
-		oor, orig = uint32(ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE), string(line[h.TimeStart:h.TimeEnd])
+	if h.TimeOutOfRange() {
+		ts, te := h.TimeText()
+		oor, orig = uint32(ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE), string(line[ts:te])
 	}
 	s := int(h.Stream) % len(fl.joins)
 	if j := &fl.joins[s]; j.flushed {
@@ -1004,7 +1005,7 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 		j.flushed = false
 		flags |= uint32(ferryv1.Flag_FLAG_PARTIAL)
 	}
-	if j := &fl.joins[s]; h.Partial || j.active {
+	if j := &fl.joins[s]; h.Partial() || j.active {
 		msg := arena[start:]
 		c.Arena = arena[:start]
 		if !j.active {
@@ -1018,7 +1019,7 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 		}
 		j.buf = append(j.buf, msg...)
 		j.flags |= flags
-		if !h.Partial {
+		if !h.Partial() {
 			fl.emitJoined(j, h.Stream)
 		}
 		return
