@@ -39,14 +39,6 @@ type verdict struct {
 	at       time.Time
 }
 
-// conflictError is a data stream that another index template governs.
-type conflictError struct {
-	stream, template string
-	msg              string
-}
-
-func (e *conflictError) Error() string { return e.msg }
-
 // checkStream tells whether Ferry's index templates govern the data stream
 // name, asking Elasticsearch the first time it sees the name (and again
 // recheckAfter after a conflict). Ferry's templates cover its own datasets;
@@ -142,19 +134,19 @@ func (s *Sink) governs(ctx context.Context, name string) (conflict, err error) {
 		}
 	}
 	if !found {
-		return &conflictError{stream: name, msg: fmt.Sprintf(
-			"data stream %s: no index template applies even after installing Ferry's: Elasticsearch would create a plain index", name)}, nil
+		return fmt.Errorf(
+			"data stream %s: no index template applies even after installing Ferry's: Elasticsearch would create a plain index", name), nil
 	}
 	t := winner.IndexTemplate
 	what := fmt.Sprintf("index template %q (priority %d, index_patterns %v)", winner.Name, t.Priority, t.IndexPatterns)
 	if t.DataStream == nil {
-		return &conflictError{stream: name, template: winner.Name, msg: fmt.Sprintf(
+		return fmt.Errorf(
 			"data stream %s: %s outranks Ferry's (priority %d) and has no data_stream: Elasticsearch would create a plain index with guessed mappings (@timestamp as date: nanoseconds lost; no retention, no rollover); remove it, give it a priority below %d or a data_stream, or set template_conflict: warn",
-			name, what, templatePriority, templatePriority)}, nil
+			name, what, templatePriority, templatePriority), nil
 	}
-	return &conflictError{stream: name, template: winner.Name, msg: fmt.Sprintf(
+	return fmt.Errorf(
 		"data stream %s: %s governs it instead of Ferry's: its mappings apply, not Ferry's (@timestamp as date_nanos, ECS fields); remove it, give it a priority below %d, or set template_conflict: warn",
-		name, what, templatePriority)}, nil
+		name, what, templatePriority), nil
 }
 
 // winningTemplate returns the index template that Elasticsearch would apply
