@@ -139,13 +139,18 @@ func (s *Sink) governs(ctx context.Context, name string) (conflict, err error) {
 	}
 	t := winner.IndexTemplate
 	what := fmt.Sprintf("index template %q (priority %d, index_patterns %v)", winner.Name, t.Priority, t.IndexPatterns)
+	if coveredByTemplates(name) {
+		what += fmt.Sprintf(" outranks Ferry's (priority %d)", templatePriority)
+	} else {
+		what += " governs this dataset, for which Ferry has no template"
+	}
 	if t.DataStream == nil {
 		return fmt.Errorf(
-			"data stream %s: %s outranks Ferry's (priority %d) and has no data_stream: Elasticsearch would create a plain index with guessed mappings (@timestamp as date: nanoseconds lost; no retention, no rollover); remove it, give it a priority below %d or a data_stream, or set template_conflict: warn",
-			name, what, templatePriority, templatePriority), nil
+			"data stream %s: %s and has no data_stream: Elasticsearch would create a plain index with guessed mappings (@timestamp as date: nanoseconds lost; no retention, no rollover); remove it, give it a priority below %d or a data_stream, or set template_conflict: warn",
+			name, what, templatePriority), nil
 	}
 	return fmt.Errorf(
-		"data stream %s: %s governs it instead of Ferry's: its mappings apply, not Ferry's (@timestamp as date_nanos, ECS fields); remove it, give it a priority below %d, or set template_conflict: warn",
+		"data stream %s: %s: its mappings apply, not Ferry's (@timestamp as date_nanos, ECS fields); remove it, give it a priority below %d, or set template_conflict: warn",
 		name, what, templatePriority), nil
 }
 

@@ -29,17 +29,18 @@ func esStatus(t *testing.T, method, path, body string) int {
 
 // TestTemplateConflict (issue 19, case 10b): a user's index template that
 // outranks Ferry's without a data_stream would make Ferry write into a
-// plain index. With template_conflict: error the events of that data
+// plain index (here it covers logs-kubernetes.container-<this test's
+// namespace>* only, so that other tests are not affected). With template_conflict: error the events of that data
 // stream are refused (retryably) with an error naming the template, and no
 // index is created; with warn they are written after a warning naming it.
 // A dataset no template matches (an input's own dataset:) gets a Ferry
 // template of its own and becomes a data stream.
 func TestTemplateConflict(t *testing.T) {
 	ns := uniqueNS(t)
-	ds := "tmplconflict" + ns // the user's template covers only this dataset
+	stream := "logs-kubernetes.container-" + ns
 	tmpl := "ferry-test-user-" + ns
 	esDo(t, http.MethodPut, "/_index_template/"+tmpl,
-		`{"index_patterns":["logs-`+ds+`*"],"priority":500,"template":{"mappings":{"properties":{"@timestamp":{"type":"date"}}}}}`)
+		`{"index_patterns":["`+stream+`*"],"priority":500,"template":{"mappings":{"properties":{"@timestamp":{"type":"date"}}}}}`)
 	t.Cleanup(func() { esStatus(t, http.MethodDelete, "/_index_template/"+tmpl, "") })
 	batch := func(dataset string) *event.Batch {
 		b := makeBatch(ns, 0, 5)
@@ -48,7 +49,6 @@ func TestTemplateConflict(t *testing.T) {
 		}
 		return b
 	}
-	stream := "logs-" + ds + "-" + ns
 
 	t.Run("error", func(t *testing.T) {
 		log, logs := testlog.New(t, "sink")
@@ -59,12 +59,12 @@ func TestTemplateConflict(t *testing.T) {
 		defer s.Close(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		res, err := s.Write(ctx, batch(ds))
+		res, err := s.Write(ctx, makeBatch(ns, 0, 5))
 		if err != nil || res.Delivered != 0 || len(res.Failed) != 5 || !res.Retryable() {
 			t.Fatalf("Write = %+v, %v; want every event failed, retryable", res, err)
 		}
 		msg := res.Failed[0].Err.Error()
-		for _, want := range []string{stream, `index template "` + tmpl + `"`, "priority 500", "no data_stream", "plain index"} {
+		for _, want := range []string{stream, `index template "` + tmpl + `"`, "priority 500", "outranks Ferry's", "no data_stream", "plain index"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("error %q does not say %q", msg, want)
 			}
@@ -76,7 +76,7 @@ func TestTemplateConflict(t *testing.T) {
 			t.Errorf("GET /%s: HTTP %d, want 404 (nothing written)", stream, code)
 		}
 		// The other data streams are written.
-		checkResult(t, write(t, s, makeBatch(ns, 100, 3)), 3, 0)
+		checkResult(t, write(t, s, makeBatch(uniqueNS(t), 100, 3)), 3, 0)
 	})
 
 	t.Run("warn", func(t *testing.T) {
@@ -88,7 +88,7 @@ func TestTemplateConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close(context.Background())
-		checkResult(t, write(t, s, batch(ds)), 5, 0)
+		checkResult(t, write(t, s, makeBatch(ns, 0, 5)), 5, 0)
 		t.Cleanup(func() { esStatus(t, http.MethodDelete, "/"+stream, "") })
 		if w := logs.Lines("level=WARN"); len(w) != 1 || !strings.Contains(w[0], tmpl) {
 			t.Errorf("want one warning naming the template, got %q", w)
