@@ -40,6 +40,17 @@
 // Mapping types this cluster lacks (match_only_text, constant_keyword in
 // minimal distributions) fall back to text and keyword, and data stream
 // lifecycle (Retention) is dropped with one log line where unsupported.
+// Before the first write to each data stream (and in Setup for the
+// dead-letter one) the sink asks Elasticsearch which template applies
+// (checkStream): a dataset no template matches gets a Ferry template of its
+// own, and a data stream another template governs is refused or warned
+// about (Config.TemplateConflict).
+//
+// # Outages
+//
+// The first failed attempt, or a request unanswered for 10 s, is a warning
+// at once; then one warning a minute counts the attempts since; the first
+// success after that logs how long delivery failed (see outage).
 //
 // Liveness uses GET /_cluster/health: some distributions answer GET / with
 // 405.
