@@ -254,7 +254,7 @@ func (x Ack_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Ack_Code.Descriptor instead.
 func (Ack_Code) EnumDescriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{5, 0}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type Batch struct {
@@ -263,8 +263,13 @@ type Batch struct {
 	// re-sent after a reconnect keeps its number.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// Name of the node the agent runs on.
-	Node          string   `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Node   string   `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Events []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// Kubernetes metadata of the pods whose events are in this batch, each pod
+	// once (resource grouping, as OTLP does): an event refers to its pod by
+	// Kubernetes.pod_uid. A pod the agent has no metadata for is absent; its
+	// events keep the coordinates of their file name only.
+	Pods          []*Pod `protobuf:"bytes,4,rep,name=pods,proto3" json:"pods,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +325,136 @@ func (x *Batch) GetEvents() []*Event {
 	return nil
 }
 
+func (x *Batch) GetPods() []*Pod {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+// Pod is what the Kubernetes API knows of one pod (and of its namespace),
+// sent once per batch that carries its events.
+type Pod struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Uid       string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	NodeName  string                 `protobuf:"bytes,4,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Only the annotation keys the agent's kubernetes.annotations allows.
+	Annotations     map[string]string `protobuf:"bytes,6,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	NamespaceLabels map[string]string `protobuf:"bytes,7,rep,name=namespace_labels,json=namespaceLabels,proto3" json:"namespace_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The controller that owns the pod, resolved one step further where the
+	// name shows it: a ReplicaSet web-7d9f8 gives Deployment web, a Job
+	// backup-28735940 gives CronJob backup. Empty when the pod has no owner.
+	OwnerKind string `protobuf:"bytes,8,opt,name=owner_kind,json=ownerKind,proto3" json:"owner_kind,omitempty"` // Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet, ...
+	OwnerName string `protobuf:"bytes,9,opt,name=owner_name,json=ownerName,proto3" json:"owner_name,omitempty"`
+	// Image of each container, by container name (init containers included).
+	ContainerImages map[string]string `protobuf:"bytes,10,rep,name=container_images,json=containerImages,proto3" json:"container_images,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Pod) Reset() {
+	*x = Pod{}
+	mi := &file_ferry_v1_ferry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pod) ProtoMessage() {}
+
+func (x *Pod) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_ferry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pod.ProtoReflect.Descriptor instead.
+func (*Pod) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Pod) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *Pod) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Pod) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Pod) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *Pod) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Pod) GetAnnotations() map[string]string {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
+}
+
+func (x *Pod) GetNamespaceLabels() map[string]string {
+	if x != nil {
+		return x.NamespaceLabels
+	}
+	return nil
+}
+
+func (x *Pod) GetOwnerKind() string {
+	if x != nil {
+		return x.OwnerKind
+	}
+	return ""
+}
+
+func (x *Pod) GetOwnerName() string {
+	if x != nil {
+		return x.OwnerName
+	}
+	return ""
+}
+
+func (x *Pod) GetContainerImages() map[string]string {
+	if x != nil {
+		return x.ContainerImages
+	}
+	return nil
+}
+
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Deterministic id: a hash of node, file identity and byte offset, so the
@@ -347,7 +482,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[1]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +494,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[1]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +507,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{1}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Event) GetId() []byte {
@@ -461,7 +596,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[2]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +608,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[2]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +621,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Source) GetPath() string {
@@ -530,7 +665,7 @@ type Kubernetes struct {
 
 func (x *Kubernetes) Reset() {
 	*x = Kubernetes{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[3]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +677,7 @@ func (x *Kubernetes) String() string {
 func (*Kubernetes) ProtoMessage() {}
 
 func (x *Kubernetes) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[3]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +690,7 @@ func (x *Kubernetes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kubernetes.ProtoReflect.Descriptor instead.
 func (*Kubernetes) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Kubernetes) GetNamespace() string {
@@ -608,7 +743,7 @@ type Value struct {
 
 func (x *Value) Reset() {
 	*x = Value{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[4]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +755,7 @@ func (x *Value) String() string {
 func (*Value) ProtoMessage() {}
 
 func (x *Value) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[4]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +768,7 @@ func (x *Value) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Value.ProtoReflect.Descriptor instead.
 func (*Value) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Value) GetKind() isValue_Kind {
@@ -719,7 +854,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_ferry_v1_ferry_proto_msgTypes[5]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +866,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_ferry_proto_msgTypes[5]
+	mi := &file_ferry_v1_ferry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +879,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_ferry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -779,11 +914,38 @@ var File_ferry_v1_ferry_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\n" +
-	"\x14ferry/v1/ferry.proto\x12\bferry.v1\"V\n" +
+	"\x14ferry/v1/ferry.proto\x12\bferry.v1\"y\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12'\n" +
-	"\x06events\x18\x03 \x03(\v2\x0f.ferry.v1.EventR\x06events\"\xc5\x03\n" +
+	"\x06events\x18\x03 \x03(\v2\x0f.ferry.v1.EventR\x06events\x12!\n" +
+	"\x04pods\x18\x04 \x03(\v2\r.ferry.v1.PodR\x04pods\"\xba\x05\n" +
+	"\x03Pod\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
+	"\tnode_name\x18\x04 \x01(\tR\bnodeName\x121\n" +
+	"\x06labels\x18\x05 \x03(\v2\x19.ferry.v1.Pod.LabelsEntryR\x06labels\x12@\n" +
+	"\vannotations\x18\x06 \x03(\v2\x1e.ferry.v1.Pod.AnnotationsEntryR\vannotations\x12M\n" +
+	"\x10namespace_labels\x18\a \x03(\v2\".ferry.v1.Pod.NamespaceLabelsEntryR\x0fnamespaceLabels\x12\x1d\n" +
+	"\n" +
+	"owner_kind\x18\b \x01(\tR\townerKind\x12\x1d\n" +
+	"\n" +
+	"owner_name\x18\t \x01(\tR\townerName\x12M\n" +
+	"\x10container_images\x18\n" +
+	" \x03(\v2\".ferry.v1.Pod.ContainerImagesEntryR\x0fcontainerImages\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
+	"\x10AnnotationsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
+	"\x14NamespaceLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
+	"\x14ContainerImagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x10R\ftimeUnixNano\x12\x18\n" +
@@ -863,36 +1025,46 @@ func file_ferry_v1_ferry_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_ferry_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ferry_v1_ferry_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ferry_v1_ferry_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_ferry_v1_ferry_proto_goTypes = []any{
 	(Kind)(0),          // 0: ferry.v1.Kind
 	(StreamName)(0),    // 1: ferry.v1.StreamName
 	(Flag)(0),          // 2: ferry.v1.Flag
 	(Ack_Code)(0),      // 3: ferry.v1.Ack.Code
 	(*Batch)(nil),      // 4: ferry.v1.Batch
-	(*Event)(nil),      // 5: ferry.v1.Event
-	(*Source)(nil),     // 6: ferry.v1.Source
-	(*Kubernetes)(nil), // 7: ferry.v1.Kubernetes
-	(*Value)(nil),      // 8: ferry.v1.Value
-	(*Ack)(nil),        // 9: ferry.v1.Ack
-	nil,                // 10: ferry.v1.Event.FieldsEntry
+	(*Pod)(nil),        // 5: ferry.v1.Pod
+	(*Event)(nil),      // 6: ferry.v1.Event
+	(*Source)(nil),     // 7: ferry.v1.Source
+	(*Kubernetes)(nil), // 8: ferry.v1.Kubernetes
+	(*Value)(nil),      // 9: ferry.v1.Value
+	(*Ack)(nil),        // 10: ferry.v1.Ack
+	nil,                // 11: ferry.v1.Pod.LabelsEntry
+	nil,                // 12: ferry.v1.Pod.AnnotationsEntry
+	nil,                // 13: ferry.v1.Pod.NamespaceLabelsEntry
+	nil,                // 14: ferry.v1.Pod.ContainerImagesEntry
+	nil,                // 15: ferry.v1.Event.FieldsEntry
 }
 var file_ferry_v1_ferry_proto_depIdxs = []int32{
-	5,  // 0: ferry.v1.Batch.events:type_name -> ferry.v1.Event
-	1,  // 1: ferry.v1.Event.stream:type_name -> ferry.v1.StreamName
-	6,  // 2: ferry.v1.Event.source:type_name -> ferry.v1.Source
-	7,  // 3: ferry.v1.Event.kubernetes:type_name -> ferry.v1.Kubernetes
-	10, // 4: ferry.v1.Event.fields:type_name -> ferry.v1.Event.FieldsEntry
-	0,  // 5: ferry.v1.Event.kind:type_name -> ferry.v1.Kind
-	3,  // 6: ferry.v1.Ack.code:type_name -> ferry.v1.Ack.Code
-	8,  // 7: ferry.v1.Event.FieldsEntry.value:type_name -> ferry.v1.Value
-	4,  // 8: ferry.v1.Ingest.Stream:input_type -> ferry.v1.Batch
-	9,  // 9: ferry.v1.Ingest.Stream:output_type -> ferry.v1.Ack
-	9,  // [9:10] is the sub-list for method output_type
-	8,  // [8:9] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	6,  // 0: ferry.v1.Batch.events:type_name -> ferry.v1.Event
+	5,  // 1: ferry.v1.Batch.pods:type_name -> ferry.v1.Pod
+	11, // 2: ferry.v1.Pod.labels:type_name -> ferry.v1.Pod.LabelsEntry
+	12, // 3: ferry.v1.Pod.annotations:type_name -> ferry.v1.Pod.AnnotationsEntry
+	13, // 4: ferry.v1.Pod.namespace_labels:type_name -> ferry.v1.Pod.NamespaceLabelsEntry
+	14, // 5: ferry.v1.Pod.container_images:type_name -> ferry.v1.Pod.ContainerImagesEntry
+	1,  // 6: ferry.v1.Event.stream:type_name -> ferry.v1.StreamName
+	7,  // 7: ferry.v1.Event.source:type_name -> ferry.v1.Source
+	8,  // 8: ferry.v1.Event.kubernetes:type_name -> ferry.v1.Kubernetes
+	15, // 9: ferry.v1.Event.fields:type_name -> ferry.v1.Event.FieldsEntry
+	0,  // 10: ferry.v1.Event.kind:type_name -> ferry.v1.Kind
+	3,  // 11: ferry.v1.Ack.code:type_name -> ferry.v1.Ack.Code
+	9,  // 12: ferry.v1.Event.FieldsEntry.value:type_name -> ferry.v1.Value
+	4,  // 13: ferry.v1.Ingest.Stream:input_type -> ferry.v1.Batch
+	10, // 14: ferry.v1.Ingest.Stream:output_type -> ferry.v1.Ack
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_ferry_proto_init() }
@@ -900,7 +1072,7 @@ func file_ferry_v1_ferry_proto_init() {
 	if File_ferry_v1_ferry_proto != nil {
 		return
 	}
-	file_ferry_v1_ferry_proto_msgTypes[4].OneofWrappers = []any{
+	file_ferry_v1_ferry_proto_msgTypes[5].OneofWrappers = []any{
 		(*Value_Str)(nil),
 		(*Value_Int)(nil),
 		(*Value_Double)(nil),
@@ -912,7 +1084,7 @@ func file_ferry_v1_ferry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_ferry_proto_rawDesc), len(file_ferry_v1_ferry_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
