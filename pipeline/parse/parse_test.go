@@ -372,12 +372,14 @@ func TestNoAllocs(t *testing.T) {
 			criTime + " stdout F GET /healthz 200 1.2ms",
 			"2016-10-06T00:17:09.669794202+02:00 stderr P héllo",
 			criTime + " stdout F bad \xff utf8",
+			"2300-01-01T00:00:00Z stdout F out of range",
 		},
 		FormatDocker: {
 			`{"log":"GET /healthz 200 1.2ms\n","stream":"stdout","time":"` + dockerTime + `"}`,
 			`{"log":"q\" \\ \t \u00e9 \ud83d\ude00 \ud83d\n","stream":"stderr","attrs":{"a":[1,true,null]},"time":"` + dockerTime + `"}`,
 			`{"\u006cog":"x","str\u0065am":"stdout","time":"2019-01-01T11:11:11\u002e5Z"}`,
 			"{\"log\":\"bad \xff utf8\"}",
+			`{"log":"out of range\n","stream":"stdout","time":"1600-01-01T00:00:00Z"}`,
 		},
 		FormatPlain: {"plain text line", "bad \xff utf8"},
 	}
