@@ -64,6 +64,23 @@ type Agent struct {
 	MemoryLimit ByteSize         `yaml:"memory_limit"`
 	Aggregator  AggregatorClient `yaml:"aggregator"`
 	Inputs      []Input          `yaml:"inputs"` // at least one; default one container input
+	Kubernetes  Kubernetes       `yaml:"kubernetes"`
+}
+
+// Kubernetes is where the agent gets pod and namespace metadata: the API
+// server, watched (pods of this node, namespaces) and served from a cache.
+type Kubernetes struct {
+	// Enabled: auto (default) uses the API server when the agent runs in a
+	// cluster (service account) or kubeconfig is set, and runs without
+	// metadata otherwise; true requires it; false never asks.
+	Enabled    string `yaml:"enabled"`    // auto|true|false
+	Kubeconfig string `yaml:"kubeconfig"` // empty: the in-cluster service account
+	// DeleteGrace keeps a deleted pod's metadata this long, so that its
+	// last lines are still labelled; >= 0, default 5m.
+	DeleteGrace Duration `yaml:"delete_grace"`
+	// Annotations lists the annotation keys sent with a pod's metadata
+	// (default none).
+	Annotations []string `yaml:"annotations"`
 }
 
 // AggregatorClient is how the agent ships batches to the aggregator.
@@ -317,7 +334,8 @@ func DefaultAgent() *Agent {
 			BackoffMax:         Duration(10 * time.Second),
 			ShutdownTimeout:    Duration(20 * time.Second),
 		},
-		Inputs: []Input{{Type: "container"}},
+		Inputs:     []Input{{Type: "container"}},
+		Kubernetes: Kubernetes{Enabled: "auto", DeleteGrace: Duration(5 * time.Minute)},
 	}
 	inputDefaults(&a.Inputs[0], 0, func(string) bool { return false })
 	return a

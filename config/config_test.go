@@ -92,6 +92,7 @@ func TestAgentGood(t *testing.T) {
 			GlobInterval:      Duration(time.Second),
 			PartialFlushAfter: Duration(5 * time.Second),
 		}},
+		Kubernetes: Kubernetes{Enabled: "true", DeleteGrace: Duration(2 * time.Minute), Annotations: []string{"team", "ferry.io/owner"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -1092,5 +1093,49 @@ func TestTemplateConflict(t *testing.T) {
 	_, err := ParseAggregator("aggregator.yaml", []byte("sinks:\n  - {type: file, path: x, template_conflict: warn}\n"))
 	if err == nil || !strings.Contains(err.Error(), "sinks[0].template_conflict: only applies to type elasticsearch") {
 		t.Errorf("template_conflict on a file sink: %v", err)
+	}
+}
+
+func TestAgentKubernetes(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	def := Kubernetes{Enabled: "auto", DeleteGrace: Duration(5 * time.Minute)}
+	for _, tc := range []struct {
+		name, src string
+		want      Kubernetes
+		err       string
+	}{
+		{name: "absent", src: "", want: def},
+		{name: "the contract", src: "kubernetes:\n  enabled: auto\n  kubeconfig: \"\"\n  delete_grace: 5m\n  annotations: []\n", want: def},
+		{name: "all set", src: "kubernetes:\n  enabled: true\n  kubeconfig: " + kc + "\n  delete_grace: 30s\n  annotations: [team, ferry.io/owner]\n",
+			want: Kubernetes{Enabled: "true", Kubeconfig: kc, DeleteGrace: Duration(30 * time.Second), Annotations: []string{"team", "ferry.io/owner"}}},
+		{name: "off", src: "kubernetes: {enabled: false, kubeconfig: /nonexistent}\n",
+			want: Kubernetes{Enabled: "false", Kubeconfig: "/nonexistent", DeleteGrace: Duration(5 * time.Minute)}},
+		{name: "zero grace", src: "kubernetes: {delete_grace: 0s}\n", want: Kubernetes{Enabled: "auto"}},
+		{name: "bad enabled", src: "kubernetes:\n  enabled: yes\n", err: `agent.yaml:2:3: kubernetes.enabled: must be one of auto, true, false, got "yes"`},
+		{name: "negative grace", src: "kubernetes:\n  delete_grace: -1s\n", err: "agent.yaml:2:3: kubernetes.delete_grace: must not be negative"},
+		{name: "missing kubeconfig", src: "kubernetes:\n  kubeconfig: /nonexistent/kc\n", err: "agent.yaml:2:3: kubernetes.kubeconfig: stat /nonexistent/kc: no such file or directory"},
+		{name: "empty annotation", src: "kubernetes:\n  annotations: [team, \"\"]\n", err: "kubernetes.annotations[1]: must not be empty"},
+		{name: "typo", src: "kubernetes:\n  delete_grase: 1m\n", err: "agent.yaml:2:3: kubernetes.delete_grase: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseAgent("agent.yaml", []byte(tc.src))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Kubernetes
+			if got.Enabled != tc.want.Enabled || got.Kubeconfig != tc.want.Kubeconfig || got.DeleteGrace != tc.want.DeleteGrace ||
+				!slices.Equal(got.Annotations, tc.want.Annotations) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -464,6 +464,22 @@ func (d *decoder) validateAgent(a *Agent) {
 			d.indexName(p+".dataset", in.Dataset, 100, "-")
 		}
 	}
+	d.validateKubernetes("kubernetes", a.Kubernetes)
+}
+
+func (d *decoder) validateKubernetes(p string, k Kubernetes) {
+	d.oneOf(p+".enabled", k.Enabled, "auto", "true", "false")
+	if k.DeleteGrace < 0 {
+		d.invalid(p+".delete_grace", "must not be negative, got %s", k.DeleteGrace)
+	}
+	if k.Kubeconfig != "" && k.Enabled != "false" {
+		if _, err := os.Stat(k.Kubeconfig); err != nil {
+			d.invalid(p+".kubeconfig", "%v", err)
+		}
+	}
+	for i, a := range k.Annotations {
+		d.nonEmpty(fmt.Sprintf("%s.annotations[%d]", p, i), a)
+	}
 }
 
 func (d *decoder) validateAggregator(a *Aggregator) {
