@@ -150,6 +150,10 @@ const (
 	// time_unix_nano is the time of reading, original_time the time as
 	// written. Stream and message are parsed as usual.
 	Flag_FLAG_TIMESTAMP_OUT_OF_RANGE Flag = 32
+	// Several lines were joined into the event by the input's multiline rule
+	// (a stack trace): Source.lines says how many, Source.end_offset where
+	// the last one ends.
+	Flag_FLAG_MULTILINE Flag = 64
 )
 
 // Enum value maps for Flag.
@@ -162,6 +166,7 @@ var (
 		8:  "FLAG_UNPARSED",
 		16: "FLAG_PARTIAL",
 		32: "FLAG_TIMESTAMP_OUT_OF_RANGE",
+		64: "FLAG_MULTILINE",
 	}
 	Flag_value = map[string]int32{
 		"FLAG_NONE":                   0,
@@ -171,6 +176,7 @@ var (
 		"FLAG_UNPARSED":               8,
 		"FLAG_PARTIAL":                16,
 		"FLAG_TIMESTAMP_OUT_OF_RANGE": 32,
+		"FLAG_MULTILINE":              64,
 	}
 )
 
@@ -589,7 +595,12 @@ type Source struct {
 	// Name of the agent input that read it.
 	Input string `protobuf:"bytes,3,opt,name=input,proto3" json:"input,omitempty"`
 	// Identity of the file: device, inode and fingerprint of its first line.
-	FileId        string `protobuf:"bytes,4,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	FileId string `protobuf:"bytes,4,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	// Of a multiline event (FLAG_MULTILINE) only, 0 otherwise: the byte
+	// offset just past the last line joined into it (offset is that of its
+	// first line), and how many lines it joins.
+	EndOffset     int64  `protobuf:"varint,5,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
+	Lines         uint32 `protobuf:"varint,6,opt,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -650,6 +661,20 @@ func (x *Source) GetFileId() string {
 		return x.FileId
 	}
 	return ""
+}
+
+func (x *Source) GetEndOffset() int64 {
+	if x != nil {
+		return x.EndOffset
+	}
+	return 0
+}
+
+func (x *Source) GetLines() uint32 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
 }
 
 type Kubernetes struct {
@@ -962,12 +987,15 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	" \x01(\tR\foriginalTime\x1aJ\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
-	"\x05value\x18\x02 \x01(\v2\x0f.ferry.v1.ValueR\x05value:\x028\x01\"c\n" +
+	"\x05value\x18\x02 \x01(\v2\x0f.ferry.v1.ValueR\x05value:\x028\x01\"\x98\x01\n" +
 	"\x06Source\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
 	"\x05input\x18\x03 \x01(\tR\x05input\x12\x17\n" +
-	"\afile_id\x18\x04 \x01(\tR\x06fileId\"\x96\x01\n" +
+	"\afile_id\x18\x04 \x01(\tR\x06fileId\x12\x1d\n" +
+	"\n" +
+	"end_offset\x18\x05 \x01(\x03R\tendOffset\x12\x14\n" +
+	"\x05lines\x18\x06 \x01(\rR\x05lines\"\x96\x01\n" +
 	"\n" +
 	"Kubernetes\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1000,7 +1028,7 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"StreamName\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x02*\x97\x01\n" +
+	"\rSTREAM_STDERR\x10\x02*\xab\x01\n" +
 	"\x04Flag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x12\n" +
 	"\x0eFLAG_TRUNCATED\x10\x01\x12\x15\n" +
@@ -1008,7 +1036,8 @@ const file_ferry_v1_ferry_proto_rawDesc = "" +
 	"\vFLAG_JOINED\x10\x04\x12\x11\n" +
 	"\rFLAG_UNPARSED\x10\b\x12\x10\n" +
 	"\fFLAG_PARTIAL\x10\x10\x12\x1f\n" +
-	"\x1bFLAG_TIMESTAMP_OUT_OF_RANGE\x10 26\n" +
+	"\x1bFLAG_TIMESTAMP_OUT_OF_RANGE\x10 \x12\x12\n" +
+	"\x0eFLAG_MULTILINE\x10@26\n" +
 	"\x06Ingest\x12,\n" +
 	"\x06Stream\x12\x0f.ferry.v1.Batch\x1a\r.ferry.v1.Ack(\x010\x01B3Z1github.com/ferrylogs/ferry/proto/ferry/v1;ferryv1b\x06proto3"
 
