@@ -452,7 +452,7 @@ func (s *Server) retryDraining(b *ferryv1.Batch, send func(*ferryv1.Ack)) {
 func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
-	res, err := s.sink.Write(ctx, &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events})
+	res, err := s.sink.Write(ctx, &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods})
 	switch {
 	case err != nil && sinks.IsPermanent(err):
 		s.BatchesFailed.Add(1)

@@ -28,8 +28,21 @@ var flagNames = []struct {
 // sinks write it as one NDJSON line and the Elasticsearch sink indexes it.
 // node is the agent's node name; ingested is when the aggregator took the
 // event. Typed fields are written under their dotted names, which
-// Elasticsearch expands into objects.
+// Elasticsearch expands into objects; a typed field that would overwrite or
+// duplicate a field the document already has (see fixedFields) is left out.
 func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Time) []byte {
+	return appendDocument(dst, node, e, nil, ingested)
+}
+
+// appendDocument is AppendDocument with the enrichment m (nil for none) of
+// the event's pod: kubernetes labels, annotations, owners and node inside
+// "kubernetes", the image inside "container", service and orchestrator at
+// the top level, each in its own place so that no fixed field is written
+// twice.
+func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested time.Time) []byte {
+	if m != nil && !m.sealed {
+		m = nil // not ready to be written: an enrichment bug, not the event's fault
+	}
 	dst = append(dst, `{"@timestamp":"`...)
 	dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
 	dst = append(dst, `","message":`...)
@@ -38,7 +51,7 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 	dst = appendBase64ID(dst, e.GetId())
 	dst = append(dst, `","ingested":"`...)
 	dst = appendTime(dst, ingested)
-	ds, ns, typ := Dataset(e), Namespace(e), Type(e)
+	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
 	dst = append(dst, `","dataset":`...)
 	dst = appendString(dst, []byte(ds))
 	if typ == "metrics" {
@@ -60,10 +73,11 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
 		dst = append(dst, '}')
 	}
-	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 || e.GetOriginalTime() != "" {
+	metaCut := m != nil && m.cut
+	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 || e.GetOriginalTime() != "" || metaCut {
 		dst = append(dst, `,"ferry":{"input":`...)
 		dst = appendString(dst, []byte(in))
-		dst = appendFlags(dst, e.GetFlags())
+		dst = appendFlags(dst, e.GetFlags(), metaCut)
 		if ot := e.GetOriginalTime(); ot != "" {
 			// The line's time as written, when @timestamp could not be it
 			// (out of date_nanos's range): a keyword, kept verbatim.
@@ -93,12 +107,38 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 		dst = append(dst, `},"container":{"name":`...)
 		dst = appendString(dst, []byte(k.GetContainer()))
 		dst = append(dst, `},"node":{"name":`...)
-		dst = appendString(dst, []byte(node))
-		dst = append(dst, `}}`...)
-		if k.GetContainerId() != "" {
-			dst = append(dst, `,"container":{"id":`...)
-			dst = appendString(dst, []byte(k.GetContainerId()))
+		if m != nil && m.NodeName != "" {
+			dst = appendString(dst, []byte(m.NodeName))
+		} else {
+			dst = appendString(dst, []byte(node))
+		}
+		dst = append(dst, '}')
+		if m != nil {
+			dst = append(dst, m.k8s...)
+		}
+		dst = append(dst, '}')
+		var img []byte
+		if m != nil {
+			img = m.image(k.GetContainer())
+		}
+		if k.GetContainerId() != "" || img != nil {
+			dst = append(dst, `,"container":{`...)
+			if k.GetContainerId() != "" {
+				dst = append(dst, `"id":`...)
+				dst = appendString(dst, []byte(k.GetContainerId()))
+				if img != nil {
+					dst = append(dst, ',')
+				}
+			}
+			if img != nil {
+				dst = append(dst, `"image":{"name":`...)
+				dst = append(dst, img...)
+				dst = append(dst, '}')
+			}
 			dst = append(dst, '}')
+		}
+		if m != nil {
+			dst = append(dst, m.top...)
 		}
 	} else {
 		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
@@ -108,8 +148,8 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 	if fs := e.GetFields(); len(fs) > 0 {
 		keys := make([]string, 0, len(fs))
 		for k := range fs {
-			if k == "data_stream.dataset" || k == "data_stream.namespace" {
-				continue // already written in data_stream
+			if fixedField(k, m != nil) {
+				continue // the document has it already (data_stream.* is read above)
 			}
 			keys = append(keys, k)
 		}
@@ -124,8 +164,51 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 	return append(dst, '}')
 }
 
-func appendFlags(dst []byte, flags uint32) []byte {
-	if flags == 0 {
+// fixedFields are the fields AppendDocument writes itself, from the event
+// and its enrichment: a typed field named like one of them, like an object
+// holding one (event), or like a field inside one (message.x, labels are
+// objects of the enrichment) would overwrite or duplicate it.
+var fixedFields = []string{
+	"@timestamp", "message", "event.id", "event.ingested", "event.dataset", "event.kind",
+	"data_stream.type", "data_stream.dataset", "data_stream.namespace",
+	"log.file.path", "log.offset", "ferry.input", "ferry.flags", "ferry.original_timestamp", "stream", "host.name",
+	"kubernetes.namespace", "kubernetes.pod.name", "kubernetes.pod.uid", "kubernetes.container.name", "kubernetes.node.name",
+	"container.id",
+}
+
+// metaFields are the fields an enrichment (Meta) writes: fixed too in the
+// document of an enriched event.
+var metaFields = []string{
+	"kubernetes.labels", "kubernetes.namespace_labels", "kubernetes.annotations",
+	"kubernetes.deployment.name", "kubernetes.statefulset.name", "kubernetes.daemonset.name",
+	"kubernetes.cronjob.name", "kubernetes.job.name", "kubernetes.replicaset.name",
+	"container.image.name", "service.name", "service.environment",
+	"orchestrator.type", "orchestrator.cluster.name",
+}
+
+// fixedField reports whether a typed field k clashes with a field of the
+// document (of an enriched one with enriched): equal to one, an object
+// above one, or a field below one.
+func fixedField(k string, enriched bool) bool {
+	return clashes(k, fixedFields) || (enriched && clashes(k, metaFields))
+}
+
+func clashes(k string, fields []string) bool {
+	for _, f := range fields {
+		if k == f || (len(f) > len(k) && f[len(k)] == '.' && f[:len(k)] == k) ||
+			(len(k) > len(f) && k[len(f)] == '.' && k[:len(f)] == f) {
+			return true
+		}
+	}
+	return false
+}
+
+// metaTruncated is the ferry.flags name of a document whose enrichment was
+// cut (see Meta).
+const metaTruncated = "metadata_truncated"
+
+func appendFlags(dst []byte, flags uint32, metaCut bool) []byte {
+	if flags == 0 && !metaCut {
 		return dst
 	}
 	dst = append(dst, `,"flags":[`...)
@@ -141,6 +224,12 @@ func appendFlags(dst []byte, flags uint32) []byte {
 		dst = append(dst, '"')
 		dst = append(dst, f.name...)
 		dst = append(dst, '"')
+	}
+	if metaCut {
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"`+metaTruncated+`"`...)
 	}
 	return append(dst, ']')
 }

@@ -10,7 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -43,10 +45,42 @@ func IDString(id []byte) string {
 
 // Batch is one agent batch inside the aggregator. Node is the agent's node
 // name; the events are the wire events, owned by whoever holds the batch.
+// Pods is the Kubernetes metadata the agent sent with the batch, each pod
+// once; events refer to their pod by Kubernetes.pod_uid.
+//
+// Meta, set by enrichment (pipeline/enrich), is parallel to Events: the
+// enrichment of each event's pod, nil for an event without one. Several
+// events share one *Meta. A batch without Meta is written unenriched.
 type Batch struct {
 	Node   string
 	Seq    uint64
 	Events []*ferryv1.Event
+	Pods   []*ferryv1.Pod
+	Meta   []*Meta
+}
+
+// meta returns the enrichment of event i, or nil.
+func (b *Batch) meta(i int) *Meta {
+	if i < len(b.Meta) {
+		return b.Meta[i]
+	}
+	return nil
+}
+
+// AppendDocument appends the document of event i (see AppendDocument) with
+// its enrichment.
+func (b *Batch) AppendDocument(dst []byte, i int, ingested time.Time) []byte {
+	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), ingested)
+}
+
+// DataStream returns the data stream of event i: as DataStream, with the
+// environment of its enrichment as namespace.
+func (b *Batch) DataStream(i int) string {
+	e, m := b.Events[i], b.meta(i)
+	if m == nil || !m.sealed || len(e.GetFields()) > 0 || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
+		return Type(e) + "-" + Dataset(e) + "-" + namespace(e, m)
+	}
+	return m.stream // the common case, prepared once per pod
 }
 
 // Dataset returns the data stream dataset of an event: the field
@@ -70,6 +104,16 @@ func Dataset(e *ferryv1.Event) string {
 // "data_stream.namespace" (the environment, once enrichment sets it),
 // else "default".
 func Namespace(e *ferryv1.Event) string {
+	return namespace(e, nil)
+}
+
+// namespace returns the data stream namespace of e enriched with m (or
+// nil): m's environment, else the field data_stream.namespace, else
+// "default".
+func namespace(e *ferryv1.Event, m *Meta) string {
+	if m != nil {
+		return m.Namespace()
+	}
 	return SanitizeDataStreamPart(FieldString(e, "data_stream.namespace"), "default")
 }
 
@@ -88,28 +132,33 @@ func DataStream(e *ferryv1.Event) string {
 
 // SanitizeDataStreamPart makes s usable as a data stream dataset or
 // namespace: lower case, at most 100 bytes, with '-', space and
-// \ / * ? " < > | , # replaced by '_'. An empty result becomes def.
+// \ / * ? " < > | , # : (and invalid UTF-8) replaced by '_', without a
+// leading '_', '.' or '+'. An empty result becomes def.
 func SanitizeDataStreamPart(s, def string) string {
-	if s == "" {
-		return def
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range strings.ToLower(s) {
+	var buf [100]byte
+	out := buf[:0]
+	for _, r := range s {
 		switch r {
-		case '-', ' ', '\\', '/', '*', '?', '"', '<', '>', '|', ',', '#', ':':
+		case '-', ' ', '\\', '/', '*', '?', '"', '<', '>', '|', ',', '#', ':', utf8.RuneError:
 			r = '_'
+		default:
+			r = unicode.ToLower(r)
 		}
-		if b.Len()+len(string(r)) > 100 {
+		if len(out) == 0 && (r == '_' || r == '.' || r == '+') {
+			continue
+		}
+		if len(out)+utf8.RuneLen(r) > len(buf) {
 			break
 		}
-		b.WriteRune(r)
+		out = utf8.AppendRune(out, r)
 	}
-	out := strings.TrimLeft(b.String(), "_.+")
-	if out == "" {
+	if len(out) == 0 {
 		return def
 	}
-	return out
+	if string(out) == s {
+		return s // unchanged: no copy
+	}
+	return string(out)
 }
 
 // FieldString returns the string value of field name, or "".

@@ -97,7 +97,7 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // once the buffer has failed (see Err); a permanent error for a batch larger
 // than a record may be.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
-	data, err := proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events})
+	data, err := proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods})
 	if err != nil {
 		return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
 	}
@@ -232,7 +232,7 @@ const warnEvery = time.Minute
 // The first failure is a warning, then one every warnEvery with the
 // attempts since; a batch that gets through after failures says so.
 func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
-	batch := &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events}
+	batch := &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods}
 	delay := s.opts.RetryInitial
 	var start, lastWarn time.Time
 	sinceWarn := 0

@@ -123,15 +123,15 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
 	ends := make([]int, len(b.Events))
 	buf := make([]byte, 0, 512*len(b.Events))
-	for i, ev := range b.Events {
-		buf = event.AppendDocument(buf, b.Node, ev, now)
+	for i := range b.Events {
+		buf = b.AppendDocument(buf, i, now)
 		ends[i] = len(buf)
 	}
 	items := make([]item, len(b.Events))
 	ptrs := make([]*item, len(b.Events))
 	start := 0
 	for i, ev := range b.Events {
-		items[i] = item{w: w, pos: i, index: event.DataStream(ev), id: event.IDString(ev.GetId()), doc: buf[start:ends[i]:ends[i]]}
+		items[i] = item{w: w, pos: i, index: b.DataStream(i), id: event.IDString(ev.GetId()), doc: buf[start:ends[i]:ends[i]]}
 		ptrs[i] = &items[i]
 		start = ends[i]
 	}

@@ -133,8 +133,8 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 	}
 	now := time.Now()
 	buf := s.buf[:0]
-	for _, e := range b.Events {
-		buf = event.AppendDocument(buf, b.Node, e, now)
+	for i := range b.Events {
+		buf = b.AppendDocument(buf, i, now)
 		buf = append(buf, '\n')
 	}
 	if cap(buf) <= 8<<20 {
