@@ -1,0 +1,129 @@
+// Package enrich is the aggregator's enrichment stage: between receiving a
+// batch and writing it to a sink, it derives from the Kubernetes metadata the
+// agent sent (Batch.Pods) and the aggregator's rules what each event's
+// document says about its pod: service.name, service.environment (which is
+// also the data stream namespace), labels, annotations, owners, node and
+// image (see event.Meta for the fields).
+//
+// The work is done once per pod per batch, not per event: each stage fills
+// one event.Meta per pod, Meta.Seal encodes it once, and the events of the
+// pod share it, so enriching and writing an event allocates nothing.
+//
+// Where it runs: behind each sink's disk buffer, in front of the sink
+// (cmd/aggregator wraps every sink with NewSink before its buffer). The disk
+// buffer therefore stores batches as received, pods included, and a batch
+// replayed from it is enriched again. Enrichment is a pure function of the
+// batch and the configuration, so a replay in the same process is enriched
+// identically; after a restart with other rules, replayed batches follow
+// the new rules, as later batches do. This is chosen over storing enriched
+// batches because the buffer then keeps the wire format (one record format,
+// readable across versions, no second encoding of labels per event: the
+// pods ride once per batch, as on the wire), and because an enriched batch
+// has no wire form: its enrichment is encoded for the document, not for
+// the buffer.
+package enrich
+
+import (
+	"context"
+
+	"github.com/ferrylogs/ferry/pipeline/event"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+// Stage derives part of the enrichment of one pod's events. p is the pod as
+// the agent sent it or, when the agent sent no metadata for it, a pod with
+// only the namespace, name (and uid) of the event's file name; p and its
+// maps must not be modified. Enrich sets fields of m; it is called once per
+// pod per batch, and may be called concurrently for different batches.
+type Stage interface {
+	Enrich(ctx context.Context, p *ferryv1.Pod, m *event.Meta)
+}
+
+// Enricher runs its stages, in order, for every pod of a batch.
+type Enricher struct {
+	stages []Stage
+}
+
+// New returns an Enricher running stages in order: a later stage sees (and
+// may change) what an earlier one set.
+func New(stages ...Stage) *Enricher {
+	return &Enricher{stages: stages}
+}
+
+// podKey identifies the events of one pod: a pod recreated under the same
+// name (a StatefulSet's) has another uid.
+type podKey struct{ namespace, pod, uid string }
+
+// Enrich returns a shallow copy of b with Meta set: one event.Meta per pod
+// of the batch, shared by its events; nil for events without a pod (plain
+// files, metrics). b itself is not changed, so several sinks may enrich the
+// same batch at once.
+func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
+	out := *b
+	if len(e.stages) == 0 || len(b.Events) == 0 {
+		return &out
+	}
+	out.Meta = make([]*event.Meta, len(b.Events))
+	var (
+		byUID   map[string]*ferryv1.Pod // when the batch has many pods
+		metas   map[podKey]*event.Meta  // by namespace and name
+		last    *event.Meta
+		lastKey podKey
+	)
+	if len(b.Pods) > 4 {
+		byUID = make(map[string]*ferryv1.Pod, len(b.Pods))
+		for _, p := range b.Pods {
+			byUID[p.GetUid()] = p
+		}
+	}
+	for i, ev := range b.Events {
+		k := ev.GetKubernetes()
+		if k.GetPod() == "" {
+			continue
+		}
+		key := podKey{k.GetNamespace(), k.GetPod(), k.GetPodUid()}
+		if last != nil && key == lastKey {
+			out.Meta[i] = last // the common case: a run of one pod's lines
+			continue
+		}
+		m := metas[key]
+		if m == nil {
+			m = e.meta(ctx, pod(b.Pods, byUID, k))
+			if metas == nil {
+				metas = make(map[podKey]*event.Meta, max(len(b.Pods), 1))
+			}
+			metas[key] = m
+		}
+		out.Meta[i], last, lastKey = m, m, key
+	}
+	return &out
+}
+
+// meta runs the stages for p.
+func (e *Enricher) meta(ctx context.Context, p *ferryv1.Pod) *event.Meta {
+	m := new(event.Meta)
+	for _, s := range e.stages {
+		s.Enrich(ctx, p, m)
+	}
+	m.Seal()
+	return m
+}
+
+// pod returns the metadata of the pod of k: the batch's pod with its uid,
+// else a pod with only the coordinates of the file name.
+func pod(pods []*ferryv1.Pod, byUID map[string]*ferryv1.Pod, k *ferryv1.Kubernetes) *ferryv1.Pod {
+	if uid := k.GetPodUid(); uid != "" {
+		if byUID != nil {
+			if p := byUID[uid]; p != nil {
+				return p
+			}
+		} else {
+			for _, p := range pods {
+				if p.GetUid() == uid {
+					return p
+				}
+			}
+		}
+	}
+	return &ferryv1.Pod{Uid: k.GetPodUid(), Namespace: k.GetNamespace(), Name: k.GetPod()}
+}
