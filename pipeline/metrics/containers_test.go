@@ -1,0 +1,137 @@
+package metrics
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+const (
+	ctrA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"
+	ctrB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2"
+	ctrC = "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc3"
+	pod1 = "1a2b3c4d-0000-4000-8000-000000000001"
+	pod2 = "1a2b3c4d-0000-4000-8000-000000000002"
+)
+
+// kube returns the fields of the event of pod uid and container id ("" for
+// the pod's own event).
+func kube(evs []*ferryv1.Event, uid, id string) map[string]*ferryv1.Value {
+	for _, e := range evs {
+		k := e.GetKubernetes()
+		if k.GetPodUid() == uid && k.GetContainerId() == id {
+			return e.GetFields()
+		}
+	}
+	return nil
+}
+
+// TestContainerFixtures samples the same pods through the cgroup layouts
+// the kubelet makes (cgroup v2 and v1, systemd and cgroupfs drivers), four
+// samples 10 s apart: first sample (no rate), rates, a container whose
+// counter went down (restarted in place) and one that disappeared and
+// came back.
+func TestContainerFixtures(t *testing.T) {
+	for _, layout := range []string{"v2-systemd", "v2-cgroupfs", "v1", "v1-systemd"} {
+		t.Run(layout, func(t *testing.T) {
+			root := func(i int) string { return filepath.Join("testdata", "cgroup", layout, "t"+string(rune('0'+i))) }
+			s, err := New(Config{Node: "node-1", Sets: []string{"containers"}, CgroupRoot: root(0)}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.cores = 2
+			cs := s.sets[0].(*containerSet)
+			sample := func(i int) []*ferryv1.Event {
+				cs.root = root(i)
+				return s.Collect(context.Background(), at(i))
+			}
+
+			e0 := sample(0)
+			if len(e0) != 5 {
+				t.Fatalf("t0: %d events, want 5 (2 pods, 3 containers; CRI-O's conmon is none)", len(e0))
+			}
+			for _, e := range e0 {
+				ds := e.GetFields()["data_stream.dataset"].GetStr()
+				if k := e.GetKubernetes(); (ds == "kubernetes.container") != (k.GetContainerId() != "") || k.GetPodUid() == "" {
+					t.Errorf("event of %s with kubernetes %v", ds, k)
+				}
+				if _, ok := e.GetFields()["data_stream.namespace"]; ok {
+					t.Error("a container metric has a namespace: it must come from its pod's environment")
+				}
+			}
+			check(t, "t0 A", kube(e0, pod1, ctrA), want{
+				"kubernetes.container.cpu.usage.core.ns":           500_000_000,
+				"kubernetes.container.cpu.usage.nanocores":         absent,
+				"kubernetes.container.memory.usage.bytes":          200e6,
+				"kubernetes.container.memory.workingset.bytes":     150e6,
+				"kubernetes.container.memory.limit.bytes":          268435456,
+				"kubernetes.container.memory.usage.limit.pct":      200e6 / 268435456,
+				"kubernetes.container.memory.workingset.limit.pct": 150e6 / 268435456,
+			})
+			check(t, "t0 B", kube(e0, pod1, ctrB), want{
+				"kubernetes.container.memory.workingset.bytes": 80e6,
+				"kubernetes.container.memory.limit.bytes":      absent,
+			})
+			check(t, "t0 pod1", kube(e0, pod1, ""), want{
+				"kubernetes.pod.memory.usage.bytes": 300e6, "kubernetes.pod.memory.working_set.bytes": 200e6,
+				"kubernetes.pod.memory.usage.limit.pct": absent,
+			})
+
+			e1 := sample(1)
+			check(t, "t1 A", kube(e1, pod1, ctrA), want{
+				"kubernetes.container.cpu.usage.nanocores": 25e6,
+				"kubernetes.container.cpu.usage.limit.pct": 0.05,
+				"kubernetes.container.cpu.usage.node.pct":  0.0125,
+			})
+			check(t, "t1 B", kube(e1, pod1, ctrB), want{
+				"kubernetes.container.cpu.usage.nanocores": 100e6,
+				"kubernetes.container.cpu.usage.limit.pct": absent,
+			})
+			check(t, "t1 C", kube(e1, pod2, ctrC), want{
+				"kubernetes.container.cpu.usage.nanocores": 500e6, "kubernetes.container.cpu.usage.limit.pct": 0.5,
+				"kubernetes.container.memory.usage.limit.pct": 60e6 / 134217728.0,
+			})
+			check(t, "t1 pod1", kube(e1, pod1, ""), want{"kubernetes.pod.cpu.usage.nanocores": 125e6})
+			check(t, "t1 pod2", kube(e1, pod2, ""), want{"kubernetes.pod.cpu.usage.nanocores": 500e6, "kubernetes.pod.cpu.usage.limit.pct": 0.5})
+
+			e2 := sample(2)
+			check(t, "t2 A (counter reset)", kube(e2, pod1, ctrA), want{
+				"kubernetes.container.cpu.usage.core.ns": 1e6, "kubernetes.container.cpu.usage.nanocores": absent,
+				"kubernetes.container.cpu.usage.limit.pct": absent,
+			})
+			if kube(e2, pod1, ctrB) != nil {
+				t.Error("t2: container B is gone but has an event")
+			}
+			check(t, "t2 pod1", kube(e2, pod1, ""), want{"kubernetes.pod.cpu.usage.nanocores": 5e6})
+
+			e3 := sample(3)
+			check(t, "t3 A", kube(e3, pod1, ctrA), want{"kubernetes.container.cpu.usage.nanocores": 10e6})
+			check(t, "t3 B (back)", kube(e3, pod1, ctrB), want{"kubernetes.container.cpu.usage.nanocores": absent})
+		})
+	}
+}
+
+func TestCgroupNames(t *testing.T) {
+	for _, c := range []struct{ name, uid, id string }{
+		{"kubepods-burstable-pod1a2b_0000_4000.slice", "1a2b-0000-4000", ""},
+		{"kubepods-pod1a2b_0000.slice", "1a2b-0000", ""},
+		{"pod1a2b-0000-4000", "1a2b-0000-4000", ""},
+		{"kubepods-burstable.slice", "", ""},
+		{"burstable", "", ""},
+		{"cri-containerd-" + ctrA + ".scope", "", ctrA},
+		{"docker-" + ctrA + ".scope", "", ctrA},
+		{"crio-" + ctrA + ".scope", "", ctrA},
+		{"crio-conmon-" + ctrA + ".scope", "", ""},
+		{ctrA, "", ctrA},
+		{"init.scope", "", ""},
+	} {
+		if got := podUID(c.name); got != c.uid {
+			t.Errorf("podUID(%q) = %q, want %q", c.name, got, c.uid)
+		}
+		if got := containerID(c.name); got != c.id {
+			t.Errorf("containerID(%q) = %q, want %q", c.name, got, c.id)
+		}
+	}
+}
