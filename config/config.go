@@ -177,6 +177,35 @@ type Aggregator struct {
 	Auth Auth      `yaml:"auth"`
 
 	Buffer Buffer `yaml:"buffer"`
+
+	// ClusterName is written as orchestrator.cluster.name on every
+	// container event; empty (the default): not written.
+	ClusterName string `yaml:"cluster_name"`
+	Enrich      Enrich `yaml:"enrich"`
+}
+
+// Enrich sets how the aggregator derives fields from the Kubernetes
+// metadata the agents send (see pipeline/enrich).
+type Enrich struct {
+	Environment EnvironmentRules `yaml:"environment"`
+}
+
+// EnvironmentRules give service.environment, which is also the data stream
+// namespace (logs-kubernetes.container-<environment>): the first rule that
+// gives a non-empty value wins.
+type EnvironmentRules struct {
+	// NamespaceLabel: 1. this label of the pod's namespace; default
+	// "environment"; empty: rule off.
+	NamespaceLabel string `yaml:"namespace_label"`
+	// NamespaceRegex: 2. the first capture group of this regular
+	// expression (RE2) on the namespace name; default
+	// '^(?:.+-)?(dev|staging|prod)$'; empty: rule off.
+	NamespaceRegex string `yaml:"namespace_regex"`
+	// Namespaces: 3. fixed namespace → environment; default none.
+	Namespaces map[string]string `yaml:"namespaces"`
+	// Default: 4. default "default"; empty: no service.environment (the
+	// data stream namespace is then "default").
+	Default string `yaml:"default"`
 }
 
 // Buffer sets how batches wait for the sinks. A sink with a memory buffer
@@ -355,6 +384,9 @@ func DefaultAggregator() *Aggregator {
 		ShutdownTimeout:     Duration(20 * time.Second),
 		Buffer:              Buffer{Dir: "./buffer", MaxBytes: 1 * GiB, SegmentBytes: 64 * MiB, Sync: "interval", SyncInterval: Duration(10 * time.Millisecond), Concurrency: 4},
 		Sinks:               []Sink{{Type: "file", Path: "./out/events.ndjson", Buffer: "memory"}},
+		Enrich: Enrich{Environment: EnvironmentRules{
+			NamespaceLabel: "environment", NamespaceRegex: `^(?:.+-)?(dev|staging|prod)$`, Default: "default",
+		}},
 	}
 	sinkDefaults(&a.Sinks[0], 0, func(string) bool { return false })
 	return a

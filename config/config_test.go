@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -120,6 +121,7 @@ func TestAggregatorGood(t *testing.T) {
 		ShutdownTimeout:     Duration(45 * time.Second),
 		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
 			Sync: "always", SyncInterval: Duration(5 * time.Millisecond), Concurrency: 8},
+		Enrich: DefaultAggregator().Enrich,
 		TLS: ServerTLS{
 			Enabled:      true,
 			CertFile:     dir + "/server.pem",
@@ -1135,6 +1137,49 @@ func TestAgentKubernetes(t *testing.T) {
 			if got.Enabled != tc.want.Enabled || got.Kubeconfig != tc.want.Kubeconfig || got.DeleteGrace != tc.want.DeleteGrace ||
 				!slices.Equal(got.Annotations, tc.want.Annotations) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAggregatorEnrich(t *testing.T) {
+	def := EnvironmentRules{NamespaceLabel: "environment", NamespaceRegex: `^(?:.+-)?(dev|staging|prod)$`, Default: "default"}
+	for _, tc := range []struct {
+		name, src string
+		cluster   string
+		want      EnvironmentRules
+		err       string
+	}{
+		{name: "absent", src: "", want: def},
+		{name: "the contract", src: "cluster_name: \"\"\nenrich:\n  environment:\n    namespace_label: environment\n" +
+			"    namespace_regex: '^(?:.+-)?(dev|staging|prod)$'\n    namespaces: { payments: prod, edge: prod }\n    default: default\n",
+			want: EnvironmentRules{NamespaceLabel: "environment", NamespaceRegex: def.NamespaceRegex, Namespaces: map[string]string{"payments": "prod", "edge": "prod"}, Default: "default"}},
+		{name: "all set", src: "cluster_name: eu-1\nenrich:\n  environment:\n    namespace_label: env\n    namespace_regex: '^(.*)-env$'\n    namespaces:\n      kube-system: infra\n    default: none\n",
+			cluster: "eu-1", want: EnvironmentRules{NamespaceLabel: "env", NamespaceRegex: "^(.*)-env$", Namespaces: map[string]string{"kube-system": "infra"}, Default: "none"}},
+		{name: "rules off", src: "enrich:\n  environment:\n    namespace_label: \"\"\n    namespace_regex: \"\"\n    default: \"\"\n", want: EnvironmentRules{}},
+		{name: "bad regex", src: "enrich:\n  environment:\n    namespace_regex: '^(prod'\n", err: "aggregator.yaml:3:5: enrich.environment.namespace_regex: error parsing regexp: missing closing ): `^(prod`"},
+		{name: "no capture group", src: "enrich:\n  environment:\n    namespace_regex: '^(?:prod|dev)$'\n", err: "aggregator.yaml:3:5: enrich.environment.namespace_regex: \"^(?:prod|dev)$\" has no capture group"},
+		{name: "empty environment", src: "enrich:\n  environment:\n    namespaces:\n      payments: \"\"\n", err: "aggregator.yaml:4:7: enrich.environment.namespaces.payments: the environment must not be empty"},
+		{name: "not a mapping", src: "enrich:\n  environment:\n    namespaces: [payments]\n", err: "aggregator.yaml:3:5: enrich.environment.namespaces: must be a mapping, got a list"},
+		{name: "not a string", src: "enrich:\n  environment:\n    namespaces: {payments: {a: b}}\n", err: "aggregator.yaml:3:18: enrich.environment.namespaces.payments: must be a string, got a mapping"},
+		{name: "duplicate", src: "enrich:\n  environment:\n    namespaces:\n      a: x\n      a: y\n", err: "aggregator.yaml:5:7: enrich.environment.namespaces.a: duplicate key (first at line 4)"},
+		{name: "typo", src: "enrich:\n  environment:\n    namespace_lable: env\n", err: "aggregator.yaml:3:5: enrich.environment.namespace_lable: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseAggregator("aggregator.yaml", []byte(tc.src))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Enrich.Environment
+			if got.NamespaceLabel != tc.want.NamespaceLabel || got.NamespaceRegex != tc.want.NamespaceRegex || got.Default != tc.want.Default ||
+				!maps.Equal(got.Namespaces, tc.want.Namespaces) || c.ClusterName != tc.cluster {
+				t.Fatalf("got %+v cluster %q, want %+v cluster %q", got, c.ClusterName, tc.want, tc.cluster)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ferrylogs/ferry/pipeline/enrich"
 	"github.com/ferrylogs/ferry/transport/tlsconf"
 )
 
@@ -175,6 +177,8 @@ func (d *decoder) value(n, at *yaml.Node, path string, v reflect.Value) {
 		d.mapping(n, at, path, v)
 	case reflect.Slice:
 		d.sequence(n, at, path, v)
+	case reflect.Map:
+		d.stringMap(n, at, path, v)
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
 		d.value(n, at, path, p.Elem())
@@ -243,6 +247,42 @@ func (d *decoder) mapping(n, at *yaml.Node, path string, v reflect.Value) {
 			d.value(val, k, p, v.Field(f))
 		}
 	}
+}
+
+// stringMap decodes a mapping of strings to strings (the only kind of map
+// the configuration has); each key is a path of its own ("a.b.key").
+func (d *decoder) stringMap(n, at *yaml.Node, path string, v reflect.Value) {
+	if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
+		panic("config: unsupported field type " + v.Type().String())
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(at, path, "must be a mapping, got "+kindOf(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	first := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		p := path + "." + k.Value
+		switch prev := first[k.Value]; {
+		case k.Kind != yaml.ScalarNode:
+			d.fail(k, path, "keys must be strings")
+			continue
+		case k.ShortTag() == "!!merge":
+			d.fail(k, path, "merge keys (<<) are not supported")
+			continue
+		case prev != nil:
+			d.fail(k, p, fmt.Sprintf("duplicate key (first at line %d)", prev.Line))
+			continue
+		}
+		first[k.Value] = k
+		d.seen[p] = position{k.Line, k.Column}
+		s, ok := d.scalar(val, k, p, v.Type().Elem())
+		if ok {
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), reflect.ValueOf(s).Convert(v.Type().Elem()))
+		}
+	}
+	v.Set(m)
 }
 
 func (d *decoder) sequence(n, at *yaml.Node, path string, v reflect.Value) {
@@ -499,6 +539,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.validateServerTLS("tls", a.TLS)
 	d.validateAuth("auth", a.Auth, a.TLS.Enabled)
 	d.validateBuffer("buffer", &a.Buffer, a.Sinks)
+	d.validateEnrich("enrich", a.Enrich)
 	if len(a.Sinks) == 0 {
 		d.invalid("sinks", "at least one sink is required")
 	}
@@ -522,6 +563,22 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 			}
 		case "elasticsearch":
 			d.validateElasticsearch(p, s)
+		}
+	}
+}
+
+func (d *decoder) validateEnrich(p string, e Enrich) {
+	if re := e.Environment.NamespaceRegex; re != "" {
+		if _, err := enrich.CompileNamespaceRegex(re); err != nil {
+			d.invalid(p+".environment.namespace_regex", "%v", err)
+		}
+	}
+	for _, ns := range slices.Sorted(maps.Keys(e.Environment.Namespaces)) {
+		switch {
+		case ns == "":
+			d.invalid(p+".environment.namespaces", "a namespace name must not be empty")
+		case e.Environment.Namespaces[ns] == "":
+			d.invalid(p+".environment.namespaces."+ns, "the environment must not be empty")
 		}
 	}
 }
