@@ -104,7 +104,11 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		return fmt.Errorf("memory budget %s (from %s) too small: max_recv_message_bytes %s must fit in a quarter of it",
 			config.ByteSize(ml.Bytes), ml.From, cfg.MaxRecvMessageBytes)
 	}
-	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, log)
+	enr, err := enricher(cfg)
+	if err != nil {
+		return err
+	}
+	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, enr, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrylogs/ferry/config"
+	"github.com/ferrylogs/ferry/pipeline/enrich"
 	"github.com/ferrylogs/ferry/pipeline/wal"
 	"github.com/ferrylogs/ferry/sinks"
 	"github.com/ferrylogs/ferry/sinks/buffer"
@@ -40,8 +41,10 @@ func withBuffer(sink sinks.Sink, c config.Sink, b config.Buffer, log *slog.Logge
 }
 
 // buildSinks turns the sink configuration into one sink, and returns the
-// disk buffers in it, for the health checks.
-func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *slog.Logger) (sinks.Sink, []diskBuffer, error) {
+// disk buffers in it, for the health checks. Every sink gets enr (when not
+// nil) in front of it, behind its disk buffer: the buffer keeps batches as
+// received and they are enriched when delivered (see pipeline/enrich).
+func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *enrich.Enricher, log *slog.Logger) (sinks.Sink, []diskBuffer, error) {
 	var (
 		out  sinks.Fanout
 		bufs []diskBuffer
@@ -49,6 +52,9 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *s
 	for _, c := range cfgs {
 		l := log.With("sink_name", c.Name)
 		s, err := buildSink(ctx, c, l)
+		if err == nil && enr != nil {
+			s = enrich.NewSink(s, enr)
+		}
 		if err == nil {
 			s, err = withBuffer(s, c, b, l)
 		}
@@ -65,6 +71,16 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, log *s
 		return out[0], bufs, nil
 	}
 	return out, bufs, nil
+}
+
+// enricher returns the enrichment stages the configuration asks for.
+func enricher(cfg *config.Aggregator) (*enrich.Enricher, error) {
+	r := cfg.Enrich.Environment
+	env, err := enrich.NewEnvironment(r.NamespaceLabel, r.NamespaceRegex, r.Namespaces, r.Default)
+	if err != nil {
+		return nil, fmt.Errorf("enrich.environment: %w", err)
+	}
+	return enrich.New(enrich.Kubernetes{Cluster: cfg.ClusterName}, enrich.Service{}, env), nil
 }
 
 func buildSink(ctx context.Context, c config.Sink, log *slog.Logger) (sinks.Sink, error) {

@@ -33,14 +33,20 @@ import (
 	"github.com/ferrylogs/ferry/test/harness"
 )
 
-const containerStream = "logs-kubernetes.container-default"
+const (
+	containerStream = "logs-kubernetes.container-default"
+	// containerStreams are the container data streams of every environment:
+	// the harness's pods are in namespaces dev, staging and prod, which the
+	// default environment rules route to -dev, -staging and -prod.
+	containerStreams = "logs-kubernetes.container-*"
+)
 
 // TestESHundredThousand ships 100,000 CRI lines (every 7th split into P+F)
 // from 10 container log files through agent and aggregator into
 // Elasticsearch and checks that every line is there exactly once, under its
-// event id, in the data stream logs-kubernetes.container-default, whose
-// backing indices map @timestamp as date_nanos and source.geo.location as
-// geo_point (Ferry's template, not dynamic mapping).
+// event id, in the data streams logs-kubernetes.container-<environment>,
+// whose backing indices map @timestamp as date_nanos and source.geo.location
+// as geo_point (Ferry's template, not dynamic mapping).
 func TestESHundredThousand(t *testing.T) {
 	const files, perFile = 10, 10_000
 	const total = files * perFile
@@ -54,8 +60,8 @@ func TestESHundredThousand(t *testing.T) {
 	t.Logf("%d lines acknowledged after %s (%.0f events/s), all searchable after %s",
 		total, acked.Round(time.Millisecond), total/acked.Seconds(), time.Since(start).Round(time.Millisecond))
 
-	if n := es.NodeCount(containerStream, node); n != total {
-		t.Errorf("%s holds %d documents of node %s, want %d", containerStream, n, node, total)
+	if n := es.NodeCount(containerStreams, node); n != total {
+		t.Errorf("%s holds %d documents of node %s, want %d", containerStreams, n, node, total)
 	}
 	checkLines(t, es.NodeDocs("logs-*", node), files, perFile)
 
@@ -67,13 +73,13 @@ func TestESHundredThousand(t *testing.T) {
 			} `json:"mapping"`
 		} `json:"mappings"`
 	}
-	es.Must(http.MethodGet, "/"+containerStream+"/_mapping/field/source.geo.location,@timestamp", nil, &m)
+	es.Must(http.MethodGet, "/"+containerStreams+"/_mapping/field/source.geo.location,@timestamp", nil, &m)
 	if len(m) == 0 {
-		t.Fatalf("no backing index for %s", containerStream)
+		t.Fatalf("no backing index for %s", containerStreams)
 	}
 	for index, im := range m {
-		if !strings.HasPrefix(index, ".ds-"+containerStream+"-") {
-			t.Errorf("%s is backed by %s, not by a data stream backing index", containerStream, index)
+		if !strings.HasPrefix(index, ".ds-logs-kubernetes.container-") {
+			t.Errorf("%s is backed by %s, not by a data stream backing index", containerStreams, index)
 		}
 		for field, want := range map[string]string{"source.geo.location": "geo_point", "@timestamp": "date_nanos"} {
 			leaf := field[strings.LastIndex(field, ".")+1:]
@@ -171,8 +177,8 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 			TimeUnixNano: time.Now().UnixNano(),
 			Message:      fmt.Appendf(nil, "GET /orders node=%s batch=%d i=%d", node, batch, i),
 			Stream:       ferryv1.StreamName_STREAM_STDOUT,
-			Source:       &ferryv1.Source{Path: "/var/log/pods/dev_web-dl_uid-dl/app/0.log", Offset: off, Input: "container-0", FileId: fileID},
-			Kubernetes:   &ferryv1.Kubernetes{Namespace: "dev", Pod: "web-dl", PodUid: "uid-dl", Container: "app", ContainerId: "containerd://dl"},
+			Source:       &ferryv1.Source{Path: "/var/log/pods/dl_web-dl_uid-dl/app/0.log", Offset: off, Input: "container-0", FileId: fileID},
+			Kubernetes:   &ferryv1.Kubernetes{Namespace: "dl", Pod: "web-dl", PodUid: "uid-dl", Container: "app", ContainerId: "containerd://dl"},
 			Kind:         ferryv1.Kind_KIND_LOG,
 		}
 		event.SetField(e, "http.response.status_code", status)
