@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
+	"github.com/ferrylogs/ferry/pipeline/multiline"
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -29,6 +30,7 @@ type join struct {
 	buf    []byte
 	frags  int   // fragments so far
 	last   int64 // when the last fragment was read (Unix ns)
+	end    int64 // offset just past the last fragment
 	// flushed: the last partial record of the stream was sent on its own
 	// (partial_flush_after): what continues it is flagged partial too.
 	flushed bool
@@ -95,6 +97,15 @@ type follower struct {
 	// longTail its last bytes so far, to parse its stream and time.
 	long     []byte
 	longTail []byte
+	// lineEnd is the offset just past the line being emitted.
+	lineEnd int64
+	// ml is the multiline rule in effect (nil: none) and mls its joiner
+	// of each stream, made on first use. mlWait: the pod's rule is still
+	// to be asked for (Input.RuleFor), mlWarned: a bad one was warned of.
+	ml       *multiline.Spec
+	mls      [3]*multiline.Joiner
+	mlWait   bool
+	mlWarned bool
 }
 
 // Marks are kept at every power of two from markMin, and at the last
@@ -171,6 +182,7 @@ func (fl *follower) run(ctx context.Context) {
 		}
 		return
 	}
+	fl.initRule()
 	// goneAt is when the file was first seen gone: deleted, renamed away,
 	// or (drainOnly) rotated while the agent was down. A writer may still
 	// append to it for a while, so it is read on until a poll interval
@@ -201,6 +213,12 @@ func (fl *follower) run(ctx context.Context) {
 			return
 		}
 		if err := fl.flushStaleJoins(ctx); err != nil {
+			return
+		}
+		if err := fl.flushGroups(ctx, false); err != nil {
+			return
+		}
+		if err := fl.resolveRule(ctx); err != nil {
 			return
 		}
 		if err := fl.send(ctx, false); err != nil {
@@ -384,6 +402,11 @@ func (fl *follower) reset(off int64) {
 	fl.long, fl.longTail = nil, nil
 	for i := range fl.joins {
 		fl.joins[i].active, fl.joins[i].flushed = false, false
+	}
+	for _, j := range fl.mls {
+		if j != nil {
+			j.Reset()
+		}
 	}
 }
 
@@ -647,6 +670,7 @@ func (fl *follower) flushPending(ctx context.Context, cut bool) error {
 		fl.leftover = fl.chunk.full()
 	}
 	fl.now = time.Now().UnixNano()
+	fl.lineEnd = fl.readPos
 	if fl.skipping && fl.long != nil {
 		if err := fl.ensureRoom(ctx); err != nil {
 			return err
@@ -678,7 +702,7 @@ func (fl *follower) flushPending(ctx context.Context, cut bool) error {
 		j.flags |= uint32(ferryv1.Flag_FLAG_PARTIAL) // never continued
 		fl.emitJoined(j, ferryv1.StreamName(s))
 	}
-	return nil
+	return fl.flushGroups(ctx, true)
 }
 
 // readToEOF reads and parses everything up to the current end of file. It
@@ -861,6 +885,7 @@ func (fl *follower) process(buf []byte) int {
 			}
 			if fl.long != nil {
 				fl.keepTail(buf[pos : pos+i])
+				fl.lineEnd = base + int64(pos+i+1)
 				fl.emitLong(fl.long, fl.longTail, fl.skipOff, 0)
 				fl.long, fl.longTail = nil, nil
 			}
@@ -872,6 +897,7 @@ func (fl *follower) process(buf []byte) int {
 			if len(buf)-pos > fl.in.MaxLineBytes+dockerHeadSlack {
 				fl.skipping = true
 				fl.skipOff = base + int64(pos)
+				fl.lineEnd = base + int64(len(buf))
 				if fl.format == parse.FormatDocker {
 					// Sent once its end (stream, time) is read.
 					fl.long = bytes.Clone(buf[pos : pos+fl.in.MaxLineBytes+dockerHeadSlack])
@@ -885,6 +911,7 @@ func (fl *follower) process(buf []byte) int {
 			break
 		}
 		lineOff := base + int64(pos)
+		fl.lineEnd = lineOff + int64(i+1)
 		if raw := buf[pos : pos+i]; len(raw) > fl.in.MaxLineBytes && fl.format == parse.FormatDocker {
 			fl.emitLong(raw[:min(len(raw), fl.in.MaxLineBytes+dockerHeadSlack)], raw[max(0, len(raw)-parse.DockerTailBytes):], lineOff, 0)
 		} else {
@@ -1013,6 +1040,7 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 		}
 		j.frags++
 		j.last = fl.now
+		j.end = fl.lineEnd
 		if room := fl.in.MaxLineBytes - len(j.buf); len(msg) > room {
 			msg = cutRunes(msg, max(room, 0))
 			flags |= uint32(ferryv1.Flag_FLAG_TRUNCATED)
@@ -1026,7 +1054,7 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 	}
 	c.Arena = arena
 	c.count()
-	c.Recs = append(c.Recs, Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags | oor, OrigTime: orig})
+	fl.put(Rec{Off: off, MsgStart: uint32(start), MsgEnd: uint32(len(arena)), Time: h.Time, Stream: h.Stream, Flags: flags | oor, OrigTime: orig}, fl.lineEnd)
 }
 
 // flushStaleJoins sends, each as its own event flagged partial, the open
@@ -1035,6 +1063,7 @@ func (fl *follower) add(line, arena []byte, start int, h parse.Header, replaced 
 // offset back for ever (and be sent again after every restart).
 func (fl *follower) flushStaleJoins(ctx context.Context) error {
 	now := time.Now().UnixNano()
+	fl.now = now
 	for s := range fl.joins {
 		j := &fl.joins[s]
 		if !j.active || now-j.last < int64(fl.in.PartialFlushAfter) {
@@ -1060,16 +1089,17 @@ func (fl *follower) emitJoined(j *join, stream ferryv1.StreamName) {
 	if j.frags > 1 {
 		flags |= uint32(ferryv1.Flag_FLAG_JOINED)
 	}
-	c.Recs = append(c.Recs, Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: flags, OrigTime: j.orig})
 	j.active = false
+	fl.put(Rec{Off: j.off, MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: j.time, Stream: stream, Flags: flags, OrigTime: j.orig}, j.end)
 	if cap(j.buf) > 1<<20 {
 		j.buf = nil
 	}
 }
 
 // safeEnd is the offset up to which every line has been turned into an
-// event: the start of unconsumed bytes, of an open join, or of an over-long
-// line still being skipped, whichever is first.
+// event: the start of unconsumed bytes, of an open join, of an open
+// multiline group, or of an over-long line still being skipped, whichever
+// is first. A crash re-reads an open group from its first line.
 func (fl *follower) safeEnd() int64 {
 	end := fl.bufStart
 	if fl.skipping && fl.skipOff < end {
@@ -1078,6 +1108,14 @@ func (fl *follower) safeEnd() int64 {
 	for i := range fl.joins {
 		if fl.joins[i].active && fl.joins[i].off < end {
 			end = fl.joins[i].off
+		}
+	}
+	for _, j := range fl.mls {
+		if j == nil {
+			continue
+		}
+		if off, open := j.Open(); open && off < end {
+			end = off
 		}
 	}
 	return end

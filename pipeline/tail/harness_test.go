@@ -56,6 +56,8 @@ type ev struct {
 	Stream ferryv1.StreamName
 	Time   int64
 	Orig   string // Rec.OrigTime
+	End    int64  // Rec.End (multiline events)
+	Lines  uint32 // Rec.Lines (multiline events)
 }
 
 func (e ev) String() string {
@@ -210,6 +212,7 @@ func (h *harness) record(m *Manager, c *Chunk) {
 		h.events = append(h.events, ev{
 			Run: h.run, FileID: c.File.ID, Path: c.File.Path, Link: c.File.Link, Off: r.Off,
 			Msg: string(c.Message(r)), Flags: r.Flags, Stream: r.Stream, Time: r.Time, Orig: r.OrigTime,
+			End: r.End, Lines: r.Lines,
 		})
 	}
 	hold := h.opts.holdCommits

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrylogs/ferry/pipeline/budget"
+	"github.com/ferrylogs/ferry/pipeline/multiline"
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -41,6 +42,16 @@ type Input struct {
 	PartialFlushAfter time.Duration
 	// Dataset, if set, is sent as the data_stream.dataset field.
 	Dataset string
+	// Multiline, if not nil, joins the lines of each stream of a file
+	// into events by its rule (a stack trace is one event).
+	Multiline *multiline.Spec
+	// RuleFor, if not nil, names the multiline rule the pod of a
+	// container log file asks for (its ferry.io/multiline annotations),
+	// overriding Multiline's: ok is false while the pod's metadata is not
+	// known (it is asked again every poll interval), rule is "" when the
+	// pod asks for nothing. It must be safe for concurrent use and fast:
+	// it is called by every follower of the input.
+	RuleFor func(k *ferryv1.Kubernetes) (rule string, ok bool)
 }
 
 // File is one file under one identity. Its fields do not change once the
@@ -70,6 +81,11 @@ type Rec struct {
 	// OrigTime is the line's time as written when it is out of range
 	// (FLAG_TIMESTAMP_OUT_OF_RANGE; Time is then the time of reading).
 	OrigTime string
+	// Of an event joined from several lines by a multiline rule
+	// (FLAG_MULTILINE) only, else 0: the offset just past its last line,
+	// and how many lines it joins.
+	End   int64
+	Lines uint32
 }
 
 // Chunk is a run of events from one file, in file order. After the events
