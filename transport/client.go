@@ -291,6 +291,7 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		msgStart := len(b.arena)
 		b.arena = append(b.arena, msg...)
 		src.Path, src.Offset, src.Input, src.FileId = f.Path, r.Off, f.Input, f.ID
+		src.EndOffset, src.Lines = r.End, r.Lines // a multiline event's (else 0)
 		// Full slice expressions: when an arena grows, earlier events keep
 		// pointing into the old array, which stays valid.
 		ev.Id = b.ids[idStart:len(b.ids):len(b.ids)]

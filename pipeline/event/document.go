@@ -21,6 +21,7 @@ var flagNames = []struct {
 	{ferryv1.Flag_FLAG_UNPARSED, "unparsed"},
 	{ferryv1.Flag_FLAG_PARTIAL, "partial"},
 	{ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE, "timestamp_out_of_range"},
+	{ferryv1.Flag_FLAG_MULTILINE, "multiline"},
 }
 
 // AppendDocument appends the JSON document of e, with ECS field names, to
@@ -71,6 +72,14 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 		dst = appendString(dst, []byte(src.GetPath()))
 		dst = append(dst, `},"offset":`...)
 		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
+		if n := src.GetLines(); n > 0 {
+			// A multiline event: offset is its first line's, end_offset
+			// just past its last.
+			dst = append(dst, `,"end_offset":`...)
+			dst = strconv.AppendInt(dst, src.GetEndOffset(), 10)
+			dst = append(dst, `,"lines":`...)
+			dst = strconv.AppendUint(dst, uint64(n), 10)
+		}
 		dst = append(dst, '}')
 	}
 	metaCut := m != nil && m.cut
