@@ -63,8 +63,9 @@ type Agent struct {
 	// batch_max_bytes, which must fit in it, as must every max_line_bytes.
 	MemoryLimit ByteSize         `yaml:"memory_limit"`
 	Aggregator  AggregatorClient `yaml:"aggregator"`
-	Inputs      []Input          `yaml:"inputs"` // at least one; default one container input
+	Inputs      []Input          `yaml:"inputs"` // at least one (none: metrics only); default one container input
 	Kubernetes  Kubernetes       `yaml:"kubernetes"`
+	Metrics     Metrics          `yaml:"metrics"`
 }
 
 // Kubernetes is where the agent gets pod and namespace metadata: the API
@@ -136,6 +137,26 @@ type Input struct {
 	// newline) whose continuation has not come after this long is sent on
 	// its own, flagged partial; 100ms..1h, default 5s.
 	PartialFlushAfter Duration `yaml:"partial_flush_after"`
+	// Multiline joins the lines of a stack trace into one event.
+	Multiline Multiline `yaml:"multiline"`
+}
+
+// Multiline is an input's rule for joining lines into events (see package
+// pipeline/multiline). A pod's annotation ferry.io/multiline (or
+// ferry.io/multiline.<container>) naming a built-in rule overrides Rule.
+type Multiline struct {
+	Rule     string `yaml:"rule"`     // java|python|go|ruby|dotnet|custom|none; default none
+	Start    string `yaml:"start"`    // rule custom: a line matching it begins an event
+	Continue string `yaml:"continue"` // rule custom: a line matching it belongs to the event before
+	Negate   bool   `yaml:"negate"`   // invert start or continue
+	// MaxLines and MaxBytes cut a longer event: the rest continues as a
+	// new event, both flagged truncated. 2..100000, default 500; 1KiB..
+	// 64MiB, default max_line_bytes.
+	MaxLines int      `yaml:"max_lines"`
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// FlushAfter: an event still open with no new line for this long is
+	// sent; 10ms..1h, default 1s.
+	FlushAfter Duration `yaml:"flush_after"`
 }
 
 // MinHandshakeTimeout bounds the aggregator's handshake_timeout: a TLS
@@ -365,6 +386,7 @@ func DefaultAgent() *Agent {
 		},
 		Inputs:     []Input{{Type: "container"}},
 		Kubernetes: Kubernetes{Enabled: "auto", DeleteGrace: Duration(5 * time.Minute)},
+		Metrics:    DefaultMetrics(),
 	}
 	inputDefaults(&a.Inputs[0], 0, func(string) bool { return false })
 	return a
@@ -421,6 +443,18 @@ func inputDefaults(in *Input, i int, has func(key string) bool) {
 	}
 	if !has("partial_flush_after") {
 		in.PartialFlushAfter = Duration(5 * time.Second)
+	}
+	if !has("multiline.rule") {
+		in.Multiline.Rule = "none"
+	}
+	if !has("multiline.max_lines") {
+		in.Multiline.MaxLines = 500
+	}
+	if !has("multiline.max_bytes") {
+		in.Multiline.MaxBytes = in.MaxLineBytes
+	}
+	if !has("multiline.flush_after") {
+		in.Multiline.FlushAfter = Duration(time.Second)
 	}
 }
 

@@ -94,6 +94,7 @@ func TestAgentGood(t *testing.T) {
 			PartialFlushAfter: Duration(5 * time.Second),
 		}},
 		Kubernetes: Kubernetes{Enabled: "true", DeleteGrace: Duration(2 * time.Minute), Annotations: []string{"team", "ferry.io/owner"}},
+		Metrics:    DefaultMetrics(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -243,7 +244,7 @@ var badFiles = map[string][]string{
 		`14:5: inputs[1].type: required (one of container, file)`,
 	},
 	"agent.noinputs.bad.yaml": {
-		`1:1: inputs: at least one input is required`,
+		`1:1: inputs: at least one input is required (or metrics.enabled)`,
 	},
 	"agent.syntax.bad.yaml": {
 		`2: invalid YAML: did not find expected '-' indicator`,
@@ -1180,6 +1181,65 @@ func TestAggregatorEnrich(t *testing.T) {
 			if got.NamespaceLabel != tc.want.NamespaceLabel || got.NamespaceRegex != tc.want.NamespaceRegex || got.Default != tc.want.Default ||
 				!maps.Equal(got.Namespaces, tc.want.Namespaces) || c.ClusterName != tc.cluster {
 				t.Fatalf("got %+v cluster %q, want %+v cluster %q", got, c.ClusterName, tc.want, tc.cluster)
+			}
+		})
+	}
+}
+
+func TestAgentMetrics(t *testing.T) {
+	root := t.TempDir()
+	cg := filepath.Join(root, "sys", "fs", "cgroup")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultMetrics()
+	contract := "metrics:\n  enabled: true\n  interval: 10s\n  host_root: " + root + "\n" +
+		"  sets: [cpu, load, memory, swap, filesystem, diskio, network, uptime, containers]\n" +
+		"  cgroup_root: " + cg + "\n  exclude_mount_types: [tmpfs, overlay, proc, sysfs, cgroup2, nsfs]\n" +
+		"  exclude_interfaces: ['^lo$', '^veth', '^cali']\n  environment: default\n"
+	for _, tc := range []struct {
+		name, src string
+		want      Metrics
+		inputs    int
+		err       string
+	}{
+		{name: "absent", src: "", want: def, inputs: 1},
+		{name: "the contract", src: contract, inputs: 1, want: Metrics{Enabled: true, Interval: Duration(10 * time.Second), HostRoot: root,
+			Sets: DefaultMetricSets, CgroupRoot: cg, ExcludeMountTypes: []string{"tmpfs", "overlay", "proc", "sysfs", "cgroup2", "nsfs"},
+			ExcludeInterfaces: DefaultExcludeInterfaces, Environment: "default"}},
+		{name: "metrics only", src: "inputs: []\nmetrics: {enabled: true, interval: 1s, sets: [cpu, core], environment: prod}\n", inputs: 0,
+			want: Metrics{Enabled: true, Interval: Duration(time.Second), Sets: []string{"cpu", "core"}, ExcludeMountTypes: def.ExcludeMountTypes,
+				ExcludeInterfaces: def.ExcludeInterfaces, Environment: "prod"}},
+		{name: "no inputs, no metrics", src: "inputs: []\n", err: "inputs: at least one input is required (or metrics.enabled)"},
+		{name: "no inputs, metrics off", src: "inputs: []\nmetrics: {enabled: false}\n", err: "inputs: at least one input is required (or metrics.enabled)"},
+		{name: "short interval", src: "metrics:\n  interval: 100ms\n", err: "agent.yaml:2:3: metrics.interval: must be at least 1s"},
+		{name: "unknown set", src: "metrics:\n  sets: [cpu, gpu]\n", err: `metrics.sets[1]: must be one of cpu, core, load`},
+		{name: "set twice", src: "metrics:\n  sets: [cpu, cpu]\n", err: "metrics.sets[1]: cpu given twice"},
+		{name: "no sets", src: "metrics:\n  enabled: true\n  sets: []\n", err: "agent.yaml:3:3: metrics.sets: must not be empty when metrics are enabled"},
+		{name: "missing host root", src: "metrics:\n  enabled: true\n  host_root: /nonexistent/host\n", err: "agent.yaml:3:3: metrics.host_root: stat /nonexistent/host: no such file or directory"},
+		{name: "bad regexp", src: "metrics:\n  exclude_interfaces: ['^lo$', '(']\n", err: "metrics.exclude_interfaces[1]: error parsing regexp"},
+		{name: "bad environment", src: "metrics:\n  environment: Prod\n", err: `agent.yaml:2:3: metrics.environment: must be lowercase, got "Prod"`},
+		{name: "typo", src: "metrics:\n  intervall: 1m\n", err: "agent.yaml:2:3: metrics.intervall: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseAgent("agent.yaml", []byte(tc.src))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, w := c.Metrics, tc.want
+			if got.Enabled != w.Enabled || got.Interval != w.Interval || got.HostRoot != w.HostRoot || got.CgroupRoot != w.CgroupRoot ||
+				got.Environment != w.Environment || !slices.Equal(got.Sets, w.Sets) ||
+				!slices.Equal(got.ExcludeMountTypes, w.ExcludeMountTypes) || !slices.Equal(got.ExcludeInterfaces, w.ExcludeInterfaces) {
+				t.Fatalf("got %+v, want %+v", got, w)
+			}
+			if len(c.Inputs) != tc.inputs {
+				t.Fatalf("%d inputs, want %d", len(c.Inputs), tc.inputs)
 			}
 		})
 	}

@@ -474,8 +474,8 @@ func (d *decoder) validateAgent(a *Agent) {
 		d.invalid("aggregator.max_inflight_batches", "(max_inflight_batches + 1) × batch_max_bytes = %s must fit in a quarter of memory_limit (%s)", window, a.MemoryLimit/4)
 	}
 
-	if len(a.Inputs) == 0 {
-		d.invalid("inputs", "at least one input is required")
+	if len(a.Inputs) == 0 && !a.Metrics.Enabled {
+		d.invalid("inputs", "at least one input is required (or metrics.enabled)")
 	}
 	names := map[string]string{}
 	for i, in := range a.Inputs {
@@ -505,6 +505,7 @@ func (d *decoder) validateAgent(a *Agent) {
 		}
 	}
 	d.validateKubernetes("kubernetes", a.Kubernetes)
+	d.validateMetrics("metrics", a.Metrics)
 }
 
 func (d *decoder) validateKubernetes(p string, k Kubernetes) {

@@ -22,27 +22,19 @@ import (
 
 	"github.com/shirou/gopsutil/v4/common"
 
+	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
-// Sets lists every metric set, in sampling order. "core" (per-core CPU) is
-// the one not sampled by default.
-var Sets = []string{"cpu", "core", "load", "memory", "swap", "filesystem", "diskio", "network", "uptime", "containers"}
-
-// DefaultSets are the metric sets sampled when none are configured.
-var DefaultSets = []string{"cpu", "load", "memory", "swap", "filesystem", "diskio", "network", "uptime", "containers"}
-
-// DefaultExcludeMountTypes are the pseudo and overlay filesystems left out of
-// the filesystem set by default.
-var DefaultExcludeMountTypes = []string{
-	"tmpfs", "overlay", "proc", "sysfs", "cgroup", "cgroup2", "nsfs", "devtmpfs", "devpts", "mqueue",
-	"debugfs", "tracefs", "securityfs", "pstore", "bpf", "autofs", "configfs", "fusectl", "hugetlbfs",
-	"rpc_pipefs", "binfmt_misc", "ramfs", "efivarfs", "selinuxfs", "squashfs", "fuse.lxcfs", "nfsd",
-}
-
-// DefaultExcludeInterfaces are the network interfaces left out by default.
-var DefaultExcludeInterfaces = []string{`^lo$`, `^veth`, `^cali`}
+// The metric sets and the defaults of what they leave out are the
+// configuration's (config.MetricSets and the others).
+var (
+	Sets                     = config.MetricSets
+	DefaultSets              = config.DefaultMetricSets
+	DefaultExcludeMountTypes = config.DefaultExcludeMountTypes
+	DefaultExcludeInterfaces = config.DefaultExcludeInterfaces
+)
 
 // DefaultQueueCycles is how many sampled cycles wait for the shipper at
 // most (10 minutes at the default interval); older ones are dropped.
