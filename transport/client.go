@@ -181,6 +181,7 @@ type commit struct {
 	file  *tail.File
 	end   int64
 	final bool
+	done  func() // a Sample's Done (file is nil then)
 }
 
 // builder turns chunks into one wire batch. It copies every message into
@@ -327,7 +328,14 @@ func (b *builder) seal(node string, seq uint64) *pending {
 // read again at the next start). A closed in is treated as an input that
 // has nothing more to send.
 func (c *Client) Run(ctx context.Context, in <-chan *tail.Chunk) error {
-	s := &session{c: c, in: in, acks: make(chan ackOrErr, 2*c.cfg.MaxInflight+8), done: make(chan struct{})}
+	return c.RunWithSamples(ctx, in, nil)
+}
+
+// RunWithSamples is Run with a second source: metric samples (see
+// samples.go), shipped in the same batches as the lines, in the order they
+// come. A nil samples is none.
+func (c *Client) RunWithSamples(ctx context.Context, in <-chan *tail.Chunk, samples <-chan *event.Sample) error {
+	s := &session{c: c, in: in, samples: samples, acks: make(chan ackOrErr, 2*c.cfg.MaxInflight+8), done: make(chan struct{})}
 	defer close(s.done)
 	return s.run(ctx)
 }
@@ -351,6 +359,10 @@ type session struct {
 	// The chunk being moved into batches, and its next event.
 	pend   *tail.Chunk
 	pendAt int
+	// The metric sample being moved into batches, and its next event.
+	samples <-chan *event.Sample
+	pendS   *event.Sample
+	pendSAt int
 	// Estimated encoded size of an event of ovhFile, without its message.
 	ovhFile *tail.File
 	ovh     int
@@ -406,7 +418,7 @@ func (s *session) run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		s.fill(draining)
-		if draining && len(s.queue) == 0 && s.cur.empty() && s.pend == nil {
+		if draining && len(s.queue) == 0 && s.cur.empty() && s.pend == nil && s.pendS == nil {
 			return nil
 		}
 		if s.stream == nil && !time.Now().Before(s.reconnect) && (!draining || len(s.queue) > 0) {
@@ -433,10 +445,17 @@ func (s *session) run(ctx context.Context) error {
 		timer.Reset(max(wake, time.Millisecond))
 
 		var in <-chan *tail.Chunk
-		if !draining && s.pend == nil && len(s.queue) < cfg.MaxInflight {
-			in = s.in
+		var samples <-chan *event.Sample
+		if !draining && s.pend == nil && s.pendS == nil && len(s.queue) < cfg.MaxInflight {
+			in, samples = s.in, s.samples
 		}
 		select {
+		case smp, ok := <-samples:
+			if !ok {
+				s.samples = nil
+				continue
+			}
+			s.pendS, s.pendSAt = smp, 0
 		case ch, ok := <-in:
 			if !ok {
 				s.c.log.Warn("input closed: nothing more to ship until shutdown")
@@ -465,6 +484,9 @@ func (s *session) run(ctx context.Context) error {
 			if s.pend != nil {
 				events += len(s.pend.Recs) - s.pendAt
 			}
+			if s.pendS != nil {
+				events += len(s.pendS.Events) - s.pendSAt
+			}
 			return fmt.Errorf("shutdown timeout: %d events in %d batches not acknowledged (they are read again at the next start)", events+s.cur.n, batches)
 		}
 	}
@@ -483,7 +505,14 @@ func (s *session) fill(draining bool) {
 			s.sealCurrent()
 		}
 		if s.pend == nil {
-			return
+			if s.pendS == nil {
+				return
+			}
+			s.pendSAt = s.cur.addSample(s.pendS, s.pendSAt)
+			if s.pendSAt == len(s.pendS.Events) {
+				s.pendS = nil
+			}
+			continue
 		}
 		c := s.pend
 		if c.File != s.ovhFile {
@@ -614,6 +643,10 @@ func (s *session) advance() {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		for _, cm := range p.commits {
+			if cm.done != nil {
+				cm.done()
+				continue
+			}
 			s.c.commit.Commit(cm.file, cm.end, cm.final)
 		}
 		// Acknowledged and committed: its memory serves the next batch.
