@@ -21,6 +21,7 @@ import (
 	"github.com/ferrylogs/ferry/ops"
 	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
+	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	"github.com/ferrylogs/ferry/transport"
 	"github.com/ferrylogs/ferry/transport/tlsconf"
@@ -134,9 +135,18 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		return err
 	}
 	defer client.Close()
+	sampler, err := newSampler(cfg, log)
+	if err != nil {
+		return err
+	}
 
 	counters := func() map[string]uint64 {
 		m := client.Counters()
+		if sampler != nil {
+			for k, v := range sampler.Counters() {
+				m[k] = v
+			}
+		}
 		for k, v := range mgr.Counters() {
 			m[k] = v
 		}
@@ -183,7 +193,13 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 			}
 		}
 	}()
-	runErr := client.Run(ctx, mgr.Chunks())
+	var samples <-chan *event.Sample
+	if sampler != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = sampler.Run(ctx) }()
+		samples = sampler.Samples()
+	}
+	runErr := client.RunWithSamples(ctx, mgr.Chunks(), samples)
 	stop()
 	close(saveDone)
 	wg.Wait()
