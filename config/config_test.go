@@ -82,6 +82,7 @@ func TestAgentGood(t *testing.T) {
 			GlobInterval:      Duration(5 * time.Second),
 			Dataset:           "kubernetes.container",
 			PartialFlushAfter: Duration(5 * time.Second),
+			Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 512 * KiB, FlushAfter: Duration(time.Second)},
 		}, {
 			Name:              "file-1", // defaults from here on
 			Type:              "file",
@@ -92,6 +93,7 @@ func TestAgentGood(t *testing.T) {
 			PollInterval:      Duration(250 * time.Millisecond),
 			GlobInterval:      Duration(time.Second),
 			PartialFlushAfter: Duration(5 * time.Second),
+			Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)},
 		}},
 		Kubernetes: Kubernetes{Enabled: "true", DeleteGrace: Duration(2 * time.Minute), Annotations: []string{"team", "ferry.io/owner"}},
 		Metrics:    DefaultMetrics(),
@@ -196,7 +198,8 @@ func TestDefaults(t *testing.T) {
 	wantIn := Input{Name: "container-0", Type: "container", Paths: []string{"/var/log/containers/*.log"},
 		Format: "auto", StartAt: "beginning", MaxLineBytes: 256 * KiB,
 		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second),
-		PartialFlushAfter: Duration(5 * time.Second)}
+		PartialFlushAfter: Duration(5 * time.Second),
+		Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)}}
 	if len(a.Inputs) != 1 || !reflect.DeepEqual(a.Inputs[0], wantIn) {
 		t.Errorf("DefaultAgent().Inputs = %+v", a.Inputs)
 	}
@@ -1240,6 +1243,49 @@ func TestAgentMetrics(t *testing.T) {
 			}
 			if len(c.Inputs) != tc.inputs {
 				t.Fatalf("%d inputs, want %d", len(c.Inputs), tc.inputs)
+			}
+		})
+	}
+}
+
+func TestInputMultiline(t *testing.T) {
+	const head = "inputs:\n  - type: container\n    max_line_bytes: 64KiB\n    multiline:\n"
+	for _, tc := range []struct {
+		name, src string
+		want      Multiline
+		err       string
+	}{
+		{name: "defaults", src: "inputs:\n  - type: container\n    max_line_bytes: 64KiB\n",
+			want: Multiline{Rule: "none", MaxLines: 500, MaxBytes: 64 * KiB, FlushAfter: Duration(time.Second)}},
+		{name: "the issue's block", src: head + "      rule: custom\n      start: '^\\d{4}-\\d{2}-\\d{2}'\n      negate: false\n      max_lines: 500\n      flush_after: 1s\n",
+			want: Multiline{Rule: "custom", Start: `^\d{4}-\d{2}-\d{2}`, MaxLines: 500, MaxBytes: 64 * KiB, FlushAfter: Duration(time.Second)}},
+		{name: "java", src: head + "      rule: java\n      max_lines: 50\n      max_bytes: 1MiB\n      flush_after: 200ms\n",
+			want: Multiline{Rule: "java", MaxLines: 50, MaxBytes: MiB, FlushAfter: Duration(200 * time.Millisecond)}},
+		{name: "continue negate", src: head + "      rule: custom\n      continue: '^\\S'\n      negate: true\n",
+			want: Multiline{Rule: "custom", Continue: `^\S`, Negate: true, MaxLines: 500, MaxBytes: 64 * KiB, FlushAfter: Duration(time.Second)}},
+		{name: "unknown rule", src: head + "      rule: perl\n", err: "agent.yaml:5:7: inputs[0].multiline.rule: must be one of java, python, go, ruby, dotnet, custom, none"},
+		{name: "custom without regex", src: head + "      rule: custom\n", err: "inputs[0].multiline.rule: custom needs exactly one of start or continue"},
+		{name: "both regexes", src: head + "      rule: custom\n      start: a\n      continue: b\n", err: "inputs[0].multiline.rule: custom needs exactly one of start or continue"},
+		{name: "start without custom", src: head + "      rule: java\n      start: a\n", err: "agent.yaml:6:7: inputs[0].multiline.start: only with rule custom"},
+		{name: "bad regex", src: head + "      rule: custom\n      continue: '('\n", err: "inputs[0].multiline.continue: error parsing regexp"},
+		{name: "max_lines", src: head + "      rule: go\n      max_lines: 1\n", err: "inputs[0].multiline.max_lines: must be between 2 and 100000, got 1"},
+		{name: "max_bytes", src: head + "      rule: go\n      max_bytes: 100\n", err: "inputs[0].multiline.max_bytes: must be between"},
+		{name: "flush_after", src: head + "      rule: go\n      flush_after: 2h\n", err: "inputs[0].multiline.flush_after: must be between 10ms and 1h, got 2h"},
+		{name: "typo", src: head + "      rules: go\n", err: "inputs[0].multiline.rules: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseAgent("agent.yaml", []byte(tc.src))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Inputs[0].Multiline; got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

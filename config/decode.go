@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -503,9 +504,38 @@ func (d *decoder) validateAgent(a *Agent) {
 		if in.Dataset != "" {
 			d.indexName(p+".dataset", in.Dataset, 100, "-")
 		}
+		d.validateMultiline(p+".multiline", in.Multiline, a.MemoryLimit)
 	}
 	d.validateKubernetes("kubernetes", a.Kubernetes)
 	d.validateMetrics("metrics", a.Metrics)
+}
+
+// validateMultiline checks an input's multiline block: start or continue
+// (a valid regular expression) exactly with rule custom.
+func (d *decoder) validateMultiline(p string, m Multiline, memoryLimit ByteSize) {
+	d.oneOf(p+".rule", m.Rule, "java", "python", "go", "ruby", "dotnet", "custom", "none")
+	for _, re := range []struct{ key, v string }{{"start", m.Start}, {"continue", m.Continue}} {
+		switch {
+		case re.v == "":
+		case m.Rule != "custom":
+			d.invalid(p+"."+re.key, "only with rule custom (rule is %s)", m.Rule)
+		default:
+			if _, err := regexp.Compile(re.v); err != nil {
+				d.invalid(p+"."+re.key, "%v", err)
+			}
+		}
+	}
+	if m.Rule == "custom" && (m.Start == "") == (m.Continue == "") {
+		d.invalid(p+".rule", "custom needs exactly one of start or continue")
+	}
+	d.intRange(p+".max_lines", m.MaxLines, 2, 100000)
+	d.sizeRange(p+".max_bytes", m.MaxBytes, KiB, 64*MiB)
+	if memoryLimit >= 16*MiB && m.MaxBytes > memoryLimit/4 {
+		d.invalid(p+".max_bytes", "%s must fit in a quarter of memory_limit (%s)", m.MaxBytes, memoryLimit/4)
+	}
+	if v := m.FlushAfter; v < Duration(10*time.Millisecond) || v > Duration(time.Hour) {
+		d.invalid(p+".flush_after", "must be between 10ms and 1h, got %s", v)
+	}
 }
 
 func (d *decoder) validateKubernetes(p string, k Kubernetes) {

@@ -205,3 +205,31 @@ func TestEnricher(t *testing.T) {
 		}
 	}
 }
+
+// TestEnrichConcurrently: sinks of a fanout enrich the same batch at once;
+// each gets its own Meta and the batch is only read (run with -race).
+func TestEnrichConcurrently(t *testing.T) {
+	b, e := benchBatch(), New(Kubernetes{}, Service{}, rules(t))
+	docs := make([][]byte, 4)
+	done := make(chan int)
+	for g := range docs {
+		go func() {
+			out := e.Enrich(context.Background(), b)
+			for i := range out.Events {
+				docs[g] = out.AppendDocument(docs[g], i, time.Unix(0, 0))
+			}
+			done <- g
+		}()
+	}
+	for range docs {
+		<-done
+	}
+	for g := 1; g < len(docs); g++ {
+		if string(docs[g]) != string(docs[0]) {
+			t.Fatalf("sink %d wrote other documents", g)
+		}
+	}
+	if b.Meta != nil {
+		t.Fatal("the shared batch was changed")
+	}
+}
