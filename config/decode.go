@@ -529,9 +529,11 @@ func (d *decoder) validateMultiline(p string, m Multiline, memoryLimit ByteSize)
 		d.invalid(p+".rule", "custom needs exactly one of start or continue")
 	}
 	d.intRange(p+".max_lines", m.MaxLines, 2, 100000)
-	d.sizeRange(p+".max_bytes", m.MaxBytes, KiB, 64*MiB)
-	if memoryLimit >= 16*MiB && m.MaxBytes > memoryLimit/4 {
-		d.invalid(p+".max_bytes", "%s must fit in a quarter of memory_limit (%s)", m.MaxBytes, memoryLimit/4)
+	if d.has(p + ".max_bytes") { // else max_line_bytes, checked as such
+		d.sizeRange(p+".max_bytes", m.MaxBytes, KiB, 64*MiB)
+		if memoryLimit >= 16*MiB && m.MaxBytes > memoryLimit/4 {
+			d.invalid(p+".max_bytes", "%s must fit in a quarter of memory_limit (%s)", m.MaxBytes, memoryLimit/4)
+		}
 	}
 	if v := m.FlushAfter; v < Duration(10*time.Millisecond) || v > Duration(time.Hour) {
 		d.invalid(p+".flush_after", "must be between 10ms and 1h, got %s", v)
