@@ -56,7 +56,7 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 	dst = append(dst, `","dataset":`...)
 	dst = appendString(dst, []byte(ds))
 	if typ == "metrics" {
-		dst = append(dst, `,"kind":"metric"}`...)
+		dst = appendMetricKind(dst, ds)
 	} else {
 		dst = append(dst, `,"kind":"event"}`...)
 	}
@@ -152,7 +152,8 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 	} else {
 		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
 		dst = appendString(dst, []byte(node))
-		dst = append(dst, `}}`...)
+		dst = append(dst, '}')
+		dst = appendKubeRef(dst, e.GetKubernetes())
 	}
 	if fs := e.GetFields(); len(fs) > 0 {
 		keys := make([]string, 0, len(fs))
@@ -182,7 +183,7 @@ var fixedFields = []string{
 	"data_stream.type", "data_stream.dataset", "data_stream.namespace",
 	"log.file.path", "log.offset", "ferry.input", "ferry.flags", "ferry.original_timestamp", "stream", "host.name",
 	"kubernetes.namespace", "kubernetes.pod.name", "kubernetes.pod.uid", "kubernetes.container.name", "kubernetes.node.name",
-	"container.id",
+	"container.id", "event.module", "metricset.name",
 }
 
 // metaFields are the fields an enrichment (Meta) writes: fixed too in the

@@ -50,3 +50,33 @@ func MetricModule(dataset string) (module, metricset string) {
 	}
 	return dataset, dataset
 }
+
+// appendMetricKind appends the end of the "event" object of a metric
+// event of dataset ds, with event.module, and its metricset.name:
+// `,"kind":"metric","module":"system"},"metricset":{"name":"cpu"}`.
+func appendMetricKind(dst []byte, ds string) []byte {
+	module, set := MetricModule(ds)
+	dst = append(dst, `,"kind":"metric","module":`...)
+	dst = appendString(dst, []byte(module))
+	dst = append(dst, `},"metricset":{"name":`...)
+	dst = appendString(dst, []byte(set))
+	return append(dst, '}')
+}
+
+// appendKubeRef ends the "kubernetes" object of an event that names no pod
+// (a node metric, or a container metric known by its pod's uid only): the
+// pod uid, if any, then container.id, if any.
+func appendKubeRef(dst []byte, k *ferryv1.Kubernetes) []byte {
+	if uid := k.GetPodUid(); uid != "" {
+		dst = append(dst, `,"pod":{"uid":`...)
+		dst = appendString(dst, []byte(uid))
+		dst = append(dst, '}')
+	}
+	dst = append(dst, '}')
+	if id := k.GetContainerId(); id != "" {
+		dst = append(dst, `,"container":{"id":`...)
+		dst = appendString(dst, []byte(id))
+		dst = append(dst, '}')
+	}
+	return dst
+}
