@@ -21,6 +21,7 @@ import (
 	"github.com/ferrylogs/ferry/ops"
 	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
+	"github.com/ferrylogs/ferry/pipeline/multiline"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	"github.com/ferrylogs/ferry/transport"
@@ -257,6 +258,9 @@ func maxLineBytes(ins []config.Input) map[string]int {
 	m := make(map[string]int, len(ins))
 	for _, in := range ins {
 		m[in.Name] = int(in.MaxLineBytes)
+		if in.Multiline.Rule != "none" && in.Multiline.MaxBytes > in.MaxLineBytes {
+			m[in.Name] = int(in.Multiline.MaxBytes) // a joined event is one message
+		}
 	}
 	return m
 }
@@ -265,6 +269,12 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 	out := make([]tail.Input, 0, len(ins))
 	for _, in := range ins {
 		f, err := tail.FormatOf(in.Format)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		ml := in.Multiline
+		spec, err := multiline.Compile(multiline.Config{Rule: ml.Rule, Start: ml.Start, Continue: ml.Continue, Negate: ml.Negate,
+			MaxLines: ml.MaxLines, MaxBytes: int(ml.MaxBytes), FlushAfter: time.Duration(ml.FlushAfter)})
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.Name, err)
 		}
@@ -280,6 +290,7 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 			GlobInterval:      time.Duration(in.GlobInterval),
 			Dataset:           in.Dataset,
 			PartialFlushAfter: time.Duration(in.PartialFlushAfter),
+			Multiline:         spec,
 		})
 	}
 	return out, nil
