@@ -40,3 +40,46 @@ func BenchmarkDataStream(b *testing.B) {
 		_ = DataStream(ev)
 	}
 }
+
+func benchMeta() *Meta {
+	m := &Meta{ServiceName: "web", Environment: "prod", Cluster: "eu-1", NodeName: "node-1", OwnerKind: "Deployment", OwnerName: "web", ReplicaSet: "web-7d9f8c6b5",
+		Labels: map[string]string{"app.kubernetes.io/name": "web", "app.kubernetes.io/version": "1.4.2",
+			"app.kubernetes.io/part-of": "shop", "pod-template-hash": "7d9f8c6b5", "team": "checkout", "tier": "frontend"},
+		NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "shop-prod", "environment": "prod"},
+		Images:          map[string]string{"app": "registry.example.com/shop/web:1.4.2"}}
+	m.Seal()
+	return m
+}
+
+// BenchmarkAppendDocumentEnriched is BenchmarkAppendDocument with the
+// enrichment of a pod with six labels, two namespace labels and an image.
+func BenchmarkAppendDocumentEnriched(b *testing.B) {
+	batch := &Batch{Node: "node-1", Events: []*ferryv1.Event{benchEvent()}, Meta: []*Meta{benchMeta()}}
+	now := time.Now()
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = batch.AppendDocument(buf[:0], 0, now)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkDataStreamEnriched is the routing of an enriched container line.
+func BenchmarkDataStreamEnriched(b *testing.B) {
+	batch := &Batch{Node: "node-1", Events: []*ferryv1.Event{benchEvent()}, Meta: []*Meta{benchMeta()}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = batch.DataStream(0)
+	}
+}
+
+// BenchmarkSeal is the encoding of one pod's enrichment, once per pod per
+// batch.
+func BenchmarkSeal(b *testing.B) {
+	m := benchMeta()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.k8s, m.top, m.images = nil, nil, nil
+		m.Seal()
+	}
+}
