@@ -171,6 +171,10 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 			"ferry_aggregator_handshake_timeouts_total":  lim.HandshakeTimeouts.Load(),
 			"ferry_aggregator_oversize_messages_total":   srv.OversizeMessages.Load(),
 			"ferry_aggregator_streams_revoked_total":     srv.Revoked.Load(),
+			// Per sink write: an event written to two sinks, or replayed
+			// from a disk buffer, counts each time.
+			"ferry_aggregator_events_without_pod_metadata_total": enr.WithoutMetadata.Load(),
+			"ferry_aggregator_events_metadata_truncated_total":   enr.Truncated.Load(),
 		}
 		addBufferStats(m, bufs)
 		return m

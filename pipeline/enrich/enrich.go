@@ -25,6 +25,7 @@ package enrich
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
@@ -40,8 +41,19 @@ type Stage interface {
 }
 
 // Enricher runs its stages, in order, for every pod of a batch.
+//
+// Its counters count events per Enrich call: an event written to two
+// sinks, or replayed from a disk buffer, counts each time.
 type Enricher struct {
 	stages []Stage
+
+	// WithoutMetadata counts container events whose batch had no metadata
+	// of their pod (the agent runs without Kubernetes metadata, or did not
+	// know the pod yet): enriched from their file name's coordinates only.
+	WithoutMetadata atomic.Uint64
+	// Truncated counts events whose pod's metadata was cut (see
+	// event.Meta): their documents are flagged metadata_truncated.
+	Truncated atomic.Uint64
 }
 
 // New returns an Enricher running stages in order: a later stage sees (and
@@ -53,6 +65,12 @@ func New(stages ...Stage) *Enricher {
 // podKey identifies the events of one pod: a pod recreated under the same
 // name (a StatefulSet's) has another uid.
 type podKey struct{ namespace, pod, uid string }
+
+// group is the enrichment of one pod in a batch.
+type group struct {
+	m     *event.Meta
+	known bool // the batch had the pod's metadata
+}
 
 // Enrich returns a shallow copy of b with Meta set: one event.Meta per pod
 // of the batch, shared by its events; nil for events without a pod (plain
@@ -66,9 +84,11 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 	out.Meta = make([]*event.Meta, len(b.Events))
 	var (
 		byUID   map[string]*ferryv1.Pod // when the batch has many pods
-		metas   map[podKey]*event.Meta  // by namespace and name
-		last    *event.Meta
+		groups  map[podKey]group        // by namespace, name and uid
+		last    group
 		lastKey podKey
+		unknown uint64 // events without their pod's metadata
+		cut     uint64 // events with their pod's metadata cut
 	)
 	if len(b.Pods) > 4 {
 		byUID = make(map[string]*ferryv1.Pod, len(b.Pods))
@@ -82,19 +102,32 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 			continue
 		}
 		key := podKey{k.GetNamespace(), k.GetPod(), k.GetPodUid()}
-		if last != nil && key == lastKey {
-			out.Meta[i] = last // the common case: a run of one pod's lines
-			continue
-		}
-		m := metas[key]
-		if m == nil {
-			m = e.meta(ctx, pod(b.Pods, byUID, k))
-			if metas == nil {
-				metas = make(map[podKey]*event.Meta, max(len(b.Pods), 1))
+		g := last
+		if g.m == nil || key != lastKey { // else a run of one pod's lines: the common case
+			var ok bool
+			if g, ok = groups[key]; !ok {
+				p, known := pod(b.Pods, byUID, k)
+				g = group{m: e.meta(ctx, p), known: known}
+				if groups == nil {
+					groups = make(map[podKey]group, max(len(b.Pods), 1))
+				}
+				groups[key] = g
 			}
-			metas[key] = m
+			last, lastKey = g, key
 		}
-		out.Meta[i], last, lastKey = m, m, key
+		out.Meta[i] = g.m
+		if !g.known {
+			unknown++
+		}
+		if g.m.Truncated() {
+			cut++
+		}
+	}
+	if unknown > 0 {
+		e.WithoutMetadata.Add(unknown)
+	}
+	if cut > 0 {
+		e.Truncated.Add(cut)
 	}
 	return &out
 }
@@ -109,21 +142,21 @@ func (e *Enricher) meta(ctx context.Context, p *ferryv1.Pod) *event.Meta {
 	return m
 }
 
-// pod returns the metadata of the pod of k: the batch's pod with its uid,
-// else a pod with only the coordinates of the file name.
-func pod(pods []*ferryv1.Pod, byUID map[string]*ferryv1.Pod, k *ferryv1.Kubernetes) *ferryv1.Pod {
+// pod returns the metadata of the pod of k: the batch's pod with its uid
+// (known), else a pod with only the coordinates of the file name.
+func pod(pods []*ferryv1.Pod, byUID map[string]*ferryv1.Pod, k *ferryv1.Kubernetes) (p *ferryv1.Pod, known bool) {
 	if uid := k.GetPodUid(); uid != "" {
 		if byUID != nil {
 			if p := byUID[uid]; p != nil {
-				return p
+				return p, true
 			}
 		} else {
 			for _, p := range pods {
 				if p.GetUid() == uid {
-					return p
+					return p, true
 				}
 			}
 		}
 	}
-	return &ferryv1.Pod{Uid: k.GetPodUid(), Namespace: k.GetNamespace(), Name: k.GetPod()}
+	return &ferryv1.Pod{Uid: k.GetPodUid(), Namespace: k.GetNamespace(), Name: k.GetPod()}, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,14 @@ func TestEnricher(t *testing.T) {
 		if m[i].ServiceName != w.svc || m[i].Environment != w.env || out.DataStream(i) != w.stream {
 			t.Errorf("event %d: service %q environment %q stream %q, want %+v", i, m[i].ServiceName, m[i].Environment, out.DataStream(i), w)
 		}
+	}
+	if n, c := e.WithoutMetadata.Load(), e.Truncated.Load(); n != 2 || c != 0 {
+		t.Errorf("counted %d events without metadata, %d truncated; want 2, 0", n, c)
+	}
+	web.Annotations = map[string]string{"huge": strings.Repeat("x", event.MaxMetaValueBytes+1)}
+	e.Enrich(context.Background(), b)
+	if n, c := e.WithoutMetadata.Load(), e.Truncated.Load(); n != 4 || c != 2 {
+		t.Errorf("counted %d events without metadata, %d truncated; want 4, 2", n, c)
 	}
 	if out.DataStream(5) != "logs-file-default" {
 		t.Errorf("plain file: %q", out.DataStream(5))

@@ -156,6 +156,14 @@ enrich:
 	for _, w := range wants {
 		perStream[streamOf(w.env)] += perPod
 	}
+	// Counted per sink write (a retried batch counts again): at least the
+	// 3 pods × 3 events without metadata and the 3 events of the pod with
+	// the huge label.
+	for name, least := range map[string]uint64{"ferry_aggregator_events_without_pod_metadata_total": 3 * perPod, "ferry_aggregator_events_metadata_truncated_total": perPod} {
+		if n, err := harness.Stat(o.HTTP, name); err != nil || n < least {
+			t.Errorf("%s = %d, %v; want at least %d", name, n, err, least)
+		}
+	}
 	for s, n := range perStream {
 		if got := es.NodeCount(s, node); got != n {
 			t.Errorf("%s holds %d documents of node %s, want %d", s, got, node, n)
