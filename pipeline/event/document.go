@@ -181,7 +181,7 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 var fixedFields = []string{
 	"@timestamp", "message", "event.id", "event.ingested", "event.dataset", "event.kind",
 	"data_stream.type", "data_stream.dataset", "data_stream.namespace",
-	"log.file.path", "log.offset", "ferry.input", "ferry.flags", "ferry.original_timestamp", "stream", "host.name",
+	"log.file.path", "log.offset", "log.end_offset", "log.lines", "ferry.input", "ferry.flags", "ferry.original_timestamp", "stream", "host.name",
 	"kubernetes.namespace", "kubernetes.pod.name", "kubernetes.pod.uid", "kubernetes.container.name", "kubernetes.node.name",
 	"container.id", "event.module", "metricset.name",
 }

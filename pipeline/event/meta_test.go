@@ -293,3 +293,49 @@ func FuzzMeta(f *testing.F) {
 		}
 	})
 }
+
+// leaves appends the dotted paths of the leaves of a decoded JSON value.
+func leaves(out []string, prefix string, v any) []string {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return append(out, prefix)
+	}
+	for k, c := range obj {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		out = leaves(out, p, c)
+	}
+	return out
+}
+
+// TestFixedFieldsComplete: every field a document can have without typed
+// fields is in fixedFields or metaFields, so that a typed field can never
+// overwrite or duplicate it (a new field of the document must be added
+// there).
+func TestFixedFieldsComplete(t *testing.T) {
+	b := enrichedBatch()
+	ev := b.Events[0]
+	ev.Flags = uint32(ferryv1.Flag_FLAG_TRUNCATED)
+	ev.OriginalTime = "99999-01-01T00:00:00Z"
+	ev.Source.Lines, ev.Source.EndOffset = 3, 300
+	b.Meta[0].Job, b.Meta[0].OwnerKind = "backup-1", "CronJob"
+	b.Meta[0].Labels = map[string]string{"huge": strings.Repeat("x", MaxMetaValueBytes+1)}
+	b.Meta[0].Seal()
+	metric := &ferryv1.Event{Id: ID(nil, "n", "m", 1), Kind: ferryv1.Kind_KIND_METRIC,
+		Kubernetes: &ferryv1.Kubernetes{PodUid: "u", ContainerId: "c"}}
+	file := &ferryv1.Event{Id: ID(nil, "n", "f", 1), Source: &ferryv1.Source{Path: "/var/log/x", Input: "file-0"}}
+	docs := [][]byte{b.AppendDocument(nil, 0, time.Unix(0, 0)), AppendDocument(nil, "n", metric, time.Unix(0, 0)), AppendDocument(nil, "n", file, time.Unix(0, 0))}
+	for _, doc := range docs {
+		var v any
+		if err := json.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("%v: %s", err, doc)
+		}
+		for _, p := range leaves(nil, "", v) {
+			if !clashes(p, fixedFields) && !clashes(p, metaFields) {
+				t.Errorf("field %s of the document is in neither fixedFields nor metaFields:\n%s", p, doc)
+			}
+		}
+	}
+}
