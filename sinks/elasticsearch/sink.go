@@ -98,7 +98,7 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return sinks.Result{}, err
 	}
 	w := newWaiter(ctx, len(b.Events))
-	items := s.admit(ctx, buildItems(w, b, time.Now()))
+	items := s.admit(ctx, s.timeSeriesIDs(b, buildItems(w, b, time.Now())))
 	if len(items) == 0 {
 		return w.result(), nil // every event refused: its data stream is in conflict
 	}

@@ -28,7 +28,7 @@ var indexTemplates = []struct {
 	patterns []string
 }{
 	{"ferry-logs", []string{"logs-kubernetes.container-*", "logs-file-*", "logs-haproxy*-*", "logs-ferry*-*"}},
-	{"ferry-metrics", []string{"metrics-node-*", "metrics-kubernetes*-*"}},
+	{metricsTemplate, []string{"metrics-node-*", "metrics-kubernetes*-*", "metrics-system.*-*"}},
 }
 
 // typeFallbacks replaces mapping types that minimal distributions lack.
@@ -46,6 +46,9 @@ type templateState struct {
 	noLifecycle bool              // templates refuse "lifecycle"
 	warned      bool              // the retention line was logged
 	version     bool              // the version line was logged
+	// noTimeSeries: the cluster refused time-series settings (see
+	// templates_metrics.go); modeLogged: that line was logged.
+	noTimeSeries, modeLogged bool
 }
 
 type obj = map[string]any
@@ -136,7 +139,11 @@ func (s *Sink) Setup(ctx context.Context) error {
 		return err
 	}
 	for _, t := range indexTemplates {
-		if err := s.putIndexTemplate(ctx, t.name, t.patterns); err != nil {
+		put := s.putIndexTemplate
+		if t.name == metricsTemplate {
+			put = s.putMetricsTemplate
+		}
+		if err := put(ctx, t.name, t.patterns); err != nil {
 			return err
 		}
 	}
@@ -159,7 +166,7 @@ func (s *Sink) putIndexTemplate(ctx context.Context, name string, patterns []str
 		"index_patterns": patterns,
 		"priority":       templatePriority,
 		"data_stream":    obj{},
-		"composed_of":    []string{componentMappings, componentSettings},
+		"composed_of":    composedOf(name),
 		"_meta":          meta,
 	}
 	s.tmpl.mu.Lock()
@@ -168,6 +175,7 @@ func (s *Sink) putIndexTemplate(ctx context.Context, name string, patterns []str
 	if withLifecycle {
 		body["template"] = obj{"lifecycle": obj{"data_retention": retentionDays(s.cfg.Retention)}}
 	}
+	s.addTimeSeries(name, body)
 	r, err := s.put(ctx, "/_index_template/"+name, body)
 	if err == nil && withLifecycle && r.status == http.StatusBadRequest && strings.Contains(string(r.body), "lifecycle") {
 		s.retentionNotEnforced("the cluster refuses a data stream lifecycle in index templates: " + r.errorSummary())
@@ -175,6 +183,7 @@ func (s *Sink) putIndexTemplate(ctx context.Context, name string, patterns []str
 		s.tmpl.noLifecycle = true
 		s.tmpl.mu.Unlock()
 		delete(body, "template")
+		s.addTimeSeries(name, body)
 		r, err = s.put(ctx, "/_index_template/"+name, body)
 	}
 	return templateError(name, r, err)
