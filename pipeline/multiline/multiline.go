@@ -348,3 +348,18 @@ func (j *Joiner) Reset() {
 	j.n, j.state = 0, 0
 	j.held, j.hbuf, j.ready, j.obuf = j.held[:0], j.hbuf[:0], j.ready[:0], j.obuf[:0]
 }
+
+// Annotation is the pod annotation naming the multiline rule of its
+// containers; Annotation + "." + <container> names one container's and
+// takes precedence.
+const Annotation = "ferry.io/multiline"
+
+// FromAnnotations returns the rule a pod's annotations ask for for
+// container ("" when they ask for none): the value of
+// ferry.io/multiline.<container>, else of ferry.io/multiline.
+func FromAnnotations(annotations map[string]string, container string) string {
+	if v, ok := annotations[Annotation+"."+container]; ok && container != "" {
+		return v
+	}
+	return annotations[Annotation]
+}

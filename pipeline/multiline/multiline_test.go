@@ -327,3 +327,22 @@ func TestCompileErrors(t *testing.T) {
 		t.Errorf("none: %v, %v", s, err)
 	}
 }
+
+func TestFromAnnotations(t *testing.T) {
+	a := map[string]string{"ferry.io/multiline": "java", "ferry.io/multiline.worker": "python", "other": "x"}
+	for _, tc := range []struct {
+		ann       map[string]string
+		container string
+		want      string
+	}{
+		{a, "app", "java"},
+		{a, "worker", "python"},
+		{a, "", "java"},
+		{map[string]string{"ferry.io/multiline.worker": "go"}, "app", ""},
+		{nil, "app", ""},
+	} {
+		if got := FromAnnotations(tc.ann, tc.container); got != tc.want {
+			t.Errorf("FromAnnotations(%v, %q) = %q, want %q", tc.ann, tc.container, got, tc.want)
+		}
+	}
+}
