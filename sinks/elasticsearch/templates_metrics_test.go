@@ -2,8 +2,11 @@ package elasticsearch
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,5 +122,55 @@ func TestMetricsTemplateConflict(t *testing.T) {
 	}
 	if msg := res.Failed[0].Err.Error(); !strings.Contains(msg, tmpl) || !strings.Contains(msg, "outranks Ferry's") {
 		t.Errorf("error %q does not name the template outranking Ferry's", msg)
+	}
+}
+
+// A cluster without time-series data streams gets plain metric data
+// streams, says so once, and metric events keep their _id (the only
+// dedupe there).
+func TestMetricsPlainWithoutTimeSeries(t *testing.T) {
+	var mu sync.Mutex
+	var metricsPuts []string
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPut && r.URL.Path == "/_index_template/"+metricsTemplate {
+			mu.Lock()
+			metricsPuts = append(metricsPuts, string(body))
+			mu.Unlock()
+			if strings.Contains(string(body), `"time_series"`) {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"error":{"type":"illegal_argument_exception","reason":"unknown value for [index.mode] must be one of [standard, logsdb] but was [time_series]"},"status":400}`)
+				return
+			}
+		}
+		io.WriteString(w, `{"acknowledged":true}`)
+	}))
+	defer fake.Close()
+	log, logs := testlog.New(t, "sink")
+	s, err := New(context.Background(), Config{URLs: []string{fake.URL}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	for range 2 {
+		if err := s.Setup(context.Background()); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	if s.TimeSeries() {
+		t.Error("TimeSeries() after the cluster refused it")
+	}
+	if len(metricsPuts) != 3 || strings.Contains(metricsPuts[1], "time_series") || strings.Contains(metricsPuts[2], "time_series") {
+		t.Errorf("ferry-metrics PUTs: %d, want one refused with time_series, then plain ones", len(metricsPuts))
+	}
+	if n := logs.Count("plain data streams"); n != 1 {
+		t.Errorf("%d lines about plain data streams, want 1:\n%s", n, logs.String())
+	}
+	ev := metricEvent("n", "x", "system.cpu", "", 1, nil, map[string]*ferryv1.Value{})
+	items := s.timeSeriesIDs(&event.Batch{Events: []*ferryv1.Event{ev}}, []*item{{pos: 0, id: "keep"}})
+	if items[0].id != "keep" {
+		t.Error("a metric event lost its _id on plain data streams")
 	}
 }
