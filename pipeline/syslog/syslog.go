@@ -231,12 +231,12 @@ func (in *Input) File() *tail.File { return in.file }
 func (in *Input) Counters() map[string]uint64 {
 	st := in.spl.Stats()
 	return map[string]uint64{
-		"ferry_agent_syslog_received_total{input=\"" + in.cfg.Name + "\"}":      in.received.Load(),
+		"ferry_agent_syslog_received_total{input=\"" + in.cfg.Name + "\"}":       in.received.Load(),
 		"ferry_agent_syslog_received_bytes_total{input=\"" + in.cfg.Name + "\"}": in.bytes.Load(),
-		"ferry_agent_syslog_dropped_total{input=\"" + in.cfg.Name + "\"}":       in.dropped.Load(),
-		"ferry_agent_syslog_truncated_total{input=\"" + in.cfg.Name + "\"}":     in.truncated.Load(),
-		"ferry_agent_syslog_spool_full_total{input=\"" + in.cfg.Name + "\"}":    in.spoolFull.Load(),
-		"ferry_agent_syslog_spool_pending_bytes{input=\"" + in.cfg.Name + "\"}": uint64(st.PendingBytes),
+		"ferry_agent_syslog_dropped_total{input=\"" + in.cfg.Name + "\"}":        in.dropped.Load(),
+		"ferry_agent_syslog_truncated_total{input=\"" + in.cfg.Name + "\"}":      in.truncated.Load(),
+		"ferry_agent_syslog_spool_full_total{input=\"" + in.cfg.Name + "\"}":     in.spoolFull.Load(),
+		"ferry_agent_syslog_spool_pending_bytes{input=\"" + in.cfg.Name + "\"}":  uint64(st.PendingBytes),
 	}
 }
 
