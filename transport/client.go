@@ -54,6 +54,10 @@ type ClientConfig struct {
 	// announced limit, about every setting that can make a message the
 	// aggregator would refuse.
 	MaxLineBytes map[string]int
+	// Parsers refine the events of an input, by input name, as they are
+	// copied into a batch (see Parser); inputs without one ship lines as
+	// they are.
+	Parsers map[string]Parser
 }
 
 // Committer learns which parts of which files are acknowledged.
@@ -201,6 +205,7 @@ type builder struct {
 	bytes           int  // estimated encoded size
 	full            bool // the next event does not fit
 	opened          time.Time
+	parsers         map[string]Parser
 }
 
 // Preallocation caps: larger batches grow on demand.
@@ -269,11 +274,15 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		b.opened = time.Now()
 	}
 	f := c.File
+	parser := b.parsers[f.Input]
 	i := from
 	for ; i < len(c.Recs) && !b.ready(); i++ {
 		r := &c.Recs[i]
 		msg := c.Message(r)
 		size := ovh + len(msg) + len(r.OrigTime)
+		if parser != nil {
+			size += parsedSize(len(msg))
+		}
 		if b.n > 0 && b.bytes+size > b.maxBytes {
 			b.full = true
 			break
@@ -305,6 +314,9 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		ev.Flags = r.Flags
 		ev.OriginalTime = r.OrigTime
 		ev.Kind = ferryv1.Kind_KIND_LOG
+		if parser != nil {
+			parser(ev, msg)
+		}
 		b.ptrs = append(b.ptrs, ev)
 	}
 	if i == len(c.Recs) {
@@ -540,7 +552,9 @@ func (s *session) newBuilder() *builder {
 		s.free = s.free[:n-1]
 		return b
 	}
-	return newBuilder(s.c.cfg.BatchMaxEvents, s.c.cfg.BatchMaxBytes)
+	b := newBuilder(s.c.cfg.BatchMaxEvents, s.c.cfg.BatchMaxBytes)
+	b.parsers = s.c.cfg.Parsers
+	return b
 }
 
 // sealCurrent moves the batch being built into the window.

@@ -284,3 +284,23 @@ func BenchmarkHAProxy(b *testing.B) {
 		}
 	})
 }
+
+func TestHAProxyEvent(t *testing.T) {
+	refine := HAProxyEvent(time.UTC)
+	shared := map[string]*ferryv1.Value{"service.environment": {Kind: &ferryv1.Value_Str{Str: "prod"}}}
+	ev := &ferryv1.Event{TimeUnixNano: 1, Fields: shared}
+	refine(ev, []byte(realNoSrv))
+	if len(shared) != 1 {
+		t.Fatalf("the input's shared fields were modified: %v", shared)
+	}
+	wantFields(t, ev.Fields, map[string]any{"service.environment": "prod", "http.response.status_code": 503, "event.outcome": "failure"}, "error.message")
+	if ev.Flags != 0 || ev.TimeUnixNano != time.Date(2026, 11, 30, 11, 25, 44, 874e6, time.UTC).UnixNano() {
+		t.Fatalf("flags %d time %v", ev.Flags, time.Unix(0, ev.TimeUnixNano).UTC())
+	}
+	bad := &ferryv1.Event{TimeUnixNano: 7, Fields: shared, Message: []byte("Server be/s is DOWN")}
+	refine(bad, bad.Message)
+	if bad.Flags != uint32(ferryv1.Flag_FLAG_UNPARSED) || bad.TimeUnixNano != 7 || string(bad.Message) != "Server be/s is DOWN" {
+		t.Fatalf("unparsed event %+v", bad)
+	}
+	wantFields(t, bad.Fields, map[string]any{"service.environment": "prod", "error.message": ErrHAProxyFormat.Error()}, "source.ip")
+}

@@ -1,0 +1,73 @@
+package transport
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ferrylogs/ferry/pipeline/tail"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+)
+
+func chunkOf(f *tail.File, msgs ...string) *tail.Chunk {
+	c := tail.NewChunk(f, nil)
+	for i, m := range msgs {
+		start := len(c.Arena)
+		c.Arena = append(c.Arena, m...)
+		c.Recs = append(c.Recs, tail.Rec{Off: int64(i * 100), MsgStart: uint32(start), MsgEnd: uint32(len(c.Arena)), Time: 1})
+		c.End = int64(i*100 + 100)
+	}
+	return c
+}
+
+// TestParserPerInput: an input's parser refines its events as they are
+// batched, and only its own; the file's shared fields stay unchanged; a
+// batch of parsed events stays within BatchMaxBytes although each event
+// grows by its fields.
+func TestParserPerInput(t *testing.T) {
+	shared := map[string]*ferryv1.Value{"data_stream.dataset": {Kind: &ferryv1.Value_Str{Str: "haproxy.log"}}}
+	parsed := &tail.File{ID: "a", Input: "lb", Fields: shared}
+	plain := &tail.File{ID: "b", Input: "other"}
+	long := strings.Repeat("p", 300)
+	parser := func(ev *ferryv1.Event, msg []byte) {
+		fs := map[string]*ferryv1.Value{}
+		for k, v := range ev.Fields {
+			fs[k] = v
+		}
+		for _, k := range []string{"url.original", "url.path", "http.request.method", "source.ip", "haproxy.frontend_name"} {
+			fs[k] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: string(msg)}}
+		}
+		fs["http.response.status_code"] = &ferryv1.Value{Kind: &ferryv1.Value_Int{Int: 200}}
+		ev.Fields = fs
+		ev.TimeUnixNano = 42
+	}
+	const maxBytes = 64 << 10
+	b := newBuilder(10000, maxBytes)
+	b.parsers = map[string]Parser{"lb": parser}
+	msgs := make([]string, 200)
+	for i := range msgs {
+		msgs[i] = long
+	}
+	next := b.add(testNode, chunkOf(parsed, msgs...), 0, overhead(parsed))
+	if next == 0 || next == len(msgs) {
+		t.Fatalf("%d of %d events in a %d-byte batch: the estimate ignores the parsed fields", next, len(msgs), maxBytes)
+	}
+	p := b.seal(testNode, 1)
+	if n := proto.Size(p.msg); n > maxBytes {
+		t.Fatalf("batch of %d parsed events is %d bytes, more than %d", next, n, maxBytes)
+	}
+	if len(shared) != 1 {
+		t.Fatalf("shared fields modified: %v", shared)
+	}
+	ev := p.msg.Events[0]
+	if ev.TimeUnixNano != 42 || ev.Fields["http.response.status_code"].GetInt() != 200 || ev.Fields["data_stream.dataset"].GetStr() != "haproxy.log" {
+		t.Fatalf("parsed event %+v", ev)
+	}
+	b2 := newBuilder(10000, maxBytes)
+	b2.parsers = map[string]Parser{"lb": parser}
+	b2.add(testNode, chunkOf(plain, "x"), 0, overhead(plain))
+	if ev := b2.seal(testNode, 2).msg.Events[0]; ev.Fields != nil || ev.TimeUnixNano != 1 {
+		t.Fatalf("an input without a parser was parsed: %+v", ev)
+	}
+}
