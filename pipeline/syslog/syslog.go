@@ -227,16 +227,17 @@ func (in *Input) Addr() net.Addr {
 // ends.
 func (in *Input) File() *tail.File { return in.file }
 
-// Counters returns the input's counters by metric name.
+// Counters returns the input's counters by metric name (the agent sums
+// them over its syslog inputs).
 func (in *Input) Counters() map[string]uint64 {
 	st := in.spl.Stats()
 	return map[string]uint64{
-		"ferry_agent_syslog_received_total{input=\"" + in.cfg.Name + "\"}":       in.received.Load(),
-		"ferry_agent_syslog_received_bytes_total{input=\"" + in.cfg.Name + "\"}": in.bytes.Load(),
-		"ferry_agent_syslog_dropped_total{input=\"" + in.cfg.Name + "\"}":        in.dropped.Load(),
-		"ferry_agent_syslog_truncated_total{input=\"" + in.cfg.Name + "\"}":      in.truncated.Load(),
-		"ferry_agent_syslog_spool_full_total{input=\"" + in.cfg.Name + "\"}":     in.spoolFull.Load(),
-		"ferry_agent_syslog_spool_pending_bytes{input=\"" + in.cfg.Name + "\"}":  uint64(st.PendingBytes),
+		"ferry_agent_syslog_received_total":       in.received.Load(),
+		"ferry_agent_syslog_received_bytes_total": in.bytes.Load(),
+		"ferry_agent_syslog_dropped_total":        in.dropped.Load(),
+		"ferry_agent_syslog_truncated_total":      in.truncated.Load(),
+		"ferry_agent_syslog_spool_full_total":     in.spoolFull.Load(),
+		"ferry_agent_syslog_spool_pending_bytes":  uint64(st.PendingBytes),
 	}
 }
 
