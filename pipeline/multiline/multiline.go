@@ -208,6 +208,18 @@ func NewJoiner(spec *Spec) *Joiner { return &Joiner{spec: spec} }
 // Spec returns the Joiner's spec.
 func (j *Joiner) Spec() *Spec { return j.spec }
 
+// Alone reports, without changing anything, that a line of message msg
+// would stand alone: no group is open and the rule does not begin one at
+// it. The caller then sends the line as it is instead of calling Push (the
+// common case, made cheap).
+func (j *Joiner) Alone(msg []byte) bool {
+	if j.n != 0 {
+		return false
+	}
+	v, _ := j.spec.det.step(0, msg)
+	return v == vPlain
+}
+
 // Push takes the next line of the stream, its message being msg (not
 // holding '\n' at its end), at time now (Unix ns). It returns true when the
 // line is an event by itself, to be sent as it is, after the events Ready

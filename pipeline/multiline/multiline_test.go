@@ -346,3 +346,16 @@ func TestFromAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// TestAlone: Alone agrees with Push on lines that stand alone, and is
+// false while a group is open.
+func TestAlone(t *testing.T) {
+	j := NewJoiner(mustSpec(t, Config{Rule: RuleJava}))
+	if !j.Alone([]byte("2024 INFO x")) || j.Alone([]byte("a.BException: x")) {
+		t.Fatal("Alone wrong in state 0")
+	}
+	j.Push(Line{}, []byte("a.BException: x"), 0)
+	if j.Alone([]byte("2024 INFO x")) {
+		t.Fatal("Alone while a group is open")
+	}
+}

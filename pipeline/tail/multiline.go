@@ -89,8 +89,12 @@ func (fl *follower) joiner(s ferryv1.StreamName) *multiline.Joiner {
 // the offset just past the line.
 func (fl *follower) put(r Rec, end int64) {
 	c := fl.chunk
+	if fl.ml == nil {
+		c.Recs = append(c.Recs, r)
+		return
+	}
 	j := fl.joiner(r.Stream)
-	if j == nil {
+	if j.Alone(c.Arena[r.MsgStart:r.MsgEnd]) {
 		c.Recs = append(c.Recs, r)
 		return
 	}
