@@ -124,7 +124,7 @@ type ClientTLS struct {
 // Input is one source of log files on the node.
 type Input struct {
 	Name         string   `yaml:"name"`           // default "<type>-<index>"; unique; [A-Za-z0-9._-]
-	Type         string   `yaml:"type"`           // container|file (required)
+	Type         string   `yaml:"type"`           // container|file|syslog (required)
 	Paths        []string `yaml:"paths"`          // globs; container default ["/var/log/containers/*.log"]; required for file
 	Exclude      []string `yaml:"exclude"`        // globs
 	Format       string   `yaml:"format"`         // auto|cri|docker|plain; default auto for container, plain for file
@@ -139,6 +139,17 @@ type Input struct {
 	PartialFlushAfter Duration `yaml:"partial_flush_after"`
 	// Multiline joins the lines of a stack trace into one event.
 	Multiline Multiline `yaml:"multiline"`
+	// Parser parses each message further: none|haproxy (default none).
+	Parser string `yaml:"parser"`
+	// Environment is service.environment and the data stream namespace of
+	// the input's events when no Kubernetes metadata says otherwise.
+	Environment string `yaml:"environment"`
+	// Listen is where a syslog input receives: udp://host:port or
+	// tcp://host:port (required for type syslog, only for it).
+	Listen string `yaml:"listen"`
+	// SpoolMaxBytes bounds a syslog input's spool on disk
+	// (<state_dir>/spool/<name>); 4MiB..1TiB, default 256MiB.
+	SpoolMaxBytes ByteSize `yaml:"spool_max_bytes"`
 }
 
 // Multiline is an input's rule for joining lines into events (see package
@@ -455,6 +466,12 @@ func inputDefaults(in *Input, i int, has func(key string) bool) {
 	}
 	if !has("multiline.flush_after") {
 		in.Multiline.FlushAfter = Duration(time.Second)
+	}
+	if !has("parser") {
+		in.Parser = "none"
+	}
+	if !has("spool_max_bytes") && in.Type == "syslog" {
+		in.SpoolMaxBytes = 256 * MiB
 	}
 }
 

@@ -83,6 +83,7 @@ func TestAgentGood(t *testing.T) {
 			Dataset:           "kubernetes.container",
 			PartialFlushAfter: Duration(5 * time.Second),
 			Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 512 * KiB, FlushAfter: Duration(time.Second)},
+			Parser:            "none",
 		}, {
 			Name:              "file-1", // defaults from here on
 			Type:              "file",
@@ -94,6 +95,7 @@ func TestAgentGood(t *testing.T) {
 			GlobInterval:      Duration(time.Second),
 			PartialFlushAfter: Duration(5 * time.Second),
 			Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)},
+			Parser:            "none",
 		}},
 		Kubernetes: Kubernetes{Enabled: "true", DeleteGrace: Duration(2 * time.Minute), Annotations: []string{"team", "ferry.io/owner"}},
 		Metrics:    DefaultMetrics(),
@@ -199,7 +201,7 @@ func TestDefaults(t *testing.T) {
 		Format: "auto", StartAt: "beginning", MaxLineBytes: 256 * KiB,
 		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second),
 		PartialFlushAfter: Duration(5 * time.Second),
-		Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)}}
+		Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)}, Parser: "none"}
 	if len(a.Inputs) != 1 || !reflect.DeepEqual(a.Inputs[0], wantIn) {
 		t.Errorf("DefaultAgent().Inputs = %+v", a.Inputs)
 	}
@@ -244,7 +246,7 @@ var badFiles = map[string][]string{
 		`12:5: inputs[0].pathz: unknown field (did you mean "paths"?)`,
 		`13:5: inputs[0].colour: unknown field`,
 		`14:5: inputs[1]: merge keys (<<) are not supported`,
-		`14:5: inputs[1].type: required (one of container, file)`,
+		`14:5: inputs[1].type: required (one of container, file, syslog)`,
 	},
 	"agent.noinputs.bad.yaml": {
 		`1:1: inputs: at least one input is required (or metrics.enabled)`,
@@ -296,7 +298,7 @@ var badFiles = map[string][]string{
 		`31:5: inputs[2].glob_interval: must be at least 100ms, got -5s`,
 		`32:5: inputs[2].dataset: must be lowercase, got "Nginx-Access"`,
 		`33:5: inputs[3].name: duplicate name "dup" (also inputs[2])`,
-		`34:5: inputs[3].type: must be one of container, file, got "socket"`,
+		`34:5: inputs[3].type: must be one of container, file, syslog, got "socket"`,
 	},
 	"agent.addresses.bad.yaml": {
 		`3:3: aggregator.addresses: set address or addresses, not both`,
@@ -1288,5 +1290,52 @@ func TestInputMultiline(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSyslogInput: the issue 13 contract (syslog and file inputs with
+// parser, dataset and environment) is accepted as spelled, with defaults;
+// each bad key is reported by name.
+func TestSyslogInput(t *testing.T) {
+	src := `inputs:
+  - type: syslog
+    listen: udp://0.0.0.0:5514      # or tcp://
+    parser: haproxy                  # none | haproxy
+    dataset: haproxy.log
+    environment: prod
+  - type: file
+    paths: [/var/log/haproxy.log]
+    parser: haproxy
+    dataset: haproxy.log
+`
+	a, err := ParseAgent("agent.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, f := a.Inputs[0], a.Inputs[1]
+	if s.Name != "syslog-0" || s.Listen != "udp://0.0.0.0:5514" || s.Parser != "haproxy" || s.Dataset != "haproxy.log" ||
+		s.Environment != "prod" || s.SpoolMaxBytes != 256*MiB || s.MaxLineBytes != 256*KiB {
+		t.Errorf("syslog input = %+v", s)
+	}
+	if f.Parser != "haproxy" || f.Environment != "" || f.SpoolMaxBytes != 0 {
+		t.Errorf("file input = %+v", f)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"inputs:\n  - type: syslog\n", "inputs[0].listen: required for type syslog"},
+		{"inputs:\n  - type: syslog\n    listen: 0.0.0.0:5514\n", "inputs[0].listen: must be udp://host:port or tcp://host:port"},
+		{"inputs:\n  - type: syslog\n    listen: sctp://h:1\n", "inputs[0].listen: must be udp://host:port or tcp://host:port"},
+		{"inputs:\n  - type: syslog\n    listen: tcp://h\n", "inputs[0].listen: must be udp://host:port or tcp://host:port"},
+		{"inputs:\n  - type: syslog\n    listen: tcp://:1\n    paths: [/x]\n", "inputs[0].paths: not for type syslog"},
+		{"inputs:\n  - type: syslog\n    listen: tcp://:1\n    multiline: {rule: java}\n", "inputs[0].multiline.rule: not for type syslog"},
+		{"inputs:\n  - type: syslog\n    listen: tcp://:1\n    spool_max_bytes: 1KiB\n", "inputs[0].spool_max_bytes"},
+		{"inputs:\n  - type: file\n    paths: [/x]\n    listen: tcp://:1\n", "inputs[0].listen: only for type syslog"},
+		{"inputs:\n  - type: file\n    paths: [/x]\n    spool_max_bytes: 1GiB\n", "inputs[0].spool_max_bytes: only for type syslog"},
+		{"inputs:\n  - type: file\n    paths: [/x]\n    parser: nginx\n", "inputs[0].parser"},
+		{"inputs:\n  - type: file\n    paths: [/x]\n    environment: a-b\n", "inputs[0].environment"},
+	} {
+		_, err := ParseAgent("agent.yaml", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.src, err, tc.want)
+		}
 	}
 }

@@ -482,8 +482,17 @@ func (d *decoder) validateAgent(a *Agent) {
 	for i, in := range a.Inputs {
 		p := fmt.Sprintf("inputs[%d]", i)
 		d.uniqueName(p+".name", in.Name, names)
-		d.required(p+".type", in.Type, "container", "file")
+		d.required(p+".type", in.Type, "container", "file", "syslog")
 		switch {
+		case in.Type == "syslog":
+			d.validateSyslogInput(p, in)
+		case d.has(p + ".listen"):
+			d.invalid(p+".listen", "only for type syslog")
+		case d.has(p + ".spool_max_bytes"):
+			d.invalid(p+".spool_max_bytes", "only for type syslog")
+		}
+		switch {
+		case in.Type == "syslog":
 		case d.has(p + ".paths"):
 			d.globs(p+".paths", in.Paths, true)
 		case in.Type == "file":
@@ -505,9 +514,38 @@ func (d *decoder) validateAgent(a *Agent) {
 			d.indexName(p+".dataset", in.Dataset, 100, "-")
 		}
 		d.validateMultiline(p+".multiline", in.Multiline, a.MemoryLimit)
+		d.oneOf(p+".parser", in.Parser, "none", "haproxy")
+		if in.Environment != "" {
+			d.indexName(p+".environment", in.Environment, 100, "-")
+		}
 	}
 	d.validateKubernetes("kubernetes", a.Kubernetes)
 	d.validateMetrics("metrics", a.Metrics)
+}
+
+// validateSyslogInput checks the keys of a syslog input: listen is
+// udp://host:port or tcp://host:port; no paths, no multiline rule.
+func (d *decoder) validateSyslogInput(p string, in Input) {
+	network, addr, ok := strings.Cut(in.Listen, "://")
+	switch {
+	case in.Listen == "":
+		d.invalid(p+".listen", "required for type syslog (udp://host:port or tcp://host:port)")
+	case !ok || (network != "udp" && network != "tcp"):
+		d.invalid(p+".listen", "must be udp://host:port or tcp://host:port, got %q", in.Listen)
+	default:
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			d.invalid(p+".listen", "must be udp://host:port or tcp://host:port, got %q", in.Listen)
+		}
+	}
+	for _, k := range []string{"paths", "exclude", "format", "start_at", "poll_interval", "glob_interval", "partial_flush_after"} {
+		if d.has(p + "." + k) {
+			d.invalid(p+"."+k, "not for type syslog")
+		}
+	}
+	if in.Multiline.Rule != "none" {
+		d.invalid(p+".multiline.rule", "not for type syslog")
+	}
+	d.sizeRange(p+".spool_max_bytes", in.SpoolMaxBytes, 4*MiB, 1024*GiB)
 }
 
 // validateMultiline checks an input's multiline block: start or continue
