@@ -624,10 +624,26 @@ func (m *Manager) newFile(in *Input, id, path, link string) *File {
 	if in.Container {
 		f.Kube = kubeFromPath(link, path)
 	}
-	if in.Dataset != "" {
-		f.Fields = map[string]*ferryv1.Value{"data_stream.dataset": event.Str(in.Dataset)}
-	}
+	f.Fields = InputFields(in.Dataset, in.Environment)
 	return f
+}
+
+// InputFields returns the fields an input sends with every event: dataset
+// as data_stream.dataset, environment as service.environment and
+// data_stream.namespace; nil when both are empty.
+func InputFields(dataset, environment string) map[string]*ferryv1.Value {
+	if dataset == "" && environment == "" {
+		return nil
+	}
+	fs := make(map[string]*ferryv1.Value, 3)
+	if dataset != "" {
+		fs["data_stream.dataset"] = event.Str(dataset)
+	}
+	if environment != "" {
+		fs["service.environment"] = event.Str(environment)
+		fs["data_stream.namespace"] = event.Str(environment)
+	}
+	return fs
 }
 
 // ErrBadFormat is returned for an unknown format name.

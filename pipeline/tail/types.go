@@ -42,6 +42,10 @@ type Input struct {
 	PartialFlushAfter time.Duration
 	// Dataset, if set, is sent as the data_stream.dataset field.
 	Dataset string
+	// Environment, if set, is sent as the service.environment and
+	// data_stream.namespace fields (Kubernetes metadata, where the
+	// aggregator has it, takes precedence).
+	Environment string
 	// Multiline, if not nil, joins the lines of each stream of a file
 	// into events by its rule (a stack trace is one event).
 	Multiline *multiline.Spec
