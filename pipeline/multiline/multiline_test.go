@@ -39,7 +39,7 @@ func feed(t *testing.T, spec *Spec, text string) []Event {
 	return out
 }
 
-func mustSpec(t *testing.T, c Config) *Spec {
+func mustSpec(t testing.TB, c Config) *Spec {
 	t.Helper()
 	if c.MaxBytes == 0 {
 		c.MaxBytes = 256 << 10
