@@ -198,7 +198,7 @@ func (s *Sampler) Counters() map[string]uint64 {
 		"ferry_agent_metric_errors_total":          s.errors.Load(),
 		"ferry_agent_metric_samples_dropped_total": s.q.dropped.Load(),
 		"ferry_agent_metric_samples_queued":        uint64(s.q.len()),
-		"ferry_agent_metric_cycle_seconds_micros":  uint64(s.lastDur.Load() / 1e3),
+		"ferry_agent_metric_cycle_micros":          uint64(s.lastDur.Load() / 1e3),
 	}
 }
 
