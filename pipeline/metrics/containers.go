@@ -147,7 +147,7 @@ func pods(base string) (map[string]string, error) {
 	return out, walk(top, 0)
 }
 
-func (c *containerSet) collect(_ context.Context, cy *cycle) error {
+func (c *containerSet) collect(ctx context.Context, cy *cycle) error {
 	k, err := c.kind()
 	if err != nil {
 		return err
@@ -166,8 +166,12 @@ func (c *containerSet) collect(_ context.Context, cy *cycle) error {
 	c.c.begin()
 	defer c.c.end()
 	for uid, rel := range ps {
+		ns, name := c.podName(ctx, uid)
+		ref := func(id string) *ferryv1.Kubernetes {
+			return &ferryv1.Kubernetes{PodUid: uid, ContainerId: id, Namespace: ns, Pod: name}
+		}
 		if st, ok := c.read(k, rel); ok {
-			c.emit(cy, "kubernetes.pod", "kubernetes.pod", uid, "", st, "working_set")
+			c.emit(cy, "kubernetes.pod", "kubernetes.pod", ref(""), st, "working_set")
 		}
 		ents, err := os.ReadDir(filepath.Join(base, rel))
 		if err != nil {
@@ -179,7 +183,7 @@ func (c *containerSet) collect(_ context.Context, cy *cycle) error {
 				continue
 			}
 			if st, ok := c.read(k, filepath.Join(rel, e.Name())); ok {
-				c.emit(cy, "kubernetes.container", "kubernetes.container", uid, id, st, "workingset")
+				c.emit(cy, "kubernetes.container", "kubernetes.container", ref(id), st, "workingset")
 			}
 		}
 	}
@@ -189,9 +193,9 @@ func (c *containerSet) collect(_ context.Context, cy *cycle) error {
 // emit writes the event of a pod (id "") or container. ws is the working
 // set's field name: Metricbeat spells it working_set for pods and
 // workingset for containers.
-func (c *containerSet) emit(cy *cycle, dataset, prefix, uid, id string, st cgroupStat, ws string) {
+func (c *containerSet) emit(cy *cycle, dataset, prefix string, k *ferryv1.Kubernetes, st cgroupStat, ws string) {
 	f := make(map[string]*ferryv1.Value, 12)
-	series := uid + "/" + id
+	series := k.PodUid + "/" + k.ContainerId
 	if st.hasCPU {
 		f[prefix+".cpu.usage.core.ns"] = event.Int(int64(st.cpuNs))
 		if r, ok := c.c.rate(series, st.cpuNs, cy.t); ok {
@@ -215,7 +219,19 @@ func (c *containerSet) emit(cy *cycle, dataset, prefix, uid, id string, st cgrou
 	if len(f) == 0 {
 		return
 	}
-	cy.emit(dataset, series, &ferryv1.Kubernetes{PodUid: uid, ContainerId: id}, f)
+	cy.emit(dataset, series, k, f)
+}
+
+// podName returns the namespace and name of the pod uid, if the agent's
+// Kubernetes metadata knows it.
+func (c *containerSet) podName(ctx context.Context, uid string) (namespace, name string) {
+	if c.s.cfg.Pods == nil {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, PodLookupTimeout)
+	defer cancel()
+	p := c.s.cfg.Pods.Pod(ctx, &ferryv1.Kubernetes{PodUid: uid})
+	return p.GetNamespace(), p.GetName()
 }
 
 // read reads the cgroup at rel; ok is false if it has gone.

@@ -135,3 +135,33 @@ func TestCgroupNames(t *testing.T) {
 		}
 	}
 }
+
+type fakePods map[string]*ferryv1.Pod
+
+func (f fakePods) Pod(_ context.Context, k *ferryv1.Kubernetes) *ferryv1.Pod { return f[k.GetPodUid()] }
+
+// TestContainerPodNames: with the agent's Kubernetes metadata, pod and
+// container events carry their pod's namespace and name; a pod it does not
+// know keeps its uid only.
+func TestContainerPodNames(t *testing.T) {
+	pods := fakePods{pod1: {Uid: pod1, Namespace: "shop-prod", Name: "web-7d9f8-abcde"}}
+	s, err := New(Config{Node: "n", Sets: []string{"containers"}, CgroupRoot: filepath.Join("testdata", "cgroup", "v2-cgroupfs", "t0"), Pods: pods}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range s.Collect(context.Background(), at(0)) {
+		k := e.GetKubernetes()
+		switch k.GetPodUid() {
+		case pod1:
+			if k.GetNamespace() != "shop-prod" || k.GetPod() != "web-7d9f8-abcde" {
+				t.Errorf("event of pod 1 (container %q): namespace %q pod %q", k.GetContainerId(), k.GetNamespace(), k.GetPod())
+			}
+		case pod2:
+			if k.GetNamespace() != "" || k.GetPod() != "" {
+				t.Errorf("event of unknown pod 2 named %s/%s", k.GetNamespace(), k.GetPod())
+			}
+		default:
+			t.Errorf("event of pod %q", k.GetPodUid())
+		}
+	}
+}

@@ -58,7 +58,21 @@ type Config struct {
 	// enrichment.
 	Environment string
 	QueueCycles int // default DefaultQueueCycles
+	// Pods, if not nil, names the pods of the containers set by uid (the
+	// agent's Kubernetes metadata, pipeline/kube), so that their events
+	// carry namespace and pod name as the pods' lines do and are enriched
+	// alike. Each lookup gets at most PodLookupTimeout.
+	Pods PodNamer
 }
+
+// PodNamer finds a pod's metadata by its uid (k.PodUid); nil if unknown.
+type PodNamer interface {
+	Pod(ctx context.Context, k *ferryv1.Kubernetes) *ferryv1.Pod
+}
+
+// PodLookupTimeout bounds the wait for one pod's metadata in a cycle: a
+// pod the metadata does not know yet is sent with its uid only.
+const PodLookupTimeout = 100 * time.Millisecond
 
 // collector samples one metric set.
 type collector interface {
