@@ -136,7 +136,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		return err
 	}
 	defer client.Close()
-	sampler, err := newSampler(cfg, log)
+	sampler, err := newSampler(cfg, nil, log) // nil: no pod names for container metrics until the agent has Kubernetes metadata (issue 12)
 	if err != nil {
 		return err
 	}

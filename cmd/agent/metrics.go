@@ -9,8 +9,9 @@ import (
 )
 
 // newSampler returns the metric sampler of cfg, or nil when metrics are
-// off.
-func newSampler(cfg *config.Agent, log *slog.Logger) (*metrics.Sampler, error) {
+// off. pods (the agent's Kubernetes metadata; nil: none) names the pods of
+// container metrics; pass an untyped nil, not a nil pointer, for none.
+func newSampler(cfg *config.Agent, pods metrics.PodNamer, log *slog.Logger) (*metrics.Sampler, error) {
 	m := cfg.Metrics
 	if !m.Enabled {
 		return nil, nil
@@ -24,5 +25,6 @@ func newSampler(cfg *config.Agent, log *slog.Logger) (*metrics.Sampler, error) {
 		ExcludeMountTypes: m.ExcludeMountTypes,
 		ExcludeInterfaces: m.ExcludeInterfaces,
 		Environment:       m.Environment,
+		Pods:              pods,
 	}, log)
 }
