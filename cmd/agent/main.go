@@ -113,6 +113,11 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		return err
 	}
 	mgr := tail.NewManager(inputs, store, readAhead, log)
+	sys, err := syslogInputs(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeSyslog(sys) // after the shipper: commits its last acks
 	dial, files, err := linkOptions(ac, log)
 	if err != nil {
 		return err
@@ -131,7 +136,8 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		ShutdownTimeout: time.Duration(ac.ShutdownTimeout),
 		DialOptions:     dial,
 		MaxLineBytes:    maxLineBytes(cfg.Inputs),
-	}, mgr, log)
+		Parsers:         parsers(cfg.Inputs),
+	}, newCommits(mgr, sys), log)
 	if err != nil {
 		return err
 	}
@@ -151,6 +157,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		for k, v := range mgr.Counters() {
 			m[k] = v
 		}
+		syslogCounters(m, sys)
 		m["ferry_agent_read_budget_bytes"] = uint64(readAhead.Limit())
 		m["ferry_agent_read_budget_used_bytes"] = uint64(readAhead.Used())
 		m["ferry_agent_read_budget_peak_bytes"] = uint64(readAhead.Peak())
@@ -200,8 +207,10 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		go func() { defer wg.Done(); _ = sampler.Run(ctx) }()
 		samples = sampler.Samples()
 	}
-	runErr := client.RunWithSamples(ctx, mgr.Chunks(), samples)
+	chunks, waitSyslog := runSyslog(ctx, mgr.Chunks(), sys, log)
+	runErr := client.RunWithSamples(ctx, chunks, samples)
 	stop()
+	waitSyslog()
 	close(saveDone)
 	wg.Wait()
 	if err := store.Save(); err != nil {
@@ -268,6 +277,9 @@ func maxLineBytes(ins []config.Input) map[string]int {
 func tailInputs(ins []config.Input) ([]tail.Input, error) {
 	out := make([]tail.Input, 0, len(ins))
 	for _, in := range ins {
+		if in.Type == "syslog" {
+			continue // see syslogInputs
+		}
 		f, err := tail.FormatOf(in.Format)
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.Name, err)
@@ -289,6 +301,7 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 			PollInterval:      time.Duration(in.PollInterval),
 			GlobInterval:      time.Duration(in.GlobInterval),
 			Dataset:           in.Dataset,
+			Environment:       in.Environment,
 			PartialFlushAfter: time.Duration(in.PartialFlushAfter),
 			Multiline:         spec,
 		})

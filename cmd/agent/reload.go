@@ -84,6 +84,13 @@ func (r *agentReload) reload() {
 		}
 	}
 	if len(inputs) > 0 {
+		if err := syslogNeedsRestart(r.cur.Inputs, next.Inputs); err != nil {
+			r.log.Warn("configuration reload: this change needs a restart; running with the previous value until then", "file", r.path, "key", "inputs", "err", err)
+			restart = append(restart, "inputs")
+			inputs = nil
+		}
+	}
+	if len(inputs) > 0 {
 		ins, err := tailInputs(next.Inputs)
 		if err == nil {
 			err = r.inputs.SetInputs(ins)

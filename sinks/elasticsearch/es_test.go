@@ -612,8 +612,8 @@ func TestSetupWithoutLifecycleSupport(t *testing.T) {
 	if n := strings.Count(logs.String(), "retention is NOT enforced"); n != 1 {
 		t.Errorf("%d retention lines, want 1:\n%s", n, logs.String())
 	}
-	if len(puts) != 10 {
-		t.Errorf("accepted PUTs %v, want 5 templates twice", puts)
+	if len(puts) != 14 {
+		t.Errorf("accepted PUTs %v, want 7 templates twice", puts)
 	}
 }
 

@@ -27,7 +27,8 @@ var indexTemplates = []struct {
 	name     string
 	patterns []string
 }{
-	{"ferry-logs", []string{"logs-kubernetes.container-*", "logs-file-*", "logs-haproxy*-*", "logs-ferry*-*"}},
+	{"ferry-logs", []string{"logs-kubernetes.container-*", "logs-file-*", "logs-ferry*-*"}},
+	{haproxyTemplate, []string{"logs-haproxy*-*"}}, // see templates_haproxy.go
 	{metricsTemplate, []string{"metrics-node-*", "metrics-kubernetes*-*", "metrics-system.*-*"}},
 }
 
@@ -140,8 +141,11 @@ func (s *Sink) Setup(ctx context.Context) error {
 	}
 	for _, t := range indexTemplates {
 		put := s.putIndexTemplate
-		if t.name == metricsTemplate {
+		switch t.name {
+		case metricsTemplate:
 			put = s.putMetricsTemplate
+		case haproxyTemplate:
+			put = s.putHAProxyTemplate
 		}
 		if err := put(ctx, t.name, t.patterns); err != nil {
 			return err

@@ -117,8 +117,11 @@ func timeSeriesSettings() obj {
 
 // composedOf returns the component templates of the index template name.
 func composedOf(name string) []string {
-	if name == metricsTemplate {
+	switch name {
+	case metricsTemplate:
 		return []string{componentMappings, componentSettings, componentMetrics}
+	case haproxyTemplate:
+		return []string{componentMappings, componentSettings, componentHAProxy}
 	}
 	return []string{componentMappings, componentSettings}
 }
