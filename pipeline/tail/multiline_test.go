@@ -1,6 +1,7 @@
 package tail
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -253,5 +254,40 @@ func TestMultilinePodRule(t *testing.T) {
 	}
 	if len(files) != 2 {
 		t.Errorf("%d files", len(files))
+	}
+}
+
+// TestMultilineDocker: Docker json-file lines are joined per stream too,
+// after a line split by Docker (a "log" without "\n") is joined.
+func TestMultilineDocker(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	line := func(stream, log string) {
+		q, _ := json.Marshal(log)
+		b.WriteString(`{"log":` + string(q) + `,"stream":"` + stream + `","time":"2024-05-01T12:00:00.000000001Z"}` + "\n")
+	}
+	py := []string{"Traceback (most recent call last):", `  File "/app/x.py", line 1, in <module>`, "ZeroDivisionError: division by zero"}
+	line("stdout", "INFO start\n")
+	line("stderr", py[0]+"\n")
+	line("stdout", "INFO tick\n")
+	line("stderr", py[1][:10]) // split by Docker
+	line("stderr", py[1][10:]+"\n")
+	line("stderr", py[2]+"\n")
+	line("stderr", "INFO after\n")
+	appendFile(t, filepath.Join(dir, "a.log"), b.String())
+	in := input("d", parse.FormatAuto, filepath.Join(dir, "*.log"))
+	in.Multiline = mlSpec(t, multiline.Config{Rule: multiline.RulePython})
+	h := newHarness(t, harnessOpts{}, in)
+	want := []string{"INFO start", strings.Join(py, "\n"), "INFO tick", "INFO after"}
+	h.waitMsgs(want)
+	settle()
+	evs := h.snapshot()
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d: %v", len(evs), len(want), evs)
+	}
+	for _, e := range evs {
+		if e.Msg == want[1] && (e.Lines != 3 || e.Flags != flagMultiline|flagJoined || e.Stream != ferryv1.StreamName_STREAM_STDERR) {
+			t.Errorf("traceback: lines %d flags %b stream %v", e.Lines, e.Flags, e.Stream)
+		}
 	}
 }
