@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test test-unit chaos generate demo bench fuzz lint chart es-start es-stop clean tools
+.PHONY: all build test test-unit chaos generate demo bench fuzz lint chart es-start es-stop kube-start kube-stop clean tools
 
 all: build
 
@@ -16,12 +16,15 @@ build:
 	$(GO) build -o $(BIN)/aggregator ./cmd/aggregator
 
 # The README's test command: every test, including the end-to-end ones against
-# real processes and a real Elasticsearch (started here, stopped at the end).
+# real processes, a real Elasticsearch and a real Kubernetes API server (started
+# here, stopped at the end; the API server is built once, see test/kube-apiserver.sh).
 test: build
 	@bash test/elasticsearch.sh start
+	@bash test/kube-apiserver.sh start
 	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \
+	  FERRY_KUBE_ADMIN_KUBECONFIG=$$(bash test/kube-apiserver.sh kubeconfig admin) \
 	  $(GO) test -race -count=1 -timeout 40m ./... 2>&1 | tee $(BIN)/test.log; rc=$$?; \
-	  bash test/elasticsearch.sh stop; exit $$rc
+	  bash test/kube-apiserver.sh stop; bash test/elasticsearch.sh stop; exit $$rc
 
 # The chaos suite (test/chaos): agent, aggregators with the disk buffer and a
 # private Elasticsearch, killed, stopped and restarted at seeded random moments
@@ -73,6 +76,10 @@ es-start:
 	bash test/elasticsearch.sh start
 es-stop:
 	bash test/elasticsearch.sh stop
+kube-start:
+	bash test/kube-apiserver.sh start
+kube-stop:
+	bash test/kube-apiserver.sh stop
 
 clean:
 	rm -rf $(BIN)
