@@ -11,7 +11,7 @@ LINE_BYTES=${LINE_BYTES:-120}
 BIN=${FERRY_BIN:-$PWD/bin}
 
 echo "== Go benchmarks"
-go test -run='^$' -bench=. -benchmem -benchtime=${BENCHTIME:-1s} ./pipeline/parse/ ./pipeline/tail/ ./transport/ 2>&1 | grep -E '^(Benchmark|ok|PASS|FAIL)' || true
+go test -run='^$' -bench=. -benchmem -benchtime=${BENCHTIME:-1s} ./pipeline/parse/ ./pipeline/multiline/ ./pipeline/tail/ ./transport/ 2>&1 | grep -E '^(Benchmark|ok|PASS|FAIL)' || true
 
 echo
 echo "== agent: $FILES files x $LINES lines of ~$LINE_BYTES bytes, read from the start"
