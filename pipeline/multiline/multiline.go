@@ -226,7 +226,7 @@ func (j *Joiner) Alone(msg []byte) bool {
 // returns: the Joiner kept nothing of msg. Otherwise the Joiner copied msg
 // and the caller forgets it.
 func (j *Joiner) Push(l Line, msg []byte, now int64) (alone bool) {
-	j.ready, j.obuf = j.ready[:0], j.obuf[:0]
+	j.clearReady()
 	if j.n == 0 {
 		v, st := j.spec.det.step(0, msg)
 		if v == vPlain {
@@ -305,8 +305,20 @@ func (j *Joiner) close() {
 	}
 	j.held, j.hbuf = j.held[:0], j.hbuf[:0]
 	j.n, j.state = 0, 0
-	if cap(j.buf) > 1<<20 {
+	if cap(j.buf) > keepBytes {
 		j.buf = nil
+	}
+}
+
+// keepBytes bounds the buffers a Joiner keeps between groups: a file that
+// once logged a huge trace does not hold its size for ever.
+const keepBytes = 64 << 10
+
+// clearReady forgets the events Ready returned.
+func (j *Joiner) clearReady() {
+	j.ready, j.obuf = j.ready[:0], j.obuf[:0]
+	if cap(j.obuf) > keepBytes {
+		j.obuf = nil
 	}
 }
 
@@ -339,7 +351,7 @@ func (j *Joiner) Ready() []Event {
 
 // Flush ends the open group, if any; Ready returns what it made.
 func (j *Joiner) Flush() {
-	j.ready, j.obuf = j.ready[:0], j.obuf[:0]
+	j.clearReady()
 	if j.n > 0 {
 		j.close()
 	}
