@@ -157,8 +157,8 @@ type Input struct {
 // ferry.io/multiline.<container>) naming a built-in rule overrides Rule.
 type Multiline struct {
 	Rule     string `yaml:"rule"`     // java|python|go|ruby|dotnet|custom|none; default none
-	Start    string `yaml:"start"`    // rule custom: a line matching it begins an event
-	Continue string `yaml:"continue"` // rule custom: a line matching it belongs to the event before
+	Start    string `yaml:"start"`    // rule custom: a line matching it begins an event (unused by other rules)
+	Continue string `yaml:"continue"` // rule custom: a line matching it belongs to the event before (idem)
 	Negate   bool   `yaml:"negate"`   // invert start or continue
 	// MaxLines and MaxBytes cut a longer event: the rest continues as a
 	// new event, both flagged truncated. 2..100000, default 500; 1KiB..

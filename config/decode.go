@@ -548,19 +548,14 @@ func (d *decoder) validateSyslogInput(p string, in Input) {
 	d.sizeRange(p+".spool_max_bytes", in.SpoolMaxBytes, 4*MiB, 1024*GiB)
 }
 
-// validateMultiline checks an input's multiline block: start or continue
-// (a valid regular expression) exactly with rule custom.
+// validateMultiline checks an input's multiline block: start and continue
+// must be valid regular expressions, exactly one of them with rule custom
+// (with a built-in rule they are not used).
 func (d *decoder) validateMultiline(p string, m Multiline, memoryLimit ByteSize) {
 	d.oneOf(p+".rule", m.Rule, "java", "python", "go", "ruby", "dotnet", "custom", "none")
 	for _, re := range []struct{ key, v string }{{"start", m.Start}, {"continue", m.Continue}} {
-		switch {
-		case re.v == "":
-		case m.Rule != "custom":
-			d.invalid(p+"."+re.key, "only with rule custom (rule is %s)", m.Rule)
-		default:
-			if _, err := regexp.Compile(re.v); err != nil {
-				d.invalid(p+"."+re.key, "%v", err)
-			}
+		if _, err := regexp.Compile(re.v); re.v != "" && err != nil {
+			d.invalid(p+"."+re.key, "%v", err)
 		}
 	}
 	if m.Rule == "custom" && (m.Start == "") == (m.Continue == "") {

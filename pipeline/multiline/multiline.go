@@ -52,7 +52,7 @@ type Config struct {
 	Rule string // one of Rules; "" is none
 	// Start (a line matching it begins an event) or Continue (a line
 	// matching it belongs to the event before): one of them with the
-	// custom rule, neither otherwise. Negate inverts the match.
+	// custom rule; other rules do not use them. Negate inverts the match.
 	Start, Continue string
 	Negate          bool
 	MaxLines        int           // lines per event before it is cut (0: DefaultMaxLines)
@@ -83,9 +83,6 @@ func Compile(c Config) (*Spec, error) {
 	}
 	if s.maxLines < 2 || s.maxBytes <= 0 || s.flushAfter < 0 {
 		return nil, fmt.Errorf("multiline: max_lines %d must be at least 2, max_bytes %d and flush_after %s positive", c.MaxLines, c.MaxBytes, c.FlushAfter)
-	}
-	if c.Rule != RuleCustom && (c.Start != "" || c.Continue != "") {
-		return nil, fmt.Errorf("multiline: start and continue go with rule custom, not %q", c.Rule)
 	}
 	switch c.Rule {
 	case "", RuleNone:

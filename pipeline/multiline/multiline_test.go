@@ -315,7 +315,6 @@ func TestCompileErrors(t *testing.T) {
 		{Rule: RuleCustom, MaxBytes: 1024},
 		{Rule: RuleCustom, Start: "a", Continue: "b", MaxBytes: 1024},
 		{Rule: RuleCustom, Start: "(", MaxBytes: 1024},
-		{Rule: RuleJava, Start: "a", MaxBytes: 1024},
 		{Rule: RuleJava, MaxLines: 1, MaxBytes: 1024},
 		{Rule: RuleJava},
 	} {
