@@ -19,6 +19,7 @@ build:
 # real processes, a real Elasticsearch and a real Kubernetes API server (started
 # here, stopped at the end; the API server is built once, see test/kube-apiserver.sh).
 test: build
+	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 	@bash test/elasticsearch.sh start
 	@bash test/kube-apiserver.sh start
 	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \

@@ -1,0 +1,417 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrylogs/ferry/test/harness"
+)
+
+// hapRequest is a request sent through HAProxy and what its log line must
+// say.
+type hapRequest struct {
+	harness.ProxiedRequest
+	status int
+}
+
+// hapRequests are the requests each test frontend gets: several methods
+// and paths, a 404, a 503 from a dead backend, a slow response; the
+// clients claim public addresses (MaxMind's test networks) through the
+// PROXY protocol. Source ports are unique, so each log line is found by
+// its port.
+func hapRequests(base int) []hapRequest {
+	return []hapRequest{
+		{harness.ProxiedRequest{SrcIP: "81.2.69.142", SrcPort: base + 1, Method: "GET", Target: "/r/index.html?a=1&b=two"}, 200},
+		{harness.ProxiedRequest{SrcIP: "216.160.83.56", SrcPort: base + 2, Method: "POST", Target: "/r/api/items", Body: "abc"}, 200},
+		{harness.ProxiedRequest{SrcIP: "2001:218::", SrcPort: base + 3, Method: "GET", Target: "/r/missing"}, 404},
+		{harness.ProxiedRequest{SrcIP: "81.2.69.142", SrcPort: base + 4, Method: "GET", Target: "/dead/x"}, 503},
+		{harness.ProxiedRequest{SrcIP: "216.160.83.56", SrcPort: base + 5, Method: "GET", Target: "/r/slow"}, 200},
+		{harness.ProxiedRequest{SrcIP: "81.2.69.142", SrcPort: base + 6, Method: "PUT", Target: "/r/put", Body: "x"}, 200},
+		{harness.ProxiedRequest{SrcIP: "2001:218::", SrcPort: base + 7, Method: "DELETE", Target: "/r/item/7"}, 200},
+		{harness.ProxiedRequest{SrcIP: "81.2.69.142", SrcPort: base + 8, Method: "HEAD", Target: "/r/head"}, 200},
+	}
+}
+
+// hapFrontend is one HAProxy frontend of the tests, logging to target.
+func hapFrontend(name, bind, target string) string {
+	return fmt.Sprintf(`
+frontend %s
+  bind %s accept-proxy
+  log %s local0
+  option httplog
+  capture request header Host len 40
+  capture request header User-Agent len 30
+  use_backend be_dead if { path_beg /dead }
+  default_backend be_app
+`, name, bind, target)
+}
+
+func hapConfig(backend, dead string, frontends ...string) string {
+	return `
+global
+  maxconn 256
+defaults
+  mode http
+  retries 0
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+` + strings.Join(frontends, "") + `
+backend be_app
+  server app1 ` + backend + `
+backend be_dead
+  server dead1 ` + dead + `
+`
+}
+
+// hapAgentYAML is the configuration of an agent on the HAProxy host.
+func hapAgentYAML(node, state, httpAddr, aggregator, inputs string) string {
+	return fmt.Sprintf(`
+node: %s
+state_dir: %s
+http: %s
+aggregator:
+  address: %s
+  batch_timeout: 100ms
+  backoff_initial: 50ms
+  backoff_max: 500ms
+  shutdown_timeout: 1s
+inputs:
+%s`, node, state, httpAddr, aggregator, inputs)
+}
+
+func hapInput(name, listen, env string) string {
+	return fmt.Sprintf("  - {name: %s, type: syslog, listen: %q, parser: haproxy, dataset: haproxy.log, environment: %s}\n", name, listen, env)
+}
+
+// hapDocs returns the documents of stream whose field has value, by
+// source.port.
+func hapDocs(t *testing.T, es *harness.ESClient, stream, field, value string) map[int][]map[string]any {
+	t.Helper()
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	es.Must(http.MethodPost, "/"+stream+"/_refresh", nil, nil)
+	es.Must(http.MethodPost, "/"+stream+"/_search", map[string]any{"size": 1000, "query": harness.TermQuery(field, value)}, &res)
+	out := map[int][]map[string]any{}
+	for _, h := range res.Hits.Hits {
+		port, _ := dotted(h.Source, "source.port").(float64)
+		out[int(port)] = append(out[int(port)], h.Source)
+	}
+	return out
+}
+
+// dotted reads a field of a document by its dotted name, whether the
+// document holds it as nested objects or under the dotted key.
+func dotted(doc map[string]any, name string) any {
+	if v, ok := doc[name]; ok {
+		return v
+	}
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] != '.' {
+			continue
+		}
+		if sub, ok := doc[name[:i]].(map[string]any); ok {
+			if v := dotted(sub, name[i+1:]); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// waitStreamCount waits until stream holds want documents whose field has
+// value; more fails at once.
+func waitStreamCount(t *testing.T, es *harness.ESClient, stream, field, value string, want int, timeout time.Duration) {
+	t.Helper()
+	var n int
+	harness.WaitFor(t, timeout, fmt.Sprintf("%d documents with %s=%s in %s", want, field, value, stream), func() bool {
+		n, _ = es.TryCount(stream, harness.TermQuery(field, value))
+		if n > want {
+			t.Fatalf("%d documents with %s=%s in %s, more than the %d requests", n, field, value, stream, want)
+		}
+		return n == want
+	})
+}
+
+// TestHAProxyToElasticsearch runs a real HAProxy in front of a tiny
+// backend, logging one frontend to the agent's syslog input over UDP and
+// another over TCP (HAProxy's newline framing), and a third syslog input
+// fed by a client of the test's own with octet counting. Every request is
+// in Elasticsearch once, in logs-haproxy.log-<environment>, with the
+// parsed fields as JSON numbers and strings and the template's types; a
+// line that does not parse is kept whole, flagged unparsed, with the
+// reason.
+func TestHAProxyToElasticsearch(t *testing.T) {
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := t.TempDir()
+	node := harness.UniqueNode(t, "hap")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	env := "hap" + run
+	stream := "logs-haproxy.log-" + env
+	t.Cleanup(func() { _, _, _ = es.Call(http.MethodDelete, "/_data_stream/"+stream, nil) })
+
+	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL,
+		BufferDir: filepath.Join(root, "buffer"), SinkBuffer: "disk"}
+	o.Write(t, filepath.Join(root, "aggregator.yaml"))
+	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
+
+	udp, tcp, oct := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
+	agentHTTP := harness.FreePort(t)
+	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), hapAgentYAML(node, filepath.Join(root, "state"), agentHTTP, o.Listen,
+		hapInput("hap-udp", "udp://"+udp, env)+hapInput("hap-tcp", "tcp://"+tcp, env)+hapInput("hap-oct", "tcp://"+oct, env)))
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	harness.LogTailsOnFailure(t, agg, agent)
+	harness.WaitHealthy(t, "the aggregator", o.HTTP)
+	harness.WaitHealthy(t, "the agent", agentHTTP)
+
+	feUDP, feTCP := "fe_udp_"+run, "fe_tcp_"+run
+	bindUDP, bindTCP := harness.FreePort(t), harness.FreePort(t)
+	hap := harness.StartHAProxy(t, root, hapConfig(harness.StartBackend(t), harness.FreePort(t),
+		hapFrontend(feUDP, bindUDP, udp), hapFrontend(feTCP, bindTCP, "tcp@"+tcp)))
+	harness.WaitListening(t, bindUDP, 10*time.Second)
+	harness.WaitListening(t, bindTCP, 10*time.Second)
+	_ = hap
+
+	fronts := []struct {
+		name, bind, input string
+		reqs              []hapRequest
+	}{
+		{feUDP, bindUDP, "hap-udp", hapRequests(41000)},
+		{feTCP, bindTCP, "hap-tcp", hapRequests(42000)},
+	}
+	for _, f := range fronts {
+		for _, r := range f.reqs {
+			status, err := r.Do(f.bind)
+			if err != nil || status != r.status {
+				t.Fatalf("%s %s via %s: status %d, %v; want %d", r.Method, r.Target, f.name, status, err, r.status)
+			}
+		}
+	}
+
+	// Octet counting, from a client of the test's own: HAProxy lines as
+	// rsyslog would forward them (RFC 5424), and one that is no HAProxy
+	// line at all.
+	feOct := "fe_oct_" + run
+	sc, err := harness.DialSyslogOctets(oct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	now := time.Now()
+	acceptDate := now.Format("02/Jan/2006:15:04:05.000")
+	octLines := []string{
+		fmt.Sprintf(`<134>1 %s lb1 haproxy 4242 - - 81.2.69.142:43001 [%s] %s be_app/app1 0/0/1/12/13 200 5120 - - ---- 3/2/1/1/0 0/0 "GET /oct?q=1 HTTP/1.1"`, now.Format(time.RFC3339Nano), acceptDate, feOct),
+		fmt.Sprintf(`<134>1 %s lb1 haproxy 4242 - - 216.160.83.56:43002 [%s] %s be_tcp/app1 1/0/40 129 -- 1/1/0/0/0 0/0`, now.Format(time.RFC3339Nano), acceptDate, feOct),
+	}
+	garbage := "this is no haproxy line " + run
+	for _, l := range append(octLines, "<134>1 "+now.Format(time.RFC3339Nano)+" lb1 haproxy 4242 - - "+garbage) {
+		if err := sc.Send(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	waitStreamCount(t, es, stream, "haproxy.frontend_name", feUDP, len(fronts[0].reqs), 60*time.Second)
+	waitStreamCount(t, es, stream, "haproxy.frontend_name", feTCP, len(fronts[1].reqs), 30*time.Second)
+	waitStreamCount(t, es, stream, "haproxy.frontend_name", feOct, 2, 30*time.Second)
+	waitStreamCount(t, es, stream, "ferry.input", "hap-oct", len(octLines)+1, 30*time.Second)
+
+	for _, f := range fronts {
+		docs := hapDocs(t, es, stream, "haproxy.frontend_name", f.name)
+		for _, r := range f.reqs {
+			ds := docs[r.SrcPort]
+			if len(ds) != 1 {
+				t.Errorf("%s %s via %s: %d documents, want 1", r.Method, r.Target, f.name, len(ds))
+				continue
+			}
+			d := ds[0]
+			if r.SrcPort == 41001 {
+				b, _ := json.Marshal(d)
+				t.Logf("document of %s %s: %s", r.Method, r.Target, b)
+			}
+			path, query, _ := strings.Cut(r.Target, "?")
+			want := map[string]any{
+				"source.ip": r.SrcIP, "source.port": float64(r.SrcPort), "http.request.method": r.Method,
+				"url.original": r.Target, "url.path": path, "http.version": "1.1",
+				"http.response.status_code": float64(r.status), "haproxy.frontend_name": f.name,
+				"service.environment": env, "data_stream.namespace": env, "data_stream.dataset": "haproxy.log",
+				"ferry.input": f.input, "haproxy.termination_state": "----", "event.outcome": "success",
+				"haproxy.http.request.captured_headers": "example.test|ferry-e2e",
+			}
+			if query != "" {
+				want["url.query"] = query
+			}
+			if r.status == 503 {
+				want["event.outcome"], want["haproxy.backend_name"], want["haproxy.termination_state"] = "failure", "be_dead", "SC--"
+			} else {
+				want["haproxy.backend_name"], want["haproxy.server_name"] = "be_app", "app1"
+			}
+			for k, v := range want {
+				if got := dotted(d, k); got != v {
+					t.Errorf("%s %s via %s: %s = %#v, want %#v", r.Method, r.Target, f.name, k, got, v)
+				}
+			}
+			// Numbers are JSON numbers; a timer that did not run is absent.
+			for _, k := range []string{"http.response.bytes", "event.duration", "haproxy.timers.TR", "haproxy.timers.Ta", "haproxy.connections.active", "haproxy.queue.backend"} {
+				if _, ok := dotted(d, k).(float64); !ok {
+					t.Errorf("%s %s: %s = %#v, want a JSON number", r.Method, r.Target, k, dotted(d, k))
+				}
+			}
+			if r.status == 503 && dotted(d, "haproxy.timers.Tr") != nil {
+				t.Errorf("503 from a dead backend: haproxy.timers.Tr = %v, want absent (HAProxy wrote -1)", dotted(d, "haproxy.timers.Tr"))
+			}
+			if strings.HasSuffix(path, "/slow") {
+				if tr, _ := dotted(d, "haproxy.timers.Tr").(float64); tr < 300 {
+					t.Errorf("slow response: haproxy.timers.Tr = %v ms, want at least 300", dotted(d, "haproxy.timers.Tr"))
+				}
+				if dur, _ := dotted(d, "event.duration").(float64); dur < 300e6 {
+					t.Errorf("slow response: event.duration = %v ns, want at least 300 ms", dotted(d, "event.duration"))
+				}
+			}
+			ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d["@timestamp"]))
+			if err != nil || ts.Before(now.Add(-time.Minute)) || ts.After(time.Now().Add(time.Minute)) || ts.Nanosecond()%int(time.Millisecond) != 0 {
+				t.Errorf("@timestamp %v (%v): want the accept date, with milliseconds", d["@timestamp"], err)
+			}
+		}
+	}
+
+	octDocs := hapDocs(t, es, stream, "haproxy.frontend_name", feOct)
+	if d := octDocs[43001]; len(d) != 1 || dotted(d[0], "http.response.bytes") != float64(5120) || dotted(d[0], "event.duration") != float64(13e6) ||
+		dotted(d[0], "message") != octLines[0][strings.Index(octLines[0], "81.2.69.142"):] {
+		t.Errorf("octet-counted httplog line: %v", d)
+	}
+	if d := octDocs[43002]; len(d) != 1 || dotted(d[0], "haproxy.timers.Tt") != float64(40) || dotted(d[0], "haproxy.bytes_read") != float64(129) ||
+		dotted(d[0], "http.response.status_code") != nil {
+		t.Errorf("octet-counted tcplog line: %v", d)
+	}
+	var bad struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	es.Must(http.MethodPost, "/"+stream+"/_search", map[string]any{"query": harness.TermQuery("ferry.input", "hap-oct"), "size": 10}, &bad)
+	found := false
+	for _, h := range bad.Hits.Hits {
+		if h.Source["message"] != garbage {
+			continue
+		}
+		found = true
+		flags, _ := json.Marshal(dotted(h.Source, "ferry.flags"))
+		if !strings.Contains(string(flags), "unparsed") || dotted(h.Source, "error.message") == nil || dotted(h.Source, "source.ip") != nil {
+			t.Errorf("unparsed line: %v", h.Source)
+		}
+	}
+	if !found {
+		t.Error("the line that is no HAProxy line is not in Elasticsearch")
+	}
+
+	// The template types every field.
+	var mapping map[string]struct {
+		Mappings map[string]any `json:"mappings"`
+	}
+	es.Must(http.MethodGet, "/"+stream+"/_mapping", nil, &mapping)
+	for idx, m := range mapping {
+		for field, want := range map[string]string{
+			"source.ip": "ip", "source.port": "long", "http.response.status_code": "long", "http.response.bytes": "long",
+			"event.duration": "long", "haproxy.timers.Tr": "long", "haproxy.timers.Tt": "long", "haproxy.connections.active": "long",
+			"url.original": "keyword", "haproxy.termination_state": "keyword", "http.request.method": "keyword",
+		} {
+			at := m.Mappings
+			for _, p := range strings.Split(field, ".") {
+				props, _ := at["properties"].(map[string]any)
+				at, _ = props[p].(map[string]any)
+			}
+			if at["type"] != want {
+				t.Errorf("%s: %s mapped as %v, want %s", idx, field, at["type"], want)
+			}
+		}
+	}
+}
+
+// TestHAProxyTCPAgentRestartAggregatorDown: HAProxy logs over TCP to the
+// agent while the aggregator is down; the agent is stopped (SIGTERM) and
+// killed (SIGKILL) in between. Everything the agent received reaches
+// Elasticsearch once the aggregator is up, each request once.
+func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := t.TempDir()
+	node := harness.UniqueNode(t, "hap")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	env := "hapr" + run
+	stream := "logs-haproxy.log-" + env
+	t.Cleanup(func() { _, _, _ = es.Call(http.MethodDelete, "/_data_stream/"+stream, nil) })
+
+	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL,
+		BufferDir: filepath.Join(root, "buffer"), SinkBuffer: "disk"}
+	o.Write(t, filepath.Join(root, "aggregator.yaml"))
+
+	tcp, agentHTTP := harness.FreePort(t), harness.FreePort(t)
+	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), hapAgentYAML(node, filepath.Join(root, "state"), agentHTTP, o.Listen,
+		hapInput("hap-tcp", "tcp://"+tcp, env)))
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	harness.LogTailsOnFailure(t, agent)
+	harness.WaitHealthy(t, "the agent", agentHTTP)
+
+	fe, bind := "fe_r_"+run, harness.FreePort(t)
+	harness.StartHAProxy(t, root, hapConfig(harness.StartBackend(t), harness.FreePort(t), hapFrontend(fe, bind, "tcp@"+tcp)))
+	harness.WaitListening(t, bind, 10*time.Second)
+
+	received := func() uint64 {
+		n, _ := harness.Stat(agentHTTP, "ferry_agent_syslog_received_total")
+		return n
+	}
+	// send makes n requests and waits until the (running) agent received
+	// their log lines.
+	port := 44000
+	sent := 0
+	send := func(n int) {
+		t.Helper()
+		before := received()
+		for range n {
+			port++
+			r := harness.ProxiedRequest{SrcIP: "81.2.69.142", SrcPort: port, Method: "GET", Target: fmt.Sprintf("/r/%d", port)}
+			if status, err := r.Do(bind); err != nil || status != 200 {
+				t.Fatalf("request %d: %d %v", port, status, err)
+			}
+		}
+		sent += n
+		harness.WaitFor(t, 30*time.Second, "the agent receiving the lines", func() bool { return received() >= before+uint64(n) })
+	}
+
+	send(20)
+	// The aggregator is down: the agent stops after its shutdown timeout
+	// with the lines unacknowledged, and exits 1 saying so.
+	if err := agent.Term(10 * time.Second); err != nil && !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatal(err)
+	}
+	agent.Start()
+	harness.WaitHealthy(t, "the agent", agentHTTP)
+	// HAProxy reconnects to the new agent on its own.
+	send(20)
+	agent.Kill9()
+	agent.Start()
+	harness.WaitHealthy(t, "the agent", agentHTTP)
+	send(10)
+
+	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
+	harness.LogTailsOnFailure(t, agg)
+	waitStreamCount(t, es, stream, "haproxy.frontend_name", fe, sent, 60*time.Second)
+	docs := hapDocs(t, es, stream, "haproxy.frontend_name", fe)
+	for p := 44001; p <= port; p++ {
+		if len(docs[p]) != 1 {
+			t.Errorf("request from port %d: %d documents, want 1", p, len(docs[p]))
+		}
+	}
+}
