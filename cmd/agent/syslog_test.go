@@ -45,3 +45,19 @@ func TestCommitsRouteFiles(t *testing.T) {
 		t.Fatalf("file commits %v", fc.got)
 	}
 }
+
+// TestHAProxyHostExample: the example configuration of the HAProxy host
+// (deploy/haproxy/agent.yaml) is valid and says what the README says.
+func TestHAProxyHostExample(t *testing.T) {
+	cfg, err := config.LoadAgent("../../deploy/haproxy/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Inputs[0]
+	if in.Type != "syslog" || in.Listen != "tcp://127.0.0.1:5514" || in.Parser != "haproxy" || in.Dataset != "haproxy.log" || in.Environment != "prod" {
+		t.Fatalf("first input %+v", in)
+	}
+	if cfg.StateDir != "/var/lib/ferry-agent" {
+		t.Fatalf("state_dir %s, want the unit's StateDirectory", cfg.StateDir)
+	}
+}
