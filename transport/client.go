@@ -58,6 +58,21 @@ type ClientConfig struct {
 	// copied into a batch (see Parser); inputs without one ship lines as
 	// they are.
 	Parsers map[string]Parser
+	// Pods, when set, gives the Kubernetes metadata of the pod of each
+	// chunk of a container file: every batch carries each pod of its
+	// events once (Batch.pods), and an event whose file path gave no pod
+	// uid gets the pod's. Nil: events carry their file-name coordinates
+	// only.
+	Pods PodMeta
+}
+
+// PodMeta gives the Kubernetes metadata of a pod (see pipeline/kube).
+type PodMeta interface {
+	// Pod returns the metadata of the pod of the file coordinates k, or
+	// nil when there is none. It may block for a bounded time (a pod not
+	// known yet) and returns at once when ctx ends. The Pod returned is
+	// shared and never modified.
+	Pod(ctx context.Context, k *ferryv1.Kubernetes) *ferryv1.Pod
 }
 
 // Committer learns which parts of which files are acknowledged.
@@ -206,6 +221,11 @@ type builder struct {
 	full            bool // the next event does not fit
 	opened          time.Time
 	parsers         map[string]Parser
+
+	// The pods of the events, each once (wire form, see wirePod), and
+	// their uids.
+	pods    []*ferryv1.Pod
+	podUIDs map[string]struct{}
 }
 
 // Preallocation caps: larger batches grow on demand.
@@ -241,6 +261,9 @@ func (b *builder) reset() {
 	b.ids = b.ids[:0]
 	clear(b.commits)
 	b.commits = b.commits[:0]
+	clear(b.pods)
+	b.pods = b.pods[:0]
+	clear(b.podUIDs)
 	b.n, b.bytes, b.full = 0, 0, false
 }
 
@@ -250,12 +273,16 @@ func (b *builder) empty() bool { return b.n == 0 && len(b.commits) == 0 }
 func (b *builder) ready() bool { return b.full || b.n >= b.maxEv || b.bytes >= b.maxBytes }
 
 // overhead estimates the encoded size of an event of f without its message.
-func overhead(f *tail.File) int {
+func overhead(f *tail.File) int { return overheadKube(f, f.Kube) }
+
+// overheadKube is overhead for an event with the Kubernetes coordinates
+// kube.
+func overheadKube(f *tail.File, kube *ferryv1.Kubernetes) int {
 	tmpl := ferryv1.Event{
 		TimeUnixNano: 1,
 		Stream:       ferryv1.StreamName_STREAM_STDERR,
 		Source:       &ferryv1.Source{Path: f.Path, Offset: 1 << 40, Input: f.Input, FileId: f.ID},
-		Kubernetes:   f.Kube,
+		Kubernetes:   kube,
 		Fields:       f.Fields,
 		Flags:        0xff,
 		Kind:         ferryv1.Kind_KIND_LOG,
@@ -268,8 +295,15 @@ func overhead(f *tail.File) int {
 // add copies the events of c from index from on, as many as fit, and
 // returns the index of the first event not copied. Once every event is in,
 // it records the chunk's offsets for commit. An empty batch always takes
-// at least one event.
+// at least one event. The events carry the coordinates of the file.
 func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
+	return b.addPod(node, c, from, ovh, c.File.Kube, nil)
+}
+
+// addPod is add for events with the coordinates kube, of the pod pod (nil:
+// no metadata): the batch carries pod once, and its size counts when it
+// joins.
+func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv1.Kubernetes, pod *wirePod) int {
 	if b.empty() {
 		b.opened = time.Now()
 	}
@@ -309,7 +343,7 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		ev.Message = b.arena[msgStart:len(b.arena):len(b.arena)]
 		ev.Stream = r.Stream
 		ev.Source = src
-		ev.Kubernetes = f.Kube
+		ev.Kubernetes = kube
 		ev.Fields = f.Fields
 		ev.Flags = r.Flags
 		ev.OriginalTime = r.OrigTime
@@ -319,15 +353,54 @@ func (b *builder) add(node string, c *tail.Chunk, from, ovh int) int {
 		}
 		b.ptrs = append(b.ptrs, ev)
 	}
+	if pod != nil && i > from {
+		b.carry(pod)
+	}
 	if i == len(c.Recs) {
 		b.commits = append(b.commits, commit{file: f, end: c.End, final: c.Final})
 	}
 	return i
 }
 
+// carry makes the batch carry pod, once. Its size counts from then on,
+// which may take the batch past maxBytes by one pod's metadata (a few
+// KiB at most: the aggregator's limit leaves room for it).
+func (b *builder) carry(pod *wirePod) {
+	if _, ok := b.podUIDs[pod.uid]; ok {
+		return
+	}
+	if b.podUIDs == nil {
+		b.podUIDs = make(map[string]struct{})
+	}
+	b.podUIDs[pod.uid] = struct{}{}
+	b.pods = append(b.pods, pod.msg)
+	b.bytes += pod.size + 1 + 3 // tag and length
+}
+
+// wirePod is the metadata of a pod encoded once for every batch that
+// carries it: msg is a Pod holding nothing but that encoding as unknown
+// fields, which proto writes out as they are, so a batch neither sizes nor
+// encodes the pod's maps again (they cost more than the events otherwise).
+// The aggregator decodes an ordinary Pod.
+type wirePod struct {
+	uid  string
+	msg  *ferryv1.Pod
+	size int
+}
+
+func newWirePod(p *ferryv1.Pod) (*wirePod, error) {
+	raw, err := proto.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	w := &wirePod{uid: p.Uid, msg: &ferryv1.Pod{}, size: len(raw)}
+	w.msg.ProtoReflect().SetUnknown(raw)
+	return w, nil
+}
+
 func (b *builder) seal(node string, seq uint64) *pending {
 	return &pending{
-		msg:     &ferryv1.Batch{Seq: seq, Node: node, Events: b.ptrs},
+		msg:     &ferryv1.Batch{Seq: seq, Node: node, Events: b.ptrs, Pods: b.pods},
 		b:       b,
 		commits: b.commits,
 		events:  b.n,
@@ -347,7 +420,7 @@ func (c *Client) Run(ctx context.Context, in <-chan *tail.Chunk) error {
 // samples.go), shipped in the same batches as the lines, in the order they
 // come. A nil samples is none.
 func (c *Client) RunWithSamples(ctx context.Context, in <-chan *tail.Chunk, samples <-chan *event.Sample) error {
-	s := &session{c: c, in: in, samples: samples, acks: make(chan ackOrErr, 2*c.cfg.MaxInflight+8), done: make(chan struct{})}
+	s := &session{c: c, in: in, samples: samples, acks: make(chan ackOrErr, 2*c.cfg.MaxInflight+8), done: make(chan struct{}), ctx: ctx}
 	defer close(s.done)
 	return s.run(ctx)
 }
@@ -375,9 +448,20 @@ type session struct {
 	samples <-chan *event.Sample
 	pendS   *event.Sample
 	pendSAt int
-	// Estimated encoded size of an event of ovhFile, without its message.
+	// Estimated encoded size of an event of ovhFile with coordinates
+	// ovhKube, without its message.
 	ovhFile *tail.File
+	ovhKube *ferryv1.Kubernetes
 	ovh     int
+	// The pod metadata of the chunk pend (metaChunk), and the coordinates
+	// its events carry (the file's, with the pod's uid when the path gave
+	// none).
+	metaChunk *tail.Chunk
+	pod       *wirePod
+	kube      *ferryv1.Kubernetes
+	wirePods  map[*ferryv1.Pod]*wirePod // by the metadata's (immutable) message
+
+	ctx context.Context // of Run: ends a wait for pod metadata
 
 	stream    grpc.BidiStreamingClient[ferryv1.Batch, ferryv1.Ack]
 	streamID  int
@@ -527,15 +611,54 @@ func (s *session) fill(draining bool) {
 			continue
 		}
 		c := s.pend
-		if c.File != s.ovhFile {
-			s.ovhFile, s.ovh = c.File, overhead(c.File)
+		if c != s.metaChunk {
+			s.metaChunk = c
+			s.kube, s.pod = s.podOf(c.File)
 		}
-		s.pendAt = s.cur.add(s.c.cfg.Node, c, s.pendAt, s.ovh)
+		if c.File != s.ovhFile || s.kube != s.ovhKube {
+			s.ovhFile, s.ovhKube, s.ovh = c.File, s.kube, overheadKube(c.File, s.kube)
+		}
+		s.pendAt = s.cur.addPod(s.c.cfg.Node, c, s.pendAt, s.ovh, s.kube, s.pod)
 		if s.pendAt == len(c.Recs) {
 			s.pend = nil
 			c.Release()
 		}
 	}
+}
+
+// podOf returns the coordinates the events of f carry and the metadata of
+// their pod (nil: none), looked up once per chunk so that a change of the
+// pod shows on its later lines. The coordinates are f's own unless the
+// path gave no pod uid and the metadata has one.
+func (s *session) podOf(f *tail.File) (*ferryv1.Kubernetes, *wirePod) {
+	k := f.Kube
+	if s.c.cfg.Pods == nil || k == nil {
+		return k, nil
+	}
+	pod := s.c.cfg.Pods.Pod(s.ctx, k)
+	if pod == nil || pod.Uid == "" {
+		return k, nil
+	}
+	w := s.wirePods[pod]
+	if w == nil {
+		var err error
+		if w, err = newWirePod(pod); err != nil {
+			s.c.log.Error("cannot encode the metadata of a pod; its lines go without it", "namespace", pod.Namespace, "pod", pod.Name, "err", err)
+			return k, nil
+		}
+		if s.wirePods == nil || len(s.wirePods) >= 1<<12 {
+			s.wirePods = make(map[*ferryv1.Pod]*wirePod) // older versions of pods, forgotten
+		}
+		s.wirePods[pod] = w
+	}
+	if k.PodUid != "" {
+		return k, w
+	}
+	if s.kube != nil && s.ovhFile == f && s.kube.PodUid == pod.Uid {
+		return s.kube, w // the copy made for the chunk before, same file
+	}
+	withUID := &ferryv1.Kubernetes{Namespace: k.Namespace, Pod: k.Pod, PodUid: pod.Uid, Container: k.Container, ContainerId: k.ContainerId}
+	return withUID, w
 }
 
 // releasePending gives back a chunk taken from the input but not shipped.
