@@ -122,6 +122,12 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	kubeCtx, stopKube := context.WithCancel(context.Background())
+	defer stopKube()
+	meta, err := kubeMeta(kubeCtx, cfg, log)
+	if err != nil {
+		return err
+	}
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Addresses:       ac.Addresses,
@@ -137,12 +143,13 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		DialOptions:     dial,
 		MaxLineBytes:    maxLineBytes(cfg.Inputs),
 		Parsers:         parsers(cfg.Inputs),
+		Pods:            podMeta(meta),
 	}, newCommits(mgr, sys), log)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	sampler, err := newSampler(cfg, nil, log) // nil: no pod names for container metrics until the agent has Kubernetes metadata (issue 12)
+	sampler, err := newSampler(cfg, podNamer(meta), log)
 	if err != nil {
 		return err
 	}
@@ -158,6 +165,11 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 			m[k] = v
 		}
 		syslogCounters(m, sys)
+		if meta != nil {
+			for k, v := range meta.Counters() {
+				m[k] = v
+			}
+		}
 		m["ferry_agent_read_budget_bytes"] = uint64(readAhead.Limit())
 		m["ferry_agent_read_budget_used_bytes"] = uint64(readAhead.Used())
 		m["ferry_agent_read_budget_peak_bytes"] = uint64(readAhead.Peak())
