@@ -2,6 +2,8 @@ package tail
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -289,5 +291,119 @@ func TestMultilineDocker(t *testing.T) {
 		if e.Msg == want[1] && (e.Lines != 3 || e.Flags != flagMultiline|flagJoined || e.Stream != ferryv1.StreamName_STREAM_STDERR) {
 			t.Errorf("traceback: lines %d flags %b stream %v", e.Lines, e.Flags, e.Stream)
 		}
+	}
+}
+
+// mlVocabulary: lines that begin, continue, hold and end Java and Go
+// groups, and plain ones.
+var mlVocabulary = []string{
+	"plain log line", "", "java.lang.IllegalStateException: x", "\tat a.B.c(B.java:1)", "Caused by: a.BError: y",
+	"\t... 3 more", "panic: boom", "goroutine 1 [running]:", "main.main()", "\t/app/m.go:1 +0x1",
+}
+
+// TestMultilineRestartsPartition writes random CRI lines of two streams
+// with the rules java and go (max_lines 5, so groups are cut too) and
+// restarts the manager while groups are open: the distinct events (by
+// offset, so by id) split the lines of each stream into runs of
+// consecutive lines, every line in exactly one, and an id never carries
+// two texts.
+func TestMultilineRestartsPartition(t *testing.T) {
+	for seed := int64(1); seed <= 4; seed++ {
+		rule := []string{multiline.RuleJava, multiline.RuleGo}[seed%2]
+		t.Run(fmt.Sprintf("%s-%d", rule, seed), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(seed))
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			type line struct {
+				off, end int64
+				stream   string
+				msg      string
+			}
+			var lines []line
+			var off int64
+			batch := func(n int) string {
+				var b strings.Builder
+				for i := 0; i < n; i++ {
+					l := line{off: off, stream: []string{"stdout", "stderr"}[rng.Intn(2)], msg: mlVocabulary[rng.Intn(len(mlVocabulary))]}
+					if rng.Intn(2) == 0 { // runs of trace lines
+						l.msg = mlVocabulary[2+rng.Intn(len(mlVocabulary)-2)]
+					}
+					s := criLine(l.stream, "F", l.msg) + "\n"
+					off += int64(len(s))
+					l.end = off
+					lines = append(lines, l)
+					b.WriteString(s)
+				}
+				return b.String()
+			}
+			in := input("p", parse.FormatCRI, filepath.Join(dir, "*.log"))
+			in.Multiline = mlSpec(t, multiline.Config{Rule: rule, MaxLines: 5, FlushAfter: time.Hour})
+			h := newHarness(t, harnessOpts{}, in)
+			for r := 0; r < 4; r++ {
+				from := off
+				appendFile(t, path, batch(60))
+				// Restart once some of the batch is sent: groups are
+				// likely open then.
+				waitFor(t, "an event of the batch", func() bool {
+					for _, e := range h.snapshot() {
+						if e.Off >= from {
+							return true
+						}
+					}
+					return false
+				})
+				h.restart()
+			}
+			appendFile(t, path, criLine("stdout", "F", "END")+"\n"+criLine("stderr", "F", "END")+"\n")
+			h.waitMsgs([]string{"END"})
+			waitFor(t, "both ENDs", func() bool {
+				n := 0
+				for _, e := range h.snapshot() {
+					if e.Msg == "END" {
+						n++
+					}
+				}
+				return n >= 2
+			})
+
+			texts := map[int64]string{}
+			lineCount := map[int64]int{}
+			for _, e := range h.snapshot() {
+				if e.Msg == "END" {
+					continue
+				}
+				if prev, ok := texts[e.Off]; ok && prev != e.Msg {
+					t.Fatalf("offset %d (one id) carries two texts:\n%q\n%q", e.Off, prev, e.Msg)
+				}
+				texts[e.Off] = e.Msg
+				lineCount[e.Off] = max(1, int(e.Lines))
+			}
+			byOff := map[int64]int{}
+			for i, l := range lines {
+				byOff[l.off] = i
+			}
+			covered := make([]int, len(lines))
+			for o, text := range texts {
+				i, ok := byOff[o]
+				if !ok {
+					t.Fatalf("event at offset %d is not at a line", o)
+				}
+				var run []string
+				for k := i; k < len(lines) && len(run) < lineCount[o]; k++ {
+					if lines[k].stream == lines[i].stream {
+						run = append(run, lines[k].msg)
+						covered[k]++
+					}
+				}
+				if want := strings.Join(run, "\n"); text != want {
+					t.Fatalf("event at line %d: %q, want the run %q", i, text, want)
+				}
+			}
+			for i, n := range covered {
+				if n != 1 {
+					t.Fatalf("line %d (%s %q) is in %d events", i, lines[i].stream, lines[i].msg, n)
+				}
+			}
+		})
 	}
 }
