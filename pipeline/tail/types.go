@@ -4,6 +4,12 @@
 // saved offset by itself: offsets advance only through Commit, which the
 // shipper calls once the aggregator has acknowledged the lines.
 //
+// With an input's multiline rule the lines of each stream, once partial
+// lines are joined, go through a multiline.Joiner (see multiline.go): a
+// stack trace becomes one event with the offset of its first line, and a
+// chunk's End never passes the first line of a group still open, so a
+// crash reads the group again from there.
+//
 // A file's identity is its device, inode and first line, plus a generation
 // when that identity held other content before (see checkpoint.GenID). A
 // saved offset is resumed only if the file still holds the bytes that were
