@@ -159,8 +159,9 @@ type Line struct {
 
 // Event is a finished event: a single line or a group. Line holds the
 // first line's Off, Time and OrigTime, the last line's End and the flags of
-// all lines (plus FLAG_MULTILINE when Lines > 1, FLAG_TRUNCATED when the
-// group was cut by the limits).
+// all lines (but FLAG_TIMESTAMP_OUT_OF_RANGE, which goes with the time of
+// the first), plus FLAG_MULTILINE when Lines > 1 and FLAG_TRUNCATED when
+// the group was cut by the limits.
 type Event struct {
 	Line
 	Lines int
@@ -287,7 +288,8 @@ func (j *Joiner) add(l Line, msg []byte, now int64) {
 	}
 	j.n++
 	j.end = l.End
-	j.flags |= l.Flags
+	// A time out of range is the first line's only, as the time is.
+	j.flags |= l.Flags &^ uint32(ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE)
 	j.last = now
 	j.buf = append(j.buf, '\n')
 	j.buf = append(j.buf, msg...)

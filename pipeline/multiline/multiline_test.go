@@ -358,3 +358,25 @@ func TestAlone(t *testing.T) {
 		t.Fatal("Alone while a group is open")
 	}
 }
+
+// TestGroupFlags: a group has the flags of all its lines, but a time out of
+// range only if its first line's time is (the event's time is the first
+// line's).
+func TestGroupFlags(t *testing.T) {
+	oor := uint32(ferryv1.Flag_FLAG_TIMESTAMP_OUT_OF_RANGE)
+	utf8 := uint32(ferryv1.Flag_FLAG_INVALID_UTF8)
+	j := NewJoiner(mustSpec(t, Config{Rule: RuleJava}))
+	j.Push(Line{Off: 0, End: 10, Time: 7}, []byte("a.BException: x"), 0)
+	j.Push(Line{Off: 10, End: 20, Time: 8, Flags: oor | utf8, OrigTime: "9999-12-31"}, []byte("\tat a.B.c()"), 0)
+	j.Flush()
+	e := j.Ready()[0]
+	if e.Flags != utf8|uint32(ferryv1.Flag_FLAG_MULTILINE) || e.Time != 7 || e.OrigTime != "" {
+		t.Fatalf("flags %b time %d orig %q", e.Flags, e.Time, e.OrigTime)
+	}
+	j.Push(Line{Off: 20, End: 30, Flags: oor, OrigTime: "9999-12-31"}, []byte("a.BException: x"), 0)
+	j.Push(Line{Off: 30, End: 40}, []byte("\tat a.B.c()"), 0)
+	j.Flush()
+	if e := j.Ready()[0]; e.Flags != oor|uint32(ferryv1.Flag_FLAG_MULTILINE) || e.OrigTime != "9999-12-31" {
+		t.Fatalf("first line out of range: flags %b orig %q", e.Flags, e.OrigTime)
+	}
+}
