@@ -40,12 +40,25 @@ type Stage interface {
 	Enrich(ctx context.Context, p *ferryv1.Pod, m *event.Meta)
 }
 
-// Enricher runs its stages, in order, for every pod of a batch.
+// EventStage derives part of the enrichment of single events from their
+// own fields rather than from their pod (GeoIP of a client address): work
+// per event, where Stage's is per pod. AddTo is called once per Enrich
+// call with all the batch's events, and may be called concurrently for
+// different batches. It sets out[i] (len(out) == len(events)) for the
+// events it enriches, joining what an earlier event stage set
+// (out[i].Join(a)); it must not modify the events.
+type EventStage interface {
+	AddTo(ctx context.Context, events []*ferryv1.Event, out []*event.Addition)
+}
+
+// Enricher runs its stages, in order, for every pod of a batch, then its
+// event stages for the batch's events.
 //
 // Its counters count events per Enrich call: an event written to two
 // sinks, or replayed from a disk buffer, counts each time.
 type Enricher struct {
 	stages []Stage
+	events []EventStage
 
 	// WithoutMetadata counts container events whose batch had no metadata
 	// of their pod (the agent runs without Kubernetes metadata, or did not
@@ -62,6 +75,13 @@ func New(stages ...Stage) *Enricher {
 	return &Enricher{stages: stages}
 }
 
+// PerEvent adds event stages, run in order after the pod stages, and
+// returns e. It must be called before e is used.
+func (e *Enricher) PerEvent(stages ...EventStage) *Enricher {
+	e.events = append(e.events, stages...)
+	return e
+}
+
 // podKey identifies the events of one pod: a pod recreated under the same
 // name (a StatefulSet's) has another uid.
 type podKey struct{ namespace, pod, uid string }
@@ -74,10 +94,13 @@ type group struct {
 
 // Enrich returns a shallow copy of b with Meta set: one event.Meta per pod
 // of the batch, shared by its events; nil for events without a pod (plain
-// files, metrics). b itself is not changed, so several sinks may enrich the
-// same batch at once.
+// files, metrics); and, with event stages, Added. b itself is not changed,
+// so several sinks may enrich the same batch at once.
 func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 	out := *b
+	if len(e.events) > 0 && len(b.Events) > 0 {
+		out.Added = e.added(ctx, b.Events)
+	}
 	if len(e.stages) == 0 || len(b.Events) == 0 {
 		return &out
 	}
@@ -130,6 +153,20 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 		e.Truncated.Add(cut)
 	}
 	return &out
+}
+
+// added runs the event stages for events: nil when none added anything.
+func (e *Enricher) added(ctx context.Context, events []*ferryv1.Event) []*event.Addition {
+	out := make([]*event.Addition, len(events))
+	for _, s := range e.events {
+		s.AddTo(ctx, events, out)
+	}
+	for _, a := range out {
+		if a != nil {
+			return out
+		}
+	}
+	return nil
 }
 
 // meta runs the stages for p.

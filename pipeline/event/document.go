@@ -32,15 +32,16 @@ var flagNames = []struct {
 // Elasticsearch expands into objects; a typed field that would overwrite or
 // duplicate a field the document already has (see fixedFields) is left out.
 func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Time) []byte {
-	return appendDocument(dst, node, e, nil, ingested)
+	return appendDocument(dst, node, e, nil, nil, ingested)
 }
 
 // appendDocument is AppendDocument with the enrichment m (nil for none) of
 // the event's pod: kubernetes labels, annotations, owners and node inside
 // "kubernetes", the image inside "container", service and orchestrator at
 // the top level, each in its own place so that no fixed field is written
-// twice.
-func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested time.Time) []byte {
+// twice; and the event's own enrichment add (nil for none) after its typed
+// fields, whose typed fields in add's objects are left out.
+func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Addition, ingested time.Time) []byte {
 	if m != nil && !m.sealed {
 		m = nil // not ready to be written: an enrichment bug, not the event's fault
 	}
@@ -158,7 +159,7 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 	if fs := e.GetFields(); len(fs) > 0 {
 		keys := make([]string, 0, len(fs))
 		for k := range fs {
-			if fixedField(k, m != nil) {
+			if fixedField(k, m != nil) || add.has(k) {
 				continue // the document has it already (data_stream.* is read above)
 			}
 			keys = append(keys, k)
@@ -170,6 +171,9 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, ingested
 			dst = append(dst, ':')
 			dst = appendValue(dst, fs[k])
 		}
+	}
+	if add != nil {
+		dst = append(dst, add.members...)
 	}
 	return append(dst, '}')
 }

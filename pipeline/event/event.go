@@ -51,12 +51,17 @@ func IDString(id []byte) string {
 // Meta, set by enrichment (pipeline/enrich), is parallel to Events: the
 // enrichment of each event's pod, nil for an event without one. Several
 // events share one *Meta. A batch without Meta is written unenriched.
+//
+// Added, set by per-event enrichment (pipeline/enrich's GeoIP), is
+// parallel to Events too: what each event's document gets from its own
+// fields, nil for none (see Addition).
 type Batch struct {
 	Node   string
 	Seq    uint64
 	Events []*ferryv1.Event
 	Pods   []*ferryv1.Pod
 	Meta   []*Meta
+	Added  []*Addition
 }
 
 // meta returns the enrichment of event i, or nil.
@@ -70,7 +75,11 @@ func (b *Batch) meta(i int) *Meta {
 // AppendDocument appends the document of event i (see AppendDocument) with
 // its enrichment.
 func (b *Batch) AppendDocument(dst []byte, i int, ingested time.Time) []byte {
-	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), ingested)
+	var add *Addition
+	if i < len(b.Added) {
+		add = b.Added[i]
+	}
+	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), add, ingested)
 }
 
 // DataStream returns the data stream of event i: as DataStream, with the
