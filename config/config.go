@@ -220,6 +220,25 @@ type Aggregator struct {
 // metadata the agents send (see pipeline/enrich).
 type Enrich struct {
 	Environment EnvironmentRules `yaml:"environment"`
+	// GeoIP locates client addresses (see pipeline/enrich.GeoIP); nil,
+	// the default: off.
+	GeoIP *GeoIP `yaml:"geoip"`
+}
+
+// GeoIP sets the GeoIP enrichment: for each field X.ip of Fields an event
+// has, X.geo.* from CityDB and X.as.* from ASNDB.
+type GeoIP struct {
+	// CityDB and ASNDB are MaxMind databases (.mmdb: GeoLite2/GeoIP2 City
+	// or Country, and ASN); at least one. They must exist when the
+	// configuration is loaded; a file replaced later is reopened.
+	CityDB string `yaml:"city_db"`
+	ASNDB  string `yaml:"asn_db"`
+	// Fields are the typed fields holding the addresses; default
+	// [source.ip].
+	Fields []string `yaml:"fields"`
+	// CacheSize is the number of lookups cached (0..10000000, default
+	// 10000; 0: no cache).
+	CacheSize int `yaml:"cache_size"`
 }
 
 // EnvironmentRules give service.environment, which is also the data stream
@@ -363,6 +382,14 @@ func ParseAggregator(name string, data []byte) (*Aggregator, error) {
 		sinkDefaults(&a.Sinks[i], i, d.prefix(fmt.Sprintf("sinks[%d]", i)))
 		if a.Sinks[i].Buffer == "" {
 			a.Sinks[i].Buffer = defaultSinkBuffer(a.Sinks[i].Type, a.Buffer.Type)
+		}
+	}
+	if g := a.Enrich.GeoIP; g != nil {
+		if !d.has("enrich.geoip.fields") {
+			g.Fields = []string{"source.ip"}
+		}
+		if !d.has("enrich.geoip.cache_size") {
+			g.CacheSize = 10000
 		}
 	}
 	d.validateAggregator(a)

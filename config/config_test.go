@@ -1191,6 +1191,56 @@ func TestAggregatorEnrich(t *testing.T) {
 	}
 }
 
+func TestAggregatorGeoIP(t *testing.T) {
+	dir := t.TempDir()
+	city, asn := filepath.Join(dir, "GeoLite2-City.mmdb"), filepath.Join(dir, "GeoLite2-ASN.mmdb")
+	for _, f := range []string{city, asn} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil { // opened by the aggregator, not here
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "nope.mmdb")
+	for _, tc := range []struct {
+		name, src string
+		want      *GeoIP
+		err       string
+	}{
+		{name: "absent", src: "", want: nil},
+		{name: "the contract", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    asn_db: " + asn + "\n    fields: [source.ip]\n",
+			want: &GeoIP{CityDB: city, ASNDB: asn, Fields: []string{"source.ip"}, CacheSize: 10000}},
+		{name: "defaults", src: "enrich:\n  geoip:\n    city_db: " + city + "\n",
+			want: &GeoIP{CityDB: city, Fields: []string{"source.ip"}, CacheSize: 10000}},
+		{name: "all set", src: "enrich:\n  geoip:\n    asn_db: " + asn + "\n    fields: [source.ip, destination.ip, client.address]\n    cache_size: 0\n",
+			want: &GeoIP{ASNDB: asn, Fields: []string{"source.ip", "destination.ip", "client.address"}, CacheSize: 0}},
+		{name: "no database", src: "enrich:\n  geoip:\n    fields: [source.ip]\n", err: "aggregator.yaml:2:3: enrich.geoip.city_db: city_db or asn_db is required"},
+		{name: "missing file", src: "enrich:\n  geoip:\n    city_db: " + missing + "\n", err: "aggregator.yaml:3:5: enrich.geoip.city_db: stat " + missing + ": no such file or directory"},
+		{name: "missing asn file", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    asn_db: " + missing + "\n", err: "aggregator.yaml:4:5: enrich.geoip.asn_db: stat " + missing + ": no such file or directory"},
+		{name: "a directory", src: "enrich:\n  geoip:\n    city_db: " + dir + "\n", err: "enrich.geoip.city_db: " + dir + " is a directory"},
+		{name: "empty fields", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    fields: []\n", err: "aggregator.yaml:4:5: enrich.geoip.fields: must not be empty"},
+		{name: "undotted field", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    fields: [ip]\n", err: "enrich.geoip.fields[0]: \"ip\" is not a dotted field name"},
+		{name: "fixed field", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    fields: [message.ip]\n", err: "enrich.geoip.fields[0]: \"message.ip\" would put its results in message.geo"},
+		{name: "same target", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    fields: [source.ip, source.address]\n", err: "enrich.geoip.fields[1]: source.ip and source.address would both write source.geo"},
+		{name: "cache too big", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    cache_size: 20000000\n", err: "aggregator.yaml:4:5: enrich.geoip.cache_size: must be between 0 and 10000000, got 20000000"},
+		{name: "typo", src: "enrich:\n  geoip:\n    city_db: " + city + "\n    citydb: x\n", err: "aggregator.yaml:4:5: enrich.geoip.citydb: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseAggregator("aggregator.yaml", []byte(tc.src))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Enrich.GeoIP, tc.want) {
+				t.Fatalf("got %+v, want %+v", c.Enrich.GeoIP, tc.want)
+			}
+		})
+	}
+}
+
 func TestAgentMetrics(t *testing.T) {
 	root := t.TempDir()
 	cg := filepath.Join(root, "sys", "fs", "cgroup")

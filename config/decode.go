@@ -647,6 +647,42 @@ func (d *decoder) validateEnrich(p string, e Enrich) {
 			d.invalid(p+".environment.namespaces."+ns, "the environment must not be empty")
 		}
 	}
+	if e.GeoIP != nil {
+		d.validateGeoIP(p+".geoip", e.GeoIP)
+	}
+}
+
+func (d *decoder) validateGeoIP(p string, g *GeoIP) {
+	if g.CityDB == "" && g.ASNDB == "" {
+		d.invalid(p+".city_db", "city_db or asn_db is required")
+	}
+	for key, path := range map[string]string{"city_db": g.CityDB, "asn_db": g.ASNDB} {
+		if path == "" {
+			continue
+		}
+		if fi, err := os.Stat(path); err != nil {
+			d.invalid(p+"."+key, "%v", err)
+		} else if fi.IsDir() {
+			d.invalid(p+"."+key, "%s is a directory, not a database file", path)
+		}
+	}
+	if len(g.Fields) == 0 {
+		d.invalid(p+".fields", "must not be empty")
+	}
+	targets := map[string]string{}
+	for i, f := range g.Fields {
+		fp := fmt.Sprintf("%s.fields[%d]", p, i)
+		t, err := enrich.GeoIPTarget(f)
+		if err != nil {
+			d.invalid(fp, "%v", err)
+			continue
+		}
+		if other, dup := targets[t]; dup {
+			d.invalid(fp, "%s and %s would both write %s.geo", other, f, t)
+		}
+		targets[t] = f
+	}
+	d.intRange(p+".cache_size", g.CacheSize, 0, 10000000)
 }
 
 func (d *decoder) validateBuffer(p string, b *Buffer, sinks []Sink) {

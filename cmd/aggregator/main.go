@@ -104,9 +104,12 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		return fmt.Errorf("memory budget %s (from %s) too small: max_recv_message_bytes %s must fit in a quarter of it",
 			config.ByteSize(ml.Bytes), ml.From, cfg.MaxRecvMessageBytes)
 	}
-	enr, err := enricher(cfg)
+	enr, geo, err := enricher(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if geo != nil {
+		defer geo.Close() // after the sinks: they enrich until closed
 	}
 	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, enr, log)
 	if err != nil {
@@ -177,6 +180,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 			"ferry_aggregator_events_metadata_truncated_total":   enr.Truncated.Load(),
 		}
 		addBufferStats(m, bufs)
+		addGeoIPStats(m, geo)
 		return m
 	}, log)
 	if err != nil {

@@ -73,14 +73,23 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *e
 	return out, bufs, nil
 }
 
-// enricher returns the enrichment stages the configuration asks for.
-func enricher(cfg *config.Aggregator) (*enrich.Enricher, error) {
+// enricher returns the enrichment stages the configuration asks for, and
+// the GeoIP stage among them (nil when off), which the caller closes.
+func enricher(ctx context.Context, cfg *config.Aggregator, log *slog.Logger) (*enrich.Enricher, *enrich.GeoIP, error) {
 	r := cfg.Enrich.Environment
 	env, err := enrich.NewEnvironment(r.NamespaceLabel, r.NamespaceRegex, r.Namespaces, r.Default)
 	if err != nil {
-		return nil, fmt.Errorf("enrich.environment: %w", err)
+		return nil, nil, fmt.Errorf("enrich.environment: %w", err)
 	}
-	return enrich.New(enrich.Kubernetes{Cluster: cfg.ClusterName}, enrich.Service{}, env), nil
+	e := enrich.New(enrich.Kubernetes{Cluster: cfg.ClusterName}, enrich.Service{}, env)
+	geo, err := geoIP(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if geo != nil {
+		e.PerEvent(geo)
+	}
+	return e, geo, nil
 }
 
 func buildSink(ctx context.Context, c config.Sink, log *slog.Logger) (sinks.Sink, error) {
