@@ -621,6 +621,7 @@ func (s *session) fill(draining bool) {
 		s.pendAt = s.cur.addPod(s.c.cfg.Node, c, s.pendAt, s.ovh, s.kube, s.pod)
 		if s.pendAt == len(c.Recs) {
 			s.pend = nil
+			s.metaChunk = nil // chunks are pooled: the next one may be at the same address
 			c.Release()
 		}
 	}

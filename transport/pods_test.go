@@ -124,3 +124,28 @@ func TestNoPodsWithoutMetadata(t *testing.T) {
 		t.Fatalf("batch %v", s.queue[0].msg)
 	}
 }
+
+// TestPodOfReusedChunk: chunks are pooled, so the next chunk may be the
+// same *Chunk as the one before, of another file: its metadata is looked
+// up again, not taken over from the other pod.
+func TestPodOfReusedChunk(t *testing.T) {
+	podA := &ferryv1.Pod{Uid: "uid-a", Namespace: "shop", Name: "web-1"}
+	podB := &ferryv1.Pod{Uid: "uid-b", Namespace: "shop", Name: "db-0"}
+	pods := &fakePods{pods: map[string]*ferryv1.Pod{"uid-a": podA, "uid-b": podB}}
+	a, b := podFile("a", "shop", "web-1", "uid-a"), podFile("b", "shop", "db-0", "uid-b")
+	s := &session{c: &Client{cfg: ClientConfig{Node: testNode, Pods: pods, MaxInflight: 8, BatchMaxEvents: 100, BatchMaxBytes: 1 << 20}}, ctx: context.Background()}
+	s.cur = s.newBuilder()
+	s.nextSeq = 1
+	c := chunkOf(a, "1", "2")
+	s.pend, s.pendAt = c, 0
+	s.fill(false)
+	// The same Chunk, handed out again for file b (as the pool does).
+	next := chunkOf(b, "3")
+	c.File, c.Arena, c.Recs, c.End = b, next.Arena, next.Recs, next.End
+	s.pend, s.pendAt = c, 0
+	s.fill(true)
+	evs := s.queue[0].msg.Events
+	if len(evs) != 3 || evs[2].Kubernetes.GetPod() != "db-0" || len(s.queue[0].msg.Pods) != 2 {
+		t.Fatalf("the reused chunk's event: %v, %d pods in the batch", evs[len(evs)-1].Kubernetes, len(s.queue[0].msg.Pods))
+	}
+}
