@@ -128,6 +128,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	podRules.set(kubeCtx, meta) // pods may now choose their multiline rule
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Addresses:       ac.Addresses,
@@ -317,6 +318,9 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 			PartialFlushAfter: time.Duration(in.PartialFlushAfter),
 			Multiline:         spec,
 		})
+		if in.Type == "container" {
+			out[len(out)-1].RuleFor = podRules.ruleFor
+		}
 	}
 	return out, nil
 }
