@@ -111,3 +111,35 @@ func TestRunAligned(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunBoundedWhileNotRead: while nobody takes the samples (the
+// aggregator is down and the shipper's window is full), at most
+// QueueCycles cycles wait; the older ones are dropped and counted.
+func TestRunBoundedWhileNotRead(t *testing.T) {
+	s, err := New(Config{Node: "n", Interval: 20 * time.Millisecond, HostRoot: nodeRoot(0), Sets: []string{"uptime"}, QueueCycles: 3}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Counters()["ferry_agent_metric_samples_dropped_total"] < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no cycle dropped: %v", s.Counters())
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+	c := s.Counters()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if q := c["ferry_agent_metric_samples_queued"]; q > 3 {
+		t.Errorf("%d cycles queued, at most 3", q)
+	}
+	// Every cycle is queued, handed over (one, to the pump) or dropped.
+	if got := c["ferry_agent_metric_samples_queued"] + c["ferry_agent_metric_samples_dropped_total"] + 1; got < c["ferry_agent_metric_cycles_total"] {
+		t.Errorf("counters do not add up: %v", c)
+	}
+}
