@@ -67,11 +67,11 @@ func props(p obj) obj { return obj{"properties": p} }
 func ecsMappings() obj {
 	return obj{
 		"dynamic": true,
-		"dynamic_templates": []obj{{"strings_as_keyword": obj{
+		"dynamic_templates": append(geoDynamicTemplates(), obj{"strings_as_keyword": obj{
 			"match_mapping_type": "string",
 			"mapping":            obj{"type": "keyword", "ignore_above": 1024},
-		}}},
-		"properties": obj{
+		}}),
+		"properties": addGeoMappings(obj{
 			"@timestamp": dateNanos,
 			"message":    obj{"type": "match_only_text"},
 			"event": props(obj{
@@ -105,14 +105,14 @@ func ecsMappings() obj {
 			"stream":    keyword,
 			"service":   props(obj{"name": keyword, "environment": keyword}),
 			"ferry":     props(obj{"input": keyword, "flags": keyword, "original_index": keyword, "original_timestamp": keyword}),
-			"source":    props(obj{"ip": obj{"type": "ip"}, "geo": props(obj{"location": obj{"type": "geo_point"}})}),
+			"source":    props(obj{"ip": obj{"type": "ip"}}), // and geo, as: templates_geo.go
 			"http": props(obj{
 				"response": props(obj{"status_code": long}),
 				"request":  props(obj{"method": keyword}),
 			}),
 			"url":   props(obj{"path": keyword}),
 			"error": props(obj{"type": keyword, "reason": obj{"type": "text"}}),
-		},
+		}),
 	}
 }
 
