@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,12 @@ type mlDoc struct {
 	Ferry struct {
 		Flags []string `json:"flags"`
 	} `json:"ferry"`
-	Stream string `json:"stream"`
+	Stream     string `json:"stream"`
+	Kubernetes struct {
+		Pod struct {
+			Name string `json:"name"`
+		} `json:"pod"`
+	} `json:"kubernetes"`
 }
 
 func readMLDocs(t *testing.T, path string) []mlDoc {
@@ -228,5 +234,84 @@ inputs:
 		t.Fatalf("%d of %d traces arrived", len(ids), traces)
 	}
 	t.Logf("documents=%d distinct=%d traces=%d agent starts=%d", len(docs), len(idOwner), len(ids), agent.Runs())
+	harness.StopAll(t, 20*time.Second, agent, agg)
+}
+
+// TestMultilinePodAnnotation: against a real API server, a pod's
+// ferry.io/multiline annotation (or ferry.io/multiline.<container>)
+// overrides the input's rule (java) for its container's file; a pod
+// without one keeps the input's.
+func TestMultilinePodAnnotation(t *testing.T) {
+	api := harness.SharedKube(t)
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "ml")
+	ns := "ml-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	api.Grant(t, "ferry-test-agent", "agent", "pods", "namespaces")
+	api.CreateNamespace(t, ns, nil)
+	pods := []harness.KubePod{
+		{NS: ns, Name: "py-1", Node: node, Annotations: map[string]string{"ferry.io/multiline": "python"}},
+		{NS: ns, Name: "go-1", Node: node, Annotations: map[string]string{"ferry.io/multiline": "java", "ferry.io/multiline.app": "go"}},
+		{NS: ns, Name: "java-1", Node: node},
+	}
+	uids := make([]string, len(pods))
+	for i, p := range pods {
+		uids[i] = api.CreatePod(t, p)
+	}
+
+	if err := os.Mkdir(filepath.Join(root, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listen, aggHTTP, agentHTTP := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
+	sinkPath := filepath.Join(root, "out", "events.ndjson")
+	harness.WriteFile(t, filepath.Join(root, "aggregator.yaml"), fmt.Sprintf("listen: %s\nhttp: %s\nsinks:\n  - {type: file, path: %s}\n", listen, aggHTTP, sinkPath))
+	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), harness.AgentConfig{Node: node, Root: root, HTTP: agentHTTP, Address: listen}.YAML()+
+		"    multiline: {rule: java, flush_after: 300ms}\n"+
+		"kubernetes:\n  kubeconfig: "+api.KubeconfigOf("agent")+"\n  annotations: [ferry.io/multiline, ferry.io/multiline.app]\n")
+	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
+	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
+	harness.LogTailsOnFailure(t, agent, agg)
+	harness.WaitFor(t, 30*time.Second, "the agent's metadata cache synced", func() bool {
+		b, _ := os.ReadFile(agent.Log)
+		return strings.Contains(string(b), "Kubernetes metadata cache synced")
+	})
+
+	py := []string{"Traceback (most recent call last):", `  File "/app/x.py", line 1, in <module>`, "ZeroDivisionError: division by zero"}
+	goPanic := []string{"panic: boom", "", "goroutine 1 [running]:", "main.main()", "\t/app/main.go:5 +0x1d"}
+	java := mlTrace(1)
+	for i, p := range pods {
+		f := harness.NewKubePodFile(t, root, p.NS, p.Name, uids[i], i)
+		var b strings.Builder
+		for _, l := range append(append(append(append([]string{"start"}, py...), goPanic...), java...), "END") {
+			fmt.Fprintf(&b, "2024-05-01T10:00:00.000000000Z stderr F %s\n", l)
+		}
+		harness.WriteFile(t, f.Real, b.String())
+	}
+	byPod := map[string][]string{}
+	if !harness.Poll(60*time.Second, 100*time.Millisecond, func() bool {
+		byPod = map[string][]string{}
+		ends := 0
+		for _, d := range readMLDocs(t, sinkPath) {
+			byPod[d.Kubernetes.Pod.Name] = append(byPod[d.Kubernetes.Pod.Name], d.Message)
+			if d.Message == "END" {
+				ends++
+			}
+		}
+		return ends >= len(pods)
+	}) {
+		t.Fatalf("timed out: %v", byPod)
+	}
+	joined := func(lines []string) []string { return []string{strings.Join(lines, "\n")} }
+	want := map[string][]string{
+		"py-1":   slices.Concat([]string{"start"}, joined(py), goPanic, java, []string{"END"}),
+		"go-1":   slices.Concat([]string{"start"}, py, joined(goPanic), java, []string{"END"}),
+		"java-1": slices.Concat([]string{"start"}, py, goPanic, joined(java), []string{"END"}),
+	}
+	for pod, w := range want {
+		got := slices.Compact(slices.Sorted(slices.Values(byPod[pod]))) // a re-sent document is no new event
+		w = slices.Sorted(slices.Values(w))
+		if !slices.Equal(got, w) {
+			t.Errorf("pod %s: events %q\nwant %q", pod, got, w)
+		}
+	}
 	harness.StopAll(t, 20*time.Second, agent, agg)
 }
