@@ -604,7 +604,7 @@ func (s *session) fill(draining bool) {
 			if s.pendS == nil {
 				return
 			}
-			s.pendSAt = s.cur.addSample(s.pendS, s.pendSAt)
+			s.pendSAt = s.cur.addSample(s.pendS, s.pendSAt, s.samplePod)
 			if s.pendSAt == len(s.pendS.Events) {
 				s.pendS = nil
 			}
@@ -640,17 +640,9 @@ func (s *session) podOf(f *tail.File) (*ferryv1.Kubernetes, *wirePod) {
 	if pod == nil || pod.Uid == "" {
 		return k, nil
 	}
-	w := s.wirePods[pod]
+	w := s.wire(pod)
 	if w == nil {
-		var err error
-		if w, err = newWirePod(pod); err != nil {
-			s.c.log.Error("cannot encode the metadata of a pod; its lines go without it", "namespace", pod.Namespace, "pod", pod.Name, "err", err)
-			return k, nil
-		}
-		if s.wirePods == nil || len(s.wirePods) >= 1<<12 {
-			s.wirePods = make(map[*ferryv1.Pod]*wirePod) // older versions of pods, forgotten
-		}
-		s.wirePods[pod] = w
+		return k, nil
 	}
 	if k.PodUid != "" {
 		return k, w

@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"context"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
 // Metric samples travel in the same batches as the lines of the files, but
@@ -19,6 +21,44 @@ import (
 //     stops taking samples: the sampler's own bounded queue drops the
 //     oldest (see pipeline/metrics).
 
+// samplePodWait bounds the wait for the metadata of a metric event's pod
+// (the sampler has asked for it already: a pod still unknown is sent
+// without).
+const samplePodWait = 100 * time.Millisecond
+
+// samplePod returns the metadata of the pod of a metric event (k.PodUid),
+// to be carried by its batch, or nil.
+func (s *session) samplePod(k *ferryv1.Kubernetes) *wirePod {
+	if s.c.cfg.Pods == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, samplePodWait)
+	defer cancel()
+	pod := s.c.cfg.Pods.Pod(ctx, k)
+	if pod == nil || pod.Uid != k.GetPodUid() {
+		return nil
+	}
+	return s.wire(pod)
+}
+
+// wire returns the encoding of pod for the batches that carry it, made
+// once per version of the pod; nil if it cannot be encoded (logged).
+func (s *session) wire(pod *ferryv1.Pod) *wirePod {
+	if w := s.wirePods[pod]; w != nil {
+		return w
+	}
+	w, err := newWirePod(pod)
+	if err != nil {
+		s.c.log.Error("cannot encode the metadata of a pod; its events go without it", "namespace", pod.Namespace, "pod", pod.Name, "err", err)
+		return nil
+	}
+	if s.wirePods == nil || len(s.wirePods) >= 1<<12 {
+		s.wirePods = make(map[*ferryv1.Pod]*wirePod) // older versions of pods, forgotten
+	}
+	s.wirePods[pod] = w
+	return w
+}
+
 // sampleOverhead is added to an event's own encoded size: its tag and
 // length in the batch.
 const sampleOverhead = 1 + 5
@@ -29,7 +69,7 @@ const sampleOverhead = 1 + 5
 // Once every event is in, the sample's Done is recorded to run when the
 // batch is acknowledged, in order with the offsets of the files. An empty
 // batch always takes at least one event.
-func (b *builder) addSample(smp *event.Sample, from int) int {
+func (b *builder) addSample(smp *event.Sample, from int, podOf func(*ferryv1.Kubernetes) *wirePod) int {
 	if b.empty() {
 		b.opened = time.Now()
 	}
@@ -44,6 +84,11 @@ func (b *builder) addSample(smp *event.Sample, from int) int {
 		b.n++
 		b.bytes += size
 		b.ptrs = append(b.ptrs, ev)
+		if k := ev.GetKubernetes(); k.GetPodUid() != "" {
+			if pod := podOf(k); pod != nil {
+				b.carry(pod)
+			}
+		}
 	}
 	if i == len(smp.Events) && smp.Done != nil {
 		b.commits = append(b.commits, commit{done: smp.Done})

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/tail"
@@ -167,5 +168,47 @@ func TestSampleRetriedKeepsIDs(t *testing.T) {
 	}
 	if got := done.list(); len(got) != 1 {
 		t.Errorf("Done ran %d times", len(got))
+	}
+}
+
+// TestSampleCarriesPods: a batch carries the Kubernetes metadata of the
+// pods of its metric events once each, as it does for lines; a pod
+// without metadata and a node metric add none.
+func TestSampleCarriesPods(t *testing.T) {
+	podA := &ferryv1.Pod{Uid: "uid-a", Namespace: "shop", Name: "web-1", Labels: map[string]string{"app": "web"}}
+	pods := &fakePods{pods: map[string]*ferryv1.Pod{"uid-a": podA}}
+	s := &session{c: &Client{cfg: ClientConfig{Node: testNode, Pods: pods, MaxInflight: 8, BatchMaxEvents: 100, BatchMaxBytes: 1 << 20}}, ctx: context.Background()}
+	s.cur = s.newBuilder()
+	s.nextSeq = 1
+	smp := sampleOf("cpu", 1, &doneLog{}) // a node metric
+	for _, k := range []*ferryv1.Kubernetes{
+		{PodUid: "uid-a"}, {PodUid: "uid-a", ContainerId: "c1"}, {PodUid: "uid-a", ContainerId: "c2"}, {PodUid: "uid-gone", ContainerId: "c3"},
+	} {
+		ev := sampleOf("x", 1, &doneLog{}).Events[0]
+		ev.Id, ev.Kubernetes = event.MetricID(nil, testNode, "kubernetes.container", k.PodUid+"/"+k.ContainerId, 1), k
+		smp.Events = append(smp.Events, ev)
+	}
+	s.pendS, s.pendSAt = smp, 0
+	s.fill(true)
+	if len(s.queue) != 1 {
+		t.Fatalf("%d batches, want 1", len(s.queue))
+	}
+	p := s.queue[0]
+	raw, err := proto.Marshal(p.msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onWire ferryv1.Batch
+	if err := proto.Unmarshal(raw, &onWire); err != nil {
+		t.Fatal(err)
+	}
+	if len(onWire.Pods) != 1 || !proto.Equal(onWire.Pods[0], podA) {
+		t.Fatalf("pods %v, want pod uid-a once", onWire.Pods)
+	}
+	if len(onWire.Events) != 5 {
+		t.Errorf("%d events, want 5", len(onWire.Events))
+	}
+	if est, n := p.b.bytes, proto.Size(p.msg); est < n {
+		t.Errorf("estimated %d bytes, encoded %d: the pod's size is not counted", est, n)
 	}
 }
