@@ -86,3 +86,31 @@ func TestMetricModule(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricEnriched: a container metric named by the agent's metadata
+// (namespace, pod, uid) and enriched goes to its pod's environment and
+// carries the pod's labels and service, as the pod's lines do.
+func TestMetricEnriched(t *testing.T) {
+	ev := &ferryv1.Event{Id: MetricID(nil, "n1", "kubernetes.container", "u/c", 1), TimeUnixNano: 1, Kind: ferryv1.Kind_KIND_METRIC,
+		Kubernetes: &ferryv1.Kubernetes{Namespace: "shop-prod", Pod: "web-1", PodUid: "u", ContainerId: "c"},
+		Fields:     map[string]*ferryv1.Value{"data_stream.dataset": Str("kubernetes.container"), "kubernetes.container.memory.workingset.bytes": Int(5)}}
+	m := &Meta{Environment: "prod", ServiceName: "web", Labels: map[string]string{"app": "web"}}
+	m.Seal()
+	b := &Batch{Node: "n1", Events: []*ferryv1.Event{ev}, Meta: []*Meta{m}}
+	if got := b.DataStream(0); got != "metrics-kubernetes.container-prod" {
+		t.Errorf("data stream %s, want metrics-kubernetes.container-prod", got)
+	}
+	var doc map[string]any
+	raw := b.AppendDocument(nil, 0, time.Now())
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	for k, v := range map[string]any{
+		"service.name": "web", "kubernetes.labels.app": "web", "kubernetes.pod.uid": "u", "kubernetes.namespace": "shop-prod",
+		"container.id": "c", "metricset.name": "container", "kubernetes.container.memory.workingset.bytes": float64(5),
+	} {
+		if got, ok := docField(doc, k); !ok || got != v {
+			t.Errorf("%s = %v, want %v in %s", k, got, v, raw)
+		}
+	}
+}
