@@ -8,8 +8,10 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +286,107 @@ func TestMetricsOnlyAgent(t *testing.T) {
 	harness.StopAll(t, 30*time.Second, agent, agg)
 	if n := es.NodeCount("logs-*", node); n != 0 {
 		t.Errorf("a metrics-only agent wrote %d log documents", n)
+	}
+}
+
+// writeCgroupTree writes a cgroup v2 tree (systemd driver) with one
+// burstable pod of uid holding container id, and returns its root.
+func writeCgroupTree(t *testing.T, uid, id string) string {
+	t.Helper()
+	root := t.TempDir()
+	pod := filepath.Join(root, "kubepods.slice", "kubepods-burstable.slice", "kubepods-burstable-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
+	ctr := filepath.Join(pod, "cri-containerd-"+id+".scope")
+	if err := os.MkdirAll(ctr, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	harness.WriteFile(t, filepath.Join(root, "cgroup.controllers"), "cpu memory\n")
+	for _, d := range []string{pod, ctr} {
+		harness.WriteFile(t, filepath.Join(d, "cpu.stat"), "usage_usec 1000000\n")
+		harness.WriteFile(t, filepath.Join(d, "cpu.max"), "50000 100000\n")
+		harness.WriteFile(t, filepath.Join(d, "memory.current"), "200000000\n")
+		harness.WriteFile(t, filepath.Join(d, "memory.stat"), "inactive_file 50000000\n")
+		harness.WriteFile(t, filepath.Join(d, "memory.max"), "268435456\n")
+	}
+	return root
+}
+
+// TestMetricsKubernetesMetadata: an agent with Kubernetes metadata (a real
+// kube-apiserver) names the pod of a container's cgroup and sends its
+// metadata with the metric; the aggregator enriches it as it enriches the
+// pod's lines: the metric lands in metrics-kubernetes.container-<the pod's
+// environment> with namespace, pod name, owner and service.
+func TestMetricsKubernetesMetadata(t *testing.T) {
+	api := harness.SharedKube(t)
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "kube")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	api.Grant(t, "ferry-test-agent", "agent", "pods", "namespaces")
+	ns := "shop-" + run + "-prod"
+	api.CreateNamespace(t, ns, nil)
+	pod := harness.KubePod{NS: ns, Name: "web-7d9f8b6c5d-x2x4z", Node: node, OwnerKind: "ReplicaSet", OwnerName: "web-7d9f8b6c5d",
+		Labels: map[string]string{"app.kubernetes.io/name": "checkout"}}
+	uid := api.CreatePod(t, pod)
+	const ctr = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cg := writeCgroupTree(t, uid, ctr)
+
+	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL, BufferDir: filepath.Join(root, "buffer")}
+	aggPath := filepath.Join(root, "aggregator.yaml")
+	harness.WriteFile(t, aggPath, o.YAML()+kubeEnrich)
+	agg := harness.StartProc(t, root, "aggregator", "--config", aggPath)
+	harness.WaitHealthy(t, "the aggregator", o.HTTP)
+	agentPath := filepath.Join(root, "agent.yaml")
+	harness.WriteFile(t, agentPath, fmt.Sprintf(`node: %s
+state_dir: %s
+http: %s
+aggregator: {address: %s, batch_timeout: 100ms, backoff_initial: 50ms, backoff_max: 1s}
+inputs: []
+kubernetes:
+  kubeconfig: %s
+metrics:
+  enabled: true
+  interval: 1s
+  sets: [containers]
+  cgroup_root: %s
+`, node, filepath.Join(root, "state"), harness.FreePort(t), o.Listen, api.KubeconfigOf("agent"), cg))
+	agent := harness.StartProc(t, root, "agent", "--config", agentPath)
+	harness.LogTailsOnFailure(t, agent, agg)
+
+	stream := "metrics-kubernetes.container-prod"
+	query := map[string]any{"bool": map[string]any{"filter": []any{
+		harness.TermQuery("host.name", node), harness.TermQuery("container.id", ctr), harness.TermQuery("kubernetes.pod.name", pod.Name),
+	}}}
+	harness.WaitFor(t, time.Minute, "an enriched metric of the container in "+stream, func() bool {
+		n, err := es.TryCount(stream, query)
+		return err == nil && n > 0
+	})
+	harness.StopAll(t, 30*time.Second, agent, agg)
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	es.Must(http.MethodPost, "/"+stream+"/_search", map[string]any{"size": 1, "query": query}, &res)
+	if len(res.Hits.Hits) == 0 {
+		t.Fatal("the document went away")
+	}
+	d := res.Hits.Hits[0].Source
+	for p, want := range map[string]any{
+		"kubernetes/namespace":       ns,
+		"kubernetes/pod/uid":         uid,
+		"kubernetes/deployment/name": "web",
+		"service/name":               "checkout",
+		"service/environment":        "prod",
+		"data_stream/namespace":      "prod",
+		"metricset/name":             "container",
+	} {
+		if got := dig(d, p); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", p, got, want)
+		}
+	}
+	if got := sourceField(d, "kubernetes.container.memory.workingset.bytes"); got != 150e6 {
+		t.Errorf("working set %v, want 150e6", got)
 	}
 }
