@@ -114,8 +114,10 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 			dst = append(dst, `,"uid":`...)
 			dst = appendString(dst, []byte(k.GetPodUid()))
 		}
-		dst = append(dst, `},"container":{"name":`...)
-		dst = appendString(dst, []byte(k.GetContainer()))
+		if c := k.GetContainer(); c != "" || e.GetKind() != ferryv1.Kind_KIND_METRIC {
+			dst = append(dst, `},"container":{"name":`...)
+			dst = appendString(dst, []byte(c))
+		} // a container metric's name is not known from its cgroup
 		dst = append(dst, `},"node":{"name":`...)
 		if m != nil && m.NodeName != "" {
 			dst = appendString(dst, []byte(m.NodeName))

@@ -114,3 +114,28 @@ func TestMetricEnriched(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricNoEmptyContainerName: a metric named by its pod has no
+// kubernetes.container.name (unknown, not empty); a line keeps its own.
+func TestMetricNoEmptyContainerName(t *testing.T) {
+	k := &ferryv1.Kubernetes{Namespace: "shop", Pod: "web-1", PodUid: "u"}
+	metric := &ferryv1.Event{Id: MetricID(nil, "n", "kubernetes.pod", "u/", 1), Kind: ferryv1.Kind_KIND_METRIC, Kubernetes: k,
+		Fields: map[string]*ferryv1.Value{"data_stream.dataset": Str("kubernetes.pod")}}
+	line := &ferryv1.Event{Id: ID(nil, "n", "f", 0), Kind: ferryv1.Kind_KIND_LOG, Kubernetes: &ferryv1.Kubernetes{Namespace: "shop", Pod: "web-1", Container: "app"}}
+	for _, c := range []struct {
+		ev   *ferryv1.Event
+		want any
+	}{{metric, nil}, {line, "app"}} {
+		var doc map[string]any
+		raw := AppendDocument(nil, "n", c.ev, time.Now())
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%v: %s", err, raw)
+		}
+		if got, _ := docField(doc, "kubernetes.container.name"); got != c.want {
+			t.Errorf("kubernetes.container.name = %v, want %v in %s", got, c.want, raw)
+		}
+		if got, _ := docField(doc, "kubernetes.pod.name"); got != "web-1" {
+			t.Errorf("kubernetes.pod.name = %v in %s", got, raw)
+		}
+	}
+}
