@@ -203,7 +203,6 @@ func (g *GeoIP) AddTo(_ context.Context, events []*ferryv1.Event, out []*event.A
 				if st = g.acquire(); st == nil {
 					return // closed
 				}
-				defer st.release()
 			}
 			a, hit, err := g.lookup(st, ti, addr)
 			switch {
@@ -219,6 +218,9 @@ func (g *GeoIP) AddTo(_ context.Context, events []*ferryv1.Event, out []*event.A
 		if add != nil {
 			out[i] = out[i].Join(add)
 		}
+	}
+	if st != nil {
+		st.release()
 	}
 	add(&g.Hits, hits)
 	add(&g.Misses, misses)
