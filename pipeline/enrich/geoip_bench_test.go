@@ -114,4 +114,3 @@ func BenchmarkHAProxyDocuments(b *testing.B) {
 		})
 	}
 }
-
