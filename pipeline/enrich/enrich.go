@@ -8,6 +8,10 @@
 // The work is done once per pod per batch, not per event: each stage fills
 // one event.Meta per pod, Meta.Seal encodes it once, and the events of the
 // pod share it, so enriching and writing an event allocates nothing.
+// Event stages (GeoIP) work per event, from the event's own typed fields
+// (source.ip): their results are prepared JSON (event.Addition) cached by
+// value and shared by the events with the same one, so a cache hit
+// allocates nothing per event either.
 //
 // Where it runs: behind each sink's disk buffer, in front of the sink
 // (cmd/aggregator wraps every sink with NewSink before its buffer). The disk

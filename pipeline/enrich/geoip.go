@@ -73,10 +73,10 @@ type GeoIP struct {
 
 	cur atomic.Pointer[geoState]
 
-	reload                sync.Mutex // one check at a time
-	cityFailed, asnFailed os.FileInfo
-	stop                  context.CancelFunc
-	done                  chan struct{}
+	reload            sync.Mutex // one check at a time
+	cityFile, asnFile fileState
+	stop              context.CancelFunc
+	done              chan struct{}
 
 	// Hits and Misses count lookups answered by the cache and by the
 	// databases; Skipped counts values not looked up (not a public
@@ -588,8 +588,8 @@ func (g *GeoIP) Check() {
 	if cur == nil {
 		return
 	}
-	city, cityNew := g.reopen(cur.city, g.cfg.CityDB, kindCity, &g.cityFailed)
-	asn, asnNew := g.reopen(cur.asn, g.cfg.ASNDB, kindASN, &g.asnFailed)
+	city, cityNew := g.reopen(cur.city, g.cfg.CityDB, kindCity, &g.cityFile)
+	asn, asnNew := g.reopen(cur.asn, g.cfg.ASNDB, kindASN, &g.asnFile)
 	if !cityNew && !asnNew {
 		return
 	}
@@ -611,30 +611,39 @@ func (g *GeoIP) Check() {
 	}
 }
 
+// fileState is what Check learned of a database file that it could not
+// use, so that it neither retries the same file nor logs the same problem
+// again.
+type fileState struct {
+	failed  os.FileInfo // the file that could not be opened
+	lastErr string      // the problem logged last
+}
+
 // reopen returns the database at path, reopened if the file is not the
 // one old was opened from (and not the one that failed last).
-func (g *GeoIP) reopen(old *mmdb, path string, kind dbKind, failed *os.FileInfo) (*mmdb, bool) {
+func (g *GeoIP) reopen(old *mmdb, path string, kind dbKind, fs *fileState) (*mmdb, bool) {
 	if old == nil {
 		return nil, false
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		if *failed == nil || !os.IsNotExist(err) {
+		if err.Error() != fs.lastErr {
+			fs.lastErr = err.Error()
 			g.log.Warn("geoip: cannot look at the database file; keeping the one loaded", "file", path, "err", err)
 		}
 		return old, false
 	}
-	if sameFile(old.info, fi) || (*failed != nil && sameFile(*failed, fi)) {
+	if sameFile(old.info, fi) || (fs.failed != nil && sameFile(fs.failed, fi)) {
 		return old, false
 	}
 	d, err := openDB(path, kind)
 	if err != nil {
-		*failed = fi
+		fs.failed, fs.lastErr = fi, err.Error()
 		g.ReloadErrors.Add(1)
 		g.log.Warn("geoip: cannot open the replaced database; keeping the one loaded", "file", path, "err", err)
 		return old, false
 	}
-	*failed = nil
+	*fs = fileState{}
 	return d, true
 }
 
