@@ -23,8 +23,11 @@ import (
 // hierarchies); both the systemd driver's layout
 // (kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope)
 // and the cgroupfs driver's (kubepods/burstable/pod<uid>/<id>). Each event
-// carries the pod uid and, for containers, the container id, so that the
-// pod's metadata labels it as it labels the pod's logs.
+// carries the pod uid and, for containers, the container id; namespace and
+// pod name come from the agent's Kubernetes metadata (Config.Pods) or else
+// from the kubelet's log links, which also give container names (see
+// logNames), so that the pod's metadata labels the event as it labels the
+// pod's logs.
 //
 // CPU: the cumulative usage (cpu.usage.core.ns, a counter) and, from the
 // second sample, its rate in nanocores (billionths of a core), as a
@@ -32,9 +35,10 @@ import (
 // the node's cores (node.pct). Memory: usage, working set (usage −
 // inactive_file, what the kubelet evicts on) and the limit where set.
 type containerSet struct {
-	s    *Sampler
-	root string
-	c    counters
+	s     *Sampler
+	root  string
+	c     counters
+	names *logNames
 }
 
 // cgroupStat is what one cgroup reports.
@@ -165,25 +169,37 @@ func (c *containerSet) collect(ctx context.Context, cy *cycle) error {
 	}
 	c.c.begin()
 	defer c.c.end()
+	c.names.begin()
 	for uid, rel := range ps {
-		ns, name := c.podName(ctx, uid)
-		ref := func(id string) *ferryv1.Kubernetes {
-			return &ferryv1.Kubernetes{PodUid: uid, ContainerId: id, Namespace: ns, Pod: name}
-		}
-		if st, ok := c.read(k, rel); ok {
-			c.emit(cy, "kubernetes.pod", "kubernetes.pod", ref(""), st, "working_set")
-		}
-		ents, err := os.ReadDir(filepath.Join(base, rel))
-		if err != nil {
-			continue // the pod went away meanwhile
-		}
+		ents, _ := os.ReadDir(filepath.Join(base, rel)) // none: the pod went away meanwhile
+		var ids, dirs []string
 		for _, e := range ents {
-			id := containerID(e.Name())
-			if !e.IsDir() || id == "" {
+			if id := containerID(e.Name()); e.IsDir() && id != "" {
+				ids, dirs = append(ids, id), append(dirs, e.Name())
+			}
+		}
+		// Namespace and pod from the Kubernetes metadata, else from the
+		// log link of one of the pod's containers; container names from
+		// the log links only.
+		ns, name := c.podName(ctx, uid)
+		ctrNames := make([]string, len(ids))
+		for i, id := range ids {
+			n, ok := c.names.lookup(id)
+			if !ok {
 				continue
 			}
-			if st, ok := c.read(k, filepath.Join(rel, e.Name())); ok {
-				c.emit(cy, "kubernetes.container", "kubernetes.container", ref(id), st, "workingset")
+			ctrNames[i] = n.container
+			if ns == "" && name == "" {
+				ns, name = n.namespace, n.pod
+			}
+		}
+		if st, ok := c.read(k, rel); ok {
+			c.emit(cy, "kubernetes.pod", "kubernetes.pod", &ferryv1.Kubernetes{PodUid: uid, Namespace: ns, Pod: name}, st, "working_set")
+		}
+		for i, id := range ids {
+			if st, ok := c.read(k, filepath.Join(rel, dirs[i])); ok {
+				c.emit(cy, "kubernetes.container", "kubernetes.container",
+					&ferryv1.Kubernetes{PodUid: uid, ContainerId: id, Namespace: ns, Pod: name, Container: ctrNames[i]}, st, "workingset")
 			}
 		}
 	}

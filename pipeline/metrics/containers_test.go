@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -162,6 +163,90 @@ func TestContainerPodNames(t *testing.T) {
 			}
 		default:
 			t.Errorf("event of pod %q", k.GetPodUid())
+		}
+	}
+}
+
+// TestContainerNamesFromLogLinks: container names (and, without
+// Kubernetes metadata, namespace and pod) come from the kubelet's log links
+// under <host_root>/var/log/containers; a container whose link appears
+// later is named from the next cycle on; the metadata's pod names win.
+func TestContainerNamesFromLogLinks(t *testing.T) {
+	host := t.TempDir()
+	logs := filepath.Join(host, "var", "log", "containers")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	touch := func(name string) {
+		if err := os.WriteFile(filepath.Join(logs, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch("web-1_shop-prod_web-" + ctrA + ".log")
+	touch("web-1_shop-prod_log-shipper-" + ctrB + ".log")
+	touch("not-a-container.log")
+	cg := filepath.Join("testdata", "cgroup", "v2-cgroupfs", "t0")
+	for _, tc := range []struct {
+		name     string
+		pods     PodNamer
+		ns, pod1 string
+	}{
+		{"log links only", nil, "shop-prod", "web-1"},
+		{"metadata first", fakePods{pod1: {Uid: pod1, Namespace: "shop", Name: "web-7d9f8-abcde"}}, "shop", "web-7d9f8-abcde"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{Node: "n", Sets: []string{"containers"}, HostRoot: host, CgroupRoot: cg, Pods: tc.pods}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := s.Collect(context.Background(), at(0))
+			for _, c := range []struct{ id, container string }{{"", ""}, {ctrA, "web"}, {ctrB, "log-shipper"}} {
+				k := kubeOf(evs, pod1, c.id)
+				if k.GetNamespace() != tc.ns || k.GetPod() != tc.pod1 || k.GetContainer() != c.container {
+					t.Errorf("pod 1 container %q: %v, want %s/%s container %q", c.id, k, tc.ns, tc.pod1, c.container)
+				}
+			}
+			if k := kubeOf(evs, pod2, ctrC); k.GetNamespace() != "" || k.GetContainer() != "" {
+				t.Errorf("container C, without log link: %v", k)
+			}
+		})
+	}
+	s, err := New(Config{Node: "n", Sets: []string{"containers"}, HostRoot: host, CgroupRoot: cg}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Collect(context.Background(), at(0))
+	touch("db-0_shop-prod_postgres-" + ctrC + ".log")
+	k := kubeOf(s.Collect(context.Background(), at(1)), pod2, ctrC)
+	if k.GetPod() != "db-0" || k.GetContainer() != "postgres" {
+		t.Errorf("container C after its log link appeared: %v", k)
+	}
+}
+
+func kubeOf(evs []*ferryv1.Event, uid, id string) *ferryv1.Kubernetes {
+	for _, e := range evs {
+		if k := e.GetKubernetes(); k.GetPodUid() == uid && k.GetContainerId() == id {
+			return k
+		}
+	}
+	return nil
+}
+
+func TestParseLogName(t *testing.T) {
+	for _, c := range []struct {
+		name, id string
+		want     containerName
+		ok       bool
+	}{
+		{"web-1_shop_app-" + ctrA + ".log", ctrA, containerName{"shop", "web-1", "app"}, true},
+		{"web-1_shop_log-shipper-" + ctrA + ".log", ctrA, containerName{"shop", "web-1", "log-shipper"}, true},
+		{"web-1_shop_app.log", "", containerName{}, false},
+		{"web-1_shop_app-xyz.log", "", containerName{}, false},
+		{"web-1_shop_app-" + ctrA, "", containerName{}, false},
+	} {
+		id, n, ok := parseLogName(c.name)
+		if id != c.id || n != c.want || ok != c.ok {
+			t.Errorf("parseLogName(%q) = %q %+v %v", c.name, id, n, ok)
 		}
 	}
 }

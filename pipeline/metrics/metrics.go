@@ -157,7 +157,7 @@ func New(cfg Config, log *slog.Logger) (*Sampler, error) {
 		case "uptime":
 			c = uptimeSet{s: s}
 		case "containers":
-			c = &containerSet{s: s, root: cfg.CgroupRoot}
+			c = &containerSet{s: s, root: cfg.CgroupRoot, names: newLogNames(cfg.HostRoot)}
 		}
 		s.names = append(s.names, name)
 		s.sets = append(s.sets, c)
