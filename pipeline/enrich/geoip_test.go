@@ -27,12 +27,8 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // the checkout.
 func dbSources(t testing.TB) map[string][2]string {
 	t.Helper()
-	dir := t.TempDir()
-	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
-	if err := geoipdb.WriteCity(city, geoipdb.Places); err != nil {
-		t.Fatal(err)
-	}
-	if err := geoipdb.WriteASN(asn, geoipdb.ASNs); err != nil {
+	city, asn, err := geoipdb.Build(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][2]string{"built": {city, asn}}
@@ -434,11 +430,8 @@ func TestGeoIPPeriodicCheck(t *testing.T) {
 
 func TestNewGeoIPErrors(t *testing.T) {
 	dir := t.TempDir()
-	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
-	if err := geoipdb.WriteCity(city, geoipdb.Places); err != nil {
-		t.Fatal(err)
-	}
-	if err := geoipdb.WriteASN(asn, geoipdb.ASNs); err != nil {
+	city, asn, err := geoipdb.Build(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(city)

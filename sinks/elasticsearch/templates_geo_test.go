@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,12 +30,8 @@ func geoType(m obj, name string) string {
 // composed of): location geo_point, as.number long, names keyword; and by
 // dynamic templates under other objects.
 func TestGeoMappings(t *testing.T) {
-	dir := t.TempDir()
-	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
-	if err := geoipdb.WriteCity(city, geoipdb.Places); err != nil {
-		t.Fatal(err)
-	}
-	if err := geoipdb.WriteASN(asn, geoipdb.ASNs); err != nil {
+	city, asn, err := geoipdb.Build(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	fields := []string{"source.ip", "destination.ip", "client.ip", "server.ip"}

@@ -77,14 +77,21 @@ func Databases(dir, tmp string) (city, asn string, shared bool, err error) {
 	if s := Shared(dir); s != "" {
 		return filepath.Join(s, "GeoLite2-City-Test.mmdb"), filepath.Join(s, "GeoLite2-ASN-Test.mmdb"), true, nil
 	}
-	city, asn = filepath.Join(tmp, "city.mmdb"), filepath.Join(tmp, "asn.mmdb")
+	city, asn, err = Build(tmp)
+	return city, asn, false, err
+}
+
+// Build writes a City database of Places and an ASN database of ASNs into
+// dir (city.mmdb, asn.mmdb) and returns their paths.
+func Build(dir string) (city, asn string, err error) {
+	city, asn = filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
 	if err := WriteCity(city, Places); err != nil {
-		return "", "", false, err
+		return "", "", err
 	}
 	if err := WriteASN(asn, ASNs); err != nil {
-		return "", "", false, err
+		return "", "", err
 	}
-	return city, asn, false, nil
+	return city, asn, nil
 }
 
 // WriteCity writes a GeoLite2-City database of places to path.
