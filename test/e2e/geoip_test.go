@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -44,34 +43,13 @@ func TestGeoIP(t *testing.T) {
 			_, _, _ = es.Call(http.MethodDelete, "/_data_stream/"+s, nil)
 		}
 	})
-	cityShared, asn, shared, err := geoipdb.Databases(".", root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("MaxMind's test databases: %v", shared)
-	// The City database in a directory of the test's own, to be replaced.
-	dbDir := filepath.Join(root, "GeoIP")
-	city := filepath.Join(dbDir, "GeoLite2-City.mmdb")
-	if err := os.MkdirAll(dbDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(cityShared)
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.WriteFile(t, city, string(data))
+	dbs := harness.GeoIPDatabases(t, root)
+	t.Logf("MaxMind's test databases: %v", dbs.MaxMind)
 
 	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL,
 		BufferDir: filepath.Join(root, "buffer"), SinkBuffer: "disk"}
 	path := filepath.Join(root, "aggregator.yaml")
-	harness.WriteFile(t, path, o.YAML()+fmt.Sprintf(`
-enrich:
-  geoip:
-    city_db: %s
-    asn_db: %s
-    fields: [source.ip]
-    cache_size: 100
-`, city, asn))
+	harness.WriteFile(t, path, o.YAML()+dbs.YAML())
 	agg := harness.StartProc(t, root, "aggregator", "--config", path)
 	harness.LogTailsOnFailure(t, agg)
 	harness.WaitHealthy(t, "the aggregator", o.HTTP)
@@ -219,9 +197,7 @@ enrich:
 	}
 
 	// A box around Great Britain finds exactly the GB events.
-	box := map[string]any{"geo_bounding_box": map[string]any{"source.geo.location": map[string]any{
-		"top_left": map[string]any{"lat": 61.0, "lon": -8.7}, "bottom_right": map[string]any{"lat": 49.8, "lon": 1.8}}}}
-	inBox := search(map[string]any{"bool": map[string]any{"filter": []any{byNode, box}}})
+	inBox := search(map[string]any{"bool": map[string]any{"filter": []any{byNode, harness.GreatBritainBox("source.geo.location")}}})
 	got := map[string]bool{}
 	for _, h := range inBox {
 		got[h.Source["message"].(string)+" "+h.Index] = true
@@ -249,7 +225,7 @@ enrich:
 	// The City database renamed over (as geoipupdate does): new answers, no
 	// restart.
 	france := []geoipdb.Place{{Network: "81.2.69.0/24", ISO: "FR", Country: "France", City: "Paris", Continent: "Europe", Lat: 48.86, Lon: 2.35}}
-	if err := geoipdb.WriteCity(city, france); err != nil {
+	if err := geoipdb.WriteCity(dbs.City, france); err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, 30*time.Second, "the replaced database to be loaded", func() bool {
