@@ -50,7 +50,8 @@ type Stage interface {
 // call with all the batch's events, and may be called concurrently for
 // different batches. It sets out[i] (len(out) == len(events)) for the
 // events it enriches, joining what an earlier event stage set
-// (out[i].Join(a)); it must not modify the events.
+// (out[i].Join(a)); it must not modify the events. It is not called for a
+// batch none of whose events has typed fields.
 type EventStage interface {
 	AddTo(ctx context.Context, events []*ferryv1.Event, out []*event.Addition)
 }
@@ -160,7 +161,19 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 }
 
 // added runs the event stages for events: nil when none added anything.
+// Event stages work from typed fields: a batch without any (container
+// lines before parsing) costs nothing.
 func (e *Enricher) added(ctx context.Context, events []*ferryv1.Event) []*event.Addition {
+	typed := false
+	for _, ev := range events {
+		if len(ev.GetFields()) > 0 {
+			typed = true
+			break
+		}
+	}
+	if !typed {
+		return nil
+	}
 	out := make([]*event.Addition, len(events))
 	for _, s := range e.events {
 		s.AddTo(ctx, events, out)

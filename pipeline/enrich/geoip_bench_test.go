@@ -114,3 +114,23 @@ func BenchmarkHAProxyDocuments(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEnrichedDocumentsWithGeoIP is BenchmarkEnrichedDocuments (500
+// container lines without typed fields) with a GeoIP stage configured:
+// it must cost (and allocate) nothing more.
+func BenchmarkEnrichedDocumentsWithGeoIP(b *testing.B) {
+	batch, e := benchBatch(), enricher(b).PerEvent(benchGeoIP(b, 10000))
+	ctx := context.Background()
+	buf := make([]byte, 0, 1<<20)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		out := e.Enrich(ctx, batch)
+		buf = buf[:0]
+		for i := range out.Events {
+			buf = out.AppendDocument(buf, i, now)
+			_ = out.DataStream(i)
+		}
+	}
+	perEvent(b, len(batch.Events))
+}

@@ -182,6 +182,12 @@ func TestGeoIPFields(t *testing.T) {
 	if b := e.Enrich(context.Background(), &event.Batch{Events: []*ferryv1.Event{ev}}); b.Added != nil {
 		t.Errorf("a number was looked up: %v", b.Added)
 	}
+	misses := g.Misses.Load() + g.Hits.Load() + g.Skipped.Load()
+	plain := &ferryv1.Event{Id: event.ID(nil, "n", "f", 2), Message: []byte("no typed fields")}
+	if b := e.Enrich(context.Background(), &event.Batch{Events: []*ferryv1.Event{plain, plain}}); b.Added != nil ||
+		g.Misses.Load()+g.Hits.Load()+g.Skipped.Load() != misses {
+		t.Errorf("a batch without typed fields went through GeoIP: %v", b.Added)
+	}
 }
 
 func TestGeoIPTarget(t *testing.T) {
