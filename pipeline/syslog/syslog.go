@@ -258,7 +258,7 @@ func (in *Input) Run(ctx context.Context, out chan<- *tail.Chunk) error {
 	}
 	context.AfterFunc(ctx, in.stopListening)
 	appended := make(chan struct{})
-	go func() { defer close(appended); in.appendLoop() }()
+	go func() { defer close(appended); in.appendLoop(ctx) }()
 	wg.Add(2)
 	go func() { defer wg.Done(); in.readSpool(ctx, out) }()
 	go func() { defer wg.Done(); in.commitLoop(ctx) }()
@@ -547,8 +547,8 @@ func readLines(r *bufio.Reader, maxBytes int, emit func([]byte, bool)) error {
 
 // appendLoop packs queued messages into spool records, as many as are
 // waiting (group commit: one fsync for all), until the queue is closed
-// and drained.
-func (in *Input) appendLoop() {
+// and drained. ctx ending does not stop it, unless the spool is full.
+func (in *Input) appendLoop(ctx context.Context) {
 	rec := make([]byte, 0, 64<<10)
 	var held int64
 	for {
@@ -581,7 +581,7 @@ func (in *Input) appendLoop() {
 				break more
 			}
 		}
-		in.appendRecord(rec)
+		in.appendRecord(ctx, rec, count)
 		in.budget.Release(held)
 		if closed {
 			return
@@ -589,11 +589,11 @@ func (in *Input) appendLoop() {
 	}
 }
 
-// appendRecord appends rec to the spool, waiting while the spool is full
-// (messages then wait in the queue: TCP readers stop, UDP drops). It
-// gives up only if the spool has failed for good: the messages are then
-// logged as lost.
-func (in *Input) appendRecord(rec []byte) {
+// appendRecord appends rec (of n messages) to the spool, waiting while the
+// spool is full (messages then wait in the queue: TCP readers stop, UDP
+// drops). It gives up if the spool has failed for good, or is full while
+// the input stops: the messages are then counted and logged as lost.
+func (in *Input) appendRecord(ctx context.Context, rec []byte, n int) {
 	warned := false
 	for {
 		_, err := in.spl.Append(context.Background(), rec)
@@ -607,9 +607,16 @@ func (in *Input) appendRecord(rec []byte) {
 					"spool_max_bytes", in.cfg.SpoolMaxBytes)
 				warned = true
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				in.dropped.Add(uint64(n))
+				in.log.Error("syslog spool full while stopping: received messages lost", "messages", n)
+				return
+			}
 		default:
-			in.log.Error("syslog spool failed: received messages lost", "err", err, "bytes", len(rec))
+			in.dropped.Add(uint64(n))
+			in.log.Error("syslog spool failed: received messages lost", "err", err, "messages", n)
 			return
 		}
 	}

@@ -199,3 +199,124 @@ func TestUDP(t *testing.T) {
 		t.Fatalf("truncated counter %d", n)
 	}
 }
+
+func openSmall(t *testing.T, listen string) *Input {
+	t.Helper()
+	in, err := Open(Config{Name: "small", Listen: listen, Dir: t.TempDir(), MaxMessageBytes: 1024, SpoolMaxBytes: 1,
+		QueueBytes: 32 << 10, CommitInterval: 5 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func waitCounter(t *testing.T, in *Input, name string, cond func(uint64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond(in.Counters()[name]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed at %d", name, in.Counters()[name])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSpoolFullTCP: while the spool is full (nothing acknowledged), the
+// input stops reading the TCP connection, so the sender is held back;
+// once the messages are acknowledged, every one arrives, in order, none
+// lost.
+func TestSpoolFullTCP(t *testing.T) {
+	in := openSmall(t, "tcp://127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan *tail.Chunk)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(ctx, out) }()
+	c, err := net.Dial("tcp", in.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40000 // about 40 MB: more than the spool (2 MiB), the queue and the socket buffers
+	pad := strings.Repeat("p", 1000)
+	wrote := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriter(c)
+		for i := range n {
+			fmt.Fprintf(w, "<14>msg %d %s\n", i, pad)
+		}
+		wrote <- w.Flush()
+	}()
+	waitCounter(t, in, "ferry_agent_syslog_spool_full_total", func(v uint64) bool { return v > 0 })
+	select {
+	case err := <-wrote:
+		t.Fatalf("the sender wrote everything (%v) while the spool was full: no backpressure", err)
+	default:
+	}
+	// Acknowledge as the shipper would: everything arrives.
+	next := 0
+	deadline := time.After(60 * time.Second)
+	for next < n {
+		select {
+		case ch := <-out:
+			for i := range ch.Recs {
+				var got int
+				if _, err := fmt.Sscanf(string(ch.Message(&ch.Recs[i])), "msg %d", &got); err != nil || got != next {
+					t.Fatalf("message %q, want msg %d", ch.Message(&ch.Recs[i]), next)
+				}
+				next++
+			}
+			in.Commit(ch.End)
+		case <-deadline:
+			t.Fatalf("%d of %d messages arrived", next, n)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if d := in.Counters()["ferry_agent_syslog_dropped_total"]; d != 0 {
+		t.Fatalf("%d TCP messages dropped", d)
+	}
+	cancel()
+	<-done
+	_ = c.Close()
+	_ = in.Close()
+}
+
+// TestSpoolFullUDP: while the spool is full, datagrams are dropped and
+// counted; the input never blocks on them.
+func TestSpoolFullUDP(t *testing.T) {
+	in := openSmall(t, "udp://127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan *tail.Chunk)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(ctx, out) }()
+	c, err := net.Dial("udp", in.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("u", 1000)
+	i := 0
+	send := func(k int) {
+		for range k {
+			fmt.Fprintf(c, "<14>msg %d %s", i, pad)
+			i++
+			if i%64 == 0 {
+				time.Sleep(time.Millisecond) // let the reader keep up with the socket
+			}
+		}
+	}
+	for in.Counters()["ferry_agent_syslog_spool_full_total"] == 0 {
+		if i > 100000 {
+			t.Fatalf("spool not full after %d datagrams", i)
+		}
+		send(100)
+	}
+	// The spool is full and stays full (nothing is acknowledged): the
+	// input keeps reading and drops what it cannot queue.
+	before := in.Counters()["ferry_agent_syslog_dropped_total"]
+	send(2000)
+	waitCounter(t, in, "ferry_agent_syslog_dropped_total", func(v uint64) bool { return v >= before+1000 })
+	cancel()
+	<-done
+	_ = c.Close()
+	_ = in.Close()
+}
