@@ -139,7 +139,7 @@ func NewGeoIP(ctx context.Context, cfg GeoIPConfig, log *slog.Logger) (*GeoIP, e
 		}
 		seen[p] = f
 		g.targets = append(g.targets, target{
-			field: f, geo: `,"` + p + `.geo":`, as: `,"` + p + `.as":`,
+			field: f, geo: string(event.AppendString([]byte(","), p+".geo")) + ":", as: string(event.AppendString([]byte(","), p+".as")) + ":",
 			geoObj: []string{p + ".geo"}, asObj: []string{p + ".as"}, bothObj: []string{p + ".geo", p + ".as"},
 		})
 	}

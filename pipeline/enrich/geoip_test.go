@@ -157,9 +157,12 @@ func TestGeoIPLookups(t *testing.T) {
 // without the field or with a non-string value gets none.
 func TestGeoIPFields(t *testing.T) {
 	dbs := dbSources(t)["built"]
-	g := newGeoIP(t, GeoIPConfig{CityDB: dbs[0], ASNDB: dbs[1], Fields: []string{"source.ip", "destination.ip", "client.address"}, CacheSize: 10})
+	g := newGeoIP(t, GeoIPConfig{CityDB: dbs[0], ASNDB: dbs[1], Fields: []string{"source.ip", "destination.ip", "client.address", `we"ird.ip`}, CacheSize: 10})
 	e := New().PerEvent(g)
-	doc := geoDoc(t, e, map[string]string{"source.ip": "81.2.69.142", "destination.ip": "216.160.83.56", "client.address": "2001:218::5"})
+	doc := geoDoc(t, e, map[string]string{"source.ip": "81.2.69.142", "destination.ip": "216.160.83.56", "client.address": "2001:218::5", `we"ird.ip`: "81.2.69.142"})
+	if geo, _ := doc[`we"ird.geo`].(map[string]any); geo["country_iso_code"] != "GB" {
+		t.Errorf("a field name needing escapes: %v", doc)
+	}
 	if geo, _ := doc["source.geo"].(map[string]any); geo["country_iso_code"] != "GB" {
 		t.Errorf("source.geo = %v", doc["source.geo"])
 	}
