@@ -214,6 +214,9 @@ type Aggregator struct {
 	// container event; empty (the default): not written.
 	ClusterName string `yaml:"cluster_name"`
 	Enrich      Enrich `yaml:"enrich"`
+	// Alerting evaluates rules over Elasticsearch and sends notices; nil
+	// (absent, the default): off. See alerting.go.
+	Alerting *Alerting `yaml:"alerting"`
 }
 
 // Enrich sets how the aggregator derives fields from the Kubernetes
@@ -391,6 +394,9 @@ func ParseAggregator(name string, data []byte) (*Aggregator, error) {
 		if !d.has("enrich.geoip.cache_size") {
 			g.CacheSize = 10000
 		}
+	}
+	if a.Alerting != nil {
+		alertingDefaults(a.Alerting, d.prefix("alerting"))
 	}
 	d.validateAggregator(a)
 	if len(d.errs) > 0 {

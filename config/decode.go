@@ -631,6 +631,9 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 			d.validateElasticsearch(p, s)
 		}
 	}
+	if a.Alerting != nil {
+		d.validateAlerting("alerting", a.Alerting, a.Sinks)
+	}
 }
 
 func (d *decoder) validateEnrich(p string, e Enrich) {
