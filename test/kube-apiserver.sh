@@ -20,7 +20,7 @@
 # kubeconfig  print the path of the kubeconfig of a token (default admin); the files
 #             exist while it runs (TLS is not verified: a throw-away server).
 # token       print a bearer token (default admin).
-# apiserver-stop   stop kube-apiserver only (etcd and the data stay): an outage.
+# apiserver-stop   kill kube-apiserver (SIGKILL) only, etcd and the data stay: an outage.
 # apiserver-start  start it again on the same port with the same etcd and tokens.
 #
 # Runs as root (apt-get). State lives in ${FERRY_KUBE_STATE_DIR:-/tmp/ferry-kube}/;
@@ -136,11 +136,11 @@ tail_logs() {
 	done
 }
 
-stop_pid() { # pidfile name
+stop_pid() { # pidfile name [signal]
 	local pf=$1 pid i
 	alive "$pf" || { rm -f "$pf"; return 0; }
 	pid=$(<"$pf")
-	kill "$pid" 2>/dev/null || true
+	kill "-${3:-TERM}" "$pid" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -314,7 +314,8 @@ token)
 	;;
 apiserver-stop)
 	load_state || die "not running"
-	stop_pid "$DATA_DIR/apiserver.pid" kube-apiserver
+	# SIGKILL: an outage at once (SIGTERM waits up to a minute for open watches).
+	stop_pid "$DATA_DIR/apiserver.pid" kube-apiserver KILL
 	;;
 apiserver-start)
 	load_state || die "not running"

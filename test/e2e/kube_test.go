@@ -300,6 +300,7 @@ func TestKubeAPIServerRestart(t *testing.T) {
 	waitPodCount(t, es, node, a.Name, 10, time.Minute)
 
 	api.StopAPIServer(t)
+	stopped := time.Now()
 	ghost := harness.NewKubePodFile(t, root, ns, "ghost-1", "00000000-0000-0000-0000-000000000001", 2)
 	writeLines(t, fileA, 0, 10, 20)
 	writeLines(t, ghost, 2, 0, 10)
@@ -310,6 +311,8 @@ func TestKubeAPIServerRestart(t *testing.T) {
 	})
 
 	api.StartAPIServer(t)
+	restarted := time.Now()
+	t.Logf("lines kept flowing during an outage of %s", restarted.Sub(stopped).Round(time.Millisecond))
 	api.PatchPodLabels(t, ns, a.Name, map[string]string{"phase": "after"})
 	b := harness.KubePod{NS: ns, Name: "b-0", Node: node, Labels: map[string]string{"app": "b"}}
 	uidB := api.CreatePod(t, b)
@@ -324,6 +327,7 @@ func TestKubeAPIServerRestart(t *testing.T) {
 		nb, err2 := es.TryCount("logs-*", podQuery(node, b.Name, harness.TermQuery("kubernetes.labels.app", "b")))
 		return err1 == nil && err2 == nil && na > 0 && nb > 0
 	})
+	t.Logf("metadata caught up %s after the API server was back", time.Since(restarted).Round(time.Millisecond))
 	writeLines(t, fileA, 0, seqA, seqA+5)
 	writeLines(t, fileB, 1, seqB, seqB+5)
 	waitPodCount(t, es, node, a.Name, seqA+5, time.Minute)
