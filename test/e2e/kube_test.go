@@ -338,3 +338,78 @@ func TestKubeAPIServerRestart(t *testing.T) {
 	})
 	harness.StopAll(t, 30*time.Second, f.agent, f.agg)
 }
+
+// TestKubeAPIServerLoad: with 100 pods on its node and lines flowing from
+// each, the agent asks the API server nothing at steady state (its
+// watches are open; lookups are served from the cache): the requests the
+// API server counts (apiserver_request_total) over a window with the agent
+// exceed those over the same window without it by at most 3.
+// FERRY_KUBE_LOAD_WINDOW (default 5s) sets the window; the closing note's
+// figure is a 60s window.
+func TestKubeAPIServerLoad(t *testing.T) {
+	window := 5 * time.Second
+	if v := os.Getenv("FERRY_KUBE_LOAD_WINDOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("FERRY_KUBE_LOAD_WINDOW: %v", err)
+		}
+		window = d
+	}
+	const pods = 100
+	api := harness.StartPrivateKube(t)
+	es := harness.NewESClient(t, harness.ESURL(t))
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "kube")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	api.Grant(t, "ferry-test-agent", "agent", "pods", "namespaces")
+	ns := "load-" + run + "-prod"
+	api.CreateNamespace(t, ns, nil)
+	files := make([]*harness.PodFile, pods)
+	for i := range files {
+		p := harness.KubePod{NS: ns, Name: fmt.Sprintf("web-7d9f8b6c5d-%05d", i), Node: node,
+			Labels: map[string]string{"app.kubernetes.io/name": "web", "pod-template-hash": "7d9f8b6c5d"}, OwnerKind: "ReplicaSet", OwnerName: "web-7d9f8b6c5d"}
+		files[i] = harness.NewKubePodFile(t, root, ns, p.Name, api.CreatePod(t, p), i)
+	}
+	seq := 0
+	// measure returns the API server's requests over the window while
+	// every pod writes a line every 100ms.
+	measure := func() float64 {
+		before, err := api.RequestsTotal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(window); time.Now().Before(end); {
+			for i, f := range files {
+				f.Write(t, i, seq)
+			}
+			seq++
+			time.Sleep(100 * time.Millisecond) // the workload's pace, not a wait for anything
+		}
+		after, err := api.RequestsTotal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after - before
+	}
+	baseline := measure() // no agent yet: the API server's own requests and the scrapes
+	f := startKubeFerry(t, es, root, node, api.KubeconfigOf("agent"), "")
+	harness.WaitFor(t, 30*time.Second, "the agent's cache of 100 pods", func() bool {
+		n, err := harness.Stat(f.http, "ferry_agent_kube_pods_cached")
+		return err == nil && n == pods
+	})
+	acked0, _ := harness.AgentAcked(f.http)
+	lookups0, _ := harness.Stat(f.http, "ferry_agent_kube_lookups_total")
+	withAgent := measure()
+	acked1, _ := harness.AgentAcked(f.http)
+	lookups1, _ := harness.Stat(f.http, "ferry_agent_kube_lookups_total")
+	perMin := func(n float64) float64 { return n * float64(time.Minute) / float64(window) }
+	t.Logf("API server requests over %s: %.0f without the agent, %.0f with it (100 pods, %d lines acked, %d cache lookups): %.1f/min attributable to the agent",
+		window, baseline, withAgent, acked1-acked0, lookups1-lookups0, perMin(withAgent-baseline))
+	if acked1-acked0 < pods*uint64(window/time.Second) {
+		t.Errorf("only %d lines acked in %s: the workload did not run", acked1-acked0, window)
+	}
+	if withAgent-baseline > 3 {
+		t.Errorf("the agent made %.0f requests in %s at steady state, want none (watches and cache only)", withAgent-baseline, window)
+	}
+	harness.StopAll(t, 30*time.Second, f.agent, f.agg)
+}
