@@ -630,4 +630,3 @@ func (p *parser) direction(r *Rule, keys map[string]*yaml.Node, def string, fail
 		fail("direction", "must be up, down or both, got %q", r.Direction)
 	}
 }
-
