@@ -29,6 +29,9 @@ type Alerting struct {
 	// Receivers and Route are the notify side (alerting/notify).
 	Receivers []Receiver `yaml:"receivers"`
 	Route     *Route     `yaml:"route"`
+	// OutboxDir keeps the notices not yet delivered and what each group
+	// was told, across restarts; default <buffer.dir>/alerting-outbox.
+	OutboxDir string `yaml:"outbox_dir"`
 }
 
 // BuiltinRulesOn reports whether the built-in rules run.
@@ -109,14 +112,14 @@ type WebhookReceiver struct {
 // at zero and not given in the file are inherited from the parent (the
 // root's defaults: group_wait 30s, group_interval 5m, repeat_interval 4h).
 type Route struct {
-	Receiver       string   `yaml:"receiver"`
-	GroupBy        []string `yaml:"group_by"`
-	GroupWait      Duration `yaml:"group_wait"`
-	GroupInterval  Duration `yaml:"group_interval"`
-	RepeatInterval Duration `yaml:"repeat_interval"`
-	Matchers       []string `yaml:"matchers"`
-	Continue       bool     `yaml:"continue"`
-	Routes         []Route  `yaml:"routes"`
+	Receiver       string    `yaml:"receiver"`
+	GroupBy        []string  `yaml:"group_by"`
+	GroupWait      *Duration `yaml:"group_wait"` // nil: inherited; 0s allowed
+	GroupInterval  Duration  `yaml:"group_interval"`
+	RepeatInterval Duration  `yaml:"repeat_interval"`
+	Matchers       []string  `yaml:"matchers"`
+	Continue       bool      `yaml:"continue"`
+	Routes         []Route   `yaml:"routes"`
 }
 
 // alertingDefaults fills the absent fields of the alerting block (the
@@ -153,8 +156,9 @@ func alertingDefaults(a *Alerting, has func(string) bool) {
 		le.RetryPeriod = Duration(2 * time.Second)
 	}
 	if r := a.Route; r != nil {
-		if !has("route.group_wait") {
-			r.GroupWait = Duration(30 * time.Second)
+		if r.GroupWait == nil {
+			w := Duration(30 * time.Second)
+			r.GroupWait = &w
 		}
 		if !has("route.group_interval") {
 			r.GroupInterval = Duration(5 * time.Minute)

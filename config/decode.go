@@ -633,6 +633,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	}
 	if a.Alerting != nil {
 		d.validateAlerting("alerting", a.Alerting, a.Sinks)
+		d.validateNotify("alerting", a.Alerting, a.Buffer.Dir)
 	}
 }
 
