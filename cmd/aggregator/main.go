@@ -33,12 +33,16 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `usage: aggregator [run] [--config FILE]
        aggregator validate --config FILE
        aggregator setup [--config FILE]   install Elasticsearch templates and exit
+       aggregator kibana import --url URL  import Ferry's Kibana dashboards (kibana -h: options)
 
 Without --config the aggregator runs with its embedded defaults (a file sink).
 `)
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "kibana" {
+		return kibanaCommand(context.Background(), args[1:], os.Stdout, os.Stderr)
+	}
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "run" || args[0] == "validate" || args[0] == "setup") {
 		cmd, args = args[0], args[1:]
