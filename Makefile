@@ -69,6 +69,13 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 
+# Ferry's Kibana saved objects (deploy/kibana/<type>/<id>.json) as one NDJSON
+# file for Kibana's Saved Objects page or import API; `aggregator kibana
+# import` sends the same objects (embedded in the binary).
+.PHONY: kibana
+kibana:
+	$(GO) run ./deploy/kibana/build -o $(BIN)/kibana/ferry.ndjson
+
 # helm lint + helm template, and the rendered configs pass `validate`.
 chart: build
 	bash test/chart.sh
