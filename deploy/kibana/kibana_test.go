@@ -643,3 +643,44 @@ func list(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
+
+// TestDashboardLayout: panels fit Kibana's 48-column grid without
+// overlapping, and panel ids are unique.
+func TestDashboardLayout(t *testing.T) {
+	for _, o := range mustSources(t) {
+		if o.Type != "dashboard" {
+			continue
+		}
+		type box struct {
+			id         string
+			x, y, w, h int
+		}
+		var boxes []box
+		for _, p := range list(o.Attributes["panelsJSON"]) {
+			g := at(p, "gridData")
+			n := func(k string) int {
+				v, _ := at(g, k).(json.Number).Int64()
+				return int(v)
+			}
+			b := box{fmt.Sprint(at(p, "panelIndex")), n("x"), n("y"), n("w"), n("h")}
+			if fmt.Sprint(at(g, "i")) != b.id {
+				t.Errorf("%s: panel %s: gridData.i is %v", o.File, b.id, at(g, "i"))
+			}
+			if b.w <= 0 || b.h <= 0 || b.x < 0 || b.y < 0 || b.x+b.w > 48 {
+				t.Errorf("%s: panel %s at %+v is outside the 48-column grid", o.File, b.id, b)
+			}
+			for _, c := range boxes {
+				if c.id == b.id {
+					t.Errorf("%s: panel id %s twice", o.File, b.id)
+				}
+				if b.x < c.x+c.w && c.x < b.x+b.w && b.y < c.y+c.h && c.y < b.y+b.h {
+					t.Errorf("%s: panels %s and %s overlap", o.File, c.id, b.id)
+				}
+			}
+			boxes = append(boxes, b)
+		}
+		if len(boxes) == 0 {
+			t.Errorf("%s: no panels", o.File)
+		}
+	}
+}
