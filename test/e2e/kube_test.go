@@ -413,3 +413,94 @@ func TestKubeAPIServerLoad(t *testing.T) {
 	}
 	harness.StopAll(t, 30*time.Second, f.agent, f.agg)
 }
+
+// TestKubeAgentCPU runs the real agent over the same files twice, with
+// Kubernetes metadata off and on (100 pods on its node, 3000 lines each;
+// FERRY_KUBE_BENCH_LINES sets the lines per pod), into an aggregator
+// writing to /dev/null, and compares the agent's lines per CPU-second.
+// The target is within 10%; the test fails beyond 25% (CPU time of short
+// runs on a shared machine is noisy) and logs both figures.
+func TestKubeAgentCPU(t *testing.T) {
+	perPod := 3000
+	if v := os.Getenv("FERRY_KUBE_BENCH_LINES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("FERRY_KUBE_BENCH_LINES: %v", err)
+		}
+		perPod = n
+	}
+	const pods = 100
+	api := harness.SharedKube(t)
+	root := harness.NodeRoot(t)
+	node := harness.UniqueNode(t, "kube")
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	api.Grant(t, "ferry-test-agent", "agent", "pods", "namespaces")
+	ns := "cpu-" + run + "-prod"
+	api.CreateNamespace(t, ns, map[string]string{"team": "payments"})
+	for i := range pods {
+		p := harness.KubePod{NS: ns, Name: fmt.Sprintf("checkout-7d9f8b6c5d-%05d", i), Node: node, OwnerKind: "ReplicaSet", OwnerName: "checkout-7d9f8b6c5d",
+			Labels: map[string]string{"app.kubernetes.io/name": "checkout", "app.kubernetes.io/version": "1.42.0", "app.kubernetes.io/part-of": "shop",
+				"pod-template-hash": "7d9f8b6c5d", "team": "payments"}}
+		f := harness.NewKubePodFile(t, root, ns, p.Name, api.CreatePod(t, p), i)
+		writeLines(t, f, i, 0, perPod)
+	}
+	total := uint64(pods * perPod)
+	aggDir := t.TempDir()
+	o := fmt.Sprintf("listen: %s\nhttp: %s\nsinks: [ { type: file, path: /dev/null } ]\nbuffer: { dir: %s }\n", harness.FreePort(t), harness.FreePort(t), aggDir)
+	aggPath := filepath.Join(aggDir, "aggregator.yaml")
+	harness.WriteFile(t, aggPath, o)
+	listen := strings.Fields(strings.Split(o, "\n")[0])[1]
+	agg := harness.StartProc(t, aggDir, "aggregator", "--config", aggPath)
+	harness.LogTailsOnFailure(t, agg)
+
+	linesPerCPU := map[string]float64{}
+	for _, mode := range []string{"off", "on"} {
+		dir := t.TempDir()
+		http := harness.FreePort(t)
+		kube := "kubernetes: { enabled: false }\n"
+		if mode == "on" {
+			kube = "kubernetes: { kubeconfig: " + api.KubeconfigOf("agent") + " }\n"
+		}
+		path := filepath.Join(dir, "agent.yaml")
+		harness.WriteFile(t, path, fmt.Sprintf("node: %s\nstate_dir: %s\nhttp: %s\nlog: { level: warn }\naggregator: { address: %s }\ninputs: [ { type: container, paths: [\"%s/containers/*.log\"] } ]\n%s",
+			node, filepath.Join(dir, "state"), http, listen, root, kube))
+		agent := harness.StartProc(t, dir, "agent", "--config", path)
+		harness.LogTailsOnFailure(t, agent)
+		start := time.Now()
+		harness.WaitFor(t, 3*time.Minute, mode+": every line acked", func() bool {
+			n, err := harness.AgentAcked(http)
+			return err == nil && n >= total
+		})
+		wall := time.Since(start)
+		cpu := procCPU(t, agent.PID())
+		linesPerCPU[mode] = float64(total) / cpu.Seconds()
+		if mode == "on" {
+			if n, err := harness.Stat(http, "ferry_agent_kube_lookups_missed_total"); err != nil || n != 0 {
+				t.Errorf("metadata on: %d lookups missed (%v), want 0", n, err)
+			}
+		}
+		t.Logf("metadata %s: %d lines in %s, agent CPU %s: %.0f lines per CPU-second", mode, total, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), linesPerCPU[mode])
+		harness.StopAll(t, 30*time.Second, agent)
+	}
+	if ratio := linesPerCPU["on"] / linesPerCPU["off"]; ratio < 0.75 {
+		t.Errorf("lines per CPU-second with metadata on are %.0f%% of off, want at least 90%% (75%% tolerated for noise)", 100*ratio)
+	}
+	harness.StopAll(t, 30*time.Second, agg)
+}
+
+// procCPU returns the user and system CPU time of process pid.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
