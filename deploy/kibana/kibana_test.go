@@ -294,6 +294,7 @@ const (
 	needAggregate need = "aggregatable" // not a text field
 	needKeyword   need = "keyword"      // terms, options list: keyword or ip
 	needNumber    need = "number"
+	needGauge     need = "number, not a counter" // avg, sum, percentiles: meaningless on a cumulative counter
 	needDate      need = "date"
 	needGeoPoint  need = "geo_point"
 )
@@ -306,14 +307,15 @@ type fieldUse struct {
 
 var lensNeeds = map[string]need{
 	"date_histogram": needDate, "terms": needKeyword, "range": needNumber,
-	"percentile": needNumber, "percentile_rank": needNumber, "average": needNumber, "sum": needNumber,
-	"max": needNumber, "min": needNumber, "median": needNumber, "standard_deviation": needNumber,
+	"percentile": needGauge, "percentile_rank": needGauge, "average": needGauge, "sum": needGauge,
+	"median": needGauge, "standard_deviation": needGauge, "max": needNumber, "min": needNumber,
+	"counter_rate": needNumber,
 	"unique_count": needAggregate, "last_value": needAggregate, "count": needAggregate,
 }
 
 var mapMetricNeeds = map[string]need{
 	"count": needAggregate, "cardinality": needAggregate, "terms": needKeyword,
-	"avg": needNumber, "sum": needNumber, "max": needNumber, "min": needNumber, "percentile": needNumber,
+	"avg": needGauge, "sum": needGauge, "max": needNumber, "min": needNumber, "percentile": needGauge,
 }
 
 // kqlFields returns the field names a KQL query tests (name: value,
@@ -462,19 +464,25 @@ func fieldUses(o Object) ([]fieldUse, error) {
 	return uses, nil
 }
 
-// dataViewFields maps each data view id to the fields Ferry's index
-// templates map in the indices its pattern covers: field → the mapping
-// types found (one, unless templates disagree).
-func dataViewFields(t *testing.T, objs []Object) map[string]map[string][]string {
+// viewFields are the fields Ferry's index templates map in the indices a
+// data view covers: field → the mapping types found (one, unless
+// templates disagree), and the counters among them.
+type viewFields struct {
+	types    map[string][]string
+	counters map[string]bool
+}
+
+// dataViewFields maps each data view id to its viewFields.
+func dataViewFields(t *testing.T, objs []Object) map[string]viewFields {
 	t.Helper()
 	templates := elasticsearch.IndexTemplateFields()
-	out := map[string]map[string][]string{}
+	out := map[string]viewFields{}
 	for _, o := range objs {
 		if o.Type != "index-pattern" {
 			continue
 		}
 		title := fmt.Sprint(o.Attributes["title"])
-		fields := map[string][]string{}
+		fields, counters := map[string][]string{}, map[string]bool{}
 		for _, tf := range templates {
 			if !slices.ContainsFunc(tf.Patterns, func(p string) bool { return overlap(title, p) }) {
 				continue
@@ -483,12 +491,15 @@ func dataViewFields(t *testing.T, objs []Object) map[string]map[string][]string 
 				if !slices.Contains(fields[f], typ) {
 					fields[f] = append(fields[f], typ)
 				}
+				if tf.Counters[f] {
+					counters[f] = true
+				}
 			}
 		}
 		if len(fields) == 0 {
 			t.Errorf("data view %s (%s) covers none of Ferry's index templates", o.ID, title)
 		}
-		out[o.ID] = fields
+		out[o.ID] = viewFields{fields, counters}
 	}
 	return out
 }
@@ -502,7 +513,8 @@ func overlap(a, b string) bool {
 }
 
 // checkUse says what is wrong with a use of a field, or "".
-func checkUse(fields map[string][]string, u fieldUse) string {
+func checkUse(v viewFields, u fieldUse) string {
+	fields := v.types
 	types := fields[u.field]
 	if types == nil {
 		// A key below a flattened field is a keyword.
@@ -534,6 +546,8 @@ func checkUse(fields map[string][]string, u fieldUse) string {
 		ok = fam == "keyword" || fam == "ip"
 	case needNumber, needDate, needGeoPoint:
 		ok = fam == string(u.need)
+	case needGauge:
+		ok = fam == "number" && !v.counters[u.field]
 	}
 	if !ok {
 		return fmt.Sprintf("mapped as %s, needs %s", types[0], u.need)
@@ -596,7 +610,10 @@ func TestFieldChecksCatchMistakes(t *testing.T) {
 		{"ferry-logs", "kubernetes.labels.app", needKeyword, true},
 		{"ferry-logs", "service.nmae", needExists, false},
 		{"ferry-metrics", "system.cpu.total.norm.pct", needNumber, true},
-		{"ferry-metrics", "haproxy.timers.Tt", needExists, false}, // not in metrics-*
+		{"ferry-metrics", "system.network.in.bytes_per_sec", needGauge, true},
+		{"ferry-metrics", "system.network.in.bytes", needGauge, false}, // a counter
+		{"ferry-metrics", "system.network.in.bytes", needNumber, true}, // max of a counter is fine
+		{"ferry-metrics", "haproxy.timers.Tt", needExists, false},      // not in metrics-*
 		{"ferry-logs", "@timestamp", needDate, true},
 	} {
 		msg := checkUse(dvs[c.dv], fieldUse{c.dv, c.field, "case", c.need})

@@ -17,6 +17,9 @@ type TemplateFields struct {
 	// any typeFallbacks). Object fields are not listed; fields only dynamic
 	// templates would type are not listed either.
 	Fields map[string]string
+	// Counters lists the fields marked time_series_metric: counter
+	// (cumulative: their average or sum over time means nothing).
+	Counters map[string]bool
 }
 
 // IndexTemplateFields returns Ferry's index templates with the fields they
@@ -26,7 +29,7 @@ type TemplateFields struct {
 func IndexTemplateFields() []TemplateFields {
 	var out []TemplateFields
 	for _, t := range indexTemplates {
-		fields := map[string]string{}
+		fields, counters := map[string]string{}, map[string]bool{}
 		for _, c := range composedOf(t.name) {
 			var m obj
 			switch c {
@@ -39,16 +42,17 @@ func IndexTemplateFields() []TemplateFields {
 			default: // settings, no mappings
 				continue
 			}
-			flattenFields("", m, fields)
+			flattenFields("", m, fields, counters)
 		}
-		out = append(out, TemplateFields{Name: t.name, Patterns: slices.Clone(t.patterns), Fields: fields})
+		out = append(out, TemplateFields{Name: t.name, Patterns: slices.Clone(t.patterns), Fields: fields, Counters: counters})
 	}
 	return out
 }
 
 // flattenFields adds the leaf fields under the mapping m (an object with
-// "properties") to fields, prefixed by prefix.
-func flattenFields(prefix string, m obj, fields map[string]string) {
+// "properties") to fields, prefixed by prefix, and the counters among them
+// to counters.
+func flattenFields(prefix string, m obj, fields map[string]string, counters map[string]bool) {
 	p, _ := m["properties"].(obj)
 	for _, name := range slices.Sorted(maps.Keys(p)) {
 		child, _ := p[name].(obj)
@@ -58,9 +62,12 @@ func flattenFields(prefix string, m obj, fields map[string]string) {
 		}
 		if typ, ok := child["type"].(string); ok && typ != "object" && typ != "nested" {
 			fields[full] = typ
+			if child["time_series_metric"] == "counter" {
+				counters[full] = true
+			}
 			continue
 		}
-		flattenFields(full, child, fields)
+		flattenFields(full, child, fields, counters)
 	}
 }
 

@@ -30,6 +30,10 @@ func TestIndexTemplateFields(t *testing.T) {
 	if _, ok := byName["ferry-logs"].Fields["haproxy.timers.Tt"]; ok {
 		t.Error("ferry-logs maps haproxy.timers.Tt: components leaked between templates")
 	}
+	m := byName[metricsTemplate]
+	if !m.Counters["system.network.in.bytes"] || m.Counters["system.network.in.bytes_per_sec"] {
+		t.Errorf("counters: %v", m.Counters)
+	}
 	if _, ok := byName["ferry-logs"].Fields["kubernetes"]; ok {
 		t.Error("object field listed as a leaf")
 	}
