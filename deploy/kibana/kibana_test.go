@@ -25,10 +25,7 @@ func mustObjects(t *testing.T) []Object {
 // TestIDsMatchFileNames: every source is <type>/<id>.json, ids are Ferry's
 // own (never Fleet's logs-* / metrics-* data views) and unique.
 func TestIDsMatchFileNames(t *testing.T) {
-	objs, err := Sources()
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := mustSources(t)
 	seen := map[string]bool{}
 	for _, o := range objs {
 		if want := o.Type + "/" + o.ID + ".json"; o.File != want {
@@ -179,10 +176,7 @@ func lensLayerProblems(id string, layer map[string]any, vis any) []string {
 // every reference name an object uses is among its references, and no
 // reference is left unused.
 func TestReferencesResolve(t *testing.T) {
-	objs, err := Sources()
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := mustSources(t)
 	have := map[string]bool{}
 	for _, o := range objs {
 		have[o.Type+"/"+o.ID] = true
@@ -561,10 +555,7 @@ func checkUse(v viewFields, u fieldUse) string {
 // code) with a type that can do what the use needs.
 func TestFieldsInIndexTemplates(t *testing.T) {
 	objs := mustObjects(t)
-	srcs, err := Sources()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcs := mustSources(t)
 	dvs := dataViewFields(t, srcs)
 	n := 0
 	for _, o := range srcs {
