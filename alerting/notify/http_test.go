@@ -143,7 +143,7 @@ func TestSlackPayload(t *testing.T) {
 		`*FIRING* CPU 97% on node-1`,
 		"`host.name=node-1`",
 		`Top messages:\n  12 × OOM killed \u0026lt;pid\u0026gt;`, // escaped for Slack
-		`  db-0…: 0.2`, // cut to one line
+		`  db-0…: 0.2`,                                           // cut to one line
 		`Error lines in the window: 40`,
 		`"url":"http://kibana:5601/app/discover#/?_g=(time:(from:now-5m))"`,
 		`"type":"button"`,
@@ -168,7 +168,10 @@ func TestSlackPayload(t *testing.T) {
 // 4xx is not tried again.
 func TestRetryAfter(t *testing.T) {
 	c := &capture{answers: []func(http.ResponseWriter){
-		func(w http.ResponseWriter) { w.Header().Set("Retry-After", "7"); http.Error(w, "slow down", http.StatusTooManyRequests) },
+		func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "7")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		},
 		func(w http.ResponseWriter) { http.Error(w, "oops", http.StatusBadGateway) },
 	}}
 	srv := httptest.NewServer(c)
