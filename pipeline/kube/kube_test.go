@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -372,3 +374,22 @@ func TestRESTConfig(t *testing.T) {
 type watchIface = watch.Interface
 
 func isOff(err error) bool { return errors.Is(err, ErrOff) }
+
+// TestInClusterWithoutToken: in a pod (KUBERNETES_SERVICE_HOST set) whose
+// service account token is not mounted, auto warns once and goes on
+// without metadata; true is an error naming the in-cluster configuration.
+func TestInClusterWithoutToken(t *testing.T) {
+	if _, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/token"); err == nil {
+		t.Fatal("this machine has a service account token mounted: the case cannot be made here")
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+	buf := &syncBuf{}
+	m, err := Open(context.Background(), Config{Enabled: "auto"}, slog.New(slog.NewTextHandler(buf, nil)))
+	if m != nil || err != nil || !strings.Contains(buf.String(), "level=WARN msg=\"running without Kubernetes metadata\"") {
+		t.Errorf("auto: %v, %v, log %q", m, err, buf)
+	}
+	if _, err := Open(context.Background(), Config{Enabled: "true"}, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "in-cluster") {
+		t.Errorf("true: %v", err)
+	}
+}
