@@ -42,6 +42,9 @@ type Health struct {
 type Checks struct {
 	Live  func() error
 	Ready func() error
+	// Handlers are served besides the built-in paths, by pattern (e.g.
+	// "/api/silences" and "/api/silences/").
+	Handlers map[string]http.Handler
 }
 
 // StartHealth listens on addr and serves until Shutdown. /healthz answers
@@ -78,6 +81,9 @@ func StartHealth(addr string, checks Checks, stats func() map[string]uint64, log
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	for pattern, h := range checks.Handlers {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		writeMetrics(w, stats())
@@ -96,14 +102,22 @@ func StartHealth(addr string, checks Checks, stats func() map[string]uint64, log
 }
 
 // writeMetrics writes m in the Prometheus text exposition format, sorted by
-// name: a name ending in _total is a counter, any other a gauge.
+// name: a name ending in _total is a counter, any other a gauge. A name may
+// carry labels (`name{receiver="x",result="sent"}`); the TYPE line names the
+// metric once, before its first series.
 func writeMetrics(w io.Writer, m map[string]uint64) {
+	last := ""
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		typ := "gauge"
-		if strings.HasSuffix(k, "_total") {
-			typ = "counter"
+		name, _, _ := strings.Cut(k, "{")
+		if name != last {
+			typ := "gauge"
+			if strings.HasSuffix(name, "_total") {
+				typ = "counter"
+			}
+			fmt.Fprintf(w, "# TYPE %s %s\n", name, typ)
+			last = name
 		}
-		fmt.Fprintf(w, "# TYPE %s %s\n%s %d\n", k, typ, k, m[k])
+		fmt.Fprintf(w, "%s %d\n", k, m[k])
 	}
 }
 

@@ -134,3 +134,25 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsLabelled: series of one metric with labels share one TYPE
+// line; extra handlers are served.
+func TestMetricsLabelled(t *testing.T) {
+	stats := func() map[string]uint64 {
+		return map[string]uint64{`ferry_n_total{receiver="a",result="sent"}`: 2, `ferry_n_total{receiver="b",result="retry"}`: 1, "ferry_p": 4}
+	}
+	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("extra")) })
+	h, err := StartHealth("127.0.0.1:0", Checks{Ready: func() error { return nil }, Handlers: map[string]http.Handler{"/api/x": extra}}, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	want := "# TYPE ferry_n_total counter\n" + `ferry_n_total{receiver="a",result="sent"} 2` + "\n" + `ferry_n_total{receiver="b",result="retry"} 1` + "\n" +
+		"# TYPE ferry_p gauge\nferry_p 4\n"
+	if code, body := get(t, h, "/metrics"); code != http.StatusOK || body != want {
+		t.Fatalf("/metrics = %d\n%s\nwant\n%s", code, body, want)
+	}
+	if code, body := get(t, h, "/api/x"); code != http.StatusOK || body != "extra" {
+		t.Fatalf("/api/x = %d %q", code, body)
+	}
+}
