@@ -20,6 +20,7 @@ build:
 # here, stopped at the end; the API server is built once, see test/kube-apiserver.sh).
 test: build
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	@/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null; } # alerting/notify's email tests: a real SMTP server
 	@bash test/elasticsearch.sh start
 	@bash test/kube-apiserver.sh start
 	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \
