@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ferrylogs/ferry/pipeline/atomicfile"
 )
 
 // outbox keeps the notices not yet delivered, one JSON file each in dir,
@@ -92,7 +94,7 @@ func (b *outbox) put(n *Notice) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(b.path(n.ID), data); err != nil {
+	if err := atomicfile.Write(b.path(n.ID), data); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	b.mu.Lock()
@@ -139,7 +141,7 @@ func (b *outbox) saveLog(log map[string]*sent) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(b.dir, nflogFile), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(b.dir, nflogFile), data); err != nil {
 		return fmt.Errorf("notification log: %w", err)
 	}
 	return nil

@@ -4,13 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
-	"sync"
 	"time"
 )
 
@@ -110,88 +105,4 @@ func parseSilences(all []Silence) []parsedSilence {
 		out = append(out, parsedSilence{s, m})
 	}
 	return out
-}
-
-// FileStore keeps silences in one JSON file, replaced atomically on each
-// change; for an aggregator without Elasticsearch.
-type FileStore struct {
-	Path string
-	mu   sync.Mutex
-}
-
-func (f *FileStore) Where() string { return f.Path }
-
-func (f *FileStore) List(context.Context) ([]Silence, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.read()
-}
-
-func (f *FileStore) read() ([]Silence, error) {
-	data, err := os.ReadFile(f.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var all []Silence
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, fmt.Errorf("silences %s: %w", f.Path, err)
-	}
-	return all, nil
-}
-
-func (f *FileStore) Put(_ context.Context, s Silence) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	all, err := f.read()
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(all, func(x Silence) bool { return x.ID == s.ID })
-	if i >= 0 {
-		all[i] = s
-	} else {
-		all = append(all, s)
-	}
-	data, err := json.MarshalIndent(all, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(f.Path, data)
-}
-
-// writeFileAtomic replaces path with data: a synced temporary file renamed
-// over it, then the directory synced.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
