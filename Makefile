@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test test-unit chaos generate demo bench fuzz lint chart es-start es-stop kube-start kube-stop clean tools
+.PHONY: all build test test-unit chaos generate demo bench fuzz lint chart image es-start es-stop kube-start kube-stop clean tools
 
 all: build
 
@@ -80,6 +80,21 @@ kibana:
 # helm lint + helm template, and the rendered configs pass `validate`.
 chart: build
 	bash test/chart.sh
+
+# The container image without a container daemon: static binaries
+# (CGO_ENABLED=0) in one layer on an empty base, written as an OCI image
+# layout to bin/image/ by tools/image (go-containerregistry), then read back
+# and run by test/image. Same image as the Dockerfile; tag = the chart's appVersion.
+IMAGE_REPO ?= ghcr.io/ferrylogs/ferry
+IMAGE_ARCH ?= amd64
+IMAGE_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/ferry/Chart.yaml)
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/image-root/agent ./cmd/agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/image-root/aggregator ./cmd/aggregator
+	$(GO) -C tools/image run . -bin $(BIN)/image-root -out $(BIN)/image -repo $(IMAGE_REPO) \
+	  -version $(IMAGE_VERSION) -arch $(IMAGE_ARCH) -revision "$$(git rev-parse HEAD 2>/dev/null)"
+	FERRY_IMAGE_LAYOUT=$(BIN)/image $(GO) test -count=1 ./test/image/
+	@du -sh $(BIN)/image | sed 's/^/image layout: /'
 
 es-start:
 	bash test/elasticsearch.sh start
