@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -34,9 +35,13 @@ const (
 type Options struct {
 	Route     *Route
 	Notifiers map[string]Notifier // by receiver name; every route's receiver must be here
-	// OutboxDir keeps pending notices and the notification log, so that a
-	// restart neither loses a notice nor sends one twice.
-	OutboxDir   string
+	// OutboxDir keeps the notices not yet delivered, so that a restart
+	// loses none.
+	OutboxDir string
+	// NotifyLog keeps what each group's receiver was last told, so that a
+	// restart (or, in Elasticsearch, a new leader) does not notify again;
+	// nil: a FileLog at OutboxDir/nflog.json.
+	NotifyLog   NotificationLog
 	ExternalURL string
 	// BuiltinRules turns on the built-in inhibition (see AlertESUnreachable).
 	BuiltinRules bool
@@ -44,6 +49,10 @@ type Options struct {
 	// SilenceRefresh is how often the silences are read again, default 5s.
 	SilenceRefresh time.Duration
 	Flap           FlapOptions
+	// StaleAfter forgets, without a notice, a firing alert that Notify has
+	// not handed over again for this long (its rule was removed, or this
+	// replica stopped evaluating); default 10m.
+	StaleAfter time.Duration
 	// MaxAge drops a notice still undelivered this long after it was made,
 	// default 24h.
 	MaxAge time.Duration
@@ -70,7 +79,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	groups map[string]*group
-	nflog  map[string]*sent // by group key
+	nflog  map[string]*Sent // by group key, of the groups held
 	flaps  map[string]*flapState
 	box    *outbox
 	kick   chan struct{}
@@ -88,16 +97,9 @@ type group struct {
 	route   *Route
 	labels  map[string]string
 	alerts  map[string]alert.Alert // by fingerprint
+	seen    map[string]time.Time   // when Notify last handed over each alert
 	next    time.Time              // when the group is flushed next
 	flapNew map[string]bool        // fingerprints whose flapping is not announced yet
-}
-
-// sent is what the group's receiver was last told (the notification log).
-type sent struct {
-	Firing []string  `json:"firing"` // fingerprints notified as firing, sorted
-	Sent   time.Time `json:"sent"`
-	Thread string    `json:"thread"`
-	Seq    int       `json:"seq"`
 }
 
 type flapState struct {
@@ -108,7 +110,7 @@ type flapState struct {
 
 // New returns a dispatcher that resumes the outbox and notification log in
 // o.OutboxDir.
-func New(o Options) (*Dispatcher, error) {
+func New(ctx context.Context, o Options) (*Dispatcher, error) {
 	if o.Route == nil {
 		return nil, fmt.Errorf("notify: no route")
 	}
@@ -142,12 +144,55 @@ func New(o Options) (*Dispatcher, error) {
 	if o.Flap.Stable <= 0 {
 		o.Flap.Stable = 30 * time.Minute
 	}
-	box, nflog, err := openOutbox(o.OutboxDir)
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 10 * time.Minute
+	}
+	box, err := openOutbox(o.OutboxDir)
 	if err != nil {
 		return nil, err
 	}
-	return &Dispatcher{o: o, log: o.Log, groups: map[string]*group{}, nflog: nflog, flaps: map[string]*flapState{},
-		box: box, kick: make(chan struct{}, 1), stats: map[[2]string]uint64{}}, nil
+	if o.NotifyLog == nil {
+		if o.NotifyLog, err = OpenFileLog(filepath.Join(o.OutboxDir, "nflog.json")); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+	}
+	d := &Dispatcher{o: o, log: o.Log, groups: map[string]*group{}, nflog: map[string]*Sent{}, flaps: map[string]*flapState{},
+		box: box, kick: make(chan struct{}, 1), stats: map[[2]string]uint64{}}
+	d.reconcile(ctx)
+	return d, nil
+}
+
+// reconcile brings the notification log up to date with the notices still
+// in the outbox: a crash between writing a notice and logging it must not
+// make the group notify again.
+func (d *Dispatcher) reconcile(ctx context.Context) {
+	for _, n := range d.box.pending() {
+		if n.Flapping {
+			continue
+		}
+		s, err := d.o.NotifyLog.Get(ctx, n.GroupKey)
+		if err != nil {
+			d.log.Warn("cannot read the notification log", "group", n.GroupKey, "err", err)
+			continue
+		}
+		if s != nil && !n.Created.After(s.Sent) {
+			continue
+		}
+		if s == nil {
+			s = &Sent{}
+		}
+		s.Sent, s.Firing = n.Created, nil
+		for _, a := range n.firing() {
+			s.Firing = append(s.Firing, a.Fingerprint())
+		}
+		slices.Sort(s.Firing)
+		if s.Thread == "" {
+			s.Thread = n.Thread
+		}
+		if err := d.o.NotifyLog.Put(ctx, n.GroupKey, s); err != nil {
+			d.log.Warn("cannot write the notification log", "group", n.GroupKey, "err", err)
+		}
+	}
 }
 
 func checkReceivers(r *Route, ns map[string]Notifier) error {
@@ -179,10 +224,21 @@ func (d *Dispatcher) Notify(ctx context.Context, alerts []alert.Alert) error {
 			key := groupKey(r, gl)
 			g := d.groups[key]
 			if g == nil {
-				g = &group{key: key, route: r, labels: gl, alerts: map[string]alert.Alert{}, next: now.Add(r.GroupWait), flapNew: map[string]bool{}}
+				g = &group{key: key, route: r, labels: gl, alerts: map[string]alert.Alert{}, seen: map[string]time.Time{},
+					next: now.Add(r.GroupWait), flapNew: map[string]bool{}}
 				d.groups[key] = g
+				s, err := d.o.NotifyLog.Get(ctx, key)
+				if err != nil {
+					// Unknown: as if never told; a notice may repeat.
+					d.log.Warn("cannot read the notification log", "group", key, "err", err)
+				}
+				if s == nil {
+					s = &Sent{}
+				}
+				d.nflog[key] = s
 			}
 			g.alerts[fp] = a
+			g.seen[fp] = now
 			if startsFlapping {
 				g.flapNew[fp] = true
 			}
@@ -242,11 +298,12 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 		if now.Before(g.next) {
 			continue
 		}
-		if err := d.flushGroup(g, now, muted); err != nil {
+		if err := d.flushGroup(ctx, g, now, muted); err != nil {
 			errs = append(errs, err)
 		}
 		if len(g.alerts) == 0 {
 			delete(d.groups, key)
+			delete(d.nflog, key)
 		}
 	}
 	if len(errs) > 0 {
@@ -294,12 +351,9 @@ func (d *Dispatcher) inhibited() func(map[string]string) bool {
 // flushGroup queues g's notice if its receiver has not been told what it
 // holds, or repeat_interval has passed, and the flapping notice of alerts
 // that just began to flap.
-func (d *Dispatcher) flushGroup(g *group, now time.Time, inhibited func(map[string]string) bool) error {
+func (d *Dispatcher) flushGroup(ctx context.Context, g *group, now time.Time, inhibited func(map[string]string) bool) error {
 	g.next = now.Add(g.route.GroupInterval)
 	prev := d.nflog[g.key]
-	if prev == nil {
-		prev = &sent{}
-	}
 	wasFiring := map[string]bool{}
 	for _, fp := range prev.Firing {
 		wasFiring[fp] = true
@@ -308,6 +362,11 @@ func (d *Dispatcher) flushGroup(g *group, now time.Time, inhibited func(map[stri
 	var firingFPs []string
 	for _, fp := range slices.Sorted(maps.Keys(g.alerts)) {
 		a := g.alerts[fp]
+		if a.State == alert.Firing && now.Sub(g.seen[fp]) > d.o.StaleAfter {
+			delete(g.alerts, fp) // no longer handed over: forgotten, no notice
+			delete(g.seen, fp)
+			continue
+		}
 		if f := d.flaps[fp]; f != nil && f.flapping {
 			if g.flapNew[fp] {
 				delete(g.flapNew, fp)
@@ -328,6 +387,7 @@ func (d *Dispatcher) flushGroup(g *group, now time.Time, inhibited func(map[stri
 				resolved = append(resolved, a)
 			}
 			delete(g.alerts, fp)
+			delete(g.seen, fp)
 			continue
 		}
 		if silenced(d.sil, a.Labels, now) || inhibited(a.Labels) {
@@ -352,8 +412,7 @@ func (d *Dispatcher) flushGroup(g *group, now time.Time, inhibited func(map[stri
 	if !news && len(resolved) == 0 && !repeat {
 		if !slices.Equal(firingFPs, prev.Firing) && len(prev.Firing) > 0 {
 			prev.Firing = firingFPs // muted alerts leave the log silently
-			d.nflog[g.key] = prev
-			return d.box.saveLog(d.nflog)
+			return d.o.NotifyLog.Put(ctx, g.key, prev)
 		}
 		return nil
 	}
@@ -367,16 +426,14 @@ func (d *Dispatcher) flushGroup(g *group, now time.Time, inhibited func(map[stri
 	prev.Firing = firingFPs
 	prev.Sent = now
 	if len(firingFPs) == 0 {
-		delete(d.nflog, g.key)
-	} else {
-		d.nflog[g.key] = prev
+		prev.Thread = "" // resolved: the next incident starts a new thread
 	}
-	return d.box.saveLog(d.nflog)
+	return d.o.NotifyLog.Put(ctx, g.key, prev)
 }
 
 // queue writes a notice to the outbox (durably, before the notification
 // log records it) and wakes the delivery loop.
-func (d *Dispatcher) queue(g *group, prev *sent, status string, flapping bool, alerts []alert.Alert, now time.Time) error {
+func (d *Dispatcher) queue(g *group, prev *Sent, status string, flapping bool, alerts []alert.Alert, now time.Time) error {
 	prev.Seq++
 	sum := sha256.Sum256([]byte(g.key + "\x00" + strconv.FormatInt(now.UnixNano(), 10) + "\x00" + strconv.Itoa(prev.Seq)))
 	n := &Notice{

@@ -95,7 +95,7 @@ func newHarnessDir(t *testing.T, dir string, clock *fakeClock, rc RouteConfig, r
 	if opt != nil {
 		opt(&o)
 	}
-	if h.d, err = New(o); err != nil {
+	if h.d, err = New(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -350,7 +350,7 @@ func TestOutboxCrashBeforeLogWrite(t *testing.T) {
 	if err := h1.d.Notify(context.Background(), []alert.Alert{a}); err != nil { // queued, not delivered
 		t.Fatal(err)
 	}
-	if err := removeFile(filepath.Join(dir, nflogFile)); err != nil {
+	if err := removeFile(filepath.Join(dir, "nflog.json")); err != nil {
 		t.Fatal(err)
 	}
 	h2 := newHarnessDir(t, dir, clock, route, []string{"r"}, nil)
@@ -362,3 +362,40 @@ func TestOutboxCrashBeforeLogWrite(t *testing.T) {
 }
 
 func removeFile(p string) error { return os.Remove(p) }
+
+// TestHandoverSharedLog: two replicas share the notification log in the
+// real Elasticsearch; when the second takes over evaluation it does not
+// notify again what the first did, and it sends the resolved notice.
+func TestHandoverSharedLog(t *testing.T) {
+	es := testES(t)
+	index := fmt.Sprintf("ferry-test-nflog-%d", time.Now().UnixNano())
+	t.Cleanup(func() { _ = es.Do(context.Background(), "DELETE", "/"+index, nil, nil) })
+	clock := newClock()
+	route := RouteConfig{Receiver: "r", GroupBy: []string{"alertname"}, GroupWait: dur(0), GroupInterval: time.Minute, RepeatInterval: 24 * time.Hour}
+	shared := func(o *Options) { o.NotifyLog = &ESLog{ES: es, Index: index} }
+	first := newHarnessDir(t, filepath.Join(t.TempDir(), "a"), clock, route, []string{"r"}, shared)
+	a, b := fire("alertname=A", "id=1"), fire("alertname=B", "id=2")
+	run(t, first, []step{{at: 0, alerts: []alert.Alert{a}, want: []string{"r firing 1"}}})
+	second := newHarnessDir(t, filepath.Join(t.TempDir(), "b"), clock, route, []string{"r"}, shared)
+	second.start = first.start
+	run(t, second, []step{
+		{at: 30 * time.Second, alerts: []alert.Alert{a, b}, want: []string{"r firing 2"}}, // A was told by the first
+		{at: 2 * time.Minute, alerts: []alert.Alert{resolve(a), b}, want: []string{"r resolved -1"}},
+	})
+}
+
+func TestStaleAlertForgotten(t *testing.T) {
+	a := fire("alertname=A", "id=1")
+	h := newHarness(t, RouteConfig{Receiver: "r", GroupBy: []string{"alertname"}, GroupWait: dur(0), GroupInterval: time.Minute, RepeatInterval: 5 * time.Minute}, []string{"r"},
+		func(o *Options) { o.StaleAfter = 10 * time.Minute })
+	run(t, h, []step{
+		{at: 0, alerts: []alert.Alert{a}, want: []string{"r firing 1"}},
+		{at: 6 * time.Minute, alerts: []alert.Alert{a}, want: []string{"r firing 1"}}, // repeat while handed over
+		{at: 12 * time.Minute, want: []string{"r firing 1"}},                          // not handed over since 6m, not stale yet: repeated
+		{at: 17 * time.Minute}, // stale: forgotten, neither repeated (it would be due) nor resolved
+		{at: 30 * time.Minute},
+	})
+	if len(h.d.groups) != 0 {
+		t.Errorf("groups %v: want the stale group gone", h.d.groups)
+	}
+}

@@ -178,7 +178,7 @@ func TestRetryAfter(t *testing.T) {
 	defer srv.Close()
 	clock := newClock()
 	root, _ := BuildRoute(RouteConfig{Receiver: "hook", GroupBy: []string{"alertname"}, GroupWait: dur(0)}, []string{"hook"})
-	d, err := New(Options{Route: root, OutboxDir: filepath.Join(t.TempDir(), "o"), Now: clock.Now,
+	d, err := New(context.Background(), Options{Route: root, OutboxDir: filepath.Join(t.TempDir(), "o"), Now: clock.Now,
 		Notifiers: map[string]Notifier{"hook": &Webhook{URL: srv.URL, Now: clock.Now}}})
 	if err != nil {
 		t.Fatal(err)

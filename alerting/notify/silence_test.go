@@ -84,7 +84,7 @@ func (e esDoer) Do(ctx context.Context, method, path string, body, out any) erro
 }
 
 func TestESSilenceStore(t *testing.T) {
-	es := esDoer{ferryharness.ESURL(t)}
+	es := testES(t)
 	index := fmt.Sprintf("ferry-test-silences-%d", time.Now().UnixNano())
 	t.Cleanup(func() { _ = es.Do(context.Background(), "DELETE", "/"+index, nil, nil) })
 	store := &ESStore{ES: es, Index: index}
@@ -105,3 +105,6 @@ func TestESSilenceStore(t *testing.T) {
 		t.Fatalf("list %+v, %v: want the one silence, expired", all, err)
 	}
 }
+
+// testES is a Doer for the shared real Elasticsearch.
+func testES(t *testing.T) esDoer { return esDoer{ferryharness.ESURL(t)} }
