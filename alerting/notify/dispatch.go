@@ -158,6 +158,11 @@ func New(ctx context.Context, o Options) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{o: o, log: o.Log, groups: map[string]*group{}, nflog: map[string]*Sent{}, flaps: map[string]*flapState{},
 		box: box, kick: make(chan struct{}, 1), stats: map[[2]string]uint64{}}
+	for name := range o.Notifiers {
+		for _, result := range []string{"sent", "retry", "failed", "expired"} {
+			d.stats[[2]string{name, result}] = 0 // every series from the start
+		}
+	}
 	d.reconcile(ctx)
 	return d, nil
 }

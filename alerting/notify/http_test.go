@@ -184,6 +184,11 @@ func TestRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	m0 := map[string]uint64{}
+	d.Stats(m0)
+	if v, ok := m0[`ferry_aggregator_alert_notices_total{receiver="hook",result="expired"}`]; !ok || v != 0 {
+		t.Errorf("stats before any notice %v: want every series at 0", m0)
+	}
 	t0 := clock.Now()
 	if err := d.Notify(ctx, []alert.Alert{testAlert()}); err != nil {
 		t.Fatal(err)
