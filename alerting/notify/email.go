@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -122,7 +123,11 @@ func (e *Email) transact(c *smtp.Client, n *Notice, tc *tls.Config) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := c.Mail(e.From); err != nil {
+	from := e.From
+	if a, err := mail.ParseAddress(e.From); err == nil {
+		from = a.Address // "Ferry <ferry@example.org>": the envelope takes the address
+	}
+	if err := c.Mail(from); err != nil {
 		return "", smtpError(e.Smarthost, "MAIL FROM", err)
 	}
 	for _, to := range e.To {

@@ -189,7 +189,7 @@ func TestEmailRealSMTP(t *testing.T) {
 			if tc.mode == "tls" {
 				tlsMode = "tls"
 			}
-			e := &Email{Smarthost: addr, From: "ferry@example.org", To: []string{"ops@example.org", "oncall@example.org"},
+			e := &Email{Smarthost: addr, From: "Ferry <ferry@example.org>", To: []string{"ops@example.org", "oncall@example.org"},
 				Username: "ferry", Password: "pa55 word", TLS: tlsMode, TLSConfig: &tls.Config{RootCAs: pool}}
 			first := &Notice{ID: "n1", Thread: "n1", Receiver: "mail", GroupKey: `0:mail:{alertname="ErrorBurst"}`, Status: "firing",
 				GroupLabels: map[string]string{"alertname": "ErrorBurst"},

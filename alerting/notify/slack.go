@@ -52,7 +52,7 @@ func slackMessage(n *Notice) map[string]any {
 	msg := map[string]any{
 		"text": title,
 		"blocks": []map[string]any{
-			{"type": "header", "text": map[string]any{"type": "plain_text", "text": oneLine(title, 150)}},
+			{"type": "header", "text": map[string]any{"type": "plain_text", "text": oneLine(title, 149)}},
 		},
 		"attachments": []map[string]any{{"color": colour, "fallback": title, "blocks": blocks}},
 	}
