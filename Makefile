@@ -77,7 +77,8 @@ lint:
 kibana:
 	$(GO) run ./deploy/kibana/build -o $(BIN)/kibana/ferry.ndjson
 
-# helm lint + helm template, and the rendered configs pass `validate`.
+# helm lint, chart README freshness, golden renderings, rendered objects and
+# configs, helm install/upgrade/uninstall into a real kube-apiserver (test/chart.sh).
 chart: build
 	bash test/chart.sh
 
