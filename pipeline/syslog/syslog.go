@@ -154,7 +154,7 @@ func Open(cfg Config, log *slog.Logger) (*Input, error) {
 	in := &Input{
 		cfg: cfg, log: log.With("input", cfg.Name), spl: spl,
 		file:   &tail.File{ID: "syslog:" + id, Input: cfg.Name, Fields: cfg.Fields},
-		queue:  make(chan message, 4096),
+		queue:  make(chan message, max(1024, cfg.QueueBytes/256)), // the budget bounds the bytes
 		budget: budget.New(max(cfg.QueueBytes, int64(cfg.MaxMessageBytes))),
 		conns:  map[net.Conn]struct{}{},
 	}
