@@ -21,9 +21,9 @@ type podSource interface {
 // does not know (followers ask again every poll interval); after set(nil)
 // (no Kubernetes metadata) every pod asks for nothing.
 //
-// The cache keeps only the annotation keys kubernetes.annotations lists:
-// ferry.io/multiline (and ferry.io/multiline.<container>) must be among
-// them for pods to choose their rule.
+// The cache keeps ferry.io/multiline and ferry.io/multiline.<container>
+// whatever kubernetes.annotations lists (pipeline/kube's control
+// annotations).
 type podRuleSource struct {
 	src atomic.Pointer[podRuleState]
 }

@@ -514,8 +514,17 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
+// controlAnnotation reports whether k is one of Ferry's own annotations,
+// which steer the agent (ferry.io/multiline, ferry.io/multiline.<container>)
+// and are kept whether or not kubernetes.annotations lists them.
+func controlAnnotation(k string) bool {
+	const ml = "ferry.io/multiline"
+	return k == ml || (len(k) > len(ml)+1 && k[:len(ml)+1] == ml+".")
+}
+
 // trimPod keeps what PodProto needs, and of the annotations only the
-// allowed keys, so that the cache holds little per pod.
+// allowed keys and Ferry's control annotations, so that the cache holds
+// little per pod.
 func (m *Meta) trimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -529,7 +538,7 @@ func (m *Meta) trimPod(obj any) (any, error) {
 		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName},
 	}
 	for k, v := range p.Annotations {
-		if m.allow[k] {
+		if m.allow[k] || controlAnnotation(k) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}

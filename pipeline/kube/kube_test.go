@@ -47,7 +47,8 @@ func pod(ns, name, uid, node string, labels map[string]string, owner ...metav1.O
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ns, Name: name, UID: types.UID(uid), Labels: labels, OwnerReferences: owner,
-			Annotations: map[string]string{"team": "payments", "kubectl.kubernetes.io/last-applied-configuration": "{…}"},
+			Annotations: map[string]string{"team": "payments", "kubectl.kubernetes.io/last-applied-configuration": "{…}",
+				"ferry.io/multiline": "java", "ferry.io/multiline.app": "python", "ferry.io/multilinex": "no"},
 		},
 		Spec: corev1.PodSpec{
 			NodeName:       node,
@@ -128,8 +129,9 @@ func TestPodMetadata(t *testing.T) {
 		}
 		want := &ferryv1.Pod{
 			Uid: "uid-web", Namespace: "shop-prod", Name: "web-7d9f8b6c5d-x2x4z", NodeName: "node-1",
-			Labels:          map[string]string{"app.kubernetes.io/name": "web", "pod-template-hash": "7d9f8b6c5d"},
-			Annotations:     map[string]string{"team": "payments"}, // only the allowed key
+			Labels: map[string]string{"app.kubernetes.io/name": "web", "pod-template-hash": "7d9f8b6c5d"},
+			// only the allowed key and Ferry's control annotations
+			Annotations:     map[string]string{"team": "payments", "ferry.io/multiline": "java", "ferry.io/multiline.app": "python"},
 			NamespaceLabels: map[string]string{"environment": "prod"},
 			OwnerKind:       "Deployment", OwnerName: "web",
 			ContainerImages: map[string]string{"init": "busybox:1.36", "app": "registry.example/web:1.2.3"},

@@ -266,7 +266,7 @@ func TestMultilinePodAnnotation(t *testing.T) {
 	harness.WriteFile(t, filepath.Join(root, "aggregator.yaml"), fmt.Sprintf("listen: %s\nhttp: %s\nsinks:\n  - {type: file, path: %s}\n", listen, aggHTTP, sinkPath))
 	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), harness.AgentConfig{Node: node, Root: root, HTTP: agentHTTP, Address: listen}.YAML()+
 		"    multiline: {rule: java, flush_after: 300ms}\n"+
-		"kubernetes:\n  kubeconfig: "+api.KubeconfigOf("agent")+"\n  annotations: [ferry.io/multiline, ferry.io/multiline.app]\n")
+		"kubernetes:\n  kubeconfig: "+api.KubeconfigOf("agent")+"\n")
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
 	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
 	harness.LogTailsOnFailure(t, agent, agg)
