@@ -174,6 +174,11 @@ type Multiline struct {
 // handshake over a slow link must have time to complete.
 const MinHandshakeTimeout = Duration(100 * time.Millisecond)
 
+// MinMaxConnectionAge bounds the aggregator's max_connection_age and
+// max_connection_age_grace: agents reconnecting more often than that would
+// spend their time on handshakes.
+const MinMaxConnectionAge = Duration(time.Second)
+
 // Aggregator is the configuration of the aggregator.
 type Aggregator struct {
 	Listen              string   `yaml:"listen"` // gRPC listen address, default "127.0.0.1:7070"
@@ -195,6 +200,13 @@ type Aggregator struct {
 	// and HTTP/2 handshakes this long after it was accepted, such as a TCP
 	// connection that sends nothing (>= 100ms, default 10s).
 	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// MaxConnectionAge closes an agent's connection gracefully (GOAWAY)
+	// after this long, so that agents resolve the aggregator's address
+	// again and spread over replicas added since (>= 1s, default 10m);
+	// MaxConnectionAgeGrace later the connection is closed (>= 1s, default
+	// 2m) and the agent re-sends what was not acknowledged on a new one.
+	MaxConnectionAge      Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace Duration `yaml:"max_connection_age_grace"`
 	// MemoryLimit is the aggregator's one memory budget, 64MiB..1TiB,
 	// default 1GiB (lowered to the container's limit when that is less).
 	// The Go runtime's soft limit is set to 80% of it; batches received and
@@ -453,6 +465,7 @@ func DefaultAggregator() *Aggregator {
 		Enrich: Enrich{Environment: EnvironmentRules{
 			NamespaceLabel: "environment", NamespaceRegex: `^(?:.+-)?(dev|staging|prod)$`, Default: "default",
 		}},
+		MaxConnectionAge: Duration(10 * time.Minute), MaxConnectionAgeGrace: Duration(2 * time.Minute),
 	}
 	sinkDefaults(&a.Sinks[0], 0, func(string) bool { return false })
 	return a

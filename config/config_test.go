@@ -126,6 +126,7 @@ func TestAggregatorGood(t *testing.T) {
 		ShutdownTimeout:     Duration(45 * time.Second),
 		Buffer: Buffer{Type: "disk", Dir: "/var/lib/ferry/buffer", MaxBytes: 2 * GiB, SegmentBytes: 32 * MiB,
 			Sync: "always", SyncInterval: Duration(5 * time.Millisecond), Concurrency: 8},
+		MaxConnectionAge: Duration(5 * time.Minute), MaxConnectionAgeGrace: Duration(30 * time.Second),
 		Enrich: DefaultAggregator().Enrich,
 		TLS: ServerTLS{
 			Enabled:      true,
@@ -320,6 +321,8 @@ var badFiles = map[string][]string{
 	"aggregator.conns.bad.yaml": {
 		`1:1: max_connections: must be between 0 and 1073741824, got -1`,
 		`2:1: handshake_timeout: must be at least 100ms, got 10ms`,
+		`3:1: max_connection_age: must be at least 1s, got 500ms`,
+		`4:1: max_connection_age_grace: must be at least 1s, got 0s`,
 	},
 	"aggregator.nosinks.bad.yaml": {
 		`1:1: sinks: at least one sink is required`,

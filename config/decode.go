@@ -597,6 +597,8 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.atLeast("ack_timeout", a.AckTimeout, MinAckTimeout)
 	d.intRange("max_connections", a.MaxConnections, 0, 1<<30)
 	d.atLeast("handshake_timeout", a.HandshakeTimeout, MinHandshakeTimeout)
+	d.atLeast("max_connection_age", a.MaxConnectionAge, MinMaxConnectionAge)
+	d.atLeast("max_connection_age_grace", a.MaxConnectionAgeGrace, MinMaxConnectionAge)
 	d.sizeRange("memory_limit", a.MemoryLimit, 64*MiB, 1024*GiB)
 	if a.MemoryLimit >= 64*MiB && a.MaxRecvMessageBytes > a.MemoryLimit/4 {
 		d.invalid("max_recv_message_bytes", "%s must fit in a quarter of memory_limit (%s)", a.MaxRecvMessageBytes, a.MemoryLimit/4)

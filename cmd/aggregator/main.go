@@ -153,8 +153,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			// Agents re-resolve and rebalance over replicas; the grace
 			// outlasts one batch and its ack.
-			MaxConnectionAge:      10 * time.Minute,
-			MaxConnectionAgeGrace: 2 * time.Minute,
+			MaxConnectionAge:      time.Duration(cfg.MaxConnectionAge),
+			MaxConnectionAgeGrace: time.Duration(cfg.MaxConnectionAgeGrace),
 			Time:                  time.Minute,
 		}),
 	}, security...)...)
