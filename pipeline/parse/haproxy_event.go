@@ -29,7 +29,7 @@ func HAProxyEvent(loc *time.Location) func(ev *ferryv1.Event, msg []byte) {
 			ev.Fields = fs
 			return
 		}
-		ev.Fields = HAProxyFields(fs, &h)
+		ev.Fields = haproxyFields(fs, &h, msg)
 		if h.Time != 0 {
 			ev.TimeUnixNano = h.Time
 		}

@@ -16,17 +16,58 @@ const HAProxyFieldCount = 40
 // 500 or more ("success" below). It allocates the values; ParseHAProxy
 // does not.
 func HAProxyFields(dst map[string]*ferryv1.Value, h *HAProxy) map[string]*ferryv1.Value {
+	return haproxyFields(dst, h, nil)
+}
+
+// values allocates the values of one event's fields together, and their
+// strings as parts of one copy of the line (when the field is a part of
+// it): a few allocations per event instead of three per field.
+type values struct {
+	line []byte
+	s    string // string(line)
+	vals []ferryv1.Value
+	strs []ferryv1.Value_Str
+	ints []ferryv1.Value_Int
+}
+
+func (a *values) str(b []byte) *ferryv1.Value {
+	var s string
+	if off := cap(a.line) - cap(b); a.s != "" && off >= 0 && off <= len(a.line)-len(b) && &a.line[off] == &b[0] {
+		s = a.s[off : off+len(b)]
+	} else {
+		s = string(b)
+	}
+	// Appending past the capacity moves on to a new array: values made
+	// before stay where they are.
+	a.strs = append(a.strs, ferryv1.Value_Str{Str: s})
+	a.vals = append(a.vals, ferryv1.Value{Kind: &a.strs[len(a.strs)-1]})
+	return &a.vals[len(a.vals)-1]
+}
+
+func (a *values) int(v int64) *ferryv1.Value {
+	a.ints = append(a.ints, ferryv1.Value_Int{Int: v})
+	a.vals = append(a.vals, ferryv1.Value{Kind: &a.ints[len(a.ints)-1]})
+	return &a.vals[len(a.vals)-1]
+}
+
+// haproxyFields is HAProxyFields; line, if not nil, is the line h was
+// parsed from: its strings are then parts of one copy of it.
+func haproxyFields(dst map[string]*ferryv1.Value, h *HAProxy, line []byte) map[string]*ferryv1.Value {
 	if dst == nil {
 		dst = make(map[string]*ferryv1.Value, HAProxyFieldCount)
 	}
+	a := &values{vals: make([]ferryv1.Value, 0, HAProxyFieldCount), strs: make([]ferryv1.Value_Str, 0, 20), ints: make([]ferryv1.Value_Int, 0, 24)}
+	if len(line) > 0 {
+		a.line, a.s = line, string(line)
+	}
 	str := func(k string, b []byte) {
 		if len(b) > 0 {
-			dst[k] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: string(b)}}
+			dst[k] = a.str(b)
 		}
 	}
 	num := func(k string, v int64) {
 		if v != Absent {
-			dst[k] = &ferryv1.Value{Kind: &ferryv1.Value_Int{Int: v}}
+			dst[k] = a.int(v)
 		}
 	}
 	str("source.ip", h.ClientIP)
