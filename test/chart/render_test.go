@@ -330,6 +330,9 @@ func TestAggregatorWorkload(t *testing.T) {
 		t.Errorf("headless service clusterIP %q", str(hl, "spec", "clusterIP"))
 	}
 	find(t, objs, "Service", "ferry-aggregator")
+	if cfg := configOf(t, objs, "aggregator.yaml"); !strings.Contains(cfg, "\nmax_connection_age: 5m\n") {
+		t.Errorf("aggregator.yaml does not age agents' connections out (they would never rebalance):\n%s", cfg)
+	}
 	if cfg := configOf(t, objs, "agent.yaml"); !strings.Contains(cfg, "address: dns:///ferry-aggregator-headless.logging.svc:7070") {
 		t.Errorf("agent.yaml does not dial the headless service:\n%s", cfg)
 	}
