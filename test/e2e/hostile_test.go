@@ -65,9 +65,10 @@ sinks:
 	defer cancel()
 	var wg sync.WaitGroup
 	var sent, refused, garbageConns atomic.Int64
-	conn := func() *grpc.ClientConn {
-		c, err := grpc.NewClient(listen, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn := func(opts ...grpc.DialOption) *grpc.ClientConn {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+		c, err := grpc.NewClient(listen, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +79,10 @@ sinks:
 	// never calling Recv. Floods: valid 8 MiB batches, acks read and
 	// dropped.
 	for i := range slowReaders {
-		c := conn()
+		// A fixed 64 KiB window (no BDP growth): the acks a slow reader
+		// leaves unread fill it after a few thousand batches, however busy
+		// the machine is, so the aggregator's ack_timeout must act.
+		c := conn(grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 		wg.Add(1)
 		go func() { defer wg.Done(); sendForever(ctx, c, fmt.Sprintf("slow-%d", i), 1, 10, false, &sent) }()
 	}
