@@ -372,7 +372,8 @@ func TestRetriesOnlyRejectedItems(t *testing.T) {
 // Items Elasticsearch keeps refusing with 429 are reported as retryable
 // failures when the context ends; the others are delivered; no error.
 func TestItemRetriesEndWithContext(t *testing.T) {
-	b := makeBatch(uniqueNS(t), 0, 100)
+	ns := uniqueNS(t)
+	b := makeBatch(ns, 0, 100)
 	p := newRejectingProxy(t, esURL, 0, 0)
 	p.always = map[string]bool{}
 	for i := 1; i < len(b.Events); i += 2 {
@@ -383,6 +384,11 @@ func TestItemRetriesEndWithContext(t *testing.T) {
 	s := newSink(t, cfg)
 	if err := s.Setup(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// The data stream is created (and its template checked) first, so the
+	// deadline below covers the retries alone, however slow the machine.
+	if res, err := s.Write(context.Background(), makeBatch(ns, 1000, 1)); err != nil || !res.OK() {
+		t.Fatalf("first write: %v %+v", err, res)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
