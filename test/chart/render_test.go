@@ -441,3 +441,31 @@ func selfSignedPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// TestDefaultImageIsMakeImage: both workloads run the image `make image`
+// writes (ghcr.io/ferrylogs/ferry tagged with the chart's appVersion; see
+// test/image), each its own binary of it.
+func TestDefaultImageIsMakeImage(t *testing.T) {
+	chart, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^appVersion:\s*"?([^"\s]+)"?\s*$`).FindSubmatch(chart)
+	if m == nil {
+		t.Fatal("Chart.yaml has no appVersion")
+	}
+	want := "ghcr.io/ferrylogs/ferry:" + string(m[1])
+	objs := quickstart(t)
+	for _, w := range []struct{ kind, name, container, command string }{
+		{"DaemonSet", "ferry-agent", "agent", "/agent"},
+		{"Deployment", "ferry-aggregator", "aggregator", "/aggregator"},
+	} {
+		c := container(t, podSpec(find(t, objs, w.kind, w.name)), w.container)
+		if got := str(c, "image"); got != want {
+			t.Errorf("%s image %q, want %q", w.name, got, want)
+		}
+		if got := strs(c, "command"); len(got) == 0 || got[0] != w.command {
+			t.Errorf("%s command %v, want %s first", w.name, got, w.command)
+		}
+	}
+}
