@@ -45,20 +45,26 @@ func haproxyMappings() obj {
 			m = obj{"type": "keyword", "ignore_above": 8191}
 		}
 		for _, name := range names {
-			parts := strings.Split(name, ".")
-			at := root
-			for _, p := range parts[:len(parts)-1] {
-				child, ok := at[p].(obj)
-				if !ok {
-					child = obj{"properties": obj{}}
-					at[p] = child
-				}
-				at = child["properties"].(obj)
-			}
-			at[parts[len(parts)-1]] = m
+			setMapping(root, name, m)
 		}
 	}
 	return obj{"properties": root}
+}
+
+// setMapping sets the mapping m of the dotted field name in the properties
+// root, making the objects on its way.
+func setMapping(root obj, name string, m obj) {
+	parts := strings.Split(name, ".")
+	at := root
+	for _, p := range parts[:len(parts)-1] {
+		child, ok := at[p].(obj)
+		if !ok {
+			child = obj{"properties": obj{}}
+			at[p] = child
+		}
+		at = child["properties"].(obj)
+	}
+	at[parts[len(parts)-1]] = m
 }
 
 // putHAProxyTemplate installs ferry-haproxy-mappings and the index template

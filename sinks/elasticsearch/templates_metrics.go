@@ -95,17 +95,7 @@ func metricMappings() obj {
 		case "gauge", "counter":
 			m["time_series_metric"] = f.role
 		}
-		parts := strings.Split(f.name, ".")
-		at := root
-		for _, p := range parts[:len(parts)-1] {
-			child, ok := at[p].(obj)
-			if !ok {
-				child = obj{"properties": obj{}}
-				at[p] = child
-			}
-			at = child["properties"].(obj)
-		}
-		at[parts[len(parts)-1]] = m
+		setMapping(root, f.name, m)
 	}
 	return obj{"properties": root}
 }

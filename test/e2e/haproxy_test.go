@@ -105,29 +105,10 @@ func hapDocs(t *testing.T, es *harness.ESClient, stream, field, value string) ma
 	es.Must(http.MethodPost, "/"+stream+"/_search", map[string]any{"size": 1000, "query": harness.TermQuery(field, value)}, &res)
 	out := map[int][]map[string]any{}
 	for _, h := range res.Hits.Hits {
-		port, _ := dotted(h.Source, "source.port").(float64)
+		port, _ := sourceField(h.Source, "source.port").(float64)
 		out[int(port)] = append(out[int(port)], h.Source)
 	}
 	return out
-}
-
-// dotted reads a field of a document by its dotted name, whether the
-// document holds it as nested objects or under the dotted key.
-func dotted(doc map[string]any, name string) any {
-	if v, ok := doc[name]; ok {
-		return v
-	}
-	for i := len(name) - 1; i > 0; i-- {
-		if name[i] != '.' {
-			continue
-		}
-		if sub, ok := doc[name[:i]].(map[string]any); ok {
-			if v := dotted(sub, name[i+1:]); v != nil {
-				return v
-			}
-		}
-	}
-	return nil
 }
 
 // waitStreamCount waits until stream holds want documents whose field has
@@ -144,6 +125,29 @@ func waitStreamCount(t *testing.T, es *harness.ESClient, stream, field, value st
 	})
 }
 
+// hapRun is what a HAProxy test sets up first: a fresh environment and
+// its data stream (deleted when the test ends), and the configuration of
+// an aggregator writing to Elasticsearch behind a disk buffer (written to
+// root/aggregator.yaml, not started).
+type hapRun struct {
+	es              *harness.ESClient
+	root, node, run string
+	env, stream     string
+	agg             harness.ESAggregatorConfig
+}
+
+func newHAPRun(t *testing.T, envPrefix string) hapRun {
+	h := hapRun{es: harness.NewESClient(t, harness.ESURL(t)), root: t.TempDir(), node: harness.UniqueNode(t, "hap"),
+		run: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	h.env = envPrefix + h.run
+	h.stream = "logs-haproxy.log-" + h.env
+	t.Cleanup(func() { _, _, _ = h.es.Call(http.MethodDelete, "/_data_stream/"+h.stream, nil) })
+	h.agg = harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: h.es.URL,
+		BufferDir: filepath.Join(h.root, "buffer"), SinkBuffer: "disk"}
+	h.agg.Write(t, filepath.Join(h.root, "aggregator.yaml"))
+	return h
+}
+
 // TestHAProxyToElasticsearch runs a real HAProxy in front of a tiny
 // backend, logging one frontend to the agent's syslog input over UDP and
 // another over TCP (HAProxy's newline framing), and a third syslog input
@@ -153,17 +157,8 @@ func waitStreamCount(t *testing.T, es *harness.ESClient, stream, field, value st
 // line that does not parse is kept whole, flagged unparsed, with the
 // reason.
 func TestHAProxyToElasticsearch(t *testing.T) {
-	es := harness.NewESClient(t, harness.ESURL(t))
-	root := t.TempDir()
-	node := harness.UniqueNode(t, "hap")
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	env := "hap" + run
-	stream := "logs-haproxy.log-" + env
-	t.Cleanup(func() { _, _, _ = es.Call(http.MethodDelete, "/_data_stream/"+stream, nil) })
-
-	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL,
-		BufferDir: filepath.Join(root, "buffer"), SinkBuffer: "disk"}
-	o.Write(t, filepath.Join(root, "aggregator.yaml"))
+	h := newHAPRun(t, "hap")
+	es, root, node, run, env, stream, o := h.es, h.root, h.node, h.run, h.env, h.stream, h.agg
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
 
 	udp, tcp, oct := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
@@ -257,25 +252,25 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 				want["haproxy.backend_name"], want["haproxy.server_name"] = "be_app", "app1"
 			}
 			for k, v := range want {
-				if got := dotted(d, k); got != v {
+				if got := sourceField(d, k); got != v {
 					t.Errorf("%s %s via %s: %s = %#v, want %#v", r.Method, r.Target, f.name, k, got, v)
 				}
 			}
 			// Numbers are JSON numbers; a timer that did not run is absent.
 			for _, k := range []string{"http.response.bytes", "event.duration", "haproxy.timers.TR", "haproxy.timers.Ta", "haproxy.connections.active", "haproxy.queue.backend"} {
-				if _, ok := dotted(d, k).(float64); !ok {
-					t.Errorf("%s %s: %s = %#v, want a JSON number", r.Method, r.Target, k, dotted(d, k))
+				if _, ok := sourceField(d, k).(float64); !ok {
+					t.Errorf("%s %s: %s = %#v, want a JSON number", r.Method, r.Target, k, sourceField(d, k))
 				}
 			}
-			if r.status == 503 && dotted(d, "haproxy.timers.Tr") != nil {
-				t.Errorf("503 from a dead backend: haproxy.timers.Tr = %v, want absent (HAProxy wrote -1)", dotted(d, "haproxy.timers.Tr"))
+			if r.status == 503 && sourceField(d, "haproxy.timers.Tr") != nil {
+				t.Errorf("503 from a dead backend: haproxy.timers.Tr = %v, want absent (HAProxy wrote -1)", sourceField(d, "haproxy.timers.Tr"))
 			}
 			if strings.HasSuffix(path, "/slow") {
-				if tr, _ := dotted(d, "haproxy.timers.Tr").(float64); tr < 300 {
-					t.Errorf("slow response: haproxy.timers.Tr = %v ms, want at least 300", dotted(d, "haproxy.timers.Tr"))
+				if tr, _ := sourceField(d, "haproxy.timers.Tr").(float64); tr < 300 {
+					t.Errorf("slow response: haproxy.timers.Tr = %v ms, want at least 300", sourceField(d, "haproxy.timers.Tr"))
 				}
-				if dur, _ := dotted(d, "event.duration").(float64); dur < 300e6 {
-					t.Errorf("slow response: event.duration = %v ns, want at least 300 ms", dotted(d, "event.duration"))
+				if dur, _ := sourceField(d, "event.duration").(float64); dur < 300e6 {
+					t.Errorf("slow response: event.duration = %v ns, want at least 300 ms", sourceField(d, "event.duration"))
 				}
 			}
 			ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d["@timestamp"]))
@@ -286,12 +281,12 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 	}
 
 	octDocs := hapDocs(t, es, stream, "haproxy.frontend_name", feOct)
-	if d := octDocs[43001]; len(d) != 1 || dotted(d[0], "http.response.bytes") != float64(5120) || dotted(d[0], "event.duration") != float64(13e6) ||
-		dotted(d[0], "message") != octLines[0][strings.Index(octLines[0], "81.2.69.142"):] {
+	if d := octDocs[43001]; len(d) != 1 || sourceField(d[0], "http.response.bytes") != float64(5120) || sourceField(d[0], "event.duration") != float64(13e6) ||
+		sourceField(d[0], "message") != octLines[0][strings.Index(octLines[0], "81.2.69.142"):] {
 		t.Errorf("octet-counted httplog line: %v", d)
 	}
-	if d := octDocs[43002]; len(d) != 1 || dotted(d[0], "haproxy.timers.Tt") != float64(40) || dotted(d[0], "haproxy.bytes_read") != float64(129) ||
-		dotted(d[0], "http.response.status_code") != nil {
+	if d := octDocs[43002]; len(d) != 1 || sourceField(d[0], "haproxy.timers.Tt") != float64(40) || sourceField(d[0], "haproxy.bytes_read") != float64(129) ||
+		sourceField(d[0], "http.response.status_code") != nil {
 		t.Errorf("octet-counted tcplog line: %v", d)
 	}
 	var bad struct {
@@ -308,8 +303,8 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 			continue
 		}
 		found = true
-		flags, _ := json.Marshal(dotted(h.Source, "ferry.flags"))
-		if !strings.Contains(string(flags), "unparsed") || dotted(h.Source, "error.message") == nil || dotted(h.Source, "source.ip") != nil {
+		flags, _ := json.Marshal(sourceField(h.Source, "ferry.flags"))
+		if !strings.Contains(string(flags), "unparsed") || sourceField(h.Source, "error.message") == nil || sourceField(h.Source, "source.ip") != nil {
 			t.Errorf("unparsed line: %v", h.Source)
 		}
 	}
@@ -345,17 +340,8 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 // killed (SIGKILL) in between. Everything the agent received reaches
 // Elasticsearch once the aggregator is up, each request once.
 func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
-	es := harness.NewESClient(t, harness.ESURL(t))
-	root := t.TempDir()
-	node := harness.UniqueNode(t, "hap")
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	env := "hapr" + run
-	stream := "logs-haproxy.log-" + env
-	t.Cleanup(func() { _, _, _ = es.Call(http.MethodDelete, "/_data_stream/"+stream, nil) })
-
-	o := harness.ESAggregatorConfig{Listen: harness.FreePort(t), HTTP: harness.FreePort(t), URL: es.URL,
-		BufferDir: filepath.Join(root, "buffer"), SinkBuffer: "disk"}
-	o.Write(t, filepath.Join(root, "aggregator.yaml"))
+	h := newHAPRun(t, "hapr")
+	es, root, node, run, env, stream, o := h.es, h.root, h.node, h.run, h.env, h.stream, h.agg
 
 	tcp, agentHTTP := harness.FreePort(t), harness.FreePort(t)
 	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), hapAgentYAML(node, filepath.Join(root, "state"), agentHTTP, o.Listen,
