@@ -35,12 +35,15 @@
 // # Templates
 //
 // Setup installs the component templates ferry-ecs-mappings and
-// ferry-settings and the index templates ferry-logs and ferry-metrics
+// ferry-settings and the index templates ferry-logs, ferry-logs-haproxy and
+// ferry-metrics
 // (priority 250, matching only Ferry's own datasets, never plain logs-*).
 // ferry-metrics (metrics-system.*, metrics-kubernetes*, metrics-node-*) also
 // composes ferry-metrics-mappings, which types every metric field, and makes
 // time-series data streams where the cluster has them (metric events are
-// then written without _id: see templates_metrics.go).
+// then written without _id: see templates_metrics.go). ferry-logs-haproxy
+// (logs-haproxy*) composes ferry-haproxy-mappings, which types every field
+// of a parsed HAProxy request log (templates_haproxy.go).
 // Mapping types this cluster lacks (match_only_text, constant_keyword in
 // minimal distributions) fall back to text and keyword, and data stream
 // lifecycle (Retention) is dropped with one log line where unsupported.
