@@ -151,7 +151,8 @@ func newHAPRun(t *testing.T, envPrefix string) hapRun {
 // TestHAProxyToElasticsearch runs a real HAProxy in front of a tiny
 // backend, logging one frontend to the agent's syslog input over UDP and
 // another over TCP (HAProxy's newline framing), and a third syslog input
-// fed by a client of the test's own with octet counting. Every request is
+// fed by a client of the test's own with octet counting, and a file input
+// with the same parser on lines as rsyslog writes them. Every request is
 // in Elasticsearch once, in logs-haproxy.log-<environment>, with the
 // parsed fields as JSON numbers and strings and the template's types; a
 // line that does not parse is kept whole, flagged unparsed, with the
@@ -163,8 +164,16 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 
 	udp, tcp, oct := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
 	agentHTTP := harness.FreePort(t)
+	// The same parser on a file as rsyslog writes it (type: file).
+	feFile := "fe_file_" + run
+	fileLog := filepath.Join(root, "haproxy.log")
+	ad := time.Now().Format("02/Jan/2006:15:04:05.000")
+	harness.WriteFile(t, fileLog, fmt.Sprintf(
+		"Nov 30 11:25:44 lb1 haproxy[13509]: 81.2.69.142:45001 [%s] %s be_app/app1 0/0/0/2/2 200 128 - - ---- 1/1/0/0/0 0/0 \"GET /file HTTP/1.1\"\n"+
+			"Nov 30 11:25:44 lb1 haproxy[13509]: 2001:218:::45002 [%s] %s be_app/app1 0/0/0/2/2 502 128 - - ---- 1/1/0/0/0 0/0 \"GET /file2 HTTP/1.1\"\n", ad, feFile, ad, feFile))
 	harness.WriteFile(t, filepath.Join(root, "agent.yaml"), hapAgentYAML(node, filepath.Join(root, "state"), agentHTTP, o.Listen,
-		hapInput("hap-udp", "udp://"+udp, env)+hapInput("hap-tcp", "tcp://"+tcp, env)+hapInput("hap-oct", "tcp://"+oct, env)))
+		hapInput("hap-udp", "udp://"+udp, env)+hapInput("hap-tcp", "tcp://"+tcp, env)+hapInput("hap-oct", "tcp://"+oct, env)+
+			fmt.Sprintf("  - {name: hap-file, type: file, paths: [%q], parser: haproxy, dataset: haproxy.log, environment: %s}\n", fileLog, env)))
 	agent := harness.StartProc(t, root, "agent", "--config", filepath.Join(root, "agent.yaml"))
 	harness.LogTailsOnFailure(t, agg, agent)
 	harness.WaitHealthy(t, "the aggregator", o.HTTP)
@@ -220,6 +229,24 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 	waitStreamCount(t, es, stream, "haproxy.frontend_name", feTCP, len(fronts[1].reqs), 30*time.Second)
 	waitStreamCount(t, es, stream, "haproxy.frontend_name", feOct, 2, 30*time.Second)
 	waitStreamCount(t, es, stream, "ferry.input", "hap-oct", len(octLines)+1, 30*time.Second)
+	waitStreamCount(t, es, stream, "haproxy.frontend_name", feFile, 2, 30*time.Second)
+	fileDocs := hapDocs(t, es, stream, "haproxy.frontend_name", feFile)
+	for port, want := range map[int]map[string]any{
+		45001: {"source.ip": "81.2.69.142", "http.response.status_code": float64(200), "event.outcome": "success"},
+		45002: {"source.ip": "2001:218::", "http.response.status_code": float64(502), "event.outcome": "failure"},
+	} {
+		ds := fileDocs[port]
+		if len(ds) != 1 {
+			t.Errorf("file line from port %d: %d documents, want 1", port, len(ds))
+			continue
+		}
+		want["log.file.path"], want["service.environment"], want["ferry.input"] = fileLog, env, "hap-file"
+		for k, v := range want {
+			if got := sourceField(ds[0], k); got != v {
+				t.Errorf("file line from port %d: %s = %#v, want %#v", port, k, got, v)
+			}
+		}
+	}
 
 	for _, f := range fronts {
 		docs := hapDocs(t, es, stream, "haproxy.frontend_name", f.name)
