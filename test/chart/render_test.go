@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylogs/ferry/alerting/rules"
 	"github.com/ferrylogs/ferry/test/harness"
 )
 
@@ -196,21 +197,44 @@ func TestRBAC(t *testing.T) {
 		t.Errorf("roles %v", roles)
 	}
 	type rule struct{ groups, resources, names, verbs string }
-	rules := func(o obj) []rule {
+	rulesOf := func(o obj) []rule {
 		var rs []rule
 		for _, r := range list(o, "rules") {
 			rs = append(rs, rule{strings.Join(strs(r, "apiGroups"), ","), strings.Join(strs(r, "resources"), ","), strings.Join(strs(r, "resourceNames"), ","), strings.Join(strs(r, "verbs"), ",")})
 		}
 		return rs
 	}
-	if got := rules(find(t, objs, "ClusterRole", "ferry-agent")); !reflect.DeepEqual(got, []rule{{"", "pods,namespaces", "", "get,list,watch"}}) {
+	if got := rulesOf(find(t, objs, "ClusterRole", "ferry-agent")); !reflect.DeepEqual(got, []rule{{"", "pods,namespaces", "", "get,list,watch"}}) {
 		t.Errorf("agent ClusterRole rules %+v", got)
 	}
-	if got := rules(find(t, objs, "Role", "ferry-aggregator")); !reflect.DeepEqual(got, []rule{
+	if got := rulesOf(find(t, objs, "Role", "ferry-aggregator")); !reflect.DeepEqual(got, []rule{
 		{"coordination.k8s.io", "leases", "", "create"},
 		{"coordination.k8s.io", "leases", "ferry-alerting", "get,update"},
 	}) {
 		t.Errorf("aggregator Role rules %+v", got)
+	}
+	// The Role follows the Lease the alerting configuration names.
+	full := mustRender(t, "-f", scenarios(t)["full-control"])
+	// Rule files reach rules_dir, their Go templates untouched by Helm.
+	agg := configOf(t, full, "aggregator.yaml")
+	ruleFile := configOf(t, full, "alerting-rule.errors.yaml")
+	if !strings.Contains(agg, "rules_dir: /etc/ferry/alerting-rules") || !strings.Contains(ruleFile, "{{ .Labels.service_name }}: {{ .Value }} errors in 5m") {
+		t.Errorf("alerting rules: aggregator.yaml\n%s\nrule file\n%s", agg, ruleFile)
+	}
+	if rs, err := rules.Parse("errors.yaml", []byte(ruleFile)); err != nil || len(rs) != 1 {
+		t.Errorf("rendered rule file: %d rules, %v", len(rs), err)
+	}
+	var mounted bool
+	for _, v := range list(podSpec(find(t, full, "Deployment", "ferry-aggregator")), "volumes") {
+		if str(v, "name") == "alerting-rules" && str(v, "configMap", "items", 0, "key") == "alerting-rule.errors.yaml" && str(v, "configMap", "items", 0, "path") == "errors.yaml" {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Error("the rule file is not mounted as errors.yaml")
+	}
+	if got := strs(find(t, full, "Role", "ferry-aggregator"), "rules", 1, "resourceNames"); !reflect.DeepEqual(got, []string{"ferry-prod-alerting"}) {
+		t.Errorf("Role resourceNames %v with alerting.leader_election.lease ferry-prod-alerting", got)
 	}
 	crb := find(t, objs, "ClusterRoleBinding", "ferry-agent")
 	if str(crb, "subjects", 0, "name") != "ferry-agent" || str(crb, "subjects", 0, "namespace") != "logging" || str(crb, "roleRef", "name") != "ferry-agent" {
@@ -392,7 +416,7 @@ func TestRenderedConfigsValidate(t *testing.T) {
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")
 	for f, content := range map[string]string{
-		"elasticsearch/password": "pw", "elasticsearch/api_key": "key", "es/password": "pw",
+		"elasticsearch/password": "pw", "elasticsearch/api_key": "key", "es/password": "pw", "slack/url": "https://hooks.slack.invalid/T0/B0/x",
 		"elasticsearch-ca/ca.crt": selfSignedPEM(t),
 	} {
 		p := filepath.Join(secrets, f)
