@@ -41,11 +41,13 @@ type Sink interface {
 // Options configure an Evaluator.
 type Options struct {
 	Client *esq.Client
-	// Store keeps the state; nil keeps it in memory only.
-	Store    *state.Store
-	Sink     Sink
-	Interval time.Duration // between evaluations, default 30s
-	Delay    time.Duration // windows end this long before now
+	// Store keeps the state; nil opens StateIndex on Client when set,
+	// else the state is kept in memory only.
+	Store      *state.Store
+	StateIndex string
+	Sink       Sink
+	Interval   time.Duration // between evaluations, default 30s
+	Delay      time.Duration // windows end this long before now
 	// KibanaURL is the base of the Discover links (empty: no links).
 	KibanaURL string
 	// Builtin adds the built-in rules ElasticsearchUnreachable and
@@ -171,6 +173,13 @@ func (e *Evaluator) Rules() []*rules.Rule {
 
 // Load reads the state from the store (once; later calls do nothing).
 func (e *Evaluator) Load(ctx context.Context) error {
+	if e.o.Store == nil && e.o.StateIndex != "" && e.o.Client != nil {
+		s, err := state.Open(ctx, e.o.Client, e.o.StateIndex)
+		if err != nil {
+			return err
+		}
+		e.o.Store = s
+	}
 	if e.loaded || e.o.Store == nil {
 		e.loaded = true
 		return nil
@@ -180,6 +189,11 @@ func (e *Evaluator) Load(ctx context.Context) error {
 		return err
 	}
 	e.mu.Lock()
+	// What the store holds replaces what this evaluator knew (another
+	// replica may have led meanwhile).
+	clear(e.active)
+	clear(e.lastEval)
+	e.dels = nil
 	for i := range entries {
 		en := entries[i]
 		e.active[en.Fingerprint] = &en
@@ -192,8 +206,10 @@ func (e *Evaluator) Load(ctx context.Context) error {
 }
 
 // Run loads the state, catches up on missed evaluations and evaluates
-// every interval until ctx ends.
+// every interval until ctx ends. Each Run (each term as leader) loads the
+// state anew.
 func (e *Evaluator) Run(ctx context.Context) error {
+	e.loaded = false
 	for {
 		err := e.Load(ctx)
 		if err == nil {

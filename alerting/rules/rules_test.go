@@ -1,9 +1,13 @@
 package rules
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -162,5 +166,84 @@ func TestHumanize(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
+	}
+}
+
+func TestWatchAppliesOnlyValidSets(t *testing.T) {
+	dir := t.TempDir()
+	good := "rules:\n  - {name: F, type: frequency, index: logs-*, window: 1m, min_count: 1}\n"
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(good), 0o644)
+	applied := make(chan []*Rule, 10)
+	hup := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var logs syncBuffer
+	go func() {
+		defer close(done)
+		Watch(ctx, dir, hup, func(rs []*Rule) { applied <- rs }, slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+	hup <- struct{}{} // received once the directory is watched
+	if rs := <-applied; len(rs) != 1 {
+		t.Fatalf("applied %d rules, want 1", len(rs))
+	}
+	// A second file: applied with both rules.
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(strings.ReplaceAll(good, "name: F", "name: G")), 0o644)
+	select {
+	case rs := <-applied:
+		if len(rs) != 2 {
+			t.Fatalf("applied %d rules, want 2", len(rs))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("file change not applied")
+	}
+	// A broken file: nothing applied, the error logged with its position.
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte("rules:\n  - {name: G, type: frequency}\n"), 0o644)
+	harnessWait(t, func() bool { return strings.Contains(logs.String(), "b.yaml:2:5: rule G: index: required") })
+	hup <- struct{}{}
+	harnessWait(t, func() bool { return strings.Count(logs.String(), "rules not reloaded") >= 2 })
+	select {
+	case rs := <-applied:
+		t.Fatalf("applied %d rules from an invalid set", len(rs))
+	default:
+	}
+	// Fixed, and SIGHUP: applied.
+	os.Remove(filepath.Join(dir, "b.yaml"))
+	hup <- struct{}{}
+	select {
+	case rs := <-applied:
+		if len(rs) != 1 {
+			t.Fatalf("applied %d rules, want 1", len(rs))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGHUP not applied")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func harnessWait(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
