@@ -34,6 +34,8 @@ func usage() {
        aggregator validate --config FILE
        aggregator setup [--config FILE]   install Elasticsearch templates and exit
        aggregator kibana import --url URL  import Ferry's Kibana dashboards (kibana -h: options)
+       aggregator silence add|list|expire [--config FILE] ...   silences of alerts (silence: usage)
+       aggregator notify test RECEIVER [--config FILE]           send one test notice, print the answer
 
 Without --config the aggregator runs with its embedded defaults (a file sink).
 `)
@@ -42,6 +44,12 @@ Without --config the aggregator runs with its embedded defaults (a file sink).
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "kibana" {
 		return kibanaCommand(context.Background(), args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "silence" {
+		return silenceCmd(args[1:])
+	}
+	if len(args) > 0 && args[0] == "notify" {
+		return notifyCmd(args[1:])
 	}
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "run" || args[0] == "validate" || args[0] == "setup") {
@@ -159,7 +167,13 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		}),
 	}, security...)...)
 	ferryv1.RegisterIngestServer(gs, srv)
-	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs)}, func() map[string]uint64 {
+	// Alerting's notify side: the dispatcher the evaluator hands alerts to
+	// (nil without alerting.route), and /api/silences.
+	notices, err := startNotify(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs), Handlers: notices.handlers()}, func() map[string]uint64 {
 		m := map[string]uint64{
 			"ferry_aggregator_batches_acked_total":       srv.BatchesAcked.Load(),
 			"ferry_aggregator_events_acked_total":        srv.EventsAcked.Load(),
@@ -185,6 +199,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		}
 		addBufferStats(m, bufs)
 		addGeoIPStats(m, geo)
+		notices.addStats(m)
 		return m
 	}, log)
 	if err != nil {

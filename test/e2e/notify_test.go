@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrylogs/ferry/test/harness"
+)
+
+// TestAlertingNotifyCLIAndAPI runs the real aggregator with an alerting
+// block (issue 18, notify side): silences added over its HTTP API are seen
+// by `aggregator silence list` (both go through Elasticsearch), `silence
+// expire` ends them for the API too, `notify test` sends a real notice to a
+// webhook and prints its answer, and /metrics exports the notice counters.
+func TestAlertingNotifyCLIAndAPI(t *testing.T) {
+	es := harness.ESURL(t)
+	var mu sync.Mutex
+	var hooks []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		hooks = append(hooks, m)
+		mu.Unlock()
+		_, _ = io.WriteString(w, "got it")
+	}))
+	defer hook.Close()
+
+	dir := t.TempDir()
+	httpAddr := harness.FreePort(t)
+	cfg := filepath.Join(dir, "aggregator.yaml")
+	src := `listen: ` + harness.FreePort(t) + `
+http: ` + httpAddr + `
+sinks: [ { type: file, path: ` + filepath.Join(dir, "out.ndjson") + ` } ]
+buffer: { dir: ` + filepath.Join(dir, "buffer") + ` }
+alerting:
+  rules_dir: ` + dir + `
+  elasticsearch: { urls: ["` + es + `"] }
+  receivers:
+    - { name: hook, webhook: { url: "` + hook.URL + `/alerts" } }
+  route: { receiver: hook, group_wait: 0s }
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(harness.BinDir(t), "aggregator")
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("aggregator %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := cli("validate"); !strings.Contains(out, ": ok") {
+		t.Fatalf("validate: %s", out)
+	}
+	agg := harness.StartProc(t, dir, "aggregator", "--config", cfg)
+	harness.WaitFor(t, 30*time.Second, "aggregator /healthz", func() bool { _, err := harness.HTTPGet(httpAddr, "/healthz"); return err == nil })
+
+	// A silence over HTTP, listed by the CLI.
+	comment := "e2e " + time.Now().Format(time.RFC3339Nano)
+	res, err := http.Post("http://"+httpAddr+"/api/silences", "application/json",
+		strings.NewReader(`{"matchers":["alertname=\"Noisy\""],"duration":"1h","created_by":"e2e","comment":"`+comment+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		ID     string `json:"id"`
+		Active bool   `json:"active"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated || !created.Active || created.ID == "" {
+		t.Fatalf("POST /api/silences: %d %+v\n%s", res.StatusCode, created, agg.LogTail())
+	}
+	if out := cli("silence", "list"); !strings.Contains(out, created.ID+"  active") || !strings.Contains(out, comment) {
+		t.Errorf("silence list lacks the silence added over HTTP:\n%s", out)
+	}
+	// Expired by the CLI, inactive for the API.
+	if out := cli("silence", "expire", created.ID); !strings.Contains(out, created.ID+" expired at") {
+		t.Errorf("silence expire: %s", out)
+	}
+	body, err := harness.HTTPGet(httpAddr, "/api/silences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		ID     string `json:"id"`
+		Active bool   `json:"active"`
+	}
+	_ = json.Unmarshal(body, &list)
+	found := false
+	for _, s := range list {
+		if s.ID == created.ID {
+			found = true
+			if s.Active {
+				t.Errorf("silence %s still active after expire", s.ID)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("GET /api/silences lacks %s: %s", created.ID, body)
+	}
+
+	// notify test: one real notice, the receiver's answer printed.
+	if out := cli("notify", "test", "hook"); strings.TrimSpace(out) != "hook: 200 OK: got it" {
+		t.Errorf("notify test: %q", out)
+	}
+	mu.Lock()
+	if len(hooks) != 1 || hooks[0]["version"] != "4" || hooks[0]["receiver"] != "hook" {
+		t.Errorf("webhook received %v", hooks)
+	}
+	mu.Unlock()
+
+	metrics, err := harness.HTTPGet(httpAddr, "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# TYPE ferry_aggregator_alert_notices_total counter\n", `ferry_aggregator_alert_notices_total{receiver="hook",result="sent"} 0`, "ferry_aggregator_alert_outbox_pending 0"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
