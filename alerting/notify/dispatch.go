@@ -417,7 +417,7 @@ func (d *Dispatcher) flushGroup(ctx context.Context, g *group, now time.Time, in
 	if !news && len(resolved) == 0 && !repeat {
 		if !slices.Equal(firingFPs, prev.Firing) && len(prev.Firing) > 0 {
 			prev.Firing = firingFPs // muted alerts leave the log silently
-			return d.o.NotifyLog.Put(ctx, g.key, prev)
+			d.putLog(ctx, g.key, prev)
 		}
 		return nil
 	}
@@ -433,7 +433,18 @@ func (d *Dispatcher) flushGroup(ctx context.Context, g *group, now time.Time, in
 	if len(firingFPs) == 0 {
 		prev.Thread = "" // resolved: the next incident starts a new thread
 	}
-	return d.o.NotifyLog.Put(ctx, g.key, prev)
+	d.putLog(ctx, g.key, prev)
+	return nil
+}
+
+// putLog records what the group was told. The notice is safe in the outbox
+// and this process remembers it; a failed write (Elasticsearch down) only
+// risks that another replica taking over repeats it, so it is logged, not
+// returned.
+func (d *Dispatcher) putLog(ctx context.Context, key string, s *Sent) {
+	if err := d.o.NotifyLog.Put(ctx, key, s); err != nil {
+		d.log.Warn("cannot write the notification log", "group", key, "err", err)
+	}
 }
 
 // queue writes a notice to the outbox (durably, before the notification

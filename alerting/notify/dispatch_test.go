@@ -399,3 +399,23 @@ func TestStaleAlertForgotten(t *testing.T) {
 		t.Errorf("groups %v: want the stale group gone", h.d.groups)
 	}
 }
+
+// failingLog is a notification log whose store is down.
+type failingLog struct{}
+
+func (failingLog) Get(context.Context, string) (*Sent, error) { return nil, fmt.Errorf("unreachable") }
+func (failingLog) Put(context.Context, string, *Sent) error   { return fmt.Errorf("unreachable") }
+
+// TestLogDown: with the notification log's store down (Elasticsearch
+// unreachable) notices still go, once each, and Notify reports no error:
+// the notices are in the outbox and this process remembers them.
+func TestLogDown(t *testing.T) {
+	h := newHarness(t, RouteConfig{Receiver: "r", GroupBy: []string{"alertname"}, GroupWait: dur(0), GroupInterval: time.Minute, RepeatInterval: time.Hour}, []string{"r"},
+		func(o *Options) { o.NotifyLog = failingLog{} })
+	es := fire("alertname=ElasticsearchUnreachable", "id=es")
+	run(t, h, []step{
+		{at: 0, alerts: []alert.Alert{es}, want: []string{"r firing es"}},
+		{at: 2 * time.Minute, alerts: []alert.Alert{es}},
+		{at: 4 * time.Minute, alerts: []alert.Alert{resolve(es)}, want: []string{"r resolved -es"}},
+	})
+}
