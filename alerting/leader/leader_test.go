@@ -44,9 +44,10 @@ func TestOneLeaderTakesOver(t *testing.T) {
 	done := map[string]chan struct{}{}
 	for _, id := range []string{"a", "b"} {
 		ctx, cancel := context.WithCancel(context.Background())
-		ctxs[id], done[id] = cancel, make(chan struct{})
+		finished := make(chan struct{})
+		ctxs[id], done[id] = cancel, finished
 		go func() {
-			defer close(done[id])
+			defer close(finished)
 			if err := Run(ctx, cfg(id), log, lead(id)); err != nil {
 				t.Error(err)
 			}
