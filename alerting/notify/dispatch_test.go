@@ -419,3 +419,23 @@ func TestLogDown(t *testing.T) {
 		{at: 4 * time.Minute, alerts: []alert.Alert{resolve(es)}, want: []string{"r resolved -es"}},
 	})
 }
+
+// TestThread: a group's notices share the thread of its first (email
+// In-Reply-To/References); once resolved, the next incident starts anew.
+func TestThread(t *testing.T) {
+	a, b := fire("alertname=A", "id=1"), fire("alertname=A", "id=2")
+	h := newHarness(t, RouteConfig{Receiver: "r", GroupBy: []string{"alertname"}, GroupWait: dur(0), GroupInterval: time.Minute}, []string{"r"}, nil)
+	run(t, h, []step{
+		{at: 0, alerts: []alert.Alert{a}, want: []string{"r firing 1"}},
+		{at: time.Minute, alerts: []alert.Alert{a, b}, want: []string{"r firing 1 2"}},
+		{at: 2 * time.Minute, alerts: []alert.Alert{resolve(a), resolve(b)}, want: []string{"r resolved -1 -2"}},
+		{at: 3 * time.Minute, alerts: []alert.Alert{a}, want: []string{"r firing 1"}},
+	})
+	got := h.recs["r"].got
+	if got[0].Thread != got[0].ID || got[1].Thread != got[0].ID || got[2].Thread != got[0].ID {
+		t.Errorf("threads %q %q %q: want all on the first notice %q", got[0].Thread, got[1].Thread, got[2].Thread, got[0].ID)
+	}
+	if got[3].Thread != got[3].ID {
+		t.Errorf("new incident's thread %q: want its own ID %q", got[3].Thread, got[3].ID)
+	}
+}
