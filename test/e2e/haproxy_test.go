@@ -156,10 +156,18 @@ func newHAPRun(t *testing.T, envPrefix string) hapRun {
 // in Elasticsearch once, in logs-haproxy.log-<environment>, with the
 // parsed fields as JSON numbers and strings and the template's types; a
 // line that does not parse is kept whole, flagged unparsed, with the
-// reason.
+// reason. The aggregator's GeoIP stage places each client the PROXY
+// protocol claims (source.geo.country_iso_code, source.geo.location
+// mapped as geo_point, source.as where the ASN database knows the
+// address), and a geo_bounding_box around Great Britain finds exactly the
+// requests from 81.2.69.142.
 func TestHAProxyToElasticsearch(t *testing.T) {
 	h := newHAPRun(t, "hap")
 	es, root, node, run, env, stream, o := h.es, h.root, h.node, h.run, h.env, h.stream, h.agg
+	// The aggregator's GeoIP stage on the clients' addresses.
+	dbs := harness.GeoIPDatabases(t, root)
+	t.Logf("MaxMind's test databases: %v", dbs.MaxMind)
+	harness.WriteFile(t, filepath.Join(root, "aggregator.yaml"), o.YAML()+dbs.YAML())
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
 
 	udp, tcp, oct := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
@@ -246,6 +254,17 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 				t.Errorf("file line from port %d: %s = %#v, want %#v", port, k, got, v)
 			}
 		}
+		checkHAPGeo(t, fmt.Sprintf("file line from port %d", port), ds[0], want["source.ip"].(string))
+	}
+	// What the box around Great Britain must find: the documents of every
+	// request from 81.2.69.142, by frontend and source port.
+	gb := map[string]bool{feFile + " 45001": true, feOct + " 43001": true}
+	for _, f := range fronts {
+		for _, r := range f.reqs {
+			if r.SrcIP == "81.2.69.142" {
+				gb[fmt.Sprintf("%s %d", f.name, r.SrcPort)] = true
+			}
+		}
 	}
 
 	for _, f := range fronts {
@@ -283,6 +302,7 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 					t.Errorf("%s %s via %s: %s = %#v, want %#v", r.Method, r.Target, f.name, k, got, v)
 				}
 			}
+			checkHAPGeo(t, fmt.Sprintf("%s %s via %s from %s", r.Method, r.Target, f.name, r.SrcIP), d, r.SrcIP)
 			// Numbers are JSON numbers; a timer that did not run is absent.
 			for _, k := range []string{"http.response.bytes", "event.duration", "haproxy.timers.TR", "haproxy.timers.Ta", "haproxy.connections.active", "haproxy.queue.backend"} {
 				if _, ok := sourceField(d, k).(float64); !ok {
@@ -316,6 +336,11 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 		sourceField(d[0], "http.response.status_code") != nil {
 		t.Errorf("octet-counted tcplog line: %v", d)
 	}
+	for port, ip := range map[int]string{43001: "81.2.69.142", 43002: "216.160.83.56"} {
+		if d := octDocs[port]; len(d) == 1 {
+			checkHAPGeo(t, fmt.Sprintf("octet-counted line from port %d", port), d[0], ip)
+		}
+	}
 	var bad struct {
 		Hits struct {
 			Hits []struct {
@@ -331,7 +356,8 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 		}
 		found = true
 		flags, _ := json.Marshal(sourceField(h.Source, "ferry.flags"))
-		if !strings.Contains(string(flags), "unparsed") || sourceField(h.Source, "error.message") == nil || sourceField(h.Source, "source.ip") != nil {
+		if !strings.Contains(string(flags), "unparsed") || sourceField(h.Source, "error.message") == nil || sourceField(h.Source, "source.ip") != nil ||
+			sourceField(h.Source, "source.geo") != nil {
 			t.Errorf("unparsed line: %v", h.Source)
 		}
 	}
@@ -349,6 +375,7 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 			"source.ip": "ip", "source.port": "long", "http.response.status_code": "long", "http.response.bytes": "long",
 			"event.duration": "long", "haproxy.timers.Tr": "long", "haproxy.timers.Tt": "long", "haproxy.connections.active": "long",
 			"url.original": "keyword", "haproxy.termination_state": "keyword", "http.request.method": "keyword",
+			"source.geo.location": "geo_point", "source.geo.country_iso_code": "keyword", "source.as.number": "long",
 		} {
 			at := m.Mappings
 			for _, p := range strings.Split(field, ".") {
@@ -359,6 +386,73 @@ func TestHAProxyToElasticsearch(t *testing.T) {
 				t.Errorf("%s: %s mapped as %v, want %s", idx, field, at["type"], want)
 			}
 		}
+	}
+
+	// A box around Great Britain finds exactly the requests from
+	// 81.2.69.142.
+	var box struct {
+		Hits struct {
+			Total struct {
+				Value int `json:"value"`
+			} `json:"total"`
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	es.Must(http.MethodPost, "/"+stream+"/_search", map[string]any{"size": 1000, "track_total_hits": true,
+		"query": harness.GreatBritainBox("source.geo.location")}, &box)
+	inBox := map[string]bool{}
+	for _, h := range box.Hits.Hits {
+		port, _ := sourceField(h.Source, "source.port").(float64)
+		inBox[fmt.Sprintf("%v %d", sourceField(h.Source, "haproxy.frontend_name"), int(port))] = true
+	}
+	if box.Hits.Total.Value != len(gb) || len(inBox) != len(gb) {
+		t.Errorf("the box around Great Britain found %d documents %v, want the %d requests from 81.2.69.142 %v", box.Hits.Total.Value, inBox, len(gb), gb)
+	}
+	for k := range gb {
+		if !inBox[k] {
+			t.Errorf("the box around Great Britain missed the request %s", k)
+		}
+	}
+	if n, err := harness.Stat(o.HTTP, "ferry_aggregator_geoip_lookup_errors_total"); err != nil || n != 0 {
+		t.Errorf("GeoIP lookup errors: %d, %v; want 0", n, err)
+	}
+}
+
+// hapGeo is what the test GeoIP databases say of the clients the HAProxy
+// tests claim (see geoipdb.Places and geoipdb.ASNs): the country, and the
+// AS number where the ASN database knows the address (0: it does not).
+var hapGeo = map[string]struct {
+	iso string
+	asn float64
+}{
+	"81.2.69.142":   {"GB", 0},
+	"216.160.83.56": {"US", 209},
+	"2001:218::":    {"JP", 0},
+}
+
+// checkHAPGeo checks the GeoIP fields of document d of a request from ip:
+// source.geo.country_iso_code, a location with lat and lon, and
+// source.as.number exactly where the ASN database knows ip.
+func checkHAPGeo(t *testing.T, what string, d map[string]any, ip string) {
+	t.Helper()
+	w, ok := hapGeo[ip]
+	if !ok {
+		t.Fatalf("%s: no GeoIP answer known for %s", what, ip)
+	}
+	if got := sourceField(d, "source.geo.country_iso_code"); got != w.iso {
+		t.Errorf("%s: source.geo.country_iso_code = %#v, want %s", what, got, w.iso)
+	}
+	if loc, _ := sourceField(d, "source.geo.location").(map[string]any); loc["lat"] == nil || loc["lon"] == nil {
+		t.Errorf("%s: source.geo.location = %#v, want lat and lon", what, sourceField(d, "source.geo.location"))
+	}
+	if w.asn == 0 {
+		if as := sourceField(d, "source.as"); as != nil {
+			t.Errorf("%s: source.as = %#v, want none (the ASN database does not know %s)", what, as, ip)
+		}
+	} else if got := sourceField(d, "source.as.number"); got != w.asn {
+		t.Errorf("%s: source.as.number = %#v, want %v", what, got, w.asn)
 	}
 }
 
