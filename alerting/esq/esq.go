@@ -164,8 +164,19 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Search runs one search on index.
+//
+// Elasticsearch 8 fails the pre-filter (can_match) phase of a range query
+// over indices that map the field as date in some (time series data
+// streams) and date_nanos in others ("... cannot be stored in nanosecond
+// resolution"); such a search is sent again without that phase.
 func (c *Client) Search(ctx context.Context, index string, body, out any) error {
-	return c.Do(ctx, http.MethodPost, "/"+index+"/_search?ignore_unavailable=true&allow_no_indices=true", body, out)
+	path := "/" + index + "/_search?ignore_unavailable=true&allow_no_indices=true"
+	err := c.Do(ctx, http.MethodPost, path, body, out)
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == http.StatusBadRequest && strings.Contains(se.Body, `"phase":"can_match"`) && strings.Contains(se.Body, "nanosecond resolution") {
+		err = c.Do(ctx, http.MethodPost, path+"&pre_filter_shard_size=2147483647", body, out)
+	}
+	return err
 }
 
 // MSearch runs searches in one request (one round trip); out[i] receives

@@ -79,3 +79,10 @@ func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger
 		"builtin_rules", a.BuiltinRulesOn())
 	return ev, nil
 }
+
+// addAlertingStats adds the evaluator's counters (none without alerting).
+func addAlertingStats(m map[string]uint64, ev *eval.Evaluator) {
+	if ev != nil {
+		ev.Stats(m)
+	}
+}

@@ -36,6 +36,7 @@ func usage() {
        aggregator kibana import --url URL  import Ferry's Kibana dashboards (kibana -h: options)
        aggregator silence add|list|expire [--config FILE] ...   silences of alerts (silence: usage)
        aggregator notify test RECEIVER [--config FILE]           send one test notice, print the answer
+       aggregator rules check DIR [--config FILE] | rules test FILE   validate or test alert rules (rules: usage)
 
 Without --config the aggregator runs with its embedded defaults (a file sink).
 `)
@@ -50,6 +51,9 @@ func run(args []string) int {
 	}
 	if len(args) > 0 && args[0] == "notify" {
 		return notifyCmd(args[1:])
+	}
+	if len(args) > 0 && args[0] == "rules" {
+		return rulesCmd(args[1:], os.Stdout, os.Stderr)
 	}
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "run" || args[0] == "validate" || args[0] == "setup") {
@@ -173,6 +177,11 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		return err
 	}
+	// Alerting's rules side: the evaluator (nil without alerting).
+	evaluator, err := startAlerting(ctx, cfg, log, notices)
+	if err != nil {
+		return err
+	}
 	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs), Handlers: notices.handlers()}, func() map[string]uint64 {
 		m := map[string]uint64{
 			"ferry_aggregator_batches_acked_total":       srv.BatchesAcked.Load(),
@@ -200,6 +209,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		addBufferStats(m, bufs)
 		addGeoIPStats(m, geo)
 		notices.addStats(m)
+		addAlertingStats(m, evaluator)
 		return m
 	}, log)
 	if err != nil {
