@@ -116,6 +116,7 @@ func BuiltinRules() []*rules.Rule {
   - name: AgentAbsent
     type: absence
     index: "logs-*,metrics-*"
+    filter: { exists: { field: host.name } }
     group_by: [host.name]
     window: 10m
     lookback: 24h

@@ -17,7 +17,8 @@ import (
 )
 
 // startAlerting starts the rule evaluator of cfg.Alerting (nil when
-// alerting is off): the rules of rules_dir (which must validate at start),
+// alerting is off): the rules of rules_dir (none while they do not
+// validate),
 // reloaded when they change and on SIGHUP, evaluated by the one replica
 // that leads (see alerting/leader) and handed to sink.
 func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger, sink eval.Sink) (*eval.Evaluator, error) {
@@ -26,9 +27,13 @@ func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger
 		return nil, nil
 	}
 	log = log.With("component", "alerting")
+	// Rules that do not validate must not stop the log pipeline: they are
+	// logged, no rule of rules_dir runs until they are fixed (the watch
+	// below applies the fixed set).
 	rs, err := rules.LoadDir(a.RulesDir)
 	if err != nil {
-		return nil, fmt.Errorf("alerting: rules_dir %s:\n%w", a.RulesDir, err)
+		log.Error("alerting: rules do not validate; no rule of rules_dir is evaluated until they do (aggregator rules check)", "rules_dir", a.RulesDir, "err", err)
+		rs = nil
 	}
 	client, err := esq.New(a.Elasticsearch)
 	if err != nil {
