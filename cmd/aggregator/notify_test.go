@@ -28,7 +28,7 @@ func alertingConfig(t *testing.T, esURL, hookURL string) string {
   - { type: elasticsearch, urls: ["` + esURL + `"] }
 buffer: { dir: ` + dir + ` }
 alerting:
-  rules_dir: ` + dir + `
+  rules_dir: ` + t.TempDir() + `
   receivers:
     - { name: hook, webhook: { url: "` + hookURL + `" } }
   route: { receiver: hook }

@@ -35,7 +35,7 @@ func TestAlertingNotifyCLIAndAPI(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	dir := t.TempDir()
+	dir, rulesDir := t.TempDir(), t.TempDir() // no rules: the notify side alone
 	httpAddr := harness.FreePort(t)
 	cfg := filepath.Join(dir, "aggregator.yaml")
 	src := `listen: ` + harness.FreePort(t) + `
@@ -43,7 +43,8 @@ http: ` + httpAddr + `
 sinks: [ { type: file, path: ` + filepath.Join(dir, "out.ndjson") + ` } ]
 buffer: { dir: ` + filepath.Join(dir, "buffer") + ` }
 alerting:
-  rules_dir: ` + dir + `
+  rules_dir: ` + rulesDir + `
+  builtin_rules: false           # no alert from the shared Elasticsearch's history
   elasticsearch: { urls: ["` + es + `"] }
   receivers:
     - { name: hook, webhook: { url: "` + hook.URL + `/alerts" } }
@@ -65,7 +66,9 @@ alerting:
 		t.Fatalf("validate: %s", out)
 	}
 	agg := harness.StartProc(t, dir, "aggregator", "--config", cfg)
-	harness.WaitFor(t, 30*time.Second, "aggregator /healthz", func() bool { _, err := harness.HTTPGet(httpAddr, "/healthz"); return err == nil })
+	if !harness.Poll(30*time.Second, 50*time.Millisecond, func() bool { _, err := harness.HTTPGet(httpAddr, "/healthz"); return err == nil }) {
+		t.Fatalf("aggregator /healthz not answering after 30s:\n%s", agg.LogTail())
+	}
 
 	// A silence over HTTP, listed by the CLI.
 	comment := "e2e " + time.Now().Format(time.RFC3339Nano)
@@ -130,5 +133,47 @@ alerting:
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestAlertingNotifyTestEmail: `aggregator notify test` with an email
+// receiver as configured (password_file, ca_file, STARTTLS by default)
+// delivers to a real SMTP server (aiosmtpd) over STARTTLS with AUTH, and
+// prints the server's answer.
+func TestAlertingNotifyTestEmail(t *testing.T) {
+	srv := harness.StartSMTP(t, "starttls")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "smtp-password")
+	if err := os.WriteFile(pw, []byte(srv.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "aggregator.yaml")
+	src := `alerting:
+  rules_dir: ` + t.TempDir() + `
+  elasticsearch: { urls: ["http://127.0.0.1:1"] }
+  receivers:
+    - name: ops-mail
+      email: { smarthost: "` + srv.Addr + `", from: "Ferry <ferry@example.org>", to: [ops@example.org, oncall@example.org], username: ` + srv.User + `, password_file: ` + pw + `, ca_file: ` + srv.CAFile + ` }
+  route: { receiver: ops-mail }
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(harness.BinDir(t), "aggregator"), "notify", "test", "ops-mail", "--config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("notify test ops-mail: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "ops-mail: 250 Message accepted for delivery as 1") {
+		t.Errorf("printed %q: want the server's answer", out)
+	}
+	m := srv.Message(t, 1)
+	if !m.TLS || m.Auth != "PLAIN" || m.MailFrom != "ferry@example.org" || strings.Join(m.RcptTos, ",") != "ops@example.org,oncall@example.org" {
+		t.Errorf("session tls=%v auth=%q from %q to %v", m.TLS, m.Auth, m.MailFrom, m.RcptTos)
+	}
+	if s := m.Msg.Header.Get("Subject"); s != "[FIRING:1] FerryTestNotice" {
+		t.Errorf("subject %q", s)
+	}
+	if id := m.Msg.Header.Get("Message-Id"); !strings.HasPrefix(id, "<ferry-test-") || !strings.HasSuffix(id, "@example.org>") {
+		t.Errorf("Message-Id %q", id)
 	}
 }
