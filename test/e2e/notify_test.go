@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +177,116 @@ func TestAlertingNotifyTestEmail(t *testing.T) {
 	}
 	if id := m.Msg.Header.Get("Message-Id"); !strings.HasPrefix(id, "<ferry-test-") || !strings.HasSuffix(id, "@example.org>") {
 		t.Errorf("Message-Id %q", id)
+	}
+}
+
+// TestAlertingKilledWhileFiring: the aggregator is SIGKILLed while an
+// alert fires; after the restart its receiver gets no second "firing"
+// notice (the notification log in Elasticsearch), and the resolved notice
+// still comes once the condition clears.
+func TestAlertingKilledWhileFiring(t *testing.T) {
+	es := harness.ESURL(t)
+	index := "ferry-e2e-notify-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano(), 36))
+	t.Cleanup(func() { notifyES(t, es, "DELETE", "/"+index+","+index+"-state", "") })
+	var mu sync.Mutex
+	var notices []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		if gl, _ := m["groupLabels"].(map[string]any); gl["run"] != index {
+			return // not this run's group
+		}
+		mu.Lock()
+		notices = append(notices, m)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	statuses := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, n := range notices {
+			out = append(out, n["status"].(string))
+		}
+		return out
+	}
+
+	dir, rulesDir := t.TempDir(), t.TempDir()
+	harness.WriteFile(t, filepath.Join(rulesDir, "rules.yaml"), `rules:
+  - name: E2EErrors
+    type: frequency
+    index: "`+index+`"
+    filter: { match: { message: "ERROR" } }
+    window: 1m
+    min_count: 1
+    labels: { run: "`+index+`" }   # alert state and notification log outlive a run: one identity per run
+`)
+	httpAddr := harness.FreePort(t)
+	cfg := filepath.Join(dir, "aggregator.yaml")
+	harness.WriteFile(t, cfg, `listen: `+harness.FreePort(t)+`
+http: `+httpAddr+`
+sinks: [ { type: file, path: `+filepath.Join(dir, "out.ndjson")+` } ]
+buffer: { dir: `+filepath.Join(dir, "buffer")+` }
+alerting:
+  rules_dir: `+rulesDir+`
+  interval: 1s
+  delay: 0s
+  builtin_rules: false
+  elasticsearch: { urls: ["`+es+`"], state_index: "`+index+`-state" }
+  receivers:
+    - { name: hook, webhook: { url: "`+hook.URL+`" } }
+  route: { receiver: hook, group_by: [alertname, run], group_wait: 0s, group_interval: 1s, repeat_interval: 1h }
+`)
+	now := time.Now().UTC()
+	for i := range 3 {
+		notifyES(t, es, "PUT", fmt.Sprintf("/%s/_doc/e%d?refresh=true", index, i), fmt.Sprintf(`{"@timestamp":%q,"message":"ERROR %d"}`, now.Add(-5*time.Second).Format(time.RFC3339Nano), i))
+	}
+	agg := harness.StartProc(t, dir, "aggregator", "--config", cfg)
+	if !harness.Poll(30*time.Second, 50*time.Millisecond, func() bool { return len(statuses()) >= 1 }) {
+		t.Fatalf("no firing notice within 30s:\n%s", agg.LogTail())
+	}
+	if s := statuses(); len(s) != 1 || s[0] != "firing" {
+		t.Fatalf("notices %v: want one firing", s)
+	}
+	agg.Kill9()
+	agg.Start()
+	// Several evaluations of the restarted aggregator, each handing the
+	// still firing alert to its dispatcher.
+	harness.WaitFor(t, 30*time.Second, "3 evaluations after the restart", func() bool {
+		n, err := harness.Stat(httpAddr, "ferry_alerting_evaluations_total")
+		return err == nil && n >= 3
+	})
+	if s := statuses(); len(s) != 1 {
+		t.Fatalf("notices after the restart %v: want no second firing notice", s)
+	}
+	for i := range 3 { // the condition clears (no _delete_by_query in the test distribution)
+		notifyES(t, es, "DELETE", fmt.Sprintf("/%s/_doc/e%d?refresh=true", index, i), "")
+	}
+	if !harness.Poll(30*time.Second, 50*time.Millisecond, func() bool { return len(statuses()) >= 2 }) {
+		t.Fatalf("no resolved notice within 30s of the condition clearing:\n%s", agg.LogTail())
+	}
+	if s := statuses(); len(s) != 2 || s[1] != "resolved" {
+		b, _ := json.Marshal(notices)
+		t.Errorf("notices %v: want firing, then resolved\n%s\n%s", s, b, agg.LogTail())
+	}
+}
+
+// notifyES sends one request to Elasticsearch; the test fails on an error
+// status.
+func notifyES(t *testing.T, es, method, path, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, es+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 && !(method == "DELETE" && res.StatusCode == http.StatusNotFound) {
+		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
 	}
 }
