@@ -414,14 +414,31 @@ func (e *Evaluator) stepRule(ctx context.Context, r *rules.Rule, now time.Time) 
 		delete(e.active, fp)
 		e.dels = append(e.dels, fp)
 	}
-	for _, ent := range newlyFiring {
-		e.mu.Unlock()
-		ev := e.evidence(ctx, r, ent, end)
-		e.mu.Lock()
-		ent.Evidence = ev
+	// Evidence: one extra query per alert that starts firing, a few at a
+	// time (a rule may start firing for many groups at once).
+	evs := make([]alert.Evidence, len(newlyFiring))
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, evidenceConcurrency)
+	for i, ent := range newlyFiring {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			evs[i] = e.evidence(ctx, r, ent, end)
+		}()
+	}
+	wg.Wait()
+	e.mu.Lock()
+	for i, ent := range newlyFiring {
+		ent.Evidence = evs[i]
 	}
 	return nil
 }
+
+// evidenceConcurrency bounds the evidence queries of one rule in flight.
+const evidenceConcurrency = 8
 
 // labels of r's alert for group: alertname, the group's fields, severity
 // and the rule's labels.

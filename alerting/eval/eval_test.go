@@ -61,7 +61,7 @@ type testES struct {
 	index string
 }
 
-func newTestES(t *testing.T) *testES {
+func newTestES(t testing.TB) *testES {
 	t.Helper()
 	c, err := esq.New(config.AlertingElasticsearch{URLs: []string{harness.ESURL(t)}})
 	if err != nil {
@@ -114,7 +114,7 @@ func doc(at time.Time, kv ...any) map[string]any {
 	return d
 }
 
-func parseRule(t *testing.T, src string) []*rules.Rule {
+func parseRule(t testing.TB, src string) []*rules.Rule {
 	t.Helper()
 	rs, err := rules.Parse("test.yaml", []byte("rules:\n"+src))
 	if err != nil {
