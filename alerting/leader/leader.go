@@ -20,6 +20,18 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/kube"
 )
 
+// Check returns an error when leader election is required (enabled true)
+// and the API server's configuration cannot be had.
+func Check(c config.LeaderElection) error {
+	if c.Enabled != "true" {
+		return nil
+	}
+	if _, err := kube.RESTConfig(kube.Config{Enabled: c.Enabled, Kubeconfig: c.Kubeconfig}); err != nil {
+		return fmt.Errorf("alerting.leader_election: %w", err)
+	}
+	return nil
+}
+
 // Run calls lead with a context that ends when this replica stops leading
 // (or ctx ends), each time it becomes the leader, until ctx ends. With
 // leader election off (enabled false, or auto outside a cluster without a

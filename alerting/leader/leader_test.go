@@ -108,3 +108,13 @@ func TestOffRunsAlone(t *testing.T) {
 		t.Fatalf("auto: called %v, err %v", called, err)
 	}
 }
+
+func TestCheckRequiresKubernetesWhenEnabled(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if err := Check(config.LeaderElection{Enabled: "true"}); err == nil {
+		t.Error("enabled true outside a cluster without kubeconfig: no error")
+	}
+	if err := Check(config.LeaderElection{Enabled: "auto"}); err != nil {
+		t.Errorf("auto: %v", err)
+	}
+}

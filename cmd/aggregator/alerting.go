@@ -35,6 +35,9 @@ func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger
 		log.Error("alerting: rules do not validate; no rule of rules_dir is evaluated until they do (aggregator rules check)", "rules_dir", a.RulesDir, "err", err)
 		rs = nil
 	}
+	if err := leader.Check(a.LeaderElection); err != nil {
+		return nil, err
+	}
 	client, err := esq.New(a.Elasticsearch)
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
