@@ -551,3 +551,37 @@ func TestSetRulesKeepsStateOfUnchangedRules(t *testing.T) {
 		t.Fatalf("pending since %v: want A kept (%s), B started over", since, t0)
 	}
 }
+
+// frequency with max_count: a group that goes silent (count 0) still
+// holds "at most", so its alert keeps firing.
+func TestFrequencyMaxCountSilentGroup(t *testing.T) {
+	es := newTestES(t)
+	t0 := base()
+	es.add(t, doc(t0.Add(-time.Second), "service.name", "quiet"))
+	for i := range 10 {
+		es.add(t, doc(t0.Add(-time.Duration(i+1)*time.Second), "service.name", "busy"))
+	}
+	e := newEval(t, es, nil, `
+  - name: TooQuiet
+    type: frequency
+    index: INDEX
+    group_by: [service.name]
+    window: 5m
+    max_count: 5
+`)
+	firing := func() string {
+		var s []string
+		for _, a := range e.Active() {
+			s = append(s, a.Labels["service.name"]+":"+string(a.State))
+		}
+		return strings.Join(s, ",")
+	}
+	step(t, e, t0)
+	if got := firing(); got != "quiet:firing" {
+		t.Fatalf("first: %s", got)
+	}
+	step(t, e, t0.Add(10*time.Minute)) // nothing in the window any more
+	if got := firing(); got != "quiet:firing" {
+		t.Fatalf("silent: %s, want quiet still firing", got)
+	}
+}

@@ -205,7 +205,36 @@ func (e *Evaluator) frequency(ctx context.Context, r *rules.Rule, end time.Time)
 		s.keep = s.active
 		out = append(out, s)
 	}
+	if r.MaxCount != nil && len(r.GroupBy) > 0 {
+		out = append(out, e.silentGroups(r, bs)...)
+	}
 	return out, nil
+}
+
+// silentGroups are the groups of r's active alerts that have no document
+// in the window: a count of 0, which "at most max_count" still holds for.
+func (e *Evaluator) silentGroups(r *rules.Rule, bs []bucket) []sample {
+	seen := map[string]bool{}
+	for _, b := range bs {
+		seen[alert.Fingerprint(b.group)] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []sample
+	for _, ent := range e.active {
+		if ent.Rule != r.Name {
+			continue
+		}
+		g := make(map[string]string, len(r.GroupBy))
+		for _, f := range r.GroupBy {
+			g[f] = ent.Labels[f]
+		}
+		if !seen[alert.Fingerprint(g)] {
+			seen[alert.Fingerprint(g)] = true
+			out = append(out, sample{group: g, value: 0, active: true, keep: true})
+		}
+	}
+	return out
 }
 
 // terms reads a terms aggregation's buckets.
