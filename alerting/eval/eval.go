@@ -74,6 +74,7 @@ type Evaluator struct {
 	dels     []string                // fingerprints to delete from the store
 	resolved []alert.Alert           // resolved alerts not yet handed to the sink
 
+	haveRules bool      // SetRules was called: alerts of other rules are stale
 	esDown    time.Time // first failed ping of the current outage (zero: up)
 	esFiring  *state.Entry
 	loaded    bool
@@ -162,7 +163,29 @@ func (e *Evaluator) SetRules(rs []*rules.Rule) {
 			e.dels = append(e.dels, fp)
 		}
 	}
-	e.rules, e.ruleKeys = rs, keys
+	e.rules, e.ruleKeys, e.haveRules = rs, keys, true
+	if e.loaded {
+		e.pruneLocked(now)
+	}
+}
+
+// pruneLocked resolves and forgets the active alerts of rules that are not
+// evaluated (removed, or built-in rules turned off while no evaluator
+// ran). Called with e.mu held, once rules are set and state is loaded.
+func (e *Evaluator) pruneLocked(now time.Time) {
+	if !e.haveRules {
+		return
+	}
+	for fp, ent := range e.active {
+		if _, ok := e.ruleKeys[ent.Rule]; ok {
+			continue
+		}
+		if ent.State == alert.Firing {
+			e.resolved = append(e.resolved, resolvedAlert(ent, now))
+		}
+		delete(e.active, fp)
+		e.dels = append(e.dels, fp)
+	}
 }
 
 // Rules returns the rules being evaluated.
@@ -181,8 +204,13 @@ func (e *Evaluator) Load(ctx context.Context) error {
 		}
 		e.o.Store = s
 	}
-	if e.loaded || e.o.Store == nil {
+	e.mu.Lock()
+	done := e.loaded || e.o.Store == nil
+	if done {
 		e.loaded = true
+	}
+	e.mu.Unlock()
+	if done {
 		return nil
 	}
 	entries, last, err := e.o.Store.Load(ctx)
@@ -200,8 +228,9 @@ func (e *Evaluator) Load(ctx context.Context) error {
 		e.active[en.Fingerprint] = &en
 	}
 	maps.Copy(e.lastEval, last)
-	e.mu.Unlock()
 	e.loaded = true
+	e.pruneLocked(e.o.Now())
+	e.mu.Unlock()
 	e.o.Log.Info("alerting: state loaded", "active_alerts", len(entries), "rules_with_history", len(last))
 	return nil
 }
@@ -210,7 +239,9 @@ func (e *Evaluator) Load(ctx context.Context) error {
 // every interval until ctx ends. Each Run (each term as leader) loads the
 // state anew.
 func (e *Evaluator) Run(ctx context.Context) error {
+	e.mu.Lock()
 	e.loaded = false
+	e.mu.Unlock()
 	for {
 		err := e.Load(ctx)
 		if err == nil {

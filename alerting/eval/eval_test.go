@@ -585,3 +585,39 @@ func TestFrequencyMaxCountSilentGroup(t *testing.T) {
 		t.Fatalf("silent: %s, want quiet still firing", got)
 	}
 }
+
+// Alerts in the state of a rule that is no longer evaluated (removed, or
+// a built-in rule turned off while no evaluator ran) are resolved at load,
+// not handed over as firing forever.
+func TestStateOfRemovedRuleResolvedAtLoad(t *testing.T) {
+	es := newTestES(t)
+	ctx := context.Background()
+	store, err := state.Open(ctx, es.c, es.index+"-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := base()
+	es.add(t, doc(t0.Add(-time.Second), "message", "x"))
+	rule := func(name string) string {
+		return "\n  - {name: " + name + ", type: frequency, index: " + es.index + ", window: 5m, min_count: 1}\n"
+	}
+	e1 := New(Options{Client: es.c, Store: store, Interval: time.Minute, MaxCatchUp: -1})
+	e1.SetRules(parseRule(t, rule("Old")))
+	step(t, e1, t0)
+	rec := &recorder{}
+	e2 := New(Options{Client: es.c, Store: store, Sink: rec, Interval: time.Minute, MaxCatchUp: -1})
+	e2.SetRules(parseRule(t, rule("New")))
+	step(t, e2, t0.Add(time.Minute))
+	got := rec.last("alertname")
+	if _, ok := got["resolved:Old"]; !ok {
+		t.Errorf("notified %v, want Old resolved", got)
+	}
+	if _, ok := got["firing:Old"]; ok {
+		t.Errorf("Old handed over as firing: %v", got)
+	}
+	for _, a := range e2.Active() {
+		if a.Labels["alertname"] == "Old" {
+			t.Errorf("Old still active: %+v", a)
+		}
+	}
+}

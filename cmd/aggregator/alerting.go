@@ -31,6 +31,7 @@ func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger
 	// logged, no rule of rules_dir runs until they are fixed (the watch
 	// below applies the fixed set).
 	rs, err := rules.LoadDir(a.RulesDir)
+	valid := err == nil
 	if err != nil {
 		log.Error("alerting: rules do not validate; no rule of rules_dir is evaluated until they do (aggregator rules check)", "rules_dir", a.RulesDir, "err", err)
 		rs = nil
@@ -52,7 +53,9 @@ func startAlerting(ctx context.Context, cfg *config.Aggregator, log *slog.Logger
 		Builtin:    a.BuiltinRulesOn(),
 		Log:        log,
 	})
-	ev.SetRules(rs)
+	if valid {
+		ev.SetRules(rs) // else the state of the rules stays until they validate
+	}
 	// SIGHUP reloads the rules too (signal.Notify delivers to every
 	// channel registered, so the configuration's reload still gets it).
 	sig := make(chan os.Signal, 1)
