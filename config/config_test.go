@@ -721,9 +721,9 @@ func TestFieldError(t *testing.T) {
 		e    FieldError
 		want string
 	}{
-		{FieldError{"agent.yaml", 7, 5, "inputs[1].paths", "must not be empty"}, "agent.yaml:7:5: inputs[1].paths: must not be empty"},
-		{FieldError{"agent.yaml", 3, 0, "", "invalid YAML: x"}, "agent.yaml:3: invalid YAML: x"},
-		{FieldError{"agent.yaml", 0, 0, "node", "must not be empty"}, "agent.yaml: node: must not be empty"},
+		{FieldError{"agent.yaml", 7, 5, "inputs[1].paths", "must not be empty", false}, "agent.yaml:7:5: inputs[1].paths: must not be empty"},
+		{FieldError{"agent.yaml", 3, 0, "", "invalid YAML: x", false}, "agent.yaml:3: invalid YAML: x"},
+		{FieldError{"agent.yaml", 0, 0, "node", "must not be empty", false}, "agent.yaml: node: must not be empty"},
 	} {
 		if got := tc.e.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)

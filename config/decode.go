@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"net"
@@ -35,6 +36,11 @@ type FieldError struct {
 	Line, Column int    // 1-based; 0 when unknown
 	Path         string // e.g. "inputs[1].paths"; "" for the file as a whole
 	Msg          string
+	// Absent says the problem is only that a file or directory the
+	// configuration names does not exist on this machine: `validate` run
+	// on another host than the one the process will run on reports it as
+	// a warning, the process itself refuses to start.
+	Absent bool
 }
 
 // Error formats e as "agent.yaml:7:5: inputs[1].paths: must not be empty".
@@ -57,6 +63,41 @@ func (e FieldError) Error() string {
 
 // Errors is every problem found in one file, in file order.
 type Errors []FieldError
+
+// ValidateResult is what `validate` prints for the result err of loading
+// file, and whether the file is valid: every problem an error, except files
+// the configuration names that only do not exist on this machine, which are
+// warnings (the process checks them again when it starts).
+func ValidateResult(file string, err error) (out string, ok bool) {
+	if err == nil {
+		return file + ": ok\n", true
+	}
+	es, absent := OnlyAbsent(err)
+	if !absent {
+		return err.Error() + "\n", false
+	}
+	var b strings.Builder
+	for _, e := range es {
+		b.WriteString("warning: " + e.Error() + " (not on this machine; checked again when the process starts)\n")
+	}
+	b.WriteString(file + ": ok\n")
+	return b.String(), true
+}
+
+// OnlyAbsent reports whether err is a non-empty Errors whose every problem
+// is a file or directory missing on this machine (FieldError.Absent).
+func OnlyAbsent(err error) (Errors, bool) {
+	var es Errors
+	if !errors.As(err, &es) || len(es) == 0 {
+		return nil, false
+	}
+	for _, e := range es {
+		if !e.Absent {
+			return es, false
+		}
+	}
+	return es, true
+}
 
 func (es Errors) Error() string {
 	lines := make([]string, len(es))
@@ -99,6 +140,16 @@ func (d *decoder) fail(at *yaml.Node, path, msg string) {
 // the key is absent, at the closest enclosing one. A path that already has an
 // error gets no second one.
 func (d *decoder) invalid(path, format string, args ...any) {
+	d.problem(path, false, format, args...)
+}
+
+// fileProblem records that the file or directory a field names could not be
+// used because of err; a file that does not exist is marked Absent.
+func (d *decoder) fileProblem(path string, err error, format string, args ...any) {
+	d.problem(path, errors.Is(err, fs.ErrNotExist), format, args...)
+}
+
+func (d *decoder) problem(path string, absent bool, format string, args ...any) {
 	if d.failed[path] {
 		return
 	}
@@ -108,7 +159,7 @@ func (d *decoder) invalid(path, format string, args ...any) {
 		q = q[:max(strings.LastIndexAny(q, ".["), 0)]
 		p, ok = d.seen[q]
 	}
-	d.errs = append(d.errs, FieldError{File: d.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, FieldError{File: d.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...), Absent: absent})
 }
 
 // errors returns the problems sorted by position (unpositioned ones last).
@@ -580,7 +631,7 @@ func (d *decoder) validateKubernetes(p string, k Kubernetes) {
 	}
 	if k.Kubeconfig != "" && k.Enabled != "false" {
 		if _, err := os.Stat(k.Kubeconfig); err != nil {
-			d.invalid(p+".kubeconfig", "%v", err)
+			d.fileProblem(p+".kubeconfig", err, "%v", err)
 		}
 	}
 	for i, a := range k.Annotations {
@@ -667,7 +718,7 @@ func (d *decoder) validateGeoIP(p string, g *GeoIP) {
 			continue
 		}
 		if fi, err := os.Stat(path); err != nil {
-			d.invalid(p+"."+key, "%v", err)
+			d.fileProblem(p+"."+key, err, "%v", err)
 		} else if fi.IsDir() {
 			d.invalid(p+"."+key, "%s is a directory, not a database file", path)
 		}
@@ -779,7 +830,7 @@ func (d *decoder) secretFile(p, key string, secret *string, file string) {
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		d.invalid(path, "cannot read: %v", err)
+		d.fileProblem(path, err, "cannot read: %v", err)
 		return
 	}
 	if *secret = strings.TrimRight(string(b), "\r\n"); *secret == "" {
@@ -838,7 +889,7 @@ func (d *decoder) onlyWithTLS(p string, keys ...string) {
 // caFile checks a file of PEM CA certificates.
 func (d *decoder) caFile(path, file string) {
 	if pem, err := os.ReadFile(file); err != nil {
-		d.invalid(path, "cannot read: %v", err)
+		d.fileProblem(path, err, "cannot read: %v", err)
 	} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		d.invalid(path, "no PEM certificate found in %s", file)
 	}
@@ -860,14 +911,14 @@ func (d *decoder) keyPair(p, certFile, keyFile string) {
 	}
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		d.invalid(certPath, "cannot read: %v", err)
+		d.fileProblem(certPath, err, "cannot read: %v", err)
 	} else if err := parseCert(certPEM); err != nil {
 		d.invalid(certPath, "%s: %v", certFile, err)
 		certPEM = nil
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		d.invalid(keyPath, "cannot read: %v", err)
+		d.fileProblem(keyPath, err, "cannot read: %v", err)
 		return
 	}
 	if certPEM == nil {
@@ -915,7 +966,7 @@ func (d *decoder) validateBearer(p string, c AggregatorClient) {
 		}
 		b, err := os.ReadFile(c.BearerTokenFile)
 		if err != nil {
-			d.invalid(key, "cannot read: %v", err)
+			d.fileProblem(key, err, "cannot read: %v", err)
 			return
 		}
 		tok := strings.TrimSpace(string(b))
@@ -952,7 +1003,7 @@ func (d *decoder) validateAuth(p string, a Auth, tlsEnabled bool) {
 	if f := a.BearerTokensFile; f != "" {
 		path := p + ".bearer_tokens_file"
 		if b, err := os.ReadFile(f); err != nil {
-			d.invalid(path, "cannot read: %v", err)
+			d.fileProblem(path, err, "cannot read: %v", err)
 		} else if toks, err := tlsconf.ParseTokens(b); err != nil {
 			d.invalid(path, "%s: %v", f, err)
 		} else if len(toks) == 0 {

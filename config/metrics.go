@@ -78,7 +78,7 @@ func (d *decoder) validateMetrics(p string, m Metrics) {
 			continue
 		}
 		if st, err := os.Stat(r.dir); err != nil {
-			d.invalid(p+"."+r.key, "%v", err)
+			d.fileProblem(p+"."+r.key, err, "%v", err)
 		} else if !st.IsDir() {
 			d.invalid(p+"."+r.key, "%s is not a directory", r.dir)
 		}

@@ -73,6 +73,15 @@ func run(args []string) int {
 	if *path != "" {
 		var err error
 		if cfg, err = config.LoadAggregator(*path); err != nil {
+			if cmd == "validate" {
+				// Files the configuration names may live only on the
+				// host it is meant for: warnings here, errors at start.
+				out, ok := config.ValidateResult(*path, err)
+				if ok {
+					fmt.Print(out)
+					return 0
+				}
+			}
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
