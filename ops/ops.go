@@ -14,8 +14,10 @@ import (
 	"net/http/pprof"
 	"os"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // NewLogger returns a slog logger writing to w in format "json" or "text"
@@ -29,8 +31,8 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 }
 
 // Health serves /healthz (the process runs), /readyz (ready() returns nil),
-// and the counters from stats() as plain "name value" lines on /stats and
-// in the Prometheus text format on /metrics.
+// and the counters from stats() as plain "name value" lines on /stats and,
+// with the rest of Checks.Registry, in the Prometheus format on /metrics.
 type Health struct {
 	srv *http.Server
 	ln  net.Listener
@@ -45,6 +47,9 @@ type Checks struct {
 	// Handlers are served besides the built-in paths, by pattern (e.g.
 	// "/api/silences" and "/api/silences/").
 	Handlers map[string]http.Handler
+	// Registry is what /metrics serves (see NewRegistry); the counters of
+	// stats are added to it. Nil serves a fresh registry with those only.
+	Registry *prometheus.Registry
 }
 
 // StartHealth listens on addr and serves until Shutdown. /healthz answers
@@ -84,10 +89,14 @@ func StartHealth(addr string, checks Checks, stats func() map[string]uint64, log
 	for pattern, h := range checks.Handlers {
 		mux.Handle(pattern, h)
 	}
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		writeMetrics(w, stats())
-	})
+	reg := checks.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := reg.Register(statsCollector{stats: stats, log: log}); err != nil {
+		return nil, fmt.Errorf("register the counters: %w", err)
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError), ErrorHandling: promhttp.ContinueOnError}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("health listen %s: %w", addr, err)
@@ -99,26 +108,6 @@ func StartHealth(addr string, checks Checks, stats func() map[string]uint64, log
 		}
 	}()
 	return h, nil
-}
-
-// writeMetrics writes m in the Prometheus text exposition format, sorted by
-// name: a name ending in _total is a counter, any other a gauge. A name may
-// carry labels (`name{receiver="x",result="sent"}`); the TYPE line names the
-// metric once, before its first series.
-func writeMetrics(w io.Writer, m map[string]uint64) {
-	last := ""
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		name, _, _ := strings.Cut(k, "{")
-		if name != last {
-			typ := "gauge"
-			if strings.HasSuffix(name, "_total") {
-				typ = "counter"
-			}
-			fmt.Fprintf(w, "# TYPE %s %s\n", name, typ)
-			last = name
-		}
-		fmt.Fprintf(w, "%s %d\n", k, m[k])
-	}
 }
 
 // Addr is the address the health server listens on.

@@ -64,6 +64,14 @@ type ClientConfig struct {
 	// uid gets the pod's. Nil: events carry their file-name coordinates
 	// only.
 	Pods PodMeta
+	// AckLatency, when set, observes the seconds from sending a batch to
+	// its OK acknowledgement (a prometheus.Histogram fits).
+	AckLatency Observer
+}
+
+// Observer takes one observation (a prometheus.Observer fits).
+type Observer interface {
+	Observe(float64)
 }
 
 // PodMeta gives the Kubernetes metadata of a pod (see pipeline/kube).
@@ -109,6 +117,7 @@ func (c *Client) Counters() map[string]uint64 {
 		"ferry_agent_batches_rejected_total": s.BatchesRejected,
 		"ferry_agent_resends_total":          s.Resends,
 		"ferry_agent_reconnects_total":       s.Reconnects,
+		"ferry_agent_batches_in_flight":      s.BatchesInFlight,
 	}
 }
 
@@ -126,6 +135,9 @@ type Stats struct {
 	BatchesRejected uint64 // permanent errors: logged and not re-sent
 	Resends         uint64 // batches sent again: after a retry ack or on a new stream
 	Reconnects      uint64 // streams opened after the first one
+	// BatchesInFlight is a gauge: batches sealed and not acknowledged yet
+	// (at most MaxInflight).
+	BatchesInFlight uint64
 }
 
 // NewClient returns a client for cfg. It does not connect yet.
@@ -193,6 +205,7 @@ type pending struct {
 	acked   bool
 	sent    bool // on the current stream
 	sends   int  // times sent, on any stream
+	sentAt  time.Time
 	retryAt time.Time
 }
 
@@ -524,6 +537,10 @@ func (s *session) run(ctx context.Context) error {
 		if s.stream != nil {
 			s.sendDue()
 		}
+		if n := s.unacked(); n != s.c.stats.BatchesInFlight {
+			s.c.stats.BatchesInFlight = n
+			s.c.publish()
+		}
 		// When to wake up next: batch timeout, retry, reconnect.
 		wake := time.Hour
 		if !s.cur.empty() && len(s.queue) < cfg.MaxInflight {
@@ -690,6 +707,17 @@ func (s *session) sealCurrent() {
 	s.advance()
 }
 
+// unacked is the number of batches in the window not acknowledged yet.
+func (s *session) unacked() uint64 {
+	var n uint64
+	for _, p := range s.queue {
+		if !p.acked {
+			n++
+		}
+	}
+	return n
+}
+
 // sendDue sends every unsent, unacked batch whose retry time has come, in
 // sequence order.
 func (s *session) sendDue() {
@@ -704,6 +732,7 @@ func (s *session) sendDue() {
 			return
 		}
 		p.sent = true
+		p.sentAt = now
 		if p.sends > 0 {
 			s.c.stats.Resends++
 		}
@@ -749,6 +778,9 @@ func (s *session) handle(a ackOrErr) {
 		s.backoff = s.c.cfg.BackoffInitial
 		s.c.stats.BatchesAcked++
 		s.c.stats.EventsAcked += uint64(p.events)
+		if o := s.c.cfg.AckLatency; o != nil {
+			o.Observe(time.Since(p.sentAt).Seconds())
+		}
 		s.advance()
 	case ferryv1.Ack_CODE_PERMANENT:
 		s.c.log.Error("aggregator rejected a batch for good; its events are dropped",

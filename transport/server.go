@@ -75,6 +75,11 @@ type ServerConfig struct {
 	// and the agent sends its batches again on a new stream, which its
 	// round-robin balancing opens on another replica when there is one.
 	Health func() error
+	// EventLatency, when set, observes for each event of a batch the sink
+	// accepted the seconds from the event's time (time_unix_nano: the
+	// line's own time, or when the agent read it) to that acceptance; a
+	// time in the future observes 0, an event without a time nothing.
+	EventLatency Observer
 }
 
 // Defaults of ServerConfig.
@@ -475,6 +480,14 @@ func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 	}
 	s.BatchesAcked.Add(1)
 	s.EventsAcked.Add(uint64(len(b.Events)))
+	if o := s.cfg.EventLatency; o != nil {
+		now := time.Now().UnixNano()
+		for _, e := range b.Events {
+			if t := e.GetTimeUnixNano(); t > 0 {
+				o.Observe(float64(max(now-t, 0)) / 1e9)
+			}
+		}
+	}
 	return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_OK}
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -91,6 +92,8 @@ func run(args []string) int {
 func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	level := ops.NewLevel(cfg.Log.Level)
 	log := ops.NewLoggerLevel(os.Stderr, level, cfg.Log.Format).With("node", cfg.Node)
+	// The one registry /metrics serves; what exports metrics registers here.
+	reg := ops.NewRegistry()
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
@@ -138,6 +141,12 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		return err
 	}
 	podRules.set(kubeCtx, meta) // pods may now choose their multiline rule
+	ackLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_agent_ack_latency_seconds",
+		Help:    "Seconds from sending a batch to the aggregator to its acknowledgement.",
+		Buckets: ops.LatencyBuckets,
+	})
+	reg.MustRegister(ackLatency)
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Addresses:       ac.Addresses,
@@ -154,6 +163,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		MaxLineBytes:    maxLineBytes(cfg.Inputs),
 		Parsers:         parsers(cfg.Inputs),
 		Pods:            podMeta(meta),
+		AckLatency:      ackLatency,
 	}, newCommits(mgr, sys), log)
 	if err != nil {
 		return err
@@ -192,7 +202,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		}
 		return nil
 	}
-	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Ready: connected}, counters, log)
+	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Ready: connected, Registry: reg}, counters, log)
 	if err != nil {
 		return err
 	}

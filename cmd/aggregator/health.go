@@ -9,8 +9,9 @@ import (
 
 // diskBuffer is the disk buffer of one sink, named after the sink.
 type diskBuffer struct {
-	name string
-	buf  *buffer.Sink
+	name     string
+	buf      *buffer.Sink
+	capacity int64 // the buffer's max_bytes
 }
 
 // readiness is the aggregator's /readyz check: ready while the server takes
@@ -75,7 +76,8 @@ func buffersHealth(bufs []diskBuffer) func() error {
 // addBufferStats adds the disk buffers' health to the /stats counters:
 // the number of failed buffers (0 when all are healthy), of buffers whose
 // disk is full now, and the batches refused because a buffer's disk was
-// full.
+// full; and per buffer (label sink) the bytes it holds not yet delivered
+// and its capacity (max_bytes), whose ratio the chart alerts on.
 func addBufferStats(m map[string]uint64, bufs []diskBuffer) {
 	var failed, full, noSpace, dropped uint64
 	for _, b := range bufs {
@@ -88,6 +90,8 @@ func addBufferStats(m map[string]uint64, bufs []diskBuffer) {
 		}
 		noSpace += st.NoSpace
 		dropped += b.buf.Dropped()
+		m[`ferry_aggregator_buffer_bytes{sink="`+b.name+`"}`] = uint64(max(st.PendingBytes, 0))
+		m[`ferry_aggregator_buffer_capacity_bytes{sink="`+b.name+`"}`] = uint64(max(b.capacity, 0))
 	}
 	m["ferry_aggregator_buffers_full"] = full
 	m["ferry_aggregator_buffer_events_dropped_total"] = dropped

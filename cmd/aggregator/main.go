@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // agents may compress
 	"google.golang.org/grpc/keepalive"
@@ -113,6 +114,8 @@ func run(args []string) int {
 func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReload, hup <-chan os.Signal) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The one registry /metrics serves; what exports metrics registers here.
+	reg := ops.NewRegistry()
 	ml, err := ops.ApplyMemoryLimit(int64(cfg.MemoryLimit), "/sys/fs/cgroup")
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
@@ -140,6 +143,12 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		return err
 	}
+	eventLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_aggregator_event_latency_seconds",
+		Help:    "Seconds from an event's time (the line's own, or when the agent read it) to its sink (or the sink's disk buffer) accepting it.",
+		Buckets: ops.LatencyBuckets,
+	})
+	reg.MustRegister(eventLatency)
 	srv := transport.NewServer(sink, transport.ServerConfig{
 		MaxBatchesInFlight:  cfg.MaxBatchesInFlight,
 		MaxMessageBytes:     int(cfg.MaxRecvMessageBytes),
@@ -147,6 +156,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		MaxBytesInFlight:    inFlight,
 		AckTimeout:          time.Duration(cfg.AckTimeout),
 		Health:              buffersHealth(bufs),
+		EventLatency:        eventLatency,
 	}, log)
 	security, files, err := linkSecurity(cfg, log)
 	if err != nil {
@@ -191,7 +201,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		return err
 	}
-	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs), Handlers: notices.handlers()}, func() map[string]uint64 {
+	health, err := ops.StartHealth(cfg.HTTP, ops.Checks{Live: liveness(bufs), Ready: readiness(srv.Ready, bufs), Handlers: notices.handlers(), Registry: reg}, func() map[string]uint64 {
 		m := map[string]uint64{
 			"ferry_aggregator_batches_acked_total":       srv.BatchesAcked.Load(),
 			"ferry_aggregator_events_acked_total":        srv.EventsAcked.Load(),

@@ -63,7 +63,7 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *e
 			return nil, nil, fmt.Errorf("sink %s: %w", c.Name, err)
 		}
 		if buf, ok := s.(*buffer.Sink); ok {
-			bufs = append(bufs, diskBuffer{name: c.Name, buf: buf})
+			bufs = append(bufs, diskBuffer{name: c.Name, buf: buf, capacity: int64(b.MaxBytes)})
 		}
 		out = append(out, s)
 	}

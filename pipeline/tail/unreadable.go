@@ -50,12 +50,17 @@ func (m *Manager) forgetUnreadable(seen map[string]bool) {
 // Counters returns the manager's metrics: ferry_agent_files_unreadable
 // (matched files that cannot be opened, as of the last scan) and
 // ferry_agent_files_unreadable_total (files found unreadable, counted once
-// each time a file becomes so).
+// each time a file becomes so), ferry_agent_files_tailed (files followed
+// now) and ferry_agent_file_lag_bytes (see lagBytes: a stat per followed
+// file).
 func (m *Manager) Counters() map[string]uint64 {
+	lag := m.lagBytes()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return map[string]uint64{
 		"ferry_agent_files_unreadable":       uint64(len(m.unreadable)),
 		"ferry_agent_files_unreadable_total": m.unreadableTotal,
+		"ferry_agent_files_tailed":           uint64(len(m.followers)),
+		"ferry_agent_file_lag_bytes":         lag,
 	}
 }
