@@ -400,11 +400,24 @@ func TestMonitoringOnlyWithAPI(t *testing.T) {
 	find(t, with, "PodMonitor", "ferry-aggregator")
 	rule := find(t, with, "PrometheusRule", "ferry")
 	var alerts []string
+	exprs := map[string]string{}
 	for _, r := range list(rule, "spec", "groups", 0, "rules") {
 		alerts = append(alerts, str(r, "alert"))
+		exprs[str(r, "alert")] = str(r, "expr")
 	}
-	if !reflect.DeepEqual(alerts, []string{"FerryNoAcks", "FerryEventsDropped", "FerryBufferFull"}) {
+	if !reflect.DeepEqual(alerts, []string{"FerryNoAcks", "FerryEventsDropped", "FerryBufferFull", "FerryBufferAbove80Percent", "FerryAgentLagGrowing"}) {
 		t.Errorf("alerts %v", alerts)
+	}
+	// The metrics the binaries serve (test/e2e's TestMetricsScrape).
+	for alert, metrics := range map[string][]string{
+		"FerryBufferAbove80Percent": {"ferry_aggregator_buffer_bytes{", "ferry_aggregator_buffer_capacity_bytes{", "> 0.8"},
+		"FerryAgentLagGrowing":      {"deriv(ferry_agent_file_lag_bytes{"},
+	} {
+		for _, m := range metrics {
+			if !strings.Contains(exprs[alert], m) {
+				t.Errorf("alert %s: expr %q lacks %q", alert, exprs[alert], m)
+			}
+		}
 	}
 }
 
