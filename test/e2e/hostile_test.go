@@ -78,13 +78,19 @@ sinks:
 	// Slow readers: tiny batches, each stream on a connection of its own,
 	// never calling Recv. Floods: valid 8 MiB batches, acks read and
 	// dropped.
+	// Slow readers send until the aggregator ends their streams (bounded by
+	// a minute past the attack): on a busy machine filling their windows
+	// with unread acks can take longer than the attack itself.
+	slowCtx, slowCancel := context.WithTimeout(context.Background(), attack+time.Minute)
+	defer slowCancel()
+	var slowWG sync.WaitGroup
 	for i := range slowReaders {
 		// A fixed 64 KiB window (no BDP growth): the acks a slow reader
-		// leaves unread fill it after a few thousand batches, however busy
-		// the machine is, so the aggregator's ack_timeout must act.
+		// leaves unread fill it after a few thousand batches, so the
+		// aggregator's ack_timeout must act.
 		c := conn(grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-		wg.Add(1)
-		go func() { defer wg.Done(); sendForever(ctx, c, fmt.Sprintf("slow-%d", i), 1, 10, false, &sent) }()
+		slowWG.Add(1)
+		go func() { defer slowWG.Done(); sendForever(slowCtx, c, fmt.Sprintf("slow-%d", i), 1, 10, false, &sent) }()
 	}
 	for i := range floods {
 		c := conn()
@@ -176,6 +182,12 @@ sinks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	harness.Poll(time.Until(deadline)+time.Minute, 50*time.Millisecond, func() bool {
+		n, _ := harness.Stat(aggHTTP, "ferry_aggregator_ack_timeouts_total")
+		return n >= slowReaders
+	})
+	slowCancel()
+	slowWG.Wait()
 	timeouts, _ := harness.Stat(aggHTTP, "ferry_aggregator_ack_timeouts_total")
 	waits, _ := harness.Stat(aggHTTP, "ferry_aggregator_budget_waits_total")
 	t.Logf("attack %s: %d batches sent, %d oversize refused, %d garbage connections; agent's %d lines acked during the attack: %v; "+
