@@ -54,7 +54,7 @@ func run(args []string) int {
 	}
 	var hup chan os.Signal
 	if cmd == "run" {
-		hup = hangups() // first: a SIGHUP while starting must not kill the agent
+		hup = ops.Hangups() // first: a SIGHUP while starting must not kill the agent
 	}
 	cfg := config.DefaultAgent()
 	if *path != "" {
@@ -216,7 +216,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	go func() { defer wg.Done(); _ = mgr.Run(ctx) }()
 	running := *cfg
 	rl := &agentReload{path: path, cur: &running, level: level, inputs: mgr, files: files, log: log}
-	go func() { defer wg.Done(); rl.run(ctx, hup) }()
+	go func() { defer wg.Done(); ops.OnHangup(ctx, hup, rl.reload) }()
 	saveDone := make(chan struct{})
 	go func() {
 		defer wg.Done()
@@ -263,7 +263,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 // plaintext when aggregator.tls is off) and the bearer token, if any, and
 // the material of theirs that SIGHUP reads again. The files are read now
 // and again when they change.
-func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOption, []reloadable, error) {
+func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOption, []ops.Reloadable, error) {
 	if !ac.TLS.Enabled {
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil, nil
 	}
@@ -278,7 +278,7 @@ func linkOptions(ac config.AggregatorClient, log *slog.Logger) ([]grpc.DialOptio
 	if err != nil {
 		return nil, nil, fmt.Errorf("aggregator.tls: %w", err)
 	}
-	files := []reloadable{tc}
+	files := []ops.Reloadable{tc}
 	if ac.TLS.InsecureSkipVerify {
 		log.Warn("aggregator.tls.insecure_skip_verify is set: the aggregator's certificate is not verified")
 	}

@@ -1,31 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/ops"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 )
-
-// hangups returns a channel that receives SIGHUP from now on. It is called
-// before anything slow at start, so that a SIGHUP while the agent starts
-// waits for the reload loop instead of killing the process (SIGHUP's
-// default action).
-func hangups() chan os.Signal {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGHUP)
-	return c
-}
-
-// reloadable is material read from files that can be read again on demand:
-// TLS certificates, CAs and the bearer token file.
-type reloadable interface{ Reload() }
 
 // agentReload applies the configuration file again on SIGHUP. What can
 // change while the agent runs is applied: the inputs (paths, excludes,
@@ -39,20 +20,8 @@ type agentReload struct {
 	cur    *config.Agent // what runs: the start configuration with the live keys applied since
 	level  *slog.LevelVar
 	inputs interface{ SetInputs([]tail.Input) error }
-	files  []reloadable
+	files  []ops.Reloadable
 	log    *slog.Logger
-}
-
-// run reloads on every signal from hup until ctx ends.
-func (r *agentReload) run(ctx context.Context, hup <-chan os.Signal) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.reload()
-		}
-	}
 }
 
 // reload reads the file, applies what it can and logs the rest.
@@ -66,7 +35,7 @@ func (r *agentReload) reload() {
 	}
 	next, err := config.LoadAgent(r.path)
 	if err != nil {
-		logInvalid(r.log, r.path, err)
+		config.LogRejected(r.log, r.path, err)
 		return
 	}
 	var applied, restart, inputs []string
@@ -103,18 +72,4 @@ func (r *agentReload) reload() {
 		}
 	}
 	r.log.Info("configuration reloaded", "file", r.path, "applied", applied, "needs_restart", restart)
-}
-
-// logInvalid logs why a configuration file was not reloaded: each error of
-// the file on its own line, with its field, line and column.
-func logInvalid(log *slog.Logger, path string, err error) {
-	var errs config.Errors
-	if !errors.As(err, &errs) {
-		log.Error("configuration not reloaded; running with the previous one", "file", path, "err", err)
-		return
-	}
-	for _, e := range errs {
-		log.Error("configuration not reloaded: invalid field; running with the previous configuration",
-			"file", e.File, "line", e.Line, "column", e.Column, "field", e.Path, "err", e.Msg)
-	}
 }

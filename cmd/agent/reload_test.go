@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/internal/testlog"
+	"github.com/ferrylogs/ferry/ops"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 )
 
@@ -47,7 +48,7 @@ func TestAgentReload(t *testing.T) {
 	log, logs := testlog.New(t, "agent")
 	level := new(slog.LevelVar)
 	ins, files := &fakeInputs{}, &fakeFiles{}
-	r := &agentReload{path: path, cur: cfg, level: level, inputs: ins, files: []reloadable{files}, log: log}
+	r := &agentReload{path: path, cur: cfg, level: level, inputs: ins, files: []ops.Reloadable{files}, log: log}
 
 	write("node: n\nlog: {level: error}\nstate_dir: /elsewhere\naggregator: {batch_max_events: 10}\ninputs:\n" +
 		"  - {type: file, paths: [/a.log, /b.log], exclude: [x]}\n  - {type: container}\n")

@@ -68,7 +68,7 @@ func run(args []string) int {
 	}
 	var hup chan os.Signal
 	if cmd == "run" {
-		hup = hangups() // first: a SIGHUP while starting must not kill the aggregator
+		hup = ops.Hangups() // first: a SIGHUP while starting must not kill the aggregator
 	}
 	cfg := config.DefaultAggregator()
 	if *path != "" {
@@ -237,7 +237,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lim) }()
 	rl.files = files
-	go rl.run(ctx, hup)
+	go ops.OnHangup(ctx, hup, rl.reload)
 	log.Info("aggregator started", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled, "mutual_tls", cfg.TLS.ClientCAFile != "",
 		"bearer_auth", hasAuth(cfg.Auth), "http", health.Addr(), "sinks", len(cfg.Sinks))
 
@@ -302,9 +302,9 @@ func hasAuth(a config.Auth) bool { return a.BearerTokensFile != "" || len(a.Bear
 // linkSecurity returns the server options of TLS (mutual with a client CA)
 // and bearer token checks, as configured. The files are read now and again
 // when they change, and on SIGHUP (the reloadables returned).
-func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, []reloadable, error) {
+func linkSecurity(cfg *config.Aggregator, log *slog.Logger) ([]grpc.ServerOption, []ops.Reloadable, error) {
 	var opts []grpc.ServerOption
-	var files []reloadable
+	var files []ops.Reloadable
 	o := tlsconf.Options{Log: log}
 	if cfg.TLS.Enabled {
 		st, err := tlsconf.NewServer(tlsconf.ServerFiles{

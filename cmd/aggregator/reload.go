@@ -1,30 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/ops"
 )
-
-// hangups returns a channel that receives SIGHUP from now on. It is called
-// before anything slow at start (sinks, Elasticsearch setup, disk buffer
-// replay), so that a SIGHUP while the aggregator starts waits for the
-// reload loop instead of killing the process (SIGHUP's default action).
-func hangups() chan os.Signal {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGHUP)
-	return c
-}
-
-// reloadable is material read from files that can be read again on demand:
-// the TLS certificate and client CA, the bearer tokens file.
-type reloadable interface{ Reload() }
 
 // liveKey is a configuration key (or a prefix of keys) that can change
 // while the aggregator runs: apply puts the new value in effect and copies
@@ -43,7 +24,7 @@ type aggregatorReload struct {
 	path  string             // the --config file; "" for the embedded defaults
 	cur   *config.Aggregator // what runs: the start configuration with the live keys applied since
 	level *slog.LevelVar
-	files []reloadable
+	files []ops.Reloadable
 	// live lists what can change without a restart. Alert rules, once
 	// they exist, go here.
 	live []liveKey
@@ -63,18 +44,6 @@ func newAggregatorReload(path string, cfg *config.Aggregator, level *slog.LevelV
 	return r
 }
 
-// run reloads on every signal from hup until ctx ends.
-func (r *aggregatorReload) run(ctx context.Context, hup <-chan os.Signal) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.reload()
-		}
-	}
-}
-
 // reload reads the file, applies what it can and logs the rest.
 func (r *aggregatorReload) reload() {
 	for _, f := range r.files {
@@ -86,7 +55,7 @@ func (r *aggregatorReload) reload() {
 	}
 	next, err := config.LoadAggregator(r.path)
 	if err != nil {
-		logInvalid(r.log, r.path, err)
+		config.LogRejected(r.log, r.path, err)
 		return
 	}
 	var restart []string
@@ -115,18 +84,4 @@ func (r *aggregatorReload) reload() {
 		applied = append(applied, changed[i]...)
 	}
 	r.log.Info("configuration reloaded", "file", r.path, "applied", applied, "needs_restart", restart)
-}
-
-// logInvalid logs why a configuration file was not reloaded: each error of
-// the file on its own line, with its field, line and column.
-func logInvalid(log *slog.Logger, path string, err error) {
-	var errs config.Errors
-	if !errors.As(err, &errs) {
-		log.Error("configuration not reloaded; running with the previous one", "file", path, "err", err)
-		return
-	}
-	for _, e := range errs {
-		log.Error("configuration not reloaded: invalid field; running with the previous configuration",
-			"file", e.File, "line", e.Line, "column", e.Column, "field", e.Path, "err", e.Msg)
-	}
 }

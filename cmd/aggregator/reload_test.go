@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrylogs/ferry/config"
 	"github.com/ferrylogs/ferry/internal/testlog"
+	"github.com/ferrylogs/ferry/ops"
 )
 
 type countReloads struct{ n int }
@@ -33,7 +34,7 @@ func TestAggregatorReload(t *testing.T) {
 	level := new(slog.LevelVar)
 	files := &countReloads{}
 	r := newAggregatorReload(path, cfg, level, log)
-	r.files = []reloadable{files}
+	r.files = []ops.Reloadable{files}
 
 	write("log: {level: warn}\nmax_batches_in_flight: 2\nsinks: [{type: stdout}, {type: file, path: /x}]\n")
 	r.reload()
