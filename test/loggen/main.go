@@ -77,6 +77,13 @@ func write(ctx context.Context, args []string) error {
 	if *dir == "" {
 		return fmt.Errorf("--dir is required")
 	}
+	// The container links point at absolute paths, as the kubelet's do; a
+	// relative --dir would make them dangle.
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("--dir %s: %w", *dir, err)
+	}
+	*dir = abs
 	ps := make([]*pod, *pods)
 	for i := range ps {
 		p := &pod{ns: []string{"dev", "staging", "prod"}[i%3], name: fmt.Sprintf("shop-%d-%05x", i, i*7919), container: "app"}
