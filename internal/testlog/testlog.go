@@ -13,8 +13,9 @@ import (
 // Buffer collects log output; writes may come from any goroutine, also
 // after the test ended.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	from int // Lines and Count look at buf[from:]
 }
 
 func (b *Buffer) Write(p []byte) (int, error) {
@@ -30,10 +31,21 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
-// Lines returns the lines written so far that contain sub.
+// Reset makes Lines and Count look only at what is written after it; String
+// (and the log shown when the test fails) still has everything.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.from = b.buf.Len()
+}
+
+// Lines returns the lines written so far (since the last Reset) that contain sub.
 func (b *Buffer) Lines(sub string) []string {
+	b.mu.Lock()
+	text := b.buf.String()[b.from:]
+	b.mu.Unlock()
 	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		if strings.Contains(line, sub) {
 			out = append(out, line)
 		}

@@ -37,3 +37,16 @@ func TestNewLogs(t *testing.T) {
 		t.Fatalf("logged %q", b.String())
 	}
 }
+
+func TestBufferReset(t *testing.T) {
+	var b Buffer
+	fmt.Fprintln(&b, "level=WARN before")
+	b.Reset()
+	fmt.Fprintln(&b, "level=WARN after")
+	if got := b.Lines("level=WARN"); len(got) != 1 || got[0] != "level=WARN after" {
+		t.Fatalf("Lines after Reset = %q, want only the line written after it", got)
+	}
+	if s := b.String(); s != "level=WARN before\nlevel=WARN after\n" {
+		t.Fatalf("String after Reset = %q, want everything", s)
+	}
+}
