@@ -192,3 +192,30 @@ func TestKibanaImportJobRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestKibanaImportJobAccepted creates the Job the kibana-import scenario
+// renders in a real kube-apiserver (no controllers run there, so helm
+// install would wait for the hook for ever: the Job is created directly)
+// and reads it back: the API server takes every field as rendered.
+func TestKibanaImportJobAccepted(t *testing.T) {
+	api := harness.SharedKube(t)
+	ns := "chart-kibana-" + suffix(t)
+	api.Must(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}, nil, true)
+	t.Cleanup(func() { api.Do(http.MethodDelete, "/api/v1/namespaces/"+ns, "", nil, nil) })
+	out, err := render(t, "-f", scenarios(t)["kibana-import"], "--show-only", "templates/kibana-import-job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := parse(t, out)
+	if len(objs) != 1 || objs[0].kind() != "Job" {
+		t.Fatalf("rendered %d objects, want the Job", len(objs))
+	}
+	api.Must(t, http.MethodPost, "/apis/batch/v1/namespaces/"+ns+"/jobs", map[string]any(objs[0]), nil, true)
+	var got obj
+	if _, err := api.Do(http.MethodGet, "/apis/batch/v1/namespaces/"+ns+"/jobs/"+objs[0].name(), "", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range subset(map[string]any(objs[0]), map[string]any(got), "Job/"+objs[0].name()) {
+		t.Errorf("API server changed or dropped %s", d)
+	}
+}
