@@ -57,8 +57,9 @@ func TestKibanaImportJob(t *testing.T) {
 	if str(spec, "restartPolicy") != "Never" || at(spec, "automountServiceAccountToken") != false {
 		t.Errorf("pod spec restartPolicy %v, automountServiceAccountToken %v", spec["restartPolicy"], spec["automountServiceAccountToken"])
 	}
-	if at(spec, "securityContext", "runAsNonRoot") != true || at(spec, "securityContext", "runAsUser") != 65532.0 {
-		t.Errorf("pod securityContext %v: want non-root 65532", at(spec, "securityContext"))
+	// fsGroup: the Secret's files are mode 0440, readable through the group only.
+	if at(spec, "securityContext", "runAsNonRoot") != true || at(spec, "securityContext", "runAsUser") != 65532.0 || at(spec, "securityContext", "fsGroup") != 65532.0 {
+		t.Errorf("pod securityContext %v: want non-root 65532 with fsGroup 65532", at(spec, "securityContext"))
 	}
 	c := container(t, spec, "kibana-import")
 	sc := at(c, "securityContext")
