@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestStreamStats: the stats handler counts agents' ingest streams over
@@ -34,4 +36,21 @@ func TestStreamStats(t *testing.T) {
 	// A restart ends a's stream; it reopens one on the same handler.
 	srv.restart(&recSink{})
 	waitFor(t, "a's stream reopened", func() bool { return ss.Open() == 1 && ss.Total() == 3 && a.c.Connected() })
+}
+
+// TestStreamStatsRefused: streams an interceptor refuses (as bearer-token
+// authentication does) count in Total but are not left open.
+func TestStreamStatsRefused(t *testing.T) {
+	var ss StreamStats
+	refuse := func(any, grpc.ServerStream, *grpc.StreamServerInfo, grpc.StreamHandler) error {
+		return status.Error(codes.Unauthenticated, "no token")
+	}
+	srv := startServer(t, &recSink{}, ServerConfig{}, grpc.StatsHandler(&ss), grpc.StreamInterceptor(refuse))
+	cfg := ClientConfig{BatchTimeout: 10 * time.Millisecond, BackoffInitial: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	c := startClient(t, srv.addr, newChunkMaker(t), cfg, 4)
+	waitFor(t, "three refused streams", func() bool { return ss.Total() >= 3 })
+	if err := c.stop(); err != nil {
+		t.Logf("client: %v", err)
+	}
+	waitFor(t, "no stream left open", func() bool { return ss.Open() == 0 })
 }
