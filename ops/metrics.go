@@ -57,12 +57,56 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// help is the HELP text of a series exported from the counter map.
+// help is the HELP text of a series exported from the counter map: its
+// entry in the table of help texts (metrichelp.go), else a generic text
+// that TestHelpTexts keeps out of what the binaries serve.
 func help(name string) string {
+	if h, ok := Help(name); ok {
+		return h
+	}
 	if strings.HasSuffix(name, "_total") {
 		return "Counter " + name + " (see the README's metric list)."
 	}
 	return "Gauge " + name + " (see the README's metric list)."
+}
+
+// ErrorsName is the metric both binaries count their errors in, by stage
+// and reason (see AddErrors).
+const ErrorsName = "ferry_errors_total"
+
+// Errors is one (stage, reason) of ferry_errors_total and its count, taken
+// from a counter the binary already keeps.
+type Errors struct {
+	Stage, Reason string
+	N             uint64
+}
+
+// AddErrors adds ferry_errors_total{stage,reason} to m for each of errs.
+// A binary passes its whole closed set every time, with 0 for what did
+// not happen (or is not configured), so that every series exists from the
+// start and increase() sees its first error; pairs given twice are summed.
+func AddErrors(m map[string]uint64, errs []Errors) {
+	for _, e := range errs {
+		m[ErrorsName+`{stage="`+e.Stage+`",reason="`+e.Reason+`"}`] += e.N
+	}
+}
+
+// Drops is one reason for which a binary drops events and how many it
+// dropped. Intentional drops are those the configuration or a documented
+// bound asks for; the others are data Ferry was meant to deliver and lost,
+// which the chart's FerryEventsDropped alerts on.
+type Drops struct {
+	Reason      string
+	Intentional bool
+	N           uint64
+}
+
+// AddDrops adds name{reason,intentional="true|false"} to m for each of
+// drops (the binary's closed set, with 0 for what did not happen).
+func AddDrops(m map[string]uint64, name string, drops []Drops) {
+	for _, d := range drops {
+		m[fmt.Sprintf(`%s{reason=%q,intentional="%t"}`, name, d.Reason, d.Intentional)] += d.N
+	}
 }
 
 // parseSeries splits `name{a="x",b="y"}` into the name and its labels.

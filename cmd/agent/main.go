@@ -118,6 +118,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		return err
 	}
 	for _, p := range store.Problems() {
+		positionsDamaged.Add(1)
 		log.Error("positions damaged, recovered what could be", "err", p)
 	}
 	inputs, err := tailInputs(cfg.Inputs)
@@ -194,6 +195,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		m["ferry_agent_read_budget_used_bytes"] = uint64(readAhead.Used())
 		m["ferry_agent_read_budget_peak_bytes"] = uint64(readAhead.Peak())
 		m["ferry_agent_memory_limit_bytes"] = uint64(ml.Bytes)
+		addSelfMetrics(m, client.Connected())
 		return m
 	}
 	connected := func() error {
@@ -228,6 +230,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 				return
 			case <-t.C:
 				if err := store.Save(); err != nil {
+					positionErrors.Add(1)
 					log.Error("saving positions failed", "err", err)
 				}
 			}

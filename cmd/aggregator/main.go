@@ -170,6 +170,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	// default, below) on connections it can see are TCP.
 	lim := transport.LimitListener(ln, transport.ConnLimits{Max: maxConns, HandshakeTimeout: time.Duration(cfg.HandshakeTimeout), TCPUserTimeout: 20 * time.Second}, log)
 	security = append(security, lim.ServerOptions()...)
+	// Agents' ingest streams, counted without touching the receive path.
+	streams := &transport.StreamStats{}
+	security = append(security, grpc.StatsHandler(streams))
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
 		// An agent uses one stream; a few more leave room for a stream
@@ -212,7 +215,6 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 			"ferry_aggregator_budget_waits_total":        srv.BudgetWaits.Load(),
 			"ferry_aggregator_ack_timeouts_total":        srv.AckTimeouts.Load(),
 			"ferry_aggregator_not_ready_streams_total":   srv.NotReadyStreams.Load(),
-			"ferry_aggregator_events_dropped_total":      srv.EventsDropped.Load(),
 			"ferry_aggregator_memory_limit_bytes":        uint64(ml.Bytes),
 			"ferry_aggregator_connections_open":          uint64(lim.Open()),
 			"ferry_aggregator_connections_max":           uint64(lim.Max()),
@@ -229,6 +231,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		addGeoIPStats(m, geo)
 		notices.addStats(m)
 		addAlertingStats(m, evaluator)
+		addSelfMetrics(m, srv.EventsDropped.Load(), streams)
 		return m
 	}, log)
 	if err != nil {

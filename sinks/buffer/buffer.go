@@ -246,6 +246,7 @@ func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
 			}
 			return true
 		case err != nil && sinks.IsPermanent(err):
+			s.dropped.Add(uint64(len(b.Events)))
 			s.log.Error("sink refused a buffered batch for good; dropped", "node", b.Node, "seq", b.Seq, "events", len(b.Events), "err", err)
 			return true
 		case err == nil && !res.Retryable():

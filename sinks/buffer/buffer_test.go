@@ -182,8 +182,8 @@ func TestFullBufferPushesBack(t *testing.T) {
 	})
 }
 
-// A batch the sink refuses for good is dropped (logged), not retried for
-// ever, and does not hold back the batches behind it.
+// A batch the sink refuses for good is dropped (logged and counted), not
+// retried for ever, and does not hold back the batches behind it.
 func TestPermanentRefusalDoesNotBlock(t *testing.T) {
 	rec := &recorder{permanent: true}
 	s := open(t, t.TempDir(), rec, 64<<20)
@@ -198,6 +198,10 @@ func TestPermanentRefusalDoesNotBlock(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.writes != 5 {
 		t.Fatalf("sink saw %d writes, want 5 (one per batch, no retries)", rec.writes)
+	}
+	// Every event of the refused batches is counted as dropped.
+	if d := s.Dropped(); d != 15 {
+		t.Fatalf("Dropped() = %d, want 15 (5 batches of 3 refused for good)", d)
 	}
 }
 

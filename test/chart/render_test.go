@@ -412,6 +412,10 @@ func TestMonitoringOnlyWithAPI(t *testing.T) {
 	for alert, metrics := range map[string][]string{
 		"FerryBufferAbove80Percent": {"ferry_aggregator_buffer_bytes{", "ferry_aggregator_buffer_capacity_bytes{", "> 0.8"},
 		"FerryAgentLagGrowing":      {"deriv(ferry_agent_file_lag_bytes{"},
+		// Unintentional drops of both binaries, by reason.
+		"FerryEventsDropped": {`{__name__=~"ferry_(agent|aggregator)_events_dropped_total", intentional="false"`, "by (namespace, pod, reason)", "> 0"},
+		// No acks for 10 minutes while there is something to ship.
+		"FerryNoAcks": {"increase(ferry_agent_events_acked_total{", "[10m])) == 0", "and on (namespace, pod)", "ferry_agent_file_lag_bytes{"},
 	} {
 		for _, m := range metrics {
 			if !strings.Contains(exprs[alert], m) {
