@@ -39,6 +39,8 @@
 #                        stopped at the end. Its CPU is measured when its pid is known:
 #                        FERRY_ES_PID, else test/elasticsearch.sh pid when its url is FERRY_ES_URL.
 #   FERRY_BIN            directory of agent and aggregator; default: built from this checkout
+#   PPROF_SECONDS [0]    >0: CPU profiles of agent and aggregator over the first N seconds
+#                        of phase 1 (FERRY_PPROF=1), kept in the work directory (as BENCH_KEEP)
 #   BENCH_KEEP=1         keep the work directory (logs, configs) for a look afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +53,10 @@ LAT_SECONDS=${LAT_SECONDS:-60}
 PROBE_EVERY=${PROBE_EVERY:-25}
 POLL=${POLL:-150ms}
 PORT_BASE=${PORT_BASE:-17460}
+PPROF_SECONDS=${PPROF_SECONDS:-0}
+if ((PPROF_SECONDS > 0)); then
+	export FERRY_PPROF=1 BENCH_KEEP=1
+fi
 
 W=$(mktemp -d /tmp/ferry-bench-e2e.XXXXXX)
 KUBE_ENV=(FERRY_KUBE_STATE_DIR="$W/kube" FERRY_KUBE_PORT=$((PORT_BASE + 10)) FERRY_KUBE_ETCD_PORT=$((PORT_BASE + 11)))
@@ -98,5 +104,5 @@ echo "bench-e2e: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 "$W/benche2e" -es "$ES" -es-pid "${es_pid:-0}" -bin "$BIN" -loggen "$W/loggen" -work "$W" \
 	-kubeconfig "$kubeconfig" -agent-kubeconfig "$agent_kubeconfig" -ports "$PORT_BASE" -runs "$RUNS" \
 	-files "$FILES" -lines $((LINES / FILES)) -haproxy-every "$HAPROXY_EVERY" \
-	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL"
+	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -pprof "${PPROF_SECONDS}s"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

@@ -63,7 +63,7 @@ type config struct {
 	esPID, ports, runs, files, lines, hapEvery         int
 	latRate, probeEvery                                int
 	latSeconds                                         float64
-	poll, window                                       time.Duration
+	poll, window, pprof                                time.Duration
 	keep                                               bool
 }
 
@@ -86,6 +86,7 @@ func main() {
 	flag.IntVar(&c.probeEvery, "probe-every", 25, "phase 2: every Nth line of a pod is a probe")
 	flag.DurationVar(&c.poll, "poll", 150*time.Millisecond, "phase 2: search interval")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "phase 2: how far back each search looks")
+	flag.DurationVar(&c.pprof, "pprof", 0, "phase 1: CPU profiles of agent and aggregator over its first this long, into the run's directory (needs FERRY_PPROF=1 in the environment)")
 	flag.BoolVar(&c.keep, "keep", false, "keep going after a failed check (report it in the table)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -106,6 +107,7 @@ type result struct {
 	latAgentCPU, latAggCPU      float64
 	latESCPU                    float64
 	rttP50, rttMax              time.Duration
+	bufP50, bufP99              string // from the aggregator's histogram
 	latWall                     time.Duration
 	kubeDocs, conDocs, geoDocs  int
 	hapDocs, hapKnown           int
@@ -269,6 +271,18 @@ inputs:
 	// Phase 1.
 	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
 	t0 := time.Now()
+	var profiles sync.WaitGroup
+	if c.pprof > 0 {
+		for name, addr := range map[string]string{"agent": agentHTTP, "aggregator": aggHTTP} {
+			profiles.Add(1)
+			go func() {
+				defer profiles.Done()
+				if err := profile(addr, c.pprof, filepath.Join(w, name+".pprof")); err != nil {
+					fmt.Fprintf(os.Stderr, "profile of the %s: %v\n", name, err)
+				}
+			}()
+		}
+	}
 	if err := moveInto(w, "p1", "phase1.log"); err != nil {
 		return nil, err
 	}
@@ -279,6 +293,10 @@ inputs:
 	res.wall = time.Since(t0)
 	res.agentCPU, res.aggCPU, res.esCPU = cpuOf(agent.pid())-a0, cpuOf(agg.pid())-g0, cpuOf(c.esPID)-e0
 	fmt.Fprintf(os.Stderr, "run %d: phase 1: %d events in %s\n", r+1, total1, res.wall.Round(time.Millisecond))
+	profiles.Wait()
+	if c.pprof > 0 {
+		fmt.Fprintf(os.Stderr, "run %d: CPU profiles of phase 1's first %s: %s/{agent,aggregator}.pprof\n", r+1, c.pprof, w)
+	}
 
 	// Phase 1's checks, outside the measured interval.
 	if err := es.refresh(); err != nil {
@@ -407,6 +425,10 @@ func latency(c config, es *esClient, res *result, w, node, env string, agent, ag
 			mu.Unlock()
 		}
 	}()
+	h0, err := histogram(aggHTTP, "ferry_aggregator_event_latency_seconds")
+	if err != nil {
+		return err
+	}
 	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
 	fmt.Fprintf(os.Stderr, "phase 2: %d lines/s for %gs\n", c.latRate, c.latSeconds)
 	hapArgs := []string{}
@@ -427,6 +449,11 @@ func latency(c config, es *esClient, res *result, w, node, env string, agent, ag
 		close(stop)
 		return err
 	}
+	h1, err := histogram(aggHTTP, "ferry_aggregator_event_latency_seconds")
+	if err != nil {
+		return err
+	}
+	res.bufP50, res.bufP99 = h1.minus(h0).quantile(0.5), h1.minus(h0).quantile(0.99)
 	time.Sleep(3 * time.Second) // two refresh intervals for the poller: only the last lines are searched for now
 	close(stop)
 	if err := <-done; err != nil {
@@ -477,6 +504,86 @@ func latency(c config, es *esClient, res *result, w, node, env string, agent, ag
 		res.checks = append(res.checks, msg)
 	}
 	return nil
+}
+
+// profile saves a CPU profile of d from the pprof endpoint at addr.
+func profile(addr string, d time.Duration, path string) error {
+	cl := &http.Client{Timeout: d + time.Minute}
+	res, err := cl.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/debug/pprof/profile: HTTP %d (FERRY_PPROF=1?)", addr, res.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// hist is a cumulative Prometheus histogram: counts by upper bound.
+type hist struct {
+	le     []string
+	counts []float64
+}
+
+// histogram reads histogram name from the aggregator's /metrics.
+func histogram(addr, name string) (hist, error) {
+	res, err := local.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return hist{}, err
+	}
+	defer res.Body.Close()
+	var h hist
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, v, ok := strings.Cut(rest, `"} `)
+		n, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil {
+			return hist{}, fmt.Errorf("%s/metrics: %q", addr, sc.Text())
+		}
+		h.le, h.counts = append(h.le, le), append(h.counts, n)
+	}
+	if len(h.le) == 0 {
+		return hist{}, fmt.Errorf("no %s in %s/metrics", name, addr)
+	}
+	return h, sc.Err()
+}
+
+func (h hist) minus(o hist) hist {
+	d := hist{le: h.le, counts: slices.Clone(h.counts)}
+	for i := range d.counts {
+		if i < len(o.counts) {
+			d.counts[i] -= o.counts[i]
+		}
+	}
+	return d
+}
+
+// quantile returns the upper bound of the bucket holding quantile q, as
+// "<=Xs".
+func (h hist) quantile(q float64) string {
+	total := h.counts[len(h.counts)-1]
+	if total == 0 {
+		return "n/a"
+	}
+	for i, n := range h.counts {
+		if n >= q*total {
+			return "<=" + h.le[i] + "s"
+		}
+	}
+	return "n/a"
 }
 
 // moveInto makes the files loggen wrote into w/from appear in the agent's
@@ -980,6 +1087,7 @@ func printTable(c config, rs []*result) {
 		row("write->searchable p99 ms", func(r *result) string { return ms(r.p99) })
 		row("write->searchable max ms", func(r *result) string { return ms(r.pmax) })
 		row("probes (later than window)", func(r *result) string { return fmt.Sprintf("%d (%d)", r.latN, r.latLate) })
+		row("write->aggregator's buffer p50/p99 (buckets)", func(r *result) string { return r.bufP50 + "/" + r.bufP99 })
 		row("search round trip p50/max ms", func(r *result) string {
 			return fmt.Sprintf("%d/%d", r.rttP50.Milliseconds(), r.rttMax.Milliseconds())
 		})
