@@ -32,6 +32,8 @@
 #   LAT_SECONDS [60]     phase 2 duration (0: skip phase 2)
 #   PROBE_EVERY [25]     phase 2: every Nth line of a pod is searched for
 #   POLL [150ms]         phase 2: search interval (the latency's resolution)
+#   WINDOW [10s]         phase 2: each search looks this far back; a probe first seen
+#                        later (by the final search) counts as ">WINDOW"
 #   PORT_BASE [17460]    the agent and aggregator use PORT_BASE+1..+3; the private
 #                        kube-apiserver PORT_BASE+10, its etcd PORT_BASE+11 and +12
 #   FERRY_ES_URL         an Elasticsearch to use; default: test/elasticsearch.sh's
@@ -52,6 +54,7 @@ LAT_RATE=${LAT_RATE:-5000}
 LAT_SECONDS=${LAT_SECONDS:-60}
 PROBE_EVERY=${PROBE_EVERY:-25}
 POLL=${POLL:-150ms}
+WINDOW=${WINDOW:-10s}
 PORT_BASE=${PORT_BASE:-17460}
 PPROF_SECONDS=${PPROF_SECONDS:-0}
 if ((PPROF_SECONDS > 0)); then
@@ -104,5 +107,5 @@ echo "bench-e2e: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 "$W/benche2e" -es "$ES" -es-pid "${es_pid:-0}" -bin "$BIN" -loggen "$W/loggen" -work "$W" \
 	-kubeconfig "$kubeconfig" -agent-kubeconfig "$agent_kubeconfig" -ports "$PORT_BASE" -runs "$RUNS" \
 	-files "$FILES" -lines $((LINES / FILES)) -haproxy-every "$HAPROXY_EVERY" \
-	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -pprof "${PPROF_SECONDS}s"
+	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
