@@ -1072,9 +1072,8 @@ func printTable(c config, rs []*result) {
 		ok := r.exactlyOnce && (!r.latMeasured || r.latExactlyOnce)
 		return map[bool]string{true: "yes", false: "NO"}[ok]
 	})
-	row("pod metadata / GeoIP documents", func(r *result) string {
-		return fmt.Sprintf("%d/%d %d/%d", r.kubeDocs, r.conDocsWant, r.geoDocs, r.hapKnown)
-	})
+	row("container documents with pod metadata", func(r *result) string { return fmt.Sprintf("%d/%d", r.kubeDocs, r.conDocsWant) })
+	row("HAProxy documents with source.geo", func(r *result) string { return fmt.Sprintf("%d/%d", r.geoDocs, r.hapKnown) })
 	if c.latSeconds > 0 {
 		row(fmt.Sprintf("latency lines/s (target %d, %gs)", c.latRate, c.latSeconds), func(r *result) string { return strconv.Itoa(r.latRate) })
 		ms := func(d time.Duration) string {
