@@ -40,6 +40,9 @@
 #                        (FERRY_ES_STATE_DIR, FERRY_ES_PORT), started if absent and then
 #                        stopped at the end. Its CPU is measured when its pid is known:
 #                        FERRY_ES_PID, else test/elasticsearch.sh pid when its url is FERRY_ES_URL.
+#   SINK_OPTS            more keys of the Elasticsearch sink, YAML flow style, e.g.
+#                        SINK_OPTS="flush_interval: 200ms" (default: none, the product's defaults)
+#   BUFFER_OPTS          more keys of the aggregator's buffer, e.g. BUFFER_OPTS="concurrency: 8"
 #   FERRY_BIN            directory of agent and aggregator; default: built from this checkout
 #   PPROF_SECONDS [0]    >0: CPU profiles of agent and aggregator over the first N seconds
 #                        of phase 1 (FERRY_PPROF=1), kept in the work directory (as BENCH_KEEP)
@@ -107,5 +110,6 @@ echo "bench-e2e: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 "$W/benche2e" -es "$ES" -es-pid "${es_pid:-0}" -bin "$BIN" -loggen "$W/loggen" -work "$W" \
 	-kubeconfig "$kubeconfig" -agent-kubeconfig "$agent_kubeconfig" -ports "$PORT_BASE" -runs "$RUNS" \
 	-files "$FILES" -lines $((LINES / FILES)) -haproxy-every "$HAPROXY_EVERY" \
-	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s"
+	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s" \
+	-sink-opts "${SINK_OPTS:-}" -buffer-opts "${BUFFER_OPTS:-}"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

@@ -60,6 +60,7 @@ import (
 
 type config struct {
 	es, bin, loggen, work, kubeconfig, agentKubeconfig string
+	sinkOpts, bufferOpts                               string
 	esPID, ports, runs, files, lines, hapEvery         int
 	latRate, probeEvery                                int
 	latSeconds                                         float64
@@ -87,6 +88,8 @@ func main() {
 	flag.DurationVar(&c.poll, "poll", 150*time.Millisecond, "phase 2: search interval")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "phase 2: how far back each search looks")
 	flag.DurationVar(&c.pprof, "pprof", 0, "phase 1: CPU profiles of agent and aggregator over its first this long, into the run's directory (needs FERRY_PPROF=1 in the environment)")
+	flag.StringVar(&c.sinkOpts, "sink-opts", "", `more keys of the Elasticsearch sink, YAML flow style, e.g. "flush_interval: 200ms"`)
+	flag.StringVar(&c.bufferOpts, "buffer-opts", "", `more keys of the aggregator's buffer, YAML flow style, e.g. "concurrency: 8"`)
 	flag.BoolVar(&c.keep, "keep", false, "keep going after a failed check (report it in the table)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -210,14 +213,13 @@ func oneRun(c config, kube *kubeAPI, es *esClient, city, asn string, r int) (*re
 	aggYAML := fmt.Sprintf(`listen: %s
 http: %s
 log: { level: warn }
-buffer: { dir: %s }
+buffer: { dir: %s%s }
 sinks:
-  - type: elasticsearch
-    urls: ["%s"]
+  - { type: elasticsearch, urls: ["%s"]%s }
 enrich:
   environment: { namespace_label: environment, default: default }
   geoip: { city_db: %s, asn_db: %s, fields: [source.ip] }
-`, aggListen, aggHTTP, filepath.Join(w, "buffer"), es.url, city, asn)
+`, aggListen, aggHTTP, filepath.Join(w, "buffer"), opts(c.bufferOpts), es.url, opts(c.sinkOpts), city, asn)
 	agentYAML := fmt.Sprintf(`node: %s
 state_dir: %s
 http: %s
@@ -584,6 +586,14 @@ func (h hist) quantile(q float64) string {
 		}
 	}
 	return "n/a"
+}
+
+// opts returns ", "+o, or "" for an empty o.
+func opts(o string) string {
+	if strings.TrimSpace(o) == "" {
+		return ""
+	}
+	return ", " + o
 }
 
 // moveInto makes the files loggen wrote into w/from appear in the agent's
@@ -1047,6 +1057,9 @@ func printTable(c config, rs []*result) {
 	}
 	fmt.Printf("\nbench-e2e: %d files x %d lines + 1 HAProxy line per %d (GeoIP), Kubernetes metadata, disk buffer -> %s\n",
 		c.files, c.lines, c.hapEvery, c.es)
+	if c.sinkOpts != "" || c.bufferOpts != "" {
+		fmt.Printf("sink: {%s}, buffer: {%s}\n", c.sinkOpts, c.bufferOpts)
+	}
 	row("", func(r *result) string { return fmt.Sprintf("run %d", slices.Index(rs, r)+1) })
 	row("events (phase 1)", func(r *result) string { return strconv.Itoa(r.events) })
 	row("events/s into Elasticsearch", func(r *result) string { return fmt.Sprintf("%.0f", float64(r.events)/r.wall.Seconds()) })
