@@ -63,6 +63,14 @@ demo: build
 bench: build
 	bash test/bench.sh
 
+# Cost per event end to end (issue 17): agent + aggregator + Elasticsearch with
+# the disk buffer, Kubernetes metadata (a private kube-apiserver) and GeoIP;
+# one table of events/s, CPU-s of each, the ratio, write->searchable latency
+# and peak RSS. Parameters: see the top of test/bench-e2e.sh (RUNS=3 ...).
+.PHONY: bench-e2e
+bench-e2e: build
+	FERRY_BIN=$(BIN) bash test/bench-e2e.sh
+
 fuzz:
 	bash test/fuzz.sh
 

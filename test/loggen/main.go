@@ -3,7 +3,21 @@
 // rotation) for the demo and the benchmarks, and summarises an NDJSON sink.
 //
 //	loggen write --dir DIR [--pods 6] [--rate 200] [--rotate-bytes 1MiB] [--lines 0]
+//	             [--stamp] [--probe-every 0] [--pods-file FILE] [--seconds 0]
+//	             [--haproxy FILE --haproxy-every 10]
 //	loggen watch --file out/events.ndjson
+//
+// For the latency benchmark (test/bench-e2e.sh), --stamp begins every
+// message with "stamp=<unix ns> seq=<n>", the time just before the line is
+// written, and --probe-every N adds the word "probe" to every Nth line of a
+// pod, a sample a poller can search for. --pods-file names real pods (one
+// "namespace name uid" a line, from a Kubernetes API server) instead of
+// made-up ones, so that an agent finds their metadata. --haproxy writes,
+// after every --haproxy-every container lines, an HAProxy request log line
+// (as rsyslog writes it) with a client address the GeoIP test databases
+// know (or a private one). With --rate the lines are paced by the clock
+// (lines due = rate x elapsed), not by ticks, so a busy machine does not
+// lower the rate. On exit write prints "container=N haproxy=M" on stdout.
 package main
 
 import (
@@ -18,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +77,10 @@ var messages = []string{
 	`{"level":"info","msg":"cache refreshed","keys":1024}`,
 }
 
+// hapClients are the client addresses of the HAProxy lines: ones the GeoIP
+// test databases know (test/geoipdb.Places, ASNs) and a private one.
+var hapClients = []string{"81.2.69.142", "216.160.83.56", "89.160.20.115", "2001:218::1", "10.1.2.3"}
+
 func write(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("write", flag.ContinueOnError)
 	dir := fs.String("dir", "", "root directory (gets containers/ and pods/)")
@@ -71,6 +90,12 @@ func write(ctx context.Context, args []string) error {
 	lines := fs.Int("lines", 0, "stop after this many lines per pod (0 = until interrupted)")
 	lineBytes := fs.Int("line-bytes", 0, "pad messages to about this many bytes (0 = natural)")
 	partialEvery := fs.Int("partial-every", 10, "split every Nth line into CRI P+F records (0 = never)")
+	stamp := fs.Bool("stamp", false, "begin every message with stamp=<unix ns of the write> seq=<n>")
+	probeEvery := fs.Int("probe-every", 0, "with --stamp, add the word probe to every Nth line of a pod (0 = never)")
+	podsFile := fs.String("pods-file", "", `pods to write for, one "namespace name uid" a line (overrides --pods)`)
+	seconds := fs.Float64("seconds", 0, "stop after this many seconds (0 = no limit)")
+	hapPath := fs.String("haproxy", "", "also write HAProxy request log lines to this file")
+	hapEvery := fs.Int("haproxy-every", 10, "with --haproxy, one HAProxy line after every N container lines")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,11 +109,29 @@ func write(ctx context.Context, args []string) error {
 		return fmt.Errorf("--dir %s: %w", *dir, err)
 	}
 	*dir = abs
-	ps := make([]*pod, *pods)
-	for i := range ps {
-		p := &pod{ns: []string{"dev", "staging", "prod"}[i%3], name: fmt.Sprintf("shop-%d-%05x", i, i*7919), container: "app"}
-		uid := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
-		d := filepath.Join(*dir, "pods", p.ns+"_"+p.name+"_"+uid, p.container)
+	var ps []*pod
+	var uids []string
+	if *podsFile != "" {
+		b, err := os.ReadFile(*podsFile)
+		if err != nil {
+			return fmt.Errorf("--pods-file: %w", err)
+		}
+		for n, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 3 {
+				return fmt.Errorf("--pods-file %s:%d: want \"namespace name uid\", got %q", *podsFile, n+1, l)
+			}
+			ps = append(ps, &pod{ns: f[0], name: f[1], container: "app"})
+			uids = append(uids, f[2])
+		}
+	} else {
+		for i := range *pods {
+			ps = append(ps, &pod{ns: []string{"dev", "staging", "prod"}[i%3], name: fmt.Sprintf("shop-%d-%05x", i, i*7919), container: "app"})
+			uids = append(uids, fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))
+		}
+	}
+	for i, p := range ps {
+		d := filepath.Join(*dir, "pods", p.ns+"_"+p.name+"_"+uids[i], p.container)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
@@ -100,27 +143,39 @@ func write(ctx context.Context, args []string) error {
 		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 			return err
 		}
+		if t, err := os.Readlink(link); err == nil && t == p.real {
+			continue // a second run over the same pods: the files are appended to
+		}
 		_ = os.Remove(link)
 		if err := os.Symlink(p.real, link); err != nil {
 			return fmt.Errorf("symlink %s: %w", link, err)
 		}
-		ps[i] = p
+	}
+	var hap *os.File
+	if *hapPath != "" {
+		if hap, err = os.OpenFile(*hapPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			return fmt.Errorf("open %s: %w", *hapPath, err)
+		}
+		defer hap.Close()
 	}
 	var tick <-chan time.Time
-	perTick := 1
 	if *rate > 0 {
-		interval := time.Second / time.Duration(max(*rate, 1))
-		if interval < time.Millisecond {
-			perTick = *rate / 1000
-			interval = time.Millisecond
-		}
-		t := time.NewTicker(interval)
+		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
 		tick = t.C
 	}
+	start := time.Now()
+	var deadline <-chan time.Time
+	if *seconds > 0 {
+		t := time.NewTimer(time.Duration(*seconds * float64(time.Second)))
+		defer t.Stop()
+		deadline = t.C
+	}
 	buf := make([]byte, 0, 4096)
 	written := make([]int, len(ps))
-	for n := 0; ; n++ {
+	var total, hapLines int
+	defer func() { fmt.Printf("container=%d haproxy=%d\n", total, hapLines) }()
+	for n := 0; ; {
 		done := true
 		for i := range ps {
 			if *lines == 0 || written[i] < *lines {
@@ -130,27 +185,49 @@ func write(ctx context.Context, args []string) error {
 		if done {
 			return nil
 		}
+		due := 1
 		if tick != nil {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-deadline:
+				return nil
 			case <-tick:
 			}
-		} else if ctx.Err() != nil {
-			return nil
+			// Lines due by now, less those written: a late tick catches up.
+			due = int(time.Since(start).Seconds()*float64(*rate)) - total
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-deadline:
+				return nil
+			default:
+			}
 		}
-		for k := 0; k < perTick; k++ {
-			i := (n*perTick + k) % len(ps)
+		for k := 0; k < due; k, n = k+1, n+1 {
+			i := n % len(ps)
 			p := ps[i]
 			if *lines > 0 && written[i] >= *lines {
 				continue
 			}
-			msg := fmt.Sprintf("seq=%d %s", written[i], messages[rand.IntN(len(messages))])
+			now := time.Now()
+			msg := messages[rand.IntN(len(messages))]
+			if *stamp {
+				probe := ""
+				if *probeEvery > 0 && written[i]%*probeEvery == 0 {
+					probe = " probe"
+				}
+				msg = fmt.Sprintf("stamp=%d seq=%d%s %s", now.UnixNano(), written[i], probe, msg)
+			} else {
+				msg = fmt.Sprintf("seq=%d %s", written[i], msg)
+			}
 			if *lineBytes > len(msg) {
 				msg += " " + strings.Repeat("z", *lineBytes-len(msg)-1)
 			}
 			written[i]++
-			ts := time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+			total++
+			ts := now.UTC().Format("2006-01-02T15:04:05.000000000Z")
 			stream := "stdout"
 			if strings.Contains(msg, "level=error") {
 				stream = "stderr"
@@ -171,8 +248,31 @@ func write(ctx context.Context, args []string) error {
 					return err
 				}
 			}
+			if hap != nil && *hapEvery > 0 && total%*hapEvery == 0 {
+				if _, err := hap.Write(hapLine(buf[:0], now, hapLines)); err != nil {
+					return fmt.Errorf("write %s: %w", *hapPath, err)
+				}
+				hapLines++
+			}
 		}
 	}
+}
+
+// hapLine appends an HAProxy HTTP request log line as rsyslog writes it to
+// a file; the request carries its sequence number and write time.
+func hapLine(b []byte, now time.Time, seq int) []byte {
+	client := hapClients[seq%len(hapClients)]
+	status := []int{200, 200, 200, 404, 502}[seq%5]
+	b = append(b, now.Format("Jan _2 15:04:05")...)
+	b = append(b, " lb1 haproxy[4242]: "...)
+	b = append(b, client...) // HAProxy writes an IPv6 client without brackets
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(40000+seq%20000), 10)
+	b = append(b, " ["...)
+	b = append(b, now.Format("02/Jan/2006:15:04:05.000")...)
+	b = fmt.Appendf(b, "] fe_bench be_app/app%d 0/0/1/%d/%d %d %d - - ---- 3/2/1/1/0 0/0 \"GET /bench?seq=%d&stamp=%d HTTP/1.1\"\n",
+		seq%3+1, seq%40, seq%40+1, status, 512+seq%4096, seq, now.UnixNano())
+	return b
 }
 
 func (p *pod) open() error {
