@@ -18,7 +18,7 @@
 //
 // Scan walks a batch the same way, with the same checks, and allocates
 // nothing: the receiver validates a batch it hands as bytes to a disk
-// buffer without decoding it.
+// buffer without decoding it. Count only counts a batch's events.
 //
 // Keep it in step with proto/ferry/v1/ferry.proto: TestKnowsEveryField
 // fails when the schema has a field this decoder does not know.
@@ -133,8 +133,13 @@ type decoder struct {
 	npods   int // scan mode: pods seen
 }
 
-// count returns the number of events and pods of a batch, checking only
-// its top-level framing.
+// Count returns the number of events and pods of a batch, walking only
+// its top level: it checks the framing of that level, not the events and
+// pods themselves (Decode and Scan do).
+func Count(data []byte) (events, pods int, err error) {
+	return count(data)
+}
+
 func count(b []byte) (events, pods int, err error) {
 	for len(b) > 0 {
 		num, typ, n, err := tag(b)
@@ -158,11 +163,21 @@ func count(b []byte) (events, pods int, err error) {
 	return events, pods, nil
 }
 
+func invalidUTF8(field string) error { return fmt.Errorf("%w: %s", ErrInvalidUTF8, field) }
+
 func malformed(err error) error { return fmt.Errorf("%w: %v", ErrMalformed, err) }
 
 // tag consumes a field's tag as proto.Unmarshal does: a field number in
-// 1..MaxValidNumber, and no end-group tag outside a group.
+// 1..MaxValidNumber, and no end-group tag outside a group. The one-byte
+// case is inlined.
 func tag(b []byte) (protowire.Number, protowire.Type, int, error) {
+	if len(b) > 0 && b[0] < 0x80 && b[0] >= 8 && b[0]&7 != byte(protowire.EndGroupType) {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1, nil
+	}
+	return tagSlow(b)
+}
+
+func tagSlow(b []byte) (protowire.Number, protowire.Type, int, error) {
 	v, n := protowire.ConsumeVarint(b)
 	if n < 0 {
 		return 0, 0, 0, malformed(protowire.ParseError(n))
@@ -188,6 +203,13 @@ func skip(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
 }
 
 func varint(b []byte) (uint64, int, error) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1, nil
+	}
+	return varintSlow(b)
+}
+
+func varintSlow(b []byte) (uint64, int, error) {
 	v, n := protowire.ConsumeVarint(b)
 	if n < 0 {
 		return 0, 0, malformed(protowire.ParseError(n))
@@ -203,7 +225,18 @@ func fixed64(b []byte) (uint64, int, error) {
 	return v, n, nil
 }
 
+// bytesField consumes a length-delimited value; the result keeps the
+// capacity of b (string uses it to find its offset). A length below 128
+// is inlined.
 func bytesField(b []byte) ([]byte, int, error) {
+	if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
+		n := int(b[0])
+		return b[1 : 1+n], 1 + n, nil
+	}
+	return bytesSlow(b)
+}
+
+func bytesSlow(b []byte) ([]byte, int, error) {
 	v, n := protowire.ConsumeBytes(b)
 	if n < 0 {
 		return nil, 0, malformed(protowire.ParseError(n))
@@ -215,7 +248,7 @@ func bytesField(b []byte) ([]byte, int, error) {
 // UTF-8 when validating; in build mode a substring of d.str, else "".
 func (d *decoder) string(v []byte, field string) (string, error) {
 	if d.validate && !utf8.Valid(v) {
-		return "", fmt.Errorf("%w: %s", ErrInvalidUTF8, field)
+		return "", invalidUTF8(field)
 	}
 	if !d.build {
 		return "", nil
