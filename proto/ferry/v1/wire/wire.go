@@ -25,6 +25,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -126,11 +127,17 @@ type decoder struct {
 	validate bool
 
 	events  []ferryv1.Event
-	nev     int
+	nev     int // events in the batch (build mode)
+	evi     int // the event being decoded
 	sources []ferryv1.Source
 	kubes   []ferryv1.Kubernetes
-	pods    []ferryv1.Pod
-	npods   int // scan mode: pods seen
+	// The kubernetes field of the last event that had one (once), and
+	// its struct (build mode): events of the same pod, one after the
+	// other as an agent sends them, share it.
+	lastKube    []byte
+	lastKubePtr *ferryv1.Kubernetes
+	pods        []ferryv1.Pod
+	npods       int // scan mode: pods seen
 }
 
 // Count returns the number of events and pods of a batch, walking only
@@ -295,6 +302,7 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 				break
 			}
 			e := &scratch
+			d.evi = nev
 			if d.build {
 				e = &d.events[nev]
 			} else {
@@ -336,6 +344,21 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 // event decodes an Event into e (merging, as proto does, a field that
 // comes twice).
 func (d *decoder) event(b []byte, e *ferryv1.Event) error {
+	var (
+		kubes      int    // kubernetes fields seen
+		kubeBytes  []byte // the first one's
+		sharedKube bool   // e.Kubernetes is the previous event's
+	)
+	defer func() {
+		// Only a kubernetes field that came once is shared with the
+		// next events: a second one changed what the first said.
+		switch {
+		case kubes > 1:
+			d.lastKube, d.lastKubePtr = nil, nil
+		case kubes == 1 && !sharedKube:
+			d.lastKube, d.lastKubePtr = kubeBytes, e.Kubernetes
+		}
+	}()
 	for len(b) > 0 {
 		num, typ, n, err := tag(b)
 		if err != nil {
@@ -381,17 +404,33 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			if v, n, err = bytesField(b); err != nil {
 				break
 			}
-			var k *ferryv1.Kubernetes
-			if d.build {
-				if k = e.Kubernetes; k == nil {
-					if d.kubes == nil {
-						d.kubes = make([]ferryv1.Kubernetes, 0, d.nev)
+			kubes++
+			if kubes == 1 {
+				kubeBytes = v
+				if d.lastKube != nil && bytes.Equal(v, d.lastKube) {
+					// The previous event's pod: its struct, already
+					// decoded (and checked).
+					sharedKube = true
+					if d.build {
+						e.Kubernetes = d.lastKubePtr
 					}
-					d.kubes = append(d.kubes, ferryv1.Kubernetes{})
-					k = &d.kubes[len(d.kubes)-1]
-					e.Kubernetes = k
+					break
 				}
 			}
+			var k *ferryv1.Kubernetes
+			if d.build {
+				k = e.Kubernetes
+				if k == nil || sharedKube {
+					// A second kubernetes field merges into the first:
+					// into a copy of a shared one.
+					nk := d.newKube()
+					if k != nil {
+						nk.Namespace, nk.Pod, nk.PodUid, nk.Container, nk.ContainerId = k.Namespace, k.Pod, k.PodUid, k.Container, k.ContainerId
+					}
+					k, e.Kubernetes = nk, nk
+				}
+			}
+			sharedKube = false
 			err = d.kubernetes(v, k)
 		case num == 7 && typ == protowire.BytesType:
 			if v, n, err = bytesField(b); err == nil {
@@ -421,6 +460,18 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// newKube returns a zero Kubernetes from the batch's arrays: one of 64
+// (most events share their pod's), then of twice the last one's size, at
+// most one per event left.
+func (d *decoder) newKube() *ferryv1.Kubernetes {
+	if len(d.kubes) == cap(d.kubes) {
+		// The events left (this one included) bound what is needed.
+		d.kubes = make([]ferryv1.Kubernetes, 0, min(max(64, 2*cap(d.kubes)), max(d.nev-d.evi, 1)))
+	}
+	d.kubes = d.kubes[:len(d.kubes)+1]
+	return &d.kubes[len(d.kubes)-1]
 }
 
 // source decodes a Source into s (nil in scan mode).

@@ -123,6 +123,8 @@ var id16 = []byte("0123456789abcdef")
 
 func TestDecodeTable(t *testing.T) {
 	ev := raw(nil).bytes(1, id16).fixed64(2, 42).bytes(3, []byte("hello"))
+	kube := raw(nil).bytes(1, []byte("ns")).bytes(2, []byte("pod")).bytes(3, []byte("uid"))
+	badKube := raw(nil).bytes(1, []byte("ns")).bytes(4, []byte{0xff})
 	cases := []struct {
 		name string
 		data []byte
@@ -137,6 +139,13 @@ func TestDecodeTable(t *testing.T) {
 		{"source twice merges", raw(nil).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte("/a")).varint(2, 5)).bytes(5, raw(nil).bytes(3, []byte("in")))), true},
 		{"kubernetes twice merges", raw(nil).bytes(3, ev.bytes(6, raw(nil).bytes(1, []byte("ns"))).bytes(6, raw(nil).bytes(2, []byte("pod")).bytes(1, []byte("ns2")))), true},
 		{"scalar twice: last wins", raw(nil).varint(1, 1).varint(1, 2).bytes(2, []byte("a")).bytes(2, []byte("b")), true},
+		{"events of one pod share its kubernetes", raw(nil).bytes(3, ev.bytes(6, kube)).bytes(3, ev.bytes(6, kube)).bytes(3, ev.bytes(6, kube)), true},
+		{"a second kubernetes field after a shared one merges into a copy", raw(nil).bytes(3, ev.bytes(6, kube)).
+			bytes(3, ev.bytes(6, kube).bytes(6, raw(nil).bytes(2, []byte("other")))).bytes(3, ev.bytes(6, kube)), true},
+		{"an event with two kubernetes fields is not shared", raw(nil).bytes(3, ev.bytes(6, kube).bytes(6, raw(nil).bytes(2, []byte("other")))).
+			bytes(3, ev.bytes(6, kube)), true},
+		{"same kubernetes after an event without", raw(nil).bytes(3, ev.bytes(6, kube)).bytes(3, ev).bytes(3, ev.bytes(6, kube)), true},
+		{"invalid UTF-8 in a repeated kubernetes", raw(nil).bytes(3, ev.bytes(6, badKube)).bytes(3, ev.bytes(6, badKube)), false},
 		{"field key repeated: last wins", raw(nil).bytes(3, ev.bytes(7, raw(nil).bytes(1, []byte("k")).bytes(2, raw(nil).varint(2, 1))).
 			bytes(7, raw(nil).bytes(1, []byte("k")).bytes(2, raw(nil).bytes(1, []byte("s"))))), true},
 		{"field entry without key or value", raw(nil).bytes(3, ev.bytes(7, nil)), true},
@@ -415,7 +424,9 @@ func randomBatch(r *rand.Rand) *ferryv1.Batch {
 		if r.IntN(4) > 0 {
 			e.Source = &ferryv1.Source{Path: str(), Offset: r.Int64() >> r.IntN(64), Input: str(), FileId: str(), EndOffset: r.Int64N(1000) - 10, Lines: r.Uint32N(5)}
 		}
-		if r.IntN(4) > 0 {
+		if n := len(b.Events); n > 0 && r.IntN(2) == 0 {
+			e.Kubernetes = b.Events[n-1].Kubernetes // the same pod
+		} else if r.IntN(4) > 0 {
 			e.Kubernetes = &ferryv1.Kubernetes{Namespace: str(), Pod: str(), PodUid: str(), Container: str(), ContainerId: str()}
 		}
 		if r.IntN(3) == 0 {
@@ -464,4 +475,24 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		same(t, data)
 	})
+}
+
+// TestSharedKubernetes: events of one pod in a row share one Kubernetes,
+// and a second kubernetes field of an event does not change the others'.
+func TestSharedKubernetes(t *testing.T) {
+	ev := raw(nil).bytes(1, id16)
+	kube := raw(nil).bytes(1, []byte("ns")).bytes(2, []byte("pod"))
+	data := raw(nil).bytes(3, ev.bytes(6, kube)).bytes(3, ev.bytes(6, kube)).
+		bytes(3, ev.bytes(6, kube).bytes(6, raw(nil).bytes(2, []byte("other")))).bytes(3, ev.bytes(6, kube))
+	b, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := func(i int) *ferryv1.Kubernetes { return b.Events[i].Kubernetes }
+	if k(0) != k(1) || k(1) == k(2) || k(3) == k(2) {
+		t.Fatalf("sharing: %p %p %p %p, want events 0 and 1 sharing, 2 apart", k(0), k(1), k(2), k(3))
+	}
+	if k(0).Pod != "pod" || k(2).Pod != "other" || k(2).Namespace != "ns" || k(3).Pod != "pod" {
+		t.Fatalf("events: %v / %v", k(0), k(2))
+	}
 }
