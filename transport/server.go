@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -409,7 +410,11 @@ func (st *ingestStream) receive() error {
 			// stream ends, the batch is not acknowledged.
 			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 		}
-		st.node.Store(b.batch.Node)
+		if prev, _ := st.node.Load().(string); prev != b.batch.Node {
+			// A copy: a decoded node name is a substring of its whole
+			// batch, which the stream would keep alive while idle.
+			st.node.Store(strings.Clone(b.batch.Node))
+		}
 		if s.cfg.Health != nil {
 			if herr := s.cfg.Health(); herr != nil {
 				s.NotReadyStreams.Add(1)
@@ -502,6 +507,11 @@ func (s *Server) decode(raw rawBatch) (*received, error) {
 		}, nil
 	}
 	r := &received{}
+	if s.cfg.EventLatency != nil {
+		if n, _, err := wire.Count(raw); err == nil {
+			r.times = make([]int64, 0, n)
+		}
+	}
 	var invalid error
 	sum, err := wire.Scan(raw, func(i int, e *ferryv1.Event) error {
 		// Go on past an invalid event: bytes that do not decode end the

@@ -136,8 +136,10 @@ type decoder struct {
 	// other as an agent sends them, share it.
 	lastKube    []byte
 	lastKubePtr *ferryv1.Kubernetes
-	pods        []ferryv1.Pod
-	npods       int // scan mode: pods seen
+	// The last strings of Source.
+	path, input, fileID recent
+	pods                []ferryv1.Pod
+	npods               int // scan mode: pods seen
 }
 
 // Count returns the number of events and pods of a batch, walking only
@@ -474,6 +476,31 @@ func (d *decoder) newKube() *ferryv1.Kubernetes {
 	return &d.kubes[len(d.kubes)-1]
 }
 
+// recent is the last value of a string field: the next event's equal
+// bytes (a path, an input, a file id repeat through a file's lines) reuse
+// it, checked once.
+type recent struct {
+	b []byte
+	s string
+}
+
+// recentString is stringField through r.
+func (d *decoder) recentString(b []byte, r *recent, field string) (string, int, error) {
+	v, n, err := bytesField(b)
+	if err != nil {
+		return "", 0, err
+	}
+	if r.b != nil && string(v) == string(r.b) {
+		return r.s, n, nil
+	}
+	s, err := d.string(v, field)
+	if err != nil {
+		return "", 0, err
+	}
+	r.b, r.s = v, s
+	return s, n, nil
+}
+
 // source decodes a Source into s (nil in scan mode).
 func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 	for len(b) > 0 {
@@ -486,7 +513,7 @@ func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 		var x uint64
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			if str, n, err = d.stringField(b, "ferry.v1.Source.path"); err == nil && s != nil {
+			if str, n, err = d.recentString(b, &d.path, "ferry.v1.Source.path"); err == nil && s != nil {
 				s.Path = str
 			}
 		case num == 2 && typ == protowire.VarintType:
@@ -494,11 +521,11 @@ func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 				s.Offset = int64(x)
 			}
 		case num == 3 && typ == protowire.BytesType:
-			if str, n, err = d.stringField(b, "ferry.v1.Source.input"); err == nil && s != nil {
+			if str, n, err = d.recentString(b, &d.input, "ferry.v1.Source.input"); err == nil && s != nil {
 				s.Input = str
 			}
 		case num == 4 && typ == protowire.BytesType:
-			if str, n, err = d.stringField(b, "ferry.v1.Source.file_id"); err == nil && s != nil {
+			if str, n, err = d.recentString(b, &d.fileID, "ferry.v1.Source.file_id"); err == nil && s != nil {
 				s.FileId = str
 			}
 		case num == 5 && typ == protowire.VarintType:

@@ -145,6 +145,9 @@ func TestDecodeTable(t *testing.T) {
 		{"an event with two kubernetes fields is not shared", raw(nil).bytes(3, ev.bytes(6, kube).bytes(6, raw(nil).bytes(2, []byte("other")))).
 			bytes(3, ev.bytes(6, kube)), true},
 		{"same kubernetes after an event without", raw(nil).bytes(3, ev.bytes(6, kube)).bytes(3, ev).bytes(3, ev.bytes(6, kube)), true},
+		{"a path repeated", raw(nil).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte("/a")).varint(2, 1))).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte("/a")).varint(2, 2))), true},
+		{"invalid UTF-8 in a repeated path", raw(nil).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte{0xff}))).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte{0xff}))), false},
+		{"invalid UTF-8 path after a good one", raw(nil).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte("/a")))).bytes(3, ev.bytes(5, raw(nil).bytes(1, []byte{'/', 0xff}))), false},
 		{"invalid UTF-8 in a repeated kubernetes", raw(nil).bytes(3, ev.bytes(6, badKube)).bytes(3, ev.bytes(6, badKube)), false},
 		{"field key repeated: last wins", raw(nil).bytes(3, ev.bytes(7, raw(nil).bytes(1, []byte("k")).bytes(2, raw(nil).varint(2, 1))).
 			bytes(7, raw(nil).bytes(1, []byte("k")).bytes(2, raw(nil).bytes(1, []byte("s"))))), true},
@@ -423,6 +426,14 @@ func randomBatch(r *rand.Rand) *ferryv1.Batch {
 			Stream: ferryv1.StreamName(r.IntN(3)), Flags: r.Uint32() >> r.IntN(32), Kind: ferryv1.Kind(r.IntN(3))}
 		if r.IntN(4) > 0 {
 			e.Source = &ferryv1.Source{Path: str(), Offset: r.Int64() >> r.IntN(64), Input: str(), FileId: str(), EndOffset: r.Int64N(1000) - 10, Lines: r.Uint32N(5)}
+			if n := len(b.Events); n > 0 && b.Events[n-1].Source != nil && r.IntN(2) == 0 {
+				// The same file, further on.
+				prev := b.Events[n-1].Source
+				e.Source.Path, e.Source.FileId = prev.Path, prev.FileId
+				if r.IntN(2) == 0 {
+					e.Source.Input = prev.Input
+				}
+			}
 		}
 		if n := len(b.Events); n > 0 && r.IntN(2) == 0 {
 			e.Kubernetes = b.Events[n-1].Kubernetes // the same pod
