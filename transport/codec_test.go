@@ -213,3 +213,18 @@ func TestServerUndecodable(t *testing.T) {
 		})
 	}
 }
+
+// benchSink takes every batch; raw says whether it takes raw batches (as
+// a disk buffer does).
+type benchSink struct{ raw bool }
+
+func (benchSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
+	return sinks.Result{Delivered: len(b.Events)}, nil
+}
+func (benchSink) Close(context.Context) error { return nil }
+func (s benchSink) TakesRaw() bool            { return s.raw }
+
+// benchObserver takes observations (the aggregator sets EventLatency).
+type benchObserver struct{}
+
+func (benchObserver) Observe(float64) {}

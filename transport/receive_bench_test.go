@@ -18,23 +18,7 @@ import (
 
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
-	"github.com/ferrylogs/ferry/sinks"
 )
-
-// benchSink takes every batch; raw says whether it takes raw batches (as
-// a disk buffer does).
-type benchSink struct{ raw bool }
-
-func (benchSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
-	return sinks.Result{Delivered: len(b.Events)}, nil
-}
-func (benchSink) Close(context.Context) error { return nil }
-func (s benchSink) TakesRaw() bool            { return s.raw }
-
-// benchObserver takes observations (the aggregator sets EventLatency).
-type benchObserver struct{}
-
-func (benchObserver) Observe(float64) {}
 
 // BenchmarkReceive measures the server's receive path: batches of 1,000
 // container log events (~120 B, source, kubernetes), already encoded, sent
