@@ -121,7 +121,8 @@ func BenchmarkBuffer(b *testing.B) {
 	})
 }
 
-// fullBatchBench is a batch as an agent sends container logs.
+// fullBatchBench is a batch as an agent sends container logs: 1,000 events
+// from 20 pods, in runs of 50.
 func fullBatchBench() *ferryv1.Batch {
 	b := &ferryv1.Batch{Seq: 1, Node: "node-1"}
 	for p := range 20 {
@@ -129,7 +130,7 @@ func fullBatchBench() *ferryv1.Batch {
 			Labels: map[string]string{"app": "web"}, OwnerKind: "Deployment", OwnerName: "web"})
 	}
 	for i := range 1000 {
-		p := i % 20
+		p := i / 50 // runs of one pod's lines, as an agent batches them
 		b.Events = append(b.Events, &ferryv1.Event{Id: event.ID(nil, "node-1", "f", int64(i)), TimeUnixNano: 1.7e18 + int64(i),
 			Message: []byte(strings.Repeat("x", 100) + fmt.Sprintf(" line %06d", i)), Stream: ferryv1.StreamName_STREAM_STDOUT,
 			Source: &ferryv1.Source{Path: fmt.Sprintf("/var/log/pods/prod_web-%d_uid-%d/app/0.log", p, p), Offset: int64(i) * 130,
