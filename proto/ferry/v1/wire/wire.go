@@ -8,17 +8,22 @@
 //
 // It allocates per batch, not per event: one string copied from the batch
 // bytes, of which every string field is a substring; one array of Event
-// structs, one of Source and one of Kubernetes, and the slice of pointers
-// to them. Only typed fields (Event.fields), pods and their maps allocate
-// per item. Bytes fields (Event.id, Event.message) are sub-slices of the
-// input, capped at their length (appending to one copies). The price is
-// that one string, one event or one id kept beyond the batch keeps the
-// whole batch in memory: whoever keeps a part of a batch past its
-// processing (a cache) must copy it (strings.Clone, bytes.Clone).
+// structs, one of Source, a few of Kubernetes, and the slice of pointers
+// to the events. Only typed fields (Event.fields), pods and their maps
+// allocate per item. Bytes fields (Event.id, Event.message) are
+// sub-slices of the input, capped at their length (appending to one
+// copies). Events in a row whose kubernetes field has the same bytes (an
+// agent sends a file's lines together) share one Kubernetes struct, and a
+// Source string equal to the previous event's is that string: a decoded
+// batch is read-only, as the aggregator treats batches anyway. The price
+// of sharing the batch's memory is that one string, one event or one id
+// kept beyond the batch keeps the whole batch in memory: whoever keeps a
+// part of a batch past its processing (a cache) must copy it
+// (strings.Clone, bytes.Clone).
 //
 // Scan walks a batch the same way, with the same checks, and allocates
-// nothing: the receiver validates a batch it hands as bytes to a disk
-// buffer without decoding it. Count only counts a batch's events.
+// only the node name: the receiver validates a batch it hands as bytes to
+// a disk buffer without decoding it. Count only counts a batch's events.
 //
 // Keep it in step with proto/ferry/v1/ferry.proto: TestKnowsEveryField
 // fails when the schema has a field this decoder does not know.
