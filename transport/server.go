@@ -48,8 +48,10 @@ type ServerConfig struct {
 	MaxRecvMessageBytes int
 	// MaxBytesInFlight bounds the memory of the batches received and not
 	// yet written, over all the connections of the server. A batch counts
-	// with the estimated size of its decoded form (its encoded size plus
-	// the Go structs of its events, see batchBytes) from after Recv, before
+	// with the estimated size of its decoded form (its encoded bytes, the
+	// string copy of them and the Go structs of its events, see
+	// decodedBytes), or, for a sink that takes raw batches, of its bytes
+	// alone (rawBytes), from after Recv, before
 	// it goes to the sink, until the sink's write returned and its ack is
 	// made (the ack's send does not hold it). A stream whose batch does not
 	// fit waits, in arrival order, and reads nothing more meanwhile: HTTP/2
