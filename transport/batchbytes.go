@@ -6,26 +6,29 @@ import (
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
-// Go heap a decoded batch holds beyond its encoded size, per part: the
-// structs (rounded up to their allocation size class), the pointers to
-// them and the rounding of every bytes and string field, which are
-// separate allocations. Measured with google.golang.org/protobuf v1.36 on
-// amd64 (TestBatchBytes checks the estimate against the heap).
+// Go heap a received batch holds beyond its encoded bytes (the copy the
+// codec makes, kept as event.Batch.Raw), per part, once decoded by
+// proto/ferry/v1/wire: a second copy of the bytes (the string every string
+// field is a substring of) and the structs, which it allocates in one
+// array per kind (so without size-class rounding), plus the pointers to
+// the events; typed fields allocate per entry. Measured on amd64 with
+// google.golang.org/protobuf v1.36 (TestBatchBytes checks the estimate
+// against the heap).
 const (
-	batchOverhead  = 128 // the Batch and its node name
-	eventOverhead  = 168 // Event (136 B), its pointer in Events, id and message
-	sourceOverhead = 112 // Source (96 B) and 3 strings
-	kubeOverhead   = 160 // Kubernetes (120 B) and 5 strings
-	fieldOverhead  = 224 // map entry, key, Value and its oneof wrapper
+	batchOverhead  = 256 // the Batch, the event.Batch, the received
+	eventOverhead  = 160 // Event (152 B) and its pointer in Events
+	sourceOverhead = 112 // Source
+	kubeOverhead   = 120 // Kubernetes
+	fieldOverhead  = 224 // map entry, Value and its oneof wrapper
+	podOverhead    = 512 // Pod, its maps (small ones)
 )
 
-// batchBytes estimates the memory a received batch holds once decoded:
-// its encoded size (proto.Size, which counts every field, new ones
-// included) plus the per-part overheads above. For events of about 100
-// bytes the overhead doubles the encoded size; for large messages it is
-// negligible.
-func batchBytes(b *ferryv1.Batch) int64 {
-	n := int64(proto.Size(b)) + batchOverhead
+// decodedBytes estimates the memory a received batch holds once decoded:
+// twice its encoded size (the bytes and the string copy of them) plus the
+// per-part overheads above. For events of about 100 bytes the overhead is
+// about the encoded size; for large messages it is negligible.
+func decodedBytes(encoded int, b *ferryv1.Batch) int64 {
+	n := 2*int64(encoded) + batchOverhead + int64(len(b.Pods))*podOverhead
 	for _, e := range b.Events {
 		n += eventOverhead
 		if e == nil {
@@ -40,4 +43,16 @@ func batchBytes(b *ferryv1.Batch) int64 {
 		n += int64(len(e.Fields)) * fieldOverhead
 	}
 	return n
+}
+
+// rawBytes is the memory a batch received for a sink that takes raw
+// batches holds: its bytes, and times event times (EventLatency).
+func rawBytes(encoded, times int) int64 {
+	return int64(encoded) + 8*int64(times) + batchOverhead
+}
+
+// batchBytes is decodedBytes of a batch about to be sent: what a server
+// whose sink does not take raw batches counts for it.
+func batchBytes(b *ferryv1.Batch) int64 {
+	return decodedBytes(proto.Size(b), b)
 }

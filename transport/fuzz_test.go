@@ -13,9 +13,12 @@ import (
 )
 
 // FuzzBatchDecode feeds arbitrary bytes through what the aggregator does
-// with a frame: decode it as a Batch, validate it, and for a valid batch
-// build every event's document. Nothing may panic; a batch that passes
-// validation must have well-formed ids.
+// with a frame: decode it as a Batch (Server.decode), validate it, and for
+// a valid batch build every event's document. Nothing may panic; the
+// server takes exactly the frames proto.Unmarshal takes; a server whose
+// sink takes raw batches (checked by wire.Scan, not decoded) judges every
+// frame as one that decodes it; a batch that passes validation must have
+// well-formed ids.
 func FuzzBatchDecode(f *testing.F) {
 	good := &ferryv1.Batch{Seq: 1, Node: "n", Events: []*ferryv1.Event{{
 		Id: event.ID(nil, "n", "f", 0), Message: []byte("hello"), TimeUnixNano: 1,
@@ -31,20 +34,37 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(data[:len(data)/2])
 	f.Add([]byte{})
 	f.Add([]byte{0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	srv := NewServer(discardSink{}, ServerConfig{MaxMessageBytes: 1 << 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := NewServer(discardSink{}, ServerConfig{MaxMessageBytes: 1 << 20}, log)
+	rawSrv := NewServer(benchSink{raw: true}, ServerConfig{MaxMessageBytes: 1 << 20, EventLatency: benchObserver{}}, log)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var b ferryv1.Batch
-		if err := proto.Unmarshal(frame, &b); err != nil {
+		perr := proto.Unmarshal(frame, &b)
+		r, err := srv.decode(frame)
+		rr, rerr := rawSrv.decode(frame)
+		if (perr == nil) != (err == nil) || (err == nil) != (rerr == nil) {
+			t.Fatalf("proto.Unmarshal: %v; decode: %v; raw decode: %v", perr, err, rerr)
+		}
+		if err != nil {
 			return // gRPC answers a frame it cannot decode with an error status
 		}
-		if err := srv.validate(&b); err != nil {
+		if (r.invalid == nil) != (rr.invalid == nil) || r.events != rr.events || r.batch.Seq != rr.batch.Seq || r.batch.Node != rr.batch.Node {
+			t.Fatalf("decoded: %v, %d events; raw: %v, %d events", r.invalid, r.events, rr.invalid, rr.events)
+		}
+		if r.invalid != nil {
+			if r.invalid.Error() != rr.invalid.Error() {
+				t.Fatalf("decoded refused with %v, raw with %v", r.invalid, rr.invalid)
+			}
 			return
 		}
-		for _, e := range b.Events {
+		if len(rr.times) != rr.events {
+			t.Fatalf("raw: %d times for %d events", len(rr.times), rr.events)
+		}
+		for _, e := range r.batch.Events {
 			if len(e.Id) != event.IDLen {
 				t.Fatalf("validated event with a %d-byte id", len(e.Id))
 			}
-			_ = event.AppendDocument(nil, b.Node, e, time.Unix(0, 0))
+			_ = event.AppendDocument(nil, r.batch.Node, e, time.Unix(0, 0))
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/proto/ferry/v1/wire"
 	"github.com/ferrylogs/ferry/sinks"
 )
 
@@ -46,8 +48,10 @@ type ServerConfig struct {
 	MaxRecvMessageBytes int
 	// MaxBytesInFlight bounds the memory of the batches received and not
 	// yet written, over all the connections of the server. A batch counts
-	// with the estimated size of its decoded form (its encoded size plus
-	// the Go structs of its events, see batchBytes) from after Recv, before
+	// with the estimated size of its decoded form (its encoded bytes, the
+	// string copy of them and the Go structs of its events, see
+	// decodedBytes), or, for a sink that takes raw batches, of its bytes
+	// alone (rawBytes), from after Recv, before
 	// it goes to the sink, until the sink's write returned and its ack is
 	// made (the ack's send does not hold it). A stream whose batch does not
 	// fit waits, in arrival order, and reads nothing more meanwhile: HTTP/2
@@ -92,9 +96,16 @@ const (
 var errDrainCancelled = errors.New("drain cancelled the batches in flight")
 
 // Server receives batches and acks each one after its sink accepted it.
+//
+// A batch is received as its wire bytes (see rawBatch) and decoded once,
+// by proto/ferry/v1/wire, which checks it as proto.Unmarshal would. When
+// the sink takes raw batches (a disk buffer: TakesRaw), the server does
+// not even decode it: wire.Scan checks the bytes and the events as
+// validate does, without building anything, and the sink gets the bytes.
 type Server struct {
 	ferryv1.UnimplementedIngestServer
 	sink   sinks.Sink
+	raw    bool // sink takes raw batches
 	cfg    ServerConfig
 	log    *slog.Logger
 	ctx    context.Context
@@ -156,10 +167,19 @@ func NewServer(sink sinks.Sink, cfg ServerConfig, log *slog.Logger) *Server {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = DefaultAckTimeout
 	}
+	if err := usesRawCodec(); err != nil {
+		panic("transport: " + err.Error())
+	}
+	rt, ok := sink.(rawTaker)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{sink: sink, cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight),
+	return &Server{sink: sink, raw: ok && rt.TakesRaw(), cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight),
 		oversizeLog: everyLog{every: time.Minute}}
 }
+
+// rawTaker is a sink that takes batches undecoded (event.Batch.Raw, with
+// Seq and Node only), such as a disk buffer (sinks/buffer), which stores
+// the bytes as received and decodes them when it delivers.
+type rawTaker interface{ TakesRaw() bool }
 
 // BytesInFlight returns the bytes of the batches received and not yet
 // written, as counted against MaxBytesInFlight.
@@ -372,7 +392,8 @@ func (st *ingestStream) send(a *ferryv1.Ack) {
 func (st *ingestStream) receive() error {
 	s := st.s
 	for {
-		b, err := st.stream.Recv()
+		var raw rawBatch
+		err := st.stream.RecvMsg(&raw)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -385,40 +406,50 @@ func (st *ingestStream) receive() error {
 		if err := revoked(st.stream.Context()); err != nil {
 			return err // not written: the agent sends it again once let in
 		}
-		st.node.Store(b.Node)
+		b, err := s.decode(raw)
+		if err != nil {
+			// What gRPC answered when it decoded batches itself: the
+			// stream ends, the batch is not acknowledged.
+			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
+		}
+		if prev, _ := st.node.Load().(string); prev != b.batch.Node {
+			// A copy: a decoded node name is a substring of its whole
+			// batch, which the stream would keep alive while idle.
+			st.node.Store(strings.Clone(b.batch.Node))
+		}
 		if s.cfg.Health != nil {
 			if herr := s.cfg.Health(); herr != nil {
 				s.NotReadyStreams.Add(1)
-				s.log.Warn("not ready: ending an agent's stream so that it goes to another replica", "node", b.Node, "reason", herr)
+				s.log.Warn("not ready: ending an agent's stream so that it goes to another replica", "node", b.batch.Node, "reason", herr)
 				return status.Errorf(codes.Unavailable, "aggregator not ready: %v", herr)
 			}
 		}
 		if !s.Ready() {
-			s.retryDraining(b, st.send)
+			s.retryDraining(b.batch.Seq, st.send)
 			continue
 		}
-		if err := s.validate(b); err != nil {
+		if err := b.invalid; err != nil {
 			s.BatchesFailed.Add(1)
-			s.log.Warn("rejecting malformed batch", "node", b.Node, "seq", b.Seq, "err", err)
-			st.send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: ackMessage(err.Error())})
+			s.log.Warn("rejecting malformed batch", "node", b.batch.Node, "seq", b.batch.Seq, "err", err)
+			st.send(&ferryv1.Ack{Seq: b.batch.Seq, Code: ferryv1.Ack_CODE_PERMANENT, Message: ackMessage(err.Error())})
 			continue
 		}
 		select {
 		case st.slots <- struct{}{}:
 		case <-st.ctx.Done():
 			if errors.Is(context.Cause(st.ctx), errDrainCancelled) {
-				s.retryDraining(b, st.send)
+				s.retryDraining(b.batch.Seq, st.send)
 				continue
 			}
 			return context.Cause(st.ctx)
 		}
-		size := batchBytes(b)
+		size := b.size
 		if !s.budget.TryAcquire(size) {
 			s.BudgetWaits.Add(1)
 			if err := s.budget.Acquire(st.ctx, size); err != nil {
 				<-st.slots
 				if errors.Is(err, errDrainCancelled) {
-					s.retryDraining(b, st.send)
+					s.retryDraining(b.batch.Seq, st.send)
 					continue
 				}
 				return err
@@ -433,7 +464,7 @@ func (st *ingestStream) receive() error {
 			st.writers.Done()
 			s.budget.Release(size)
 			<-st.slots
-			s.retryDraining(b, st.send)
+			s.retryDraining(b.batch.Seq, st.send)
 			continue
 		}
 		s.running.Add(1)
@@ -448,16 +479,77 @@ func (st *ingestStream) receive() error {
 	}
 }
 
-func (s *Server) retryDraining(b *ferryv1.Batch, send func(*ferryv1.Ack)) {
+// received is a batch taken from a stream.
+type received struct {
+	batch *event.Batch // what the sink gets: Raw set, decoded or not (see Server)
+	// events counts the batch's events; times holds their times, in
+	// order, when the events are not decoded and EventLatency is set.
+	events int
+	times  []int64
+	// invalid is why validate refused the batch, nil if it did not.
+	invalid error
+	// size is what the batch counts against MaxBytesInFlight.
+	size int64
+}
+
+// decode turns the bytes of a batch into a received batch: decoded (or,
+// for a sink that takes raw batches, only checked) and validated. An error
+// means the bytes are not a Batch that proto.Unmarshal accepts.
+func (s *Server) decode(raw rawBatch) (*received, error) {
+	if !s.raw {
+		b, err := wire.Decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &received{
+			batch:   &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods, Raw: raw},
+			events:  len(b.Events),
+			invalid: s.validate(b),
+			size:    decodedBytes(len(raw), b),
+		}, nil
+	}
+	r := &received{}
+	if s.cfg.EventLatency != nil {
+		if n, _, err := wire.Count(raw); err == nil {
+			r.times = make([]int64, 0, n)
+		}
+	}
+	var invalid error
+	sum, err := wire.Scan(raw, func(i int, e *ferryv1.Event) error {
+		// Go on past an invalid event: bytes that do not decode end the
+		// stream rather than get a permanent ack, as before.
+		if invalid == nil {
+			invalid = s.validateEvent(i, e)
+		}
+		if s.cfg.EventLatency != nil {
+			r.times = append(r.times, e.TimeUnixNano)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.batch = &event.Batch{Node: sum.Node, Seq: sum.Seq, Raw: raw}
+	r.events = sum.Events
+	r.invalid = s.validateBatch(sum.Seq, sum.Node)
+	if r.invalid == nil {
+		r.invalid = invalid
+	}
+	r.size = rawBytes(len(raw), cap(r.times))
+	return r, nil
+}
+
+func (s *Server) retryDraining(seq uint64, send func(*ferryv1.Ack)) {
 	s.BatchesRetry.Add(1)
-	send(&ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: "aggregator is shutting down", RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()})
+	send(&ferryv1.Ack{Seq: seq, Code: ferryv1.Ack_CODE_RETRY, Message: "aggregator is shutting down", RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()})
 }
 
 // write hands one batch to the sink and turns the outcome into an ack.
-func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
+func (s *Server) write(r *received) *ferryv1.Ack {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
-	res, err := s.sink.Write(ctx, &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods})
+	b := r.batch
+	res, err := s.sink.Write(ctx, b)
 	switch {
 	case err != nil && sinks.IsPermanent(err):
 		s.BatchesFailed.Add(1)
@@ -479,13 +571,19 @@ func (s *Server) write(b *ferryv1.Batch) *ferryv1.Ack {
 		return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_RETRY, Message: ackMessage(fmt.Sprintf("%d events not written: %v", len(res.Failed), res.Failed[0])), RetryAfterMillis: s.cfg.RetryAfter.Milliseconds()}
 	}
 	s.BatchesAcked.Add(1)
-	s.EventsAcked.Add(uint64(len(b.Events)))
+	s.EventsAcked.Add(uint64(r.events))
 	if o := s.cfg.EventLatency; o != nil {
 		now := time.Now().UnixNano()
-		for _, e := range b.Events {
-			if t := e.GetTimeUnixNano(); t > 0 {
+		observe := func(t int64) {
+			if t > 0 {
 				o.Observe(float64(max(now-t, 0)) / 1e9)
 			}
+		}
+		for _, t := range r.times {
+			observe(t)
+		}
+		for _, e := range b.Events {
+			observe(e.GetTimeUnixNano())
 		}
 	}
 	return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_OK}
@@ -512,22 +610,39 @@ func ackMessage(msg string) string {
 // validate checks what the aggregator relies on. A batch failing it is
 // malformed and will never be accepted.
 func (s *Server) validate(b *ferryv1.Batch) error {
-	if b.Seq == 0 {
-		return errors.New("batch without sequence number")
-	}
-	if b.Node == "" {
-		return errors.New("batch without node name")
+	if err := s.validateBatch(b.Seq, b.Node); err != nil {
+		return err
 	}
 	for i, e := range b.Events {
-		if e == nil {
-			return fmt.Errorf("event %d: missing", i)
+		if err := s.validateEvent(i, e); err != nil {
+			return err
 		}
-		if len(e.Id) != event.IDLen {
-			return fmt.Errorf("event %d: id of %d bytes, want %d", i, len(e.Id), event.IDLen)
-		}
-		if len(e.Message) > s.cfg.MaxMessageBytes {
-			return fmt.Errorf("event %d: message of %d bytes exceeds %d", i, len(e.Message), s.cfg.MaxMessageBytes)
-		}
+	}
+	return nil
+}
+
+// validateBatch is validate's check of the batch itself.
+func (s *Server) validateBatch(seq uint64, node string) error {
+	if seq == 0 {
+		return errors.New("batch without sequence number")
+	}
+	if node == "" {
+		return errors.New("batch without node name")
+	}
+	return nil
+}
+
+// validateEvent is validate's check of event i; it reads only the
+// event's id and message (what wire.Scan sets).
+func (s *Server) validateEvent(i int, e *ferryv1.Event) error {
+	if e == nil {
+		return fmt.Errorf("event %d: missing", i)
+	}
+	if len(e.Id) != event.IDLen {
+		return fmt.Errorf("event %d: id of %d bytes, want %d", i, len(e.Id), event.IDLen)
+	}
+	if len(e.Message) > s.cfg.MaxMessageBytes {
+		return fmt.Errorf("event %d: message of %d bytes exceeds %d", i, len(e.Message), s.cfg.MaxMessageBytes)
 	}
 	return nil
 }

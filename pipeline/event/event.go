@@ -62,6 +62,18 @@ type Batch struct {
 	Pods   []*ferryv1.Pod
 	Meta   []*Meta
 	Added  []*Addition
+	// Raw, when set, is the batch's wire encoding (a ferry.v1.Batch) as
+	// the aggregator received it or as its disk buffer stored it: Seq,
+	// Node, Events and Pods are what it says, so a disk buffer appends it
+	// as is rather than encode the batch again. The receiver hands a sink
+	// that takes raw batches (a disk buffer, see sinks/buffer's TakesRaw)
+	// Raw, Seq and Node only: Events and Pods nil, not decoded, the raw
+	// bytes already checked as the decoder checks them (package
+	// proto/ferry/v1/wire). Raw is read-only, for everyone: decoded
+	// events may share its memory (their id and message). It belongs to
+	// the batch, like the events: a sink that keeps it past Write copies
+	// it.
+	Raw []byte
 }
 
 // meta returns the enrichment of event i, or nil.

@@ -4,6 +4,14 @@
 // until the sink takes it, and after a crash replays what was not delivered.
 // Re-delivery is at least once; event ids make it idempotent downstream.
 //
+// A record is a batch's wire encoding (ferry.v1.Batch). A batch that comes
+// with it (event.Batch.Raw: the bytes the agent sent) is appended as it
+// is, never encoded again; the receiver hands such batches undecoded (see
+// TakesRaw). Delivery decodes each record once, with the fast decoder of
+// proto/ferry/v1/wire, without checking UTF-8 again: every record passed
+// that check before it was appended (the receiver's, or proto.Marshal's of
+// a decoded batch), and the WAL checks each record's CRC when it reads it.
+//
 // When the disk cannot make a batch durable, Write says so and the agent
 // keeps its lines: a full disk is ErrFull, as a buffer at its size limit,
 // and passes once there is room; a failed fsync or write (see pipeline/wal)
@@ -28,6 +36,7 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/wal"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/proto/ferry/v1/wire"
 	"github.com/ferrylogs/ferry/sinks"
 )
 
@@ -91,15 +100,30 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 	return s, nil
 }
 
-// Write appends b to the buffer. It returns when b is durable (per the sync
-// policy), with every event counted delivered; ErrFull (retryable) when the
-// buffer or its disk has no room; a retryable error wrapping wal.ErrFailed
-// once the buffer has failed (see Err); a permanent error for a batch larger
-// than a record may be.
+// Write appends b to the buffer: b.Raw as it is when set (b.Events and
+// b.Pods may then be nil: only Raw is read), else the encoding of b. It
+// returns when b is durable (per the sync policy), with every event
+// counted delivered; ErrFull (retryable) when the buffer or its disk has
+// no room; a retryable error wrapping wal.ErrFailed once the buffer has
+// failed (see Err); a permanent error for a batch larger than a record may
+// be. The buffer keeps nothing of b once Write returns (the WAL copies the
+// record into its file).
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
-	data, err := proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods})
-	if err != nil {
-		return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
+	data, events := b.Raw, len(b.Events)
+	if data != nil {
+		if b.Events == nil {
+			n, _, err := wire.Count(data)
+			if err != nil {
+				return sinks.Result{}, sinks.Permanent(fmt.Errorf("raw batch: %w", err))
+			}
+			events = n
+		}
+	} else {
+		var err error
+		data, err = proto.Marshal(&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods})
+		if err != nil {
+			return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
+		}
 	}
 	if _, err := s.w.Append(ctx, data); err != nil {
 		switch {
@@ -110,8 +134,13 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		}
 		return sinks.Result{}, fmt.Errorf("buffer append: %w", err)
 	}
-	return sinks.Result{Delivered: len(b.Events)}, nil
+	return sinks.Result{Delivered: events}, nil
 }
+
+// TakesRaw reports true: Write needs only a batch's wire bytes
+// (event.Batch.Raw) with its Seq and Node, so the receiver need not decode
+// a batch for it (see transport.Server).
+func (s *Sink) TakesRaw() bool { return true }
 
 // Stats reports the buffer's state.
 func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
@@ -195,18 +224,21 @@ func (s *Sink) deliver(ctx context.Context) {
 		mu.Lock()
 		queue = append(queue, d)
 		mu.Unlock()
-		var b ferryv1.Batch
-		if err := proto.Unmarshal(rec, &b); err != nil {
+		// The record is this batch's own (the WAL reads each into a new
+		// buffer), so the decoded batch may share its memory.
+		wb, err := wire.DecodeTrusted(rec)
+		if err != nil {
 			s.log.Error("undecodable batch in the buffer, skipped", "pos", pos.String(), "err", err)
 			s.finish(&mu, d, commits)
 			<-slots
 			continue
 		}
+		b := &event.Batch{Node: wb.Node, Seq: wb.Seq, Events: wb.Events, Pods: wb.Pods, Raw: rec}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if s.writeUntilDone(ctx, &b) {
+			if s.writeUntilDone(ctx, b) {
 				s.finish(&mu, d, commits)
 			}
 		}()
@@ -231,8 +263,8 @@ const warnEvery = time.Minute
 // dropped, as it can never be written). It reports false if ctx ended first.
 // The first failure is a warning, then one every warnEvery with the
 // attempts since; a batch that gets through after failures says so.
-func (s *Sink) writeUntilDone(ctx context.Context, b *ferryv1.Batch) bool {
-	batch := &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods}
+func (s *Sink) writeUntilDone(ctx context.Context, batch *event.Batch) bool {
+	b := batch
 	delay := s.opts.RetryInitial
 	var start, lastWarn time.Time
 	sinceWarn := 0

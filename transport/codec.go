@@ -1,0 +1,73 @@
+package transport
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/encoding"
+	// The codec wrapped below must be registered before this package's
+	// init replaces it.
+	_ "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+)
+
+// rawBatch receives a message as its wire bytes, undecoded: the server
+// reads batches into it (see receive), and decodes them itself with
+// proto/ferry/v1/wire, once, or only checks them when its sink is a disk
+// buffer that stores the bytes as they are.
+//
+// The bytes are the message's own copy, made by the codec out of gRPC's
+// receive buffers (which gRPC reuses once Unmarshal returns): they belong
+// to whoever holds the rawBatch, and nothing in gRPC keeps or changes them.
+type rawBatch []byte
+
+// rawCodec is gRPC's "proto" codec with one addition: it unmarshals into
+// a *rawBatch by copying the message's bytes (one copy, one allocation;
+// gzip is undone before). Every other message, and every marshal, goes
+// to the codec it replaces, so a gRPC client or server in the same process
+// sees no difference. It is registered under the name "proto" (what the
+// agent's content type asks for) when this package is initialised:
+// grpc-go picks a codec by name, and replacing the default one this way is
+// its documented extension point (encoding.RegisterCodecV2).
+type rawCodec struct{ proto encoding.CodecV2 }
+
+func init() {
+	base := encoding.GetCodecV2("proto")
+	if base == nil {
+		panic("transport: gRPC's proto codec is not registered")
+	}
+	if _, ok := base.(rawCodec); !ok {
+		encoding.RegisterCodecV2(rawCodec{proto: base})
+	}
+}
+
+// Marshal implements encoding.CodecV2.
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+
+// Unmarshal implements encoding.CodecV2.
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*rawBatch); ok {
+		*r = data.Materialize()
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+// Name implements encoding.CodecV2.
+func (c rawCodec) Name() string { return c.proto.Name() }
+
+// usesRawCodec reports whether the "proto" codec is rawCodec (another
+// package's init could replace it after this one's).
+func usesRawCodec() error {
+	if _, ok := encoding.GetCodecV2("proto").(rawCodec); !ok {
+		return fmt.Errorf("gRPC's proto codec is %T, not the transport's: register no other codec named proto", encoding.GetCodecV2("proto"))
+	}
+	return nil
+}
+
+// rawCodecRegistered returns the registered rawCodec.
+func rawCodecRegistered() (rawCodec, error) {
+	if err := usesRawCodec(); err != nil {
+		return rawCodec{}, err
+	}
+	return encoding.GetCodecV2("proto").(rawCodec), nil
+}
