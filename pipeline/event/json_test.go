@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
 // refAppendString is appendString as it was before the fast path: one byte
@@ -243,6 +245,20 @@ func TestFixedFieldTopLevel(t *testing.T) {
 			if got := fixedField(k, enriched); got != want {
 				t.Errorf("fixedField(%q, %v) = %v, want %v", k, enriched, got, want)
 			}
+		}
+	}
+}
+
+// TestAppendDataStreamAndID: the appending forms say what DataStream and
+// IDString say.
+func TestAppendDataStreamAndID(t *testing.T) {
+	b := &Batch{Node: "n", Events: []*ferryv1.Event{benchEvent(), haproxyEvent(), metricEvent(), benchEvent(), {}}, Meta: []*Meta{benchMeta(), benchMeta(), nil, {}}}
+	for i, e := range b.Events {
+		if got := string(b.AppendDataStream([]byte("x"), i)); got != "x"+b.DataStream(i) {
+			t.Errorf("event %d: AppendDataStream %s, want x%s", i, got, b.DataStream(i))
+		}
+		if got := string(AppendIDString([]byte("x"), e.GetId())); got != "x"+IDString(e.GetId()) {
+			t.Errorf("event %d: AppendIDString %s, want x%s", i, got, IDString(e.GetId()))
 		}
 	}
 }
