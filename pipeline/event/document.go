@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/base64"
 	"math"
 	"slices"
 	"strconv"
@@ -159,26 +160,32 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		dst = appendKubeRef(dst, e.GetKubernetes())
 	}
 	if fs := e.GetFields(); len(fs) > 0 {
-		var arr [48]string // on the stack: HAProxy sets 40 at most
-		keys := arr[:0]
-		for k := range fs {
+		var arr [48]field // on the stack: HAProxy sets 40 at most
+		sorted := arr[:0]
+		for k, v := range fs {
 			if fixedField(k, m != nil) || add.has(k) {
 				continue // the document has it already (data_stream.* is read above)
 			}
-			keys = append(keys, k)
+			sorted = append(sorted, field{k, v})
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		slices.SortFunc(sorted, func(a, b field) int { return strings.Compare(a.name, b.name) })
+		for _, f := range sorted {
 			dst = append(dst, ',')
-			dst = appendString(dst, k)
+			dst = appendString(dst, f.name)
 			dst = append(dst, ':')
-			dst = appendValue(dst, fs[k])
+			dst = appendValue(dst, f.value)
 		}
 	}
 	if add != nil {
 		dst = append(dst, add.members...)
 	}
 	return append(dst, '}')
+}
+
+// field is a typed field of an event, for writing them in name order.
+type field struct {
+	name  string
+	value *ferryv1.Value
 }
 
 // fixedFields are the fields AppendDocument writes itself, from the event
@@ -276,24 +283,7 @@ func appendValue(dst []byte, v *ferryv1.Value) []byte {
 	}
 }
 
+// appendBase64ID appends IDString(id): unpadded URL-safe base64.
 func appendBase64ID(dst []byte, id []byte) []byte {
-	const enc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	n := len(dst)
-	dst = append(dst, make([]byte, (len(id)*8+5)/6)...)
-	out := dst[n:]
-	var acc uint
-	bits, j := 0, 0
-	for _, b := range id {
-		acc = acc<<8 | uint(b)
-		bits += 8
-		for bits >= 6 {
-			bits -= 6
-			out[j] = enc[(acc>>uint(bits))&0x3f]
-			j++
-		}
-	}
-	if bits > 0 {
-		out[j] = enc[(acc<<uint(6-bits))&0x3f]
-	}
-	return dst
+	return base64.RawURLEncoding.AppendEncode(dst, id)
 }

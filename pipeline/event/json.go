@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -125,27 +126,51 @@ func appendTime(dst []byte, t time.Time) []byte {
 	}
 	days := (sec - firstSecond) / 86400 // since 0000-03-01, never negative
 	sod := int(sec - firstSecond - days*86400)
-	y, m, d := civil(days)
 	var b [len(timeLayout)]byte
-	put4(b[0:], y)
-	b[4] = '-'
-	put2(b[5:], m)
-	b[7] = '-'
-	put2(b[8:], d)
+	putDate(b[:10], days)
 	b[10] = 'T'
-	put2(b[11:], sod/3600)
+	copy(b[11:13], pairs[2*(sod/3600):])
 	b[13] = ':'
-	put2(b[14:], sod/60%60)
+	copy(b[14:16], pairs[2*(sod/60%60):])
 	b[16] = ':'
-	put2(b[17:], sod%60)
+	copy(b[17:19], pairs[2*(sod%60):])
 	b[19] = '.'
 	ns := t.Nanosecond()
-	for i := 28; i >= 20; i-- {
-		b[i] = byte('0' + ns%10)
-		ns /= 10
-	}
+	hi, mid, lo := ns/1e6, ns/1e3%1e3, ns%1e3
+	b[20] = byte('0' + hi/100)
+	copy(b[21:23], pairs[2*(hi%100):])
+	b[23] = byte('0' + mid/100)
+	copy(b[24:26], pairs[2*(mid%100):])
+	b[26] = byte('0' + lo/100)
+	copy(b[27:29], pairs[2*(lo%100):])
 	b[29] = 'Z'
 	return append(dst, b[:]...)
+}
+
+// pairs holds the two digits of 00 to 99.
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// dates caches the last days putDate computed, one per day modulo 4:
+// day<<32 | year<<9 | month<<5 | day of month; 0: none. The events of a
+// batch, and the time they are taken, fall on a few days: civil runs
+// about once a day.
+var dates [4]atomic.Uint64
+
+// putDate writes YYYY-MM-DD of day (counted from 0000-03-01) into b.
+func putDate(b []byte, day int64) {
+	slot := &dates[day&3]
+	c := slot.Load()
+	y, m, d := int(c>>9&0x3fff), int(c>>5&0xf), int(c&0x1f)
+	if c == 0 || int64(c>>32) != day {
+		y, m, d = civil(day)
+		slot.Store(uint64(day)<<32 | uint64(y)<<9 | uint64(m)<<5 | uint64(d))
+	}
+	copy(b[0:2], pairs[2*(y/100):])
+	copy(b[2:4], pairs[2*(y%100):])
+	b[4] = '-'
+	copy(b[5:7], pairs[2*m:])
+	b[7] = '-'
+	copy(b[8:10], pairs[2*d:])
 }
 
 // civil returns the proleptic Gregorian date of day z, counted from
@@ -167,12 +192,4 @@ func civil(z int64) (year, month, day int) {
 		year++
 	}
 	return year, month, day
-}
-
-func put2(b []byte, v int) {
-	b[0], b[1] = byte('0'+v/10), byte('0'+v%10)
-}
-
-func put4(b []byte, v int) {
-	b[0], b[1], b[2], b[3] = byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10)
 }
