@@ -139,7 +139,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if geo != nil {
 		defer geo.Close() // after the sinks: they enrich until closed
 	}
-	sink, bufs, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, enr, log)
+	sink, bufs, ess, err := buildSinks(ctx, cfg.Sinks, cfg.Buffer, enr, log)
 	if err != nil {
 		return err
 	}
@@ -229,6 +229,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		}
 		addBufferStats(m, bufs)
 		addGeoIPStats(m, geo)
+		addElasticsearchStats(m, ess)
 		notices.addStats(m)
 		addAlertingStats(m, evaluator)
 		addSelfMetrics(m, srv.EventsDropped.Load(), streams)

@@ -40,18 +40,43 @@ func withBuffer(sink sinks.Sink, c config.Sink, b config.Buffer, log *slog.Logge
 	return buf, nil
 }
 
+// esSink is an Elasticsearch sink of the configuration, for its counters.
+type esSink struct {
+	name string
+	sink *elasticsearch.Sink
+}
+
+// addElasticsearchStats adds each Elasticsearch sink's bulk items by
+// result: ferry_aggregator_elasticsearch_items_total{sink,result}.
+func addElasticsearchStats(m map[string]uint64, ess []esSink) {
+	for _, e := range ess {
+		c := e.sink.Items()
+		for _, r := range []struct {
+			result string
+			n      uint64
+		}{{"created", c.Created}, {"duplicate", c.Duplicate}, {"retried", c.Retried}, {"dead_lettered", c.DeadLettered}, {"dropped", c.Dropped}} {
+			m[`ferry_aggregator_elasticsearch_items_total{sink="`+e.name+`",result="`+r.result+`"}`] = r.n
+		}
+	}
+}
+
 // buildSinks turns the sink configuration into one sink, and returns the
-// disk buffers in it, for the health checks. Every sink gets enr (when not
-// nil) in front of it, behind its disk buffer: the buffer keeps batches as
-// received and they are enriched when delivered (see pipeline/enrich).
-func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *enrich.Enricher, log *slog.Logger) (sinks.Sink, []diskBuffer, error) {
+// disk buffers in it, for the health checks, and the Elasticsearch sinks,
+// for their counters. Every sink gets enr (when not nil) in front of it,
+// behind its disk buffer: the buffer keeps batches as received and they
+// are enriched when delivered (see pipeline/enrich).
+func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *enrich.Enricher, log *slog.Logger) (sinks.Sink, []diskBuffer, []esSink, error) {
 	var (
 		out  sinks.Fanout
 		bufs []diskBuffer
+		ess  []esSink
 	)
 	for _, c := range cfgs {
 		l := log.With("sink_name", c.Name)
 		s, err := buildSink(ctx, c, l)
+		if es, ok := s.(*elasticsearch.Sink); ok && err == nil {
+			ess = append(ess, esSink{name: c.Name, sink: es})
+		}
 		if err == nil && enr != nil {
 			s = enrich.NewSink(s, enr)
 		}
@@ -60,7 +85,7 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *e
 		}
 		if err != nil {
 			_ = out.Close(ctx)
-			return nil, nil, fmt.Errorf("sink %s: %w", c.Name, err)
+			return nil, nil, nil, fmt.Errorf("sink %s: %w", c.Name, err)
 		}
 		if buf, ok := s.(*buffer.Sink); ok {
 			bufs = append(bufs, diskBuffer{name: c.Name, buf: buf, capacity: int64(b.MaxBytes)})
@@ -68,9 +93,9 @@ func buildSinks(ctx context.Context, cfgs []config.Sink, b config.Buffer, enr *e
 		out = append(out, s)
 	}
 	if len(out) == 1 {
-		return out[0], bufs, nil
+		return out[0], bufs, ess, nil
 	}
-	return out, bufs, nil
+	return out, bufs, ess, nil
 }
 
 // enricher returns the enrichment stages the configuration asks for, and

@@ -63,5 +63,5 @@ func FixedField(name string) bool {
 // AppendString appends s as a JSON string, as documents write strings:
 // invalid UTF-8 becomes U+FFFD.
 func AppendString(dst []byte, s string) []byte {
-	return appendString(dst, []byte(s))
+	return appendString(dst, s)
 }

@@ -1,11 +1,12 @@
 package event
 
 import (
+	"encoding/base64"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -48,14 +49,14 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	dst = append(dst, `{"@timestamp":"`...)
 	dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
 	dst = append(dst, `","message":`...)
-	dst = appendString(dst, e.GetMessage())
+	dst = appendBytes(dst, e.GetMessage())
 	dst = append(dst, `,"event":{"id":"`...)
 	dst = appendBase64ID(dst, e.GetId())
 	dst = append(dst, `","ingested":"`...)
 	dst = appendTime(dst, ingested)
 	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
 	dst = append(dst, `","dataset":`...)
-	dst = appendString(dst, []byte(ds))
+	dst = appendString(dst, ds)
 	if typ == "metrics" {
 		dst = appendMetricKind(dst, ds)
 	} else {
@@ -64,13 +65,13 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	dst = append(dst, `,"data_stream":{"type":"`...)
 	dst = append(dst, typ...)
 	dst = append(dst, `","dataset":`...)
-	dst = appendString(dst, []byte(ds))
+	dst = appendString(dst, ds)
 	dst = append(dst, `,"namespace":`...)
-	dst = appendString(dst, []byte(ns))
+	dst = appendString(dst, ns)
 	dst = append(dst, '}')
 	if src := e.GetSource(); src != nil && src.GetPath() != "" {
 		dst = append(dst, `,"log":{"file":{"path":`...)
-		dst = appendString(dst, []byte(src.GetPath()))
+		dst = appendString(dst, src.GetPath())
 		dst = append(dst, `},"offset":`...)
 		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
 		if n := src.GetLines(); n > 0 {
@@ -86,13 +87,13 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	metaCut := m != nil && m.cut
 	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 || e.GetOriginalTime() != "" || metaCut {
 		dst = append(dst, `,"ferry":{"input":`...)
-		dst = appendString(dst, []byte(in))
+		dst = appendString(dst, in)
 		dst = appendFlags(dst, e.GetFlags(), metaCut)
 		if ot := e.GetOriginalTime(); ot != "" {
 			// The line's time as written, when @timestamp could not be it
 			// (out of date_nanos's range): a keyword, kept verbatim.
 			dst = append(dst, `,"original_timestamp":`...)
-			dst = appendString(dst, []byte(ot))
+			dst = appendString(dst, ot)
 		}
 		dst = append(dst, '}')
 	}
@@ -103,26 +104,26 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		dst = append(dst, `,"stream":"stderr"`...)
 	}
 	dst = append(dst, `,"host":{"name":`...)
-	dst = appendString(dst, []byte(node))
+	dst = appendString(dst, node)
 	dst = append(dst, '}')
 	if k := e.GetKubernetes(); k != nil && (k.GetPod() != "" || k.GetNamespace() != "") {
 		dst = append(dst, `,"kubernetes":{"namespace":`...)
-		dst = appendString(dst, []byte(k.GetNamespace()))
+		dst = appendString(dst, k.GetNamespace())
 		dst = append(dst, `,"pod":{"name":`...)
-		dst = appendString(dst, []byte(k.GetPod()))
+		dst = appendString(dst, k.GetPod())
 		if k.GetPodUid() != "" {
 			dst = append(dst, `,"uid":`...)
-			dst = appendString(dst, []byte(k.GetPodUid()))
+			dst = appendString(dst, k.GetPodUid())
 		}
 		if c := k.GetContainer(); c != "" || e.GetKind() != ferryv1.Kind_KIND_METRIC {
 			dst = append(dst, `},"container":{"name":`...)
-			dst = appendString(dst, []byte(c))
+			dst = appendString(dst, c)
 		} // a container metric's name is not known from its cgroup
 		dst = append(dst, `},"node":{"name":`...)
 		if m != nil && m.NodeName != "" {
-			dst = appendString(dst, []byte(m.NodeName))
+			dst = appendString(dst, m.NodeName)
 		} else {
-			dst = appendString(dst, []byte(node))
+			dst = appendString(dst, node)
 		}
 		dst = append(dst, '}')
 		if m != nil {
@@ -137,7 +138,7 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 			dst = append(dst, `,"container":{`...)
 			if k.GetContainerId() != "" {
 				dst = append(dst, `"id":`...)
-				dst = appendString(dst, []byte(k.GetContainerId()))
+				dst = appendString(dst, k.GetContainerId())
 				if img != nil {
 					dst = append(dst, ',')
 				}
@@ -154,30 +155,37 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		}
 	} else {
 		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
-		dst = appendString(dst, []byte(node))
+		dst = appendString(dst, node)
 		dst = append(dst, '}')
 		dst = appendKubeRef(dst, e.GetKubernetes())
 	}
 	if fs := e.GetFields(); len(fs) > 0 {
-		keys := make([]string, 0, len(fs))
-		for k := range fs {
+		var arr [48]field // on the stack: HAProxy sets 40 at most
+		sorted := arr[:0]
+		for k, v := range fs {
 			if fixedField(k, m != nil) || add.has(k) {
 				continue // the document has it already (data_stream.* is read above)
 			}
-			keys = append(keys, k)
+			sorted = append(sorted, field{k, v})
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		slices.SortFunc(sorted, func(a, b field) int { return strings.Compare(a.name, b.name) })
+		for _, f := range sorted {
 			dst = append(dst, ',')
-			dst = appendString(dst, []byte(k))
+			dst = appendString(dst, f.name)
 			dst = append(dst, ':')
-			dst = appendValue(dst, fs[k])
+			dst = appendValue(dst, f.value)
 		}
 	}
 	if add != nil {
 		dst = append(dst, add.members...)
 	}
 	return append(dst, '}')
+}
+
+// field is a typed field of an event, for writing them in name order.
+type field struct {
+	name  string
+	value *ferryv1.Value
 }
 
 // fixedFields are the fields AppendDocument writes itself, from the event
@@ -206,7 +214,14 @@ var metaFields = []string{
 // document (of an enriched one with enriched): equal to one, an object
 // above one, or a field below one.
 func fixedField(k string, enriched bool) bool {
-	return clashes(k, fixedFields) || (enriched && clashes(k, metaFields))
+	top, _, _ := strings.Cut(k, ".")
+	switch top {
+	case "@timestamp", "message", "event", "data_stream", "log", "ferry", "stream", "host", "kubernetes", "container", "metricset":
+		return clashes(k, fixedFields) || (enriched && clashes(k, metaFields))
+	case "service", "orchestrator":
+		return enriched && clashes(k, metaFields)
+	}
+	return false // no fixed field below another top-level name: most typed fields
 }
 
 func clashes(k string, fields []string) bool {
@@ -253,7 +268,7 @@ func appendFlags(dst []byte, flags uint32, metaCut bool) []byte {
 func appendValue(dst []byte, v *ferryv1.Value) []byte {
 	switch k := v.GetKind().(type) {
 	case *ferryv1.Value_Str:
-		return appendString(dst, []byte(k.Str))
+		return appendString(dst, k.Str)
 	case *ferryv1.Value_Int:
 		return strconv.AppendInt(dst, k.Int, 10)
 	case *ferryv1.Value_Double:
@@ -268,82 +283,7 @@ func appendValue(dst []byte, v *ferryv1.Value) []byte {
 	}
 }
 
-// appendTime writes t in UTC as RFC 3339 with nanoseconds, which
-// Elasticsearch's date_nanos keeps exactly.
-func appendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000000Z")
-}
-
+// appendBase64ID appends IDString(id): unpadded URL-safe base64.
 func appendBase64ID(dst []byte, id []byte) []byte {
-	const enc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	n := len(dst)
-	dst = append(dst, make([]byte, (len(id)*8+5)/6)...)
-	out := dst[n:]
-	var acc uint
-	bits, j := 0, 0
-	for _, b := range id {
-		acc = acc<<8 | uint(b)
-		bits += 8
-		for bits >= 6 {
-			bits -= 6
-			out[j] = enc[(acc>>uint(bits))&0x3f]
-			j++
-		}
-	}
-	if bits > 0 {
-		out[j] = enc[(acc<<uint(6-bits))&0x3f]
-	}
-	return dst
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, so
-// the document is always valid JSON.
-func appendString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return base64.RawURLEncoding.AppendEncode(dst, id)
 }

@@ -206,3 +206,22 @@ func Float(f float64) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Valu
 
 // Bool builds a boolean field value.
 func Bool(b bool) *ferryv1.Value { return &ferryv1.Value{Kind: &ferryv1.Value_Bool{Bool: b}} }
+
+// AppendIDString appends IDString(id) to dst.
+func AppendIDString(dst, id []byte) []byte {
+	return appendBase64ID(dst, id)
+}
+
+// AppendDataStream appends DataStream(i) to dst, without making a string
+// of it.
+func (b *Batch) AppendDataStream(dst []byte, i int) []byte {
+	e, m := b.Events[i], b.meta(i)
+	if m == nil || !m.sealed || len(e.GetFields()) > 0 || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
+		dst = append(dst, Type(e)...)
+		dst = append(dst, '-')
+		dst = append(dst, Dataset(e)...)
+		dst = append(dst, '-')
+		return append(dst, namespace(e, m)...)
+	}
+	return append(dst, m.stream...)
+}

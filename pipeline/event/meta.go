@@ -216,7 +216,7 @@ func (m *Meta) appendMap(dst []byte, name string, kv map[string]string) []byte {
 func (m *Meta) appendKey(dst []byte, k string) []byte {
 	k = m.cutString(k, MaxMetaKeyBytes)
 	at := len(dst)
-	dst = appendString(dst, []byte(k))
+	dst = appendString(dst, k)
 	for i := at; i < len(dst); i++ {
 		if dst[i] == '.' {
 			dst[i] = '_'
@@ -228,7 +228,7 @@ func (m *Meta) appendKey(dst []byte, k string) []byte {
 // appendValue appends the JSON string of v cut to MaxMetaValueBytes;
 // invalid UTF-8 becomes U+FFFD. Either flags m.
 func (m *Meta) appendValue(dst []byte, v string) []byte {
-	return appendString(dst, []byte(m.cutString(v, MaxMetaValueBytes)))
+	return appendString(dst, m.cutString(v, MaxMetaValueBytes))
 }
 
 // cutString returns s cut to at most max bytes at a character boundary,

@@ -57,9 +57,9 @@ func MetricModule(dataset string) (module, metricset string) {
 func appendMetricKind(dst []byte, ds string) []byte {
 	module, set := MetricModule(ds)
 	dst = append(dst, `,"kind":"metric","module":`...)
-	dst = appendString(dst, []byte(module))
+	dst = appendString(dst, module)
 	dst = append(dst, `},"metricset":{"name":`...)
-	dst = appendString(dst, []byte(set))
+	dst = appendString(dst, set)
 	return append(dst, '}')
 }
 
@@ -69,13 +69,13 @@ func appendMetricKind(dst []byte, ds string) []byte {
 func appendKubeRef(dst []byte, k *ferryv1.Kubernetes) []byte {
 	if uid := k.GetPodUid(); uid != "" {
 		dst = append(dst, `,"pod":{"uid":`...)
-		dst = appendString(dst, []byte(uid))
+		dst = appendString(dst, uid)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, '}')
 	if id := k.GetContainerId(); id != "" {
 		dst = append(dst, `,"container":{"id":`...)
-		dst = appendString(dst, []byte(id))
+		dst = appendString(dst, id)
 		dst = append(dst, '}')
 	}
 	return dst

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
@@ -46,6 +47,10 @@ func newClient(cfg Config) (*es.Client, *http.Transport, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: requestTimeout,
 		ForceAttemptHTTP2:     false, // Elasticsearch speaks HTTP/1.1
+		// No "Accept-Encoding: gzip": Elasticsearch would compress every
+		// answer (bulk answers list every item) and the sink decompress it,
+		// CPU on both sides for answers a fraction of the requests' size.
+		DisableCompression: true,
 	}
 	c, err := es.NewClient(es.Config{
 		Addresses:         cfg.URLs,
@@ -85,6 +90,23 @@ func (r response) errorSummary() string {
 // cluster unreachable, a timeout) are returned as errors; any HTTP status
 // is a response.
 func (s *Sink) do(ctx context.Context, method, path, query, contentType string, body []byte) (response, error) {
+	var open func() io.ReadCloser
+	if body != nil {
+		open = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }
+	}
+	return s.perform(ctx, method, path, query, contentType, open, len(body))
+}
+
+// doBody is do with a body from the sink's pool. The caller calls
+// body.done() after it; the body is reused once the transport has closed
+// every reader it got of it.
+func (s *Sink) doBody(ctx context.Context, method, path, query, contentType string, body *reqBody) (response, error) {
+	return s.perform(ctx, method, path, query, contentType, body.reader, len(body.b))
+}
+
+// perform sends one request whose body (nil: none) open returns, each time
+// the transport asks, and reads the whole answer.
+func (s *Sink) perform(ctx context.Context, method, path, query, contentType string, open func() io.ReadCloser, size int) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "", nil)
@@ -92,10 +114,10 @@ func (s *Sink) do(ctx context.Context, method, path, query, contentType string, 
 		return response{}, err
 	}
 	req.URL = &url.URL{Path: path, RawQuery: query}
-	if body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if open != nil {
+		req.Body = open()
+		req.ContentLength = int64(size)
+		req.GetBody = func() (io.ReadCloser, error) { return open(), nil }
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -104,11 +126,119 @@ func (s *Sink) do(ctx context.Context, method, path, query, contentType string, 
 		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
+	b, err := readAll(res)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	return response{status: res.StatusCode, body: b}, nil
+}
+
+// readAll reads an answer's body into one buffer of its Content-Length
+// when it has one (Elasticsearch's answers do), instead of growing one.
+func readAll(res *http.Response) ([]byte, error) {
+	if n := res.ContentLength; n > 0 && n <= 64<<20 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(res.Body, b); err != nil {
+			return nil, err
+		}
+		// The end of the body (EOF) lets the connection be reused.
+		if extra, err := io.Copy(io.Discard, res.Body); err != nil || extra > 0 {
+			return nil, fmt.Errorf("body longer than its Content-Length %d (%d more bytes, %v)", n, extra, err)
+		}
+		return b, nil
+	}
+	return io.ReadAll(res.Body)
+}
+
+// bodyPool keeps bulk request bodies for reuse: a body of megabytes per
+// request is otherwise a new allocation (and garbage) each time.
+type bodyPool struct{ p sync.Pool }
+
+// maxPooledBody: a larger body (a huge flush_bytes) is not kept.
+const maxPooledBody = 64 << 20
+
+// get returns an empty body.
+func (p *bodyPool) get() *reqBody {
+	if r, ok := p.p.Get().(*reqBody); ok {
+		r.b, r.open, r.finished = r.b[:0], 0, false
+		return r
+	}
+	return &reqBody{pool: p}
+}
+
+// reqBody is one bulk request body taken from a bodyPool. The transport
+// may still read a request's body after the answer is in (an answer sent
+// before the whole body was read), and makes a new reader for a retry on
+// another connection (GetBody); the body goes back to the pool only once
+// the request is over (done) and every reader made of it is closed, which
+// the transport always does. A reader it never closed keeps the body out
+// of the pool for good: the garbage collector takes it.
+type reqBody struct {
+	pool *bodyPool
+	b    []byte
+
+	mu       sync.Mutex
+	open     int  // readers not closed yet
+	finished bool // done was called
+}
+
+// reader returns a new reader of the body.
+func (r *reqBody) reader() io.ReadCloser {
+	r.mu.Lock()
+	r.open++
+	r.mu.Unlock()
+	br := &bodyReader{body: r}
+	br.r.Reset(r.b)
+	return br
+}
+
+// done says the request is over.
+func (r *reqBody) done() { r.release(true) }
+
+func (r *reqBody) release(finish bool) {
+	r.mu.Lock()
+	if finish {
+		r.finished = true
+	} else {
+		r.open--
+	}
+	free := r.finished && r.open == 0
+	r.mu.Unlock()
+	if free && cap(r.b) <= maxPooledBody {
+		r.pool.p.Put(r)
+	}
+}
+
+// bodyReader reads a reqBody until it is closed, and never after: a Read
+// and the Close that may hand the body to another request do not overlap.
+// It has no WriteTo, so that the transport reads it in chunks (a Close
+// waits for one chunk's copy at most).
+type bodyReader struct {
+	mu   sync.Mutex
+	r    bytes.Reader
+	body *reqBody // nil once closed
+}
+
+var errBodyClosed = errors.New("request body read after close")
+
+func (br *bodyReader) Read(p []byte) (int, error) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.body == nil {
+		return 0, errBodyClosed
+	}
+	return br.r.Read(p)
+}
+
+func (br *bodyReader) Close() error {
+	br.mu.Lock()
+	b := br.body
+	br.body = nil
+	br.mu.Unlock()
+	if b != nil {
+		b.release(false)
+	}
+	return nil
 }
 
 // retryableStatus reports whether a whole-request status may succeed later.

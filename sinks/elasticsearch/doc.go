@@ -23,12 +23,21 @@
 // then Write returns an error and the caller must treat the batch as not
 // delivered.
 //
+// Items counts the items by what Elasticsearch answered (created,
+// duplicate, retried, dead-lettered, dropped), which the aggregator exports
+// as ferry_aggregator_elasticsearch_items_total{sink,result}.
+//
 // # Batching
 //
 // Writes hand their documents to one background flusher that packs items of
 // concurrent Writes into bulk requests, flushed when FlushBytes or FlushEvents
 // is reached or FlushInterval after the first buffered item, with at most
-// MaxConcurrentRequests requests in flight. esutil.BulkIndexer is not used:
+// MaxConcurrentRequests requests in flight. Request bodies are reused
+// from a pool; an answer without errors is checked for its number of items
+// and not decoded further, and in one with errors only the refused items
+// are (see parseBulk). Answers are asked for uncompressed: on the way from
+// a cluster to its aggregator the CPU to gzip and gunzip them costs more
+// than their bytes. esutil.BulkIndexer is not used:
 // it reports items through callbacks without retrying only the failed ones,
 // and a Write here must block on the outcome of exactly its own items.
 //

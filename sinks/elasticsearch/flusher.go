@@ -111,6 +111,7 @@ func (s *Sink) send(batch []*item) {
 			return
 		}
 		if fe := (*fatalError)(nil); errors.As(err, &fe) {
+			s.items.dropped.Add(uint64(len(batch)))
 			for _, it := range batch {
 				it.w.resolve(it.pos, false, fe, false)
 			}
@@ -144,6 +145,7 @@ func (s *Sink) split(batch []*item, te *tooLargeError) {
 	if len(batch) == 1 {
 		<-s.sem
 		it := batch[0]
+		s.items.dropped.Add(1)
 		it.w.resolve(it.pos, false, fmt.Errorf("%s %s: document of %d bytes refused as too large (http.max_content_length): %w", it.index, it.id, it.size(), te), false)
 		return
 	}
@@ -176,20 +178,16 @@ func (e *fatalError) Unwrap() error { return e.err }
 
 // bulk sends the items as one _bulk request and returns its per-item answer.
 func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
-	size := 0
-	for _, it := range batch {
-		size += it.size()
-	}
-	body := make([]byte, 0, size)
-	for _, it := range batch {
-		body = appendBulk(body, it)
-	}
+	body := s.bodies.get()
+	body.b = appendBulkBody(body.b[:0], batch)
 	start := time.Now()
 	slow := time.AfterFunc(s.slowAfter, func() {
 		s.outage.slow(s.bg, fmt.Sprintf("bulk request of %d events", len(batch)), s.slowAfter, s.reqTimeout)
 	})
-	r, err := s.do(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
+	r, err := s.doBody(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
 	slow.Stop()
+	size := len(body.b)
+	body.done() // back to the pool once the transport is done with it too
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
 	}
@@ -207,7 +205,7 @@ func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)
 	}
-	s.log.Debug("bulk request", "events", len(batch), "bytes", len(body), "errors", a.Errors, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Debug("bulk request", "events", len(batch), "bytes", size, "errors", a.Errors, "took", time.Since(start).Round(time.Millisecond))
 	return a, nil
 }
 
@@ -218,11 +216,20 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 	maxAttempt := 0
 	now := time.Now()
 	for i, it := range batch {
-		ans := a.Items[i].Create
+		ans := a.item(i)
 		switch classify(ans) {
 		case outDelivered:
+			switch {
+			case it.dead:
+				s.items.deadLettered.Add(1)
+			case ans.Status == http.StatusConflict:
+				s.items.duplicate.Add(1)
+			default:
+				s.items.created.Add(1)
+			}
 			it.w.resolve(it.pos, it.dead, nil, false)
 		case outRetry:
+			s.items.retried.Add(1)
 			err := itemError(it, ans)
 			if firstRetry == nil {
 				firstRetry = err
@@ -233,6 +240,7 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 			retry = append(retry, it)
 		case outReject:
 			if it.dead {
+				s.items.dropped.Add(1)
 				it.w.resolve(it.pos, false, fmt.Errorf("dead-letter write failed: %w", itemError(it, ans)), false)
 				continue
 			}
@@ -241,6 +249,7 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 			}
 			dl, err := s.deadLetter(it, ans, now)
 			if err != nil {
+				s.items.dropped.Add(1)
 				it.w.resolve(it.pos, false, err, false)
 				continue
 			}

@@ -42,6 +42,10 @@ type Sink struct {
 	outage *outage
 	// streams: which data streams Ferry's index templates govern.
 	streams streamChecks
+	// items counts bulk items by result (see Items).
+	items itemCounters
+	// bodies are bulk request bodies to reuse (see bulk).
+	bodies bodyPool
 	// reqTimeout bounds one request (requestTimeout; tests shorten it);
 	// a bulk unanswered for slowAfter is warned about before that.
 	reqTimeout, slowAfter time.Duration
@@ -119,24 +123,47 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 	}
 }
 
-// buildItems renders every event's document into one buffer.
+// buildItems renders every event's document into one buffer, sized from
+// the first document, and every _id into one string. A data stream name is
+// one string per run of events with the same data stream (usually the
+// whole batch), so that items cost no allocation each.
 func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
-	ends := make([]int, len(b.Events))
-	buf := make([]byte, 0, 512*len(b.Events))
+	n := len(b.Events)
+	ends := make([]int, n)
+	var buf []byte
 	for i := range b.Events {
 		buf = b.AppendDocument(buf, i, now)
+		if i == 0 {
+			// The others are about as long: one allocation for all, with
+			// room to spare.
+			buf = append(make([]byte, 0, len(buf)*n+len(buf)*n/4+512), buf...)
+		}
 		ends[i] = len(buf)
 	}
-	items := make([]item, len(b.Events))
-	ptrs := make([]*item, len(b.Events))
-	start := 0
+	idBuf := make([]byte, 0, n*base64IDLen)
+	for _, ev := range b.Events {
+		idBuf = event.AppendIDString(idBuf, ev.GetId())
+	}
+	ids := string(idBuf)
+	items := make([]item, n)
+	ptrs := make([]*item, n)
+	var stream string
+	var name [256]byte
+	start, idStart := 0, 0
 	for i, ev := range b.Events {
-		items[i] = item{w: w, pos: i, index: b.DataStream(i), id: event.IDString(ev.GetId()), doc: buf[start:ends[i]:ends[i]]}
+		if ds := b.AppendDataStream(name[:0], i); string(ds) != stream {
+			stream = string(ds)
+		}
+		idEnd := idStart + (len(ev.GetId())*8+5)/6
+		items[i] = item{w: w, pos: i, index: stream, id: ids[idStart:idEnd], doc: buf[start:ends[i]:ends[i]]}
 		ptrs[i] = &items[i]
-		start = ends[i]
+		start, idStart = ends[i], idEnd
 	}
 	return ptrs
 }
+
+// base64IDLen is the length of IDString of an id of event.IDLen bytes.
+const base64IDLen = (event.IDLen*8 + 5) / 6
 
 // admit returns the items that may be written: with SetupTemplates and
 // ConflictError, the items of a data stream that another index template
