@@ -77,6 +77,7 @@ var helpTexts = map[string]string{
 	"ferry_aggregator_oversize_messages_total":           "Messages refused for exceeding max_recv_message_bytes.",
 	"ferry_aggregator_streams_revoked_total":             "Streams ended because their bearer token or client certificate stopped passing.",
 	"ferry_aggregator_streams_open":                      "Agent ingest streams open now.",
+	"ferry_aggregator_elasticsearch_items_total":         "Bulk items Elasticsearch answered, per sink and result: created, duplicate (409 on create: already indexed, counts as delivered), retried (429/5xx/401/403 on the item), dead_lettered (stored in the dead-letter data stream), dropped (given up for good).",
 	"ferry_aggregator_streams_total":                     "Agent ingest streams begun (including ones then refused by authentication).",
 	"ferry_aggregator_event_latency_seconds":             "Seconds from an event's time (the line's own, or when the agent read it) to its sink (or the sink's disk buffer) accepting it.",
 	"ferry_aggregator_events_metadata_truncated_total":   "Events whose pod metadata was cut to its size bound (counted per sink write).",
