@@ -102,6 +102,9 @@ buffer: { dir: $W/buffer }"
   idle1=$(mem 127.0.0.1:18411 $agg); sleep 3
   idle2=$(mem 127.0.0.1:18411 $agg); sleep 3
   idle3=$(mem 127.0.0.1:18411 $agg)
+  if grep -q '^TRICKLE' "$W/lg-a.out"; then
+    echo "warning: IDLE=$IDLE is too short: the idle readings overlap the trickle" >&2
+  fi
   local conns
   conns=$(metric 127.0.0.1:18411 ferry_aggregator_connections_open)
   local cpu_agg0 cpu_lg0

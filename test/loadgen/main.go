@@ -33,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -219,7 +220,8 @@ type agent struct {
 
 	recordFrom time.Time
 	mu         sync.Mutex
-	latencies  []float64 // seconds, OK acks after recordFrom
+	latencies  []float64   // seconds, OK acks after recordFrom
+	slow       []time.Time // when the acks over slowAck came
 	sent       atomic.Int64
 }
 
@@ -257,8 +259,15 @@ func (a *agent) Observe(sec float64) {
 	}
 	a.mu.Lock()
 	a.latencies = append(a.latencies, sec)
+	if sec > slowAck.Seconds() {
+		a.slow = append(a.slow, time.Now())
+	}
 	a.mu.Unlock()
 }
+
+// slowAck is the ack latency from which the report says when acks came:
+// in bursts across streams (the process or machine stalled) or spread.
+const slowAck = 100 * time.Millisecond
 
 // produce hands the client a batch of events every interval (±50%) until
 // end; the first one at a random moment within the first interval.
@@ -430,10 +439,18 @@ func report(agents []*agent, r *replicas, o options) {
 	var sent int64
 	empty := 0
 	slowest, slowestP50, slowestP99 := "", 0.0, 0.0
+	slowBySec := map[int64]int{}
+	slowStreams := 0
 	for _, a := range agents {
 		sent += a.sent.Load()
 		a.mu.Lock()
 		l := slices.Clone(a.latencies)
+		for _, t := range a.slow {
+			slowBySec[t.Unix()]++
+		}
+		if len(a.slow) > 0 {
+			slowStreams++
+		}
 		a.mu.Unlock()
 		if len(l) == 0 {
 			empty++
@@ -456,7 +473,9 @@ func report(agents []*agent, r *replicas, o options) {
 		len(agents), len(p50s), empty, len(all), sent)
 	if len(p50s) > 0 {
 		med := pct(p50s, 0.5)
-		fmt.Printf("ack latency, all batches: p50=%.2fms p99=%.2fms max=%.2fms\n", ms(pct(all, 0.5)), ms(pct(all, 0.99)), ms(all[len(all)-1]))
+		over := func(sec float64) int { return len(all) - sort.SearchFloat64s(all, sec) }
+		fmt.Printf("ack latency, all batches: p50=%.2fms p99=%.2fms p999=%.2fms max=%.2fms; over 100ms: %d, over 1s: %d\n",
+			ms(pct(all, 0.5)), ms(pct(all, 0.99)), ms(pct(all, 0.999)), ms(all[len(all)-1]), over(0.1), over(1))
 		fmt.Printf("ack latency per stream: median_p50=%.2fms p99_of_p50s=%.2fms median_p99=%.2fms max_p99=%.2fms\n",
 			ms(med), ms(pct(p50s, 0.99)), ms(pct(p99s, 0.5)), ms(p99s[len(p99s)-1]))
 		fmt.Printf("slowest stream: %s p50=%.2fms p99=%.2fms ratio_slowest_p50/median_p50=%.2f\n",
@@ -464,11 +483,27 @@ func report(agents []*agent, r *replicas, o options) {
 		fmt.Printf("SUMMARY median_p50_ms=%.3f slowest_p50_ms=%.3f slowest_p99_ms=%.3f ratio=%.2f max_p99_ms=%.3f without_acks=%d\n",
 			ms(med), ms(slowestP50), ms(slowestP99), slowestP50/med, ms(p99s[len(p99s)-1]), empty)
 	}
+	if len(slowBySec) > 0 {
+		secs := slices.Collect(maps.Keys(slowBySec))
+		slices.SortFunc(secs, func(a, b int64) int { return slowBySec[b] - slowBySec[a] })
+		var b strings.Builder
+		n := 0
+		for i, s := range secs {
+			n += slowBySec[s]
+			if i < 5 {
+				fmt.Fprintf(&b, " %s:%d", time.Unix(s, 0).UTC().Format("15:04:05"), slowBySec[s])
+			}
+		}
+		fmt.Printf("acks over %v: %d on %d streams, in %d distinct seconds; busiest seconds:%s\n", slowAck, n, slowStreams, len(secs), b.String())
+	}
 	r.mu.Lock()
 	fmt.Printf("events acked per replica, whole run: %s\n", shares(r.acked))
 	r.mu.Unlock()
 	if ut, st, err := cpuSeconds(); err == nil {
 		fmt.Printf("loadgen cpu: user=%.2fs system=%.2fs\n", ut, st)
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("machine load average: %s", l) // a shared machine's latencies depend on it
 	}
 }
 
