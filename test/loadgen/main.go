@@ -221,6 +221,7 @@ type agent struct {
 	recordFrom time.Time
 	mu         sync.Mutex
 	latencies  []float64   // seconds, OK acks after recordFrom
+	ackedAt    []int64     // the Unix second each of them came in
 	slow       []time.Time // when the acks over slowAck came
 	sent       atomic.Int64
 }
@@ -232,9 +233,16 @@ func newAgent(i int, o options, rep *replicas, log *slog.Logger) (*agent, error)
 		msg:     []byte(strings.Repeat("x", o.msgBytes)),
 	}
 	c, err := transport.NewClient(transport.ClientConfig{
-		Address:         o.target,
-		Node:            a.node,
-		MaxInflight:     4,
+		Address:     o.target,
+		Node:        a.node,
+		MaxInflight: 4,
+		// A trickle's batches are small: builders sized for them. With
+		// the agent's defaults (2048 events, 1 MiB) each client would
+		// preallocate about 1.6 MB per batch of its window, some 6 GB
+		// of heap for 1,000 clients, whose GC would load the machine
+		// and stall every stream the report measures.
+		BatchMaxEvents:  max(4*o.events, 64),
+		BatchMaxBytes:   max(4*o.events*(o.msgBytes+256), 16<<10),
 		BatchTimeout:    10 * time.Millisecond,
 		BackoffInitial:  100 * time.Millisecond,
 		BackoffMax:      5 * time.Second,
@@ -259,6 +267,7 @@ func (a *agent) Observe(sec float64) {
 	}
 	a.mu.Lock()
 	a.latencies = append(a.latencies, sec)
+	a.ackedAt = append(a.ackedAt, time.Now().Unix())
 	if sec > slowAck.Seconds() {
 		a.slow = append(a.slow, time.Now())
 	}
@@ -496,6 +505,7 @@ func report(agents []*agent, r *replicas, o options) {
 		}
 		fmt.Printf("acks over %v: %d on %d streams, in %d distinct seconds; busiest seconds:%s\n", slowAck, n, slowStreams, len(secs), b.String())
 	}
+	stallAdjusted(agents)
 	r.mu.Lock()
 	fmt.Printf("events acked per replica, whole run: %s\n", shares(r.acked))
 	r.mu.Unlock()
@@ -505,6 +515,56 @@ func report(agents []*agent, r *replicas, o options) {
 	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Printf("machine load average: %s", l) // a shared machine's latencies depend on it
 	}
+}
+
+// stallAdjusted prints each stream's ack latency relative to that of all
+// streams in the same second: every batch's latency divided by the median
+// latency of the batches acknowledged in the second it was, and per
+// stream the median of those ratios. A stall of the whole process or
+// machine (GC, a saturated shared machine) raises every stream's latency
+// in that second alike and leaves the ratios near 1; a stream the
+// aggregator serves worse than the others (starved) stands out.
+func stallAdjusted(agents []*agent) {
+	bySec := map[int64][]float64{}
+	for _, a := range agents {
+		a.mu.Lock()
+		for i, l := range a.latencies {
+			bySec[a.ackedAt[i]] = append(bySec[a.ackedAt[i]], l)
+		}
+		a.mu.Unlock()
+	}
+	med := make(map[int64]float64, len(bySec))
+	for s, l := range bySec {
+		slices.Sort(l)
+		med[s] = pct(l, 0.5)
+	}
+	var rel []float64
+	worst, worstNode := 0.0, ""
+	for _, a := range agents {
+		a.mu.Lock()
+		r := make([]float64, 0, len(a.latencies))
+		for i, l := range a.latencies {
+			if m := med[a.ackedAt[i]]; m > 0 {
+				r = append(r, l/m)
+			}
+		}
+		a.mu.Unlock()
+		if len(r) == 0 {
+			continue
+		}
+		slices.Sort(r)
+		m := pct(r, 0.5)
+		rel = append(rel, m)
+		if m > worst {
+			worst, worstNode = m, a.node
+		}
+	}
+	if len(rel) == 0 {
+		return
+	}
+	slices.Sort(rel)
+	fmt.Printf("stall-adjusted (latency / median of the same second, median per stream): median stream %.2f, p99 stream %.2f, slowest %s %.2f; ratio slowest/median %.2f\n",
+		pct(rel, 0.5), pct(rel, 0.99), worstNode, worst, worst/pct(rel, 0.5))
 }
 
 // pct returns the q quantile of sorted s (nearest rank).
