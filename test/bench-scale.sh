@@ -8,8 +8,9 @@
 #  (b) three replicas on 127.0.0.1-3 (same port) behind one name in
 #      /etc/hosts (entries added here and removed at exit; root only),
 #      dialled as dns:///NAME:PORT with round_robin, as agents do. The load
-#      starts with one replica up, the two others start later, and a short
-#      max_connection_age makes the agents' streams move; each replica's
+#      starts with one replica up and in the name; the two others start
+#      later and are added to the name then; a short max_connection_age
+#      makes the agents resolve again and their streams move; each replica's
 #      share of the events acknowledged in the last WINDOW seconds (its
 #      ferry_aggregator_events_acked_total) is compared with the mean.
 # The sink is a file sink to /dev/null with the memory buffer: what is
@@ -18,7 +19,8 @@
 # its group commit's fairness).
 # Ports 18400-18499. Environment: STREAMS (1000), INTERVAL (1s), EVENTS (4),
 # IDLE (20s), DURATION (60s), PART (a, b or ab), BUFFER (memory|disk),
-# AGE (max_connection_age of (b), 20s), WINDOW (30).
+# AGE (max_connection_age of (b), 20s), WINDOW (30), AGGREGATOR (a binary
+# to measure instead of one built from this tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${FERRY_BIN:-$PWD/bin}
@@ -32,7 +34,9 @@ BUFFER=${BUFFER:-memory}
 AGE=${AGE:-20s}
 WINDOW=${WINDOW:-30}
 NAME=ferry-scale.test
-go build -o "$BIN/aggregator" ./cmd/aggregator
+# AGGREGATOR: another aggregator binary to measure (a before/after pair).
+AGG=${AGGREGATOR:-$BIN/aggregator}
+[[ -n ${AGGREGATOR:-} ]] || go build -o "$BIN/aggregator" ./cmd/aggregator
 go build -o "$BIN/loadgen" ./test/loadgen
 W=$(mktemp -d /tmp/ferry-scale.XXXXXX)
 hosts_added=""
@@ -88,7 +92,7 @@ part_a() {
 buffer: { dir: $W/buffer }"
   fi
   aggregator_config "$W/a.yaml" 127.0.0.1:18410 127.0.0.1:18411 "$sink"
-  FERRY_PPROF=1 "$BIN/aggregator" --config "$W/a.yaml" 2>"$W/a.log" &
+  FERRY_PPROF=1 "$AGG" --config "$W/a.yaml" 2>"$W/a.log" &
   local agg=$!
   wait_http 127.0.0.1:18411
   sleep 2
@@ -149,7 +153,11 @@ part_b() {
   echo
   echo "== (b) three replicas 127.0.0.{1,2,3}:18420 behind dns:///$NAME:18420 (round_robin), max_connection_age $AGE"
   if [[ $(id -u) != 0 ]]; then echo "skipped: adding $NAME to /etc/hosts needs root"; return 0; fi
-  for i in 1 2 3; do echo "127.0.0.$i $NAME # ferry bench-scale" >>/etc/hosts; done
+  # The name lists replica 1 only; 2 and 3 are added as they start (as a
+  # headless Service lists a new pod once it is ready): the agents learn
+  # them by resolving the name again, which gRPC does when a connection
+  # closes (max_connection_age), at most every 30 s.
+  echo "127.0.0.1 $NAME # ferry bench-scale" >>/etc/hosts
   hosts_added=1
   local pids=() i
   for i in 1 2 3; do
@@ -158,7 +166,7 @@ part_b() {
 max_connection_age_grace: 10s
 sinks: [ { type: file, path: /dev/null, buffer: memory } ]"
   done
-  FERRY_PPROF=1 "$BIN/aggregator" --config "$W/r1.yaml" 2>"$W/r1.log" &
+  FERRY_PPROF=1 "$AGG" --config "$W/r1.yaml" 2>"$W/r1.log" &
   pids[1]=$!
   wait_http 127.0.0.1:18421
   local total=$((DURATION + 60))
@@ -168,10 +176,11 @@ sinks: [ { type: file, path: /dev/null, buffer: memory } ]"
   wait_line "$W/lg-b.out" '^TRICKLE' $lg
   echo "all $STREAMS streams open on replica 1; starting replicas 2 and 3"
   for i in 2 3; do
-    FERRY_PPROF=1 "$BIN/aggregator" --config "$W/r$i.yaml" 2>"$W/r$i.log" &
+    FERRY_PPROF=1 "$AGG" --config "$W/r$i.yaml" 2>"$W/r$i.log" &
     pids[i]=$!
   done
   wait_http 127.0.0.2:18421; wait_http 127.0.0.3:18421
+  for i in 2 3; do echo "127.0.0.$i $NAME # ferry bench-scale" >>/etc/hosts; done
   sleep $((total - WINDOW - 5))
   local before=() after=() open=() streams=()
   for i in 1 2 3; do before[i]=$(metric 127.0.0.$i:18421 ferry_aggregator_events_acked_total); done
