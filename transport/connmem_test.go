@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,11 +11,13 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -157,4 +160,79 @@ func TestIdleStreamMemoryAgents(t *testing.T) {
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// countingPool is a mem.BufferPool that counts the buffers out.
+type countingPool struct {
+	mem.BufferPool
+	gets, puts atomic.Int64
+}
+
+func (p *countingPool) Get(n int) *[]byte { p.gets.Add(1); return p.BufferPool.Get(n) }
+func (p *countingPool) Put(b *[]byte)     { p.puts.Add(1); p.BufferPool.Put(b) }
+
+// TestLimitedConnReadOnReady: a connection from the limiter offers gRPC
+// reads that keep a buffer only once data is there: waiting (here until a
+// read deadline) holds none; data comes back in a buffer of the pool; the
+// peer's close is io.EOF with no buffer kept.
+func TestLimitedConnReadOnReady(t *testing.T) {
+	log, _ := newLogger(t, "server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := LimitListener(ln, ConnLimits{Max: 4, HandshakeTimeout: time.Minute}, log)
+	defer lim.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := lim.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rr, ok := c.(interface {
+		ReadOnReady(int, mem.BufferPool) (*[]byte, int, error)
+	})
+	if !ok {
+		t.Fatalf("%T does not offer ReadOnReady: gRPC would pin a read buffer to every connection", c)
+	}
+	pool := &countingPool{BufferPool: mem.DefaultBufferPool()}
+
+	if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := rr.ReadOnReady(4096, pool); b != nil || n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle read: %v, %d, %v; want nothing and a deadline error", b, n, err)
+	}
+	// It may try a read before it waits (EAGAIN), but gives the buffer
+	// back at once.
+	if out := pool.gets.Load() - pool.puts.Load(); out != 0 {
+		t.Fatalf("an idle read kept %d buffers from the pool, want 0", out)
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := peer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	b, n, err := rr.ReadOnReady(4096, pool)
+	if err != nil || n != 5 || string((*b)[:n]) != "hello" {
+		t.Fatalf("read: %d, %v; want hello", n, err)
+	}
+	if out := pool.gets.Load() - pool.puts.Load(); out != 1 {
+		t.Fatalf("%d buffers out after a read, want 1 (the one returned)", out)
+	}
+	pool.Put(b)
+
+	peer.Close()
+	if b, n, err := rr.ReadOnReady(4096, pool); b != nil || n != 0 || err != io.EOF {
+		t.Fatalf("read after the peer closed: %v, %d, %v; want io.EOF", b, n, err)
+	}
+	if out := pool.gets.Load() - pool.puts.Load(); out != 0 {
+		t.Fatalf("%d buffers not returned to the pool", out)
+	}
 }
