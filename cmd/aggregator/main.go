@@ -181,6 +181,13 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		// about one window per agent.
 		grpc.InitialWindowSize(flowWindow),
 		grpc.InitialConnWindowSize(flowWindow),
+		// An idle agent costs no I/O buffer: the write buffer is taken
+		// from a pool per flush (gRPC's default today, kept explicit), and
+		// reads take theirs from a pool when data arrives (the limiter's
+		// connections offer gRPC that; see transport.ConnLimiter). What
+		// stays per agent is about 15 KiB of heap and 22 KiB of goroutine
+		// stacks (make bench-scale, transport's TestIdleStreamMemory).
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			// Agents re-resolve and rebalance over replicas; the grace
 			// outlasts one batch and its ack.
