@@ -34,6 +34,12 @@ type ConnLimits struct {
 	// connection: gRPC sets its keepalive timeout there on a *net.TCPConn
 	// only, which the limiter's wrapper hides from it.
 	TCPUserTimeout time.Duration
+	// TLS says that the connections carry TLS: gRPC then reads through
+	// crypto/tls, which keeps the record it decrypted itself, so
+	// ServerOptions gives gRPC no read buffer of its own (32 KiB per
+	// connection for as long as it is open). Plaintext connections need
+	// none either: they offer gRPC reads from a pool (ReadOnReady).
+	TLS bool
 }
 
 // Defaults of ConnLimits.
@@ -107,12 +113,17 @@ func (l *ConnLimiter) Max() int { return l.cfg.Max }
 
 // ServerOptions are the gRPC server options that go with the limiter: a
 // stats handler that marks connections as established, and gRPC's own
-// connection timeout, a little above HandshakeTimeout, as a second line.
+// connection timeout, a little above HandshakeTimeout, as a second line;
+// with TLS, no read buffer of gRPC's own (see ConnLimits.TLS).
 func (l *ConnLimiter) ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.StatsHandler(connStats{l}),
 		grpc.ConnectionTimeout(l.cfg.HandshakeTimeout + time.Second),
 	}
+	if l.cfg.TLS {
+		opts = append(opts, grpc.ReadBufferSize(0))
+	}
+	return opts
 }
 
 // Accept returns the next connection within the limit; connections beyond
