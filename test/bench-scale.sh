@@ -57,9 +57,10 @@ cpu() { awk -v t="$tck" '{printf "%.2f", ($14+$15)/t}' "/proc/$1/stat"; }
 metric() { # metric HTTP NAME: the value of an unlabelled series
   curl -s "http://$1/metrics" | awk -v n="$2" '$1==n{printf "%.0f\n", $2}'
 }
-# mem HTTP PID: after a forced GC, "rss heap_inuse stack_inuse goroutines".
+# mem HTTP PID [nogc]: after a forced GC (unless nogc: while the load is
+# measured), "rss heap_inuse stack_inuse goroutines".
 mem() {
-  curl -s -o /dev/null "http://$1/debug/pprof/heap?gc=1"
+  [[ ${3:-} == nogc ]] || curl -s -o /dev/null "http://$1/debug/pprof/heap?gc=1"
   local m
   m=$(curl -s "http://$1/metrics")
   echo "$(awk '/^VmRSS/{print $2*1024}' "/proc/$2/status")" \
@@ -116,7 +117,7 @@ buffer: { dir: $W/buffer }"
   cpu_agg0=$(cpu $agg); cpu_lg0=$(cpu $lg)
   local busy
   sleep $((DURATION / 2))
-  busy=$(mem 127.0.0.1:18411 $agg)
+  busy=$(mem 127.0.0.1:18411 $agg nogc)
   local cpu_agg1 cpu_lg1
   cpu_agg1=$(cpu $agg); cpu_lg1=$(cpu $lg)
   wait $lg || { cat "$W/lg-a.err" >&2; return 1; }
