@@ -74,6 +74,15 @@ bench-e2e: build
 fuzz:
 	bash test/fuzz.sh
 
+# 1,000 simulated agents (test/loadgen, one gRPC client each, a trickle of
+# events) against one aggregator (memory per idle stream, per-stream ack
+# latency) and against three replicas behind dns:/// round robin (each
+# replica's share after max_connection_age rebalancing; /etc/hosts entries,
+# root). STREAMS, DURATION, PART=a|b|ab: see test/bench-scale.sh.
+.PHONY: bench-scale
+bench-scale:
+	bash test/bench-scale.sh
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
 )
 
@@ -32,6 +34,12 @@ type ConnLimits struct {
 	// connection: gRPC sets its keepalive timeout there on a *net.TCPConn
 	// only, which the limiter's wrapper hides from it.
 	TCPUserTimeout time.Duration
+	// TLS says that the connections carry TLS: gRPC then reads through
+	// crypto/tls, which keeps the record it decrypted itself, so
+	// ServerOptions gives gRPC no read buffer of its own (32 KiB per
+	// connection for as long as it is open). Plaintext connections need
+	// none either: they offer gRPC reads from a pool (ReadOnReady).
+	TLS bool
 }
 
 // Defaults of ConnLimits.
@@ -105,12 +113,17 @@ func (l *ConnLimiter) Max() int { return l.cfg.Max }
 
 // ServerOptions are the gRPC server options that go with the limiter: a
 // stats handler that marks connections as established, and gRPC's own
-// connection timeout, a little above HandshakeTimeout, as a second line.
+// connection timeout, a little above HandshakeTimeout, as a second line;
+// with TLS, no read buffer of gRPC's own (see ConnLimits.TLS).
 func (l *ConnLimiter) ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.StatsHandler(connStats{l}),
 		grpc.ConnectionTimeout(l.cfg.HandshakeTimeout + time.Second),
 	}
+	if l.cfg.TLS {
+		opts = append(opts, grpc.ReadBufferSize(0))
+	}
+	return opts
 }
 
 // Accept returns the next connection within the limit; connections beyond
@@ -138,6 +151,12 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 			setUserTimeout(tc, l.cfg.TCPUserTimeout)
 		}
 		lc := &limitedConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+		if tc, ok := c.(*net.TCPConn); ok {
+			if raw, err := tc.SyscallConn(); err == nil {
+				lc.raw = raw
+				lc.doRead = lc.readFD
+			}
+		}
 		l.mu.Lock()
 		l.pending[lc.key] = lc
 		l.mu.Unlock()
@@ -183,6 +202,71 @@ type limitedConn struct {
 	timer atomic.Pointer[time.Timer] // the handshake timeout
 	state atomic.Int32
 	once  sync.Once
+
+	// raw is the TCP connection's, for ReadOnReady; nil for other
+	// connections. The read's arguments and results live here so that a
+	// read allocates nothing (gRPC reads from one goroutine at a time).
+	raw    syscall.RawConn
+	doRead func(fd uintptr) bool
+	rdSize int
+	rdPool mem.BufferPool
+	rdBuf  *[]byte
+	rdN    int
+	rdErr  error
+}
+
+// ReadOnReady lets gRPC read without a buffer pinned to the connection
+// while it is idle: it waits until the socket is readable, then takes a
+// buffer of size bytes from pool and reads into it (the optional
+// interface of gRPC's internal/transport/readyreader, which gRPC uses on
+// a bare *net.TCPConn only and so not on this wrapper). Without it gRPC
+// keeps a 32 KiB bufio.Reader per connection for its whole life: the
+// largest part of an idle agent's memory in the aggregator.
+func (c *limitedConn) ReadOnReady(size int, pool mem.BufferPool) (*[]byte, int, error) {
+	if c.raw == nil {
+		buf := pool.Get(size)
+		n, err := c.Conn.Read(*buf)
+		if n == 0 {
+			pool.Put(buf)
+			return nil, 0, err
+		}
+		return buf, n, nil // an error comes again with the next read
+	}
+	c.rdSize, c.rdPool = size, pool
+	err := c.raw.Read(c.doRead)
+	buf, n, rerr := c.rdBuf, c.rdN, c.rdErr
+	c.rdPool, c.rdBuf, c.rdN, c.rdErr = nil, nil, 0, nil
+	if err != nil {
+		if buf != nil {
+			pool.Put(buf)
+		}
+		return nil, 0, err
+	}
+	if rerr != nil {
+		return nil, 0, rerr
+	}
+	if n == 0 { // read(2) returns 0 at the end of the stream
+		pool.Put(buf)
+		return nil, 0, io.EOF
+	}
+	return buf, n, nil
+}
+
+// readFD is ReadOnReady's read, called by RawConn.Read when the socket is
+// readable; false asks it to wait for readability again.
+func (c *limitedConn) readFD(fd uintptr) bool {
+	c.rdBuf = c.rdPool.Get(c.rdSize)
+	for {
+		c.rdN, c.rdErr = syscall.Read(int(fd), *c.rdBuf)
+		if c.rdErr != syscall.EINTR {
+			break
+		}
+	}
+	if c.rdErr != nil {
+		c.rdPool.Put(c.rdBuf)
+		c.rdBuf, c.rdN = nil, 0
+	}
+	return c.rdErr != syscall.EAGAIN && c.rdErr != syscall.EWOULDBLOCK
 }
 
 func (c *limitedConn) stopTimer() {

@@ -1,0 +1,6 @@
+//go:build !race
+
+package transport
+
+// raceEnabled: the race detector is on (goroutine stacks are larger).
+const raceEnabled = false
