@@ -56,10 +56,12 @@ type Agent struct {
 	Log      Log    `yaml:"log"`
 	// MemoryLimit is the agent's one memory budget, 16MiB..64GiB, default
 	// 128MiB (lowered to the container's limit when that is less). The Go
-	// runtime's soft limit is set to 80% of it; log data read and not yet
-	// acknowledged is held to half of it: a quarter for lines read and not
-	// yet batched (reading pauses when it is used up) and a quarter for the
-	// window of unacknowledged batches, (max_inflight_batches + 1) ×
+	// runtime's soft limit is set to 80% of it. Log data read and not yet
+	// acknowledged is held to parts of it: a sixteenth (8MiB of 128MiB) for
+	// lines read and not yet batched, the read-ahead (reading pauses when
+	// it is used up; the Go heap grows to about twice what is live, so it
+	// costs about twice that in RSS), and at most a quarter for the window
+	// of unacknowledged batches, (max_inflight_batches + 1) ×
 	// batch_max_bytes, which must fit in it, as must every max_line_bytes.
 	MemoryLimit ByteSize         `yaml:"memory_limit"`
 	Aggregator  AggregatorClient `yaml:"aggregator"`

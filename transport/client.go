@@ -244,7 +244,7 @@ type builder struct {
 // Preallocation caps: larger batches grow on demand.
 const (
 	preallocEvents = 1 << 14
-	preallocBytes  = 4 << 20
+	preallocBytes  = 256 << 10
 )
 
 func newBuilder(maxEvents, maxBytes int) *builder {

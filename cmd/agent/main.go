@@ -105,14 +105,15 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		log.Info("open files limit", "soft", fl.Soft, "hard", fl.Hard, "raised", fl.Raised)
 	}
 	ac := cfg.Aggregator
-	// A quarter of the budget for lines read and not yet batched, a
-	// quarter for the window of batches not yet acknowledged.
+	// A quarter of the budget at most for the window of batches not yet
+	// acknowledged; a sixteenth for lines read and not yet batched (see
+	// readAheadBytes).
 	window := int64(ac.MaxInflightBatches+1) * int64(ac.BatchMaxBytes)
 	if window > ml.Bytes/4 {
 		return fmt.Errorf("memory budget %s (from %s) too small: (aggregator.max_inflight_batches + 1) × aggregator.batch_max_bytes = %s must fit in a quarter of it",
 			config.ByteSize(ml.Bytes), ml.From, config.ByteSize(window))
 	}
-	readAhead := budget.New(ml.Bytes / 4)
+	readAhead := budget.New(readAheadBytes(ml.Bytes))
 	store, err := checkpoint.Open(cfg.StateDir)
 	if err != nil {
 		return err
@@ -346,3 +347,15 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 	}
 	return out, nil
 }
+
+// readAheadShare is the part of the memory budget for lines read and not
+// yet batched (the followers' chunks and read buffers): a sixteenth, 8 MiB
+// of the default 128 MiB. That keeps the shipper fed (it holds a few
+// chunks at a time; one follower reads far faster than a batch is acked)
+// while a thousand files waiting to be read hold no more than it; the heap
+// the runtime lets grow is about twice what is live, so every byte here
+// costs two of RSS.
+const readAheadShare = 16
+
+// readAheadBytes is the read-ahead budget of a memory budget of limit bytes.
+func readAheadBytes(limit int64) int64 { return limit / readAheadShare }

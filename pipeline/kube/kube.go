@@ -36,8 +36,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -116,13 +117,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Meta, error) {
 		return nil, err
 	}
 	rc.UserAgent = "ferry-agent"
-	cs, err := kubernetes.NewForConfig(rc)
+	core, err := coreClient(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	// client-go logs through klog; route it to our logger, quietly.
 	klog.SetSlogLogger(log.With("component", "client-go"))
-	m := New(cs, cfg, log)
+	node := cfg.Node
+	m := newMeta(
+		cache.NewFilteredListWatchFromClient(core, "pods", metav1.NamespaceAll, func(o *metav1.ListOptions) {
+			o.FieldSelector = "spec.nodeName=" + node
+		}),
+		cache.NewListWatchFromClient(core, "namespaces", metav1.NamespaceAll, fields.Everything()),
+		cfg, log)
 	m.user = rc.Username
 	if rc.BearerToken != "" || rc.BearerTokenFile != "" {
 		m.user = "" // learnt from the 403 message
@@ -141,7 +148,6 @@ type Meta struct {
 	allow map[string]bool // annotation keys kept
 
 	podInf, nsInf cache.SharedIndexInformer
-	factories     []informers.SharedInformerFactory
 
 	mu      sync.Mutex
 	changed chan struct{}          // closed and replaced when a pod arrives or changes
@@ -168,8 +174,30 @@ type builtPod struct {
 
 const uidIndex = "uid"
 
-// New returns a Meta over the client cs; Start begins the watches.
-func New(cs kubernetes.Interface, cfg Config, log *slog.Logger) *Meta {
+// coreClient returns a REST client of the core API group (v1) only. The
+// typed clientset and its informer factory would do the same, but they
+// link every API group of Kubernetes into the agent (some 50 packages,
+// whose initialisation alone maps about 20 MiB of the binary into memory
+// at start, whether or not Kubernetes is on); pods and namespaces need
+// none of them.
+func coreClient(rc *rest.Config) (*rest.RESTClient, error) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c := *rc
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.APIPath = "/api"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	return rest.RESTClientFor(&c)
+}
+
+// newMeta returns a Meta over the list and watch of the node's pods and of
+// the namespaces; Start begins the watches.
+func newMeta(pods, namespaces cache.ListerWatcher, cfg Config, log *slog.Logger) *Meta {
 	if cfg.Wait <= 0 {
 		cfg.Wait = DefaultWait
 	}
@@ -191,14 +219,9 @@ func New(cs kubernetes.Interface, cfg Config, log *slog.Logger) *Meta {
 	for _, a := range cfg.Annotations {
 		m.allow[a] = true
 	}
-	node := cfg.Node
-	pf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = "spec.nodeName=" + node
-	}))
-	nf := informers.NewSharedInformerFactory(cs, 0)
-	m.factories = []informers.SharedInformerFactory{pf, nf}
-	m.podInf = pf.Core().V1().Pods().Informer()
-	m.nsInf = nf.Core().V1().Namespaces().Informer()
+	byNamespace := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+	m.podInf = cache.NewSharedIndexInformer(pods, &corev1.Pod{}, 0, byNamespace)
+	m.nsInf = cache.NewSharedIndexInformer(namespaces, &corev1.Namespace{}, 0, cache.Indexers{})
 	_ = m.podInf.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
 		if p, ok := obj.(*corev1.Pod); ok {
 			return []string{string(p.UID)}, nil
@@ -224,9 +247,8 @@ func New(cs kubernetes.Interface, cfg Config, log *slog.Logger) *Meta {
 // Start runs the watches until ctx ends. It does not wait for them to sync:
 // lookups wait (see Pod).
 func (m *Meta) Start(ctx context.Context) {
-	for _, f := range m.factories {
-		f.Start(ctx.Done())
-	}
+	go m.podInf.RunWithContext(ctx)
+	go m.nsInf.RunWithContext(ctx)
 	go func() {
 		if cache.WaitForCacheSync(ctx.Done(), m.podInf.HasSynced, m.nsInf.HasSynced) {
 			m.notify()

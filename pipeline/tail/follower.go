@@ -61,6 +61,13 @@ type follower struct {
 	fpLen    int       // bytes it covers
 	movedAt  time.Time // when the glob match was first seen to name another file
 	leftover bool      // partial may hold complete lines (the chunk filled up)
+	// canRewind: the unconsumed bytes may be given up and read again
+	// (see rewind); rewound counts how often they were (tests).
+	canRewind bool
+	rewound   atomic.Int64
+	// perRec is about how many bytes of the file make one event (see
+	// readWant); 0 until known.
+	perRec int
 
 	format   parse.Format
 	bufStart int64 // file offset of the first unconsumed byte
@@ -710,6 +717,8 @@ func (fl *follower) flushPending(ctx context.Context, cut bool) error {
 // buffer while it waits to hand a full chunk on. With check it returns
 // errTruncated, before reading, if the file was truncated.
 func (fl *follower) readToEOF(ctx context.Context, check bool) error {
+	fl.canRewind = true
+	defer func() { fl.canRewind = false }()
 	for {
 		if err := fl.ensureChunk(ctx); err != nil {
 			return err
@@ -771,12 +780,14 @@ func (fl *follower) readSome() (full bool, err error) {
 			copy(nb, buf)
 			buf = nb
 		}
-		n, rerr := fl.f.Read(buf[len(buf):cap(buf)])
+		n, rerr := fl.f.Read(buf[len(buf):min(cap(buf), len(buf)+fl.readWant())])
 		if n > 0 {
 			fl.passMarks(fl.readPos, fl.readPos+int64(n))
 			fl.readPos += int64(n)
 			buf = buf[:len(buf)+n]
+			recs := len(fl.chunk.Recs)
 			used := fl.process(buf)
+			fl.learnLineSize(used, len(fl.chunk.Recs)-recs)
 			buf = buf[:copy(buf, buf[used:])]
 			if fl.chunk.full() {
 				fl.leftover = true
@@ -789,6 +800,34 @@ func (fl *follower) readSome() (full bool, err error) {
 		if rerr != nil {
 			return false, rerr // "read /x: …" names the file
 		}
+	}
+}
+
+// minRead is the least a follower asks for in one read.
+const minRead = 4 << 10
+
+// readWant is how many bytes to read next: about what the chunk has room
+// for, from the bytes per event of the file so far, so that few complete
+// lines are left over when the chunk fills up (they would be read again,
+// see rewind); readSize while nothing is known.
+func (fl *follower) readWant() int {
+	if fl.perRec <= 0 {
+		return readSize
+	}
+	room := chunkMaxRecs - len(fl.chunk.Recs) + 1
+	return min(max(room*fl.perRec, minRead), readSize)
+}
+
+// learnLineSize takes into account that used bytes made recs events.
+func (fl *follower) learnLineSize(used, recs int) {
+	if recs <= 0 {
+		return
+	}
+	cur := (used + recs - 1) / recs
+	if fl.perRec <= 0 {
+		fl.perRec = cur
+	} else {
+		fl.perRec = (3*fl.perRec + cur + 3) / 4
 	}
 }
 
@@ -812,6 +851,9 @@ func (fl *follower) compact() {
 	if bp == nil {
 		return
 	}
+	if len(*bp) > smallPartial && fl.rewind() {
+		return
+	}
 	fl.rbuf = nil
 	if rest := *bp; len(rest) <= smallPartial {
 		fl.partial = append(fl.partial[:0], rest...)
@@ -822,6 +864,28 @@ func (fl *follower) compact() {
 		*bp = (*bp)[:0]
 		bufPool.Put(bp)
 	}
+}
+
+// rewind gives up the complete lines left unconsumed when a chunk filled
+// up, instead of copying them aside while the follower waits (for the
+// shipper or the budget): the file is read again from the first of them
+// (bufStart, the start of a line), from the page cache as a rule. A copy
+// would cost an allocation per full chunk, as much garbage as the lines
+// themselves, and memory the budget does not count for every waiting
+// follower. Only within readToEOF (canRewind), where nothing but reading
+// on depends on those bytes: flushPending must see them.
+func (fl *follower) rewind() bool {
+	if !fl.canRewind || !fl.leftover || fl.skipping || fl.long != nil {
+		return false
+	}
+	if _, err := fl.f.Seek(fl.bufStart, io.SeekStart); err != nil {
+		return false // copied aside instead
+	}
+	fl.readPos = fl.bufStart
+	fl.leftover = false
+	fl.rewound.Add(1)
+	fl.dropUnconsumed()
+	return true
 }
 
 // dropUnconsumed forgets the unconsumed bytes.

@@ -1221,9 +1221,12 @@ func TestCutRunes(t *testing.T) {
 	}
 }
 
-// 3d. Truncation without a copy while the follower holds lines it has read
-// but not parsed yet (its chunk was full): they come out line by line, and
-// the new content is read from its start.
+// 3d. Truncation without a copy while the follower is blocked, its chunks
+// handed on and possibly some lines read but not parsed yet (its chunk was
+// full): they come out line by line, and the new content is read from its
+// start. (A blocked follower holds few such lines: it reads about what its
+// chunk has room for, and gives up a larger rest to read it again, see
+// follower.rewind.)
 func TestTruncateWithoutCopy(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.log")
@@ -1257,9 +1260,47 @@ func TestTruncateWithoutCopy(t *testing.T) {
 	}
 	// What was read before the truncation arrives, as whole lines; what
 	// was not is lost with the truncation.
-	if len(olds) < 32*chunkMaxRecs {
+	if len(olds) < cap(h.m.out)*chunkMaxRecs {
 		t.Fatalf("only %d old lines", len(olds))
 	}
 	assertExactlyOnce(t, olds, old[:len(olds)])
 	assertExactlyOnce(t, news, fresh)
+}
+
+// 12c. A follower that must wait with complete lines read but not parsed
+// (its chunk filled up first) gives them up and reads them again from the
+// file, instead of copying them aside: long lines teach it a large read,
+// then short ones fill its chunk with most of the read left over. Every
+// line arrives exactly once, in order.
+func TestRewindLeftover(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	long := make([]string, 0, 20*chunkMaxRecs)
+	for i := range 20 * chunkMaxRecs {
+		long = append(long, fmt.Sprintf("long-%07d-%s", i, strings.Repeat("y", 180)))
+	}
+	short := numbered("s", 0, 40*chunkMaxRecs)
+	all := append(append([]string(nil), long...), short...)
+	appendFile(t, path, joinLines(all))
+	h := newHarness(t, harnessOpts{paused: true}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
+	waitFor(t, "the follower to block", func() bool { return len(h.m.out) == cap(h.m.out) })
+	h.resume()
+	evs := h.waitMsgs(all)
+	settle() // nothing more may come
+	assertExactlyOnce(t, h.snapshot(), all)
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Off <= evs[i-1].Off {
+			t.Fatalf("event %d at offset %d after %d", i, evs[i].Off, evs[i-1].Off)
+		}
+	}
+	h.m.mu.Lock()
+	var rewound int64
+	for _, fl := range h.m.followers {
+		rewound += fl.rewound.Load()
+	}
+	h.m.mu.Unlock()
+	if rewound == 0 {
+		t.Errorf("the follower never gave up lines read ahead: the test does not test rewind")
+	}
+	assertChunkEnds(t, h.chunkList(), realPath(t, path), []byte(joinLines(all)), false)
 }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/multiline"
@@ -122,15 +123,27 @@ func (c *Chunk) Message(r *Rec) []byte { return c.Arena[r.MsgStart:r.MsgEnd] }
 
 // chunk limits: a chunk is sent when it holds this many events or bytes. It
 // never holds more than chunkMaxRecs events (the shipper sizes its batches on
-// that), nor more than chunkMaxBytes plus one message.
+// that), nor more than chunkMaxBytes plus one message. A follower reads
+// readSize bytes at a time (its read buffer holds two reads).
+//
+// They are small on purpose: a chunk of 512 lines of ~120 bytes is full at
+// ~60 KiB, so a larger arena would sit mostly empty while the chunk waits for
+// the shipper, and a read larger than a chunk leaves lines over that are
+// read again (see follower.rewind). Memory per chunk in flight: arenaCap +
+// recsBytes; per follower reading: its read buffer.
 const (
 	chunkMaxRecs  = 512
-	chunkMaxBytes = 256 << 10
-	readSize      = 128 << 10
+	chunkMaxBytes = 64 << 10
+	readSize      = 64 << 10
+	// arenaCap is the arena a chunk starts with: room for chunkMaxBytes and
+	// the message that crosses it, if not a long one (the arena grows for
+	// that, counted in the budget).
+	arenaCap  = chunkMaxBytes + 16<<10
+	recsBytes = chunkMaxRecs * int(unsafe.Sizeof(Rec{}))
 )
 
 var chunkPool = sync.Pool{New: func() any {
-	return &Chunk{Arena: make([]byte, 0, chunkMaxBytes+readSize), Recs: make([]Rec, 0, chunkMaxRecs)}
+	return &Chunk{Arena: make([]byte, 0, arenaCap), Recs: make([]Rec, 0, chunkMaxRecs)}
 }}
 
 // full reports whether the chunk should be handed on before reading more.
@@ -142,9 +155,9 @@ func (c *Chunk) full() bool {
 // follower filling it (a follower reads only while it holds a chunk).
 const readAllowance = 2 * readSize
 
-// chunkCost is what a chunk takes of the budget when it starts: its arena
-// and the follower's read buffer.
-const chunkCost = chunkMaxBytes + readSize + readAllowance
+// chunkCost is what a chunk takes of the budget when it starts: its arena,
+// its records and the follower's read buffer.
+const chunkCost = int64(arenaCap + recsBytes + readAllowance)
 
 // newChunk takes a chunk's worth of the manager's byte budget, waiting while
 // it is used up: this bounds the memory held by read, not yet shipped
@@ -171,7 +184,7 @@ func (m *Manager) chunkFor(f *File) *Chunk {
 	c.Recs = c.Recs[:0]
 	c.End = 0
 	c.Final = false
-	c.budget, c.reserved, c.counted = m.budget, chunkCost, chunkMaxBytes+readSize
+	c.budget, c.reserved, c.counted = m.budget, chunkCost, arenaCap
 	c.count() // a pooled arena may have grown before
 	return c
 }
@@ -199,7 +212,7 @@ func NewChunk(f *File, onRelease func()) *Chunk {
 func (c *Chunk) Release() {
 	b, n, fn := c.budget, c.reserved, c.onRelease
 	c.File, c.budget, c.reserved, c.onRelease = nil, nil, 0, nil
-	if cap(c.Arena) <= 4*chunkMaxBytes && fn == nil {
+	if cap(c.Arena) <= 4*arenaCap && fn == nil {
 		chunkPool.Put(c)
 	}
 	if b != nil {
