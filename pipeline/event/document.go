@@ -50,7 +50,11 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		m = nil // not ready to be written: an enrichment bug, not the event's fault
 	}
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
+	if enc != nil {
+		dst = enc.appendTimestamp(dst, e.GetTimeUnixNano())
+	} else {
+		dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
+	}
 	dst = append(dst, `","message":`...)
 	dst = appendBytes(dst, e.GetMessage())
 	dst = append(dst, `,"event":{"id":"`...)
@@ -331,7 +335,25 @@ func appendValue(dst []byte, v *ferryv1.Value) []byte {
 	}
 }
 
-// appendBase64ID appends IDString(id): unpadded URL-safe base64.
+// base64URL is the alphabet of base64.RawURLEncoding.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// appendBase64ID appends IDString(id): unpadded URL-safe base64. An id of
+// IDLen bytes, every event's, is encoded here directly: five groups of
+// three bytes and one byte left.
 func appendBase64ID(dst []byte, id []byte) []byte {
-	return base64.RawURLEncoding.AppendEncode(dst, id)
+	if len(id) != IDLen {
+		return base64.RawURLEncoding.AppendEncode(dst, id)
+	}
+	var b [(IDLen*8 + 5) / 6]byte
+	for g := range 5 {
+		v := uint(id[3*g])<<16 | uint(id[3*g+1])<<8 | uint(id[3*g+2])
+		b[4*g] = base64URL[v>>18&63]
+		b[4*g+1] = base64URL[v>>12&63]
+		b[4*g+2] = base64URL[v>>6&63]
+		b[4*g+3] = base64URL[v&63]
+	}
+	b[20] = base64URL[id[15]>>2]
+	b[21] = base64URL[id[15]<<4&63]
+	return append(dst, b[:]...)
 }

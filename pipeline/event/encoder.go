@@ -33,6 +33,11 @@ type DocumentEncoder struct {
 		key string
 		buf []byte
 	}
+	// sec is the second of the last @timestamp written, head its
+	// rendering up to the fraction ("2006-01-02T15:04:05."); valid when
+	// head[0] is not 0.
+	sec  int64
+	head [len(timeLayout)]byte
 	host struct {
 		k      *ferryv1.Kubernetes
 		m      *Meta
@@ -56,6 +61,26 @@ func (enc *DocumentEncoder) Append(dst []byte, i int) []byte {
 		add = b.Added[i]
 	}
 	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), add, enc.ingested, enc)
+}
+
+// appendTimestamp appends appendTime(time.Unix(0, ns)), with the date and
+// time of day copied from the previous @timestamp when in the same second:
+// the events of a batch fall on a few seconds.
+func (enc *DocumentEncoder) appendTimestamp(dst []byte, ns int64) []byte {
+	t := time.Unix(0, ns)
+	sec := t.Unix()
+	if sec < firstSecond || sec > lastSecond {
+		return appendTime(dst, t) // never for an int64 of nanoseconds: years 1677 to 2262
+	}
+	if enc.head[0] == 0 || sec != enc.sec {
+		appendTime(enc.head[:0], t)
+		enc.sec = sec
+	}
+	var b [len(timeLayout)]byte
+	copy(b[:20], enc.head[:20])
+	putFraction(b[20:29], t.Nanosecond())
+	b[29] = 'Z'
+	return append(dst, b[:]...)
 }
 
 func (enc *DocumentEncoder) streamPart(ds, ns, typ string) []byte {

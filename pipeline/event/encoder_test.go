@@ -2,8 +2,10 @@ package event
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -253,5 +255,61 @@ func BenchmarkDocumentsBatch(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(bc.batch.Events)), "ns/event")
 			b.SetBytes(int64(len(buf)))
 		})
+	}
+}
+
+// TestEncoderTimestamp: an encoder's @timestamp, with the second copied
+// from the previous event's, is appendTime's, for times in runs within one
+// second, across second, day and year ends, out of order, and over the
+// whole range of int64 nanoseconds.
+func TestEncoderTimestamp(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var enc DocumentEncoder
+	check := func(ns int64) {
+		t.Helper()
+		want := appendTime([]byte("x"), time.Unix(0, ns))
+		if got := enc.appendTimestamp([]byte("x"), ns); !bytes.Equal(got, want) {
+			t.Fatalf("appendTimestamp(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for _, ns := range []int64{0, -1, 1, 999999999, 1e9, -1e9, -1e9 - 1, math.MaxInt64, math.MinInt64, 0, -1} {
+		check(ns)
+	}
+	ends := []int64{
+		time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC).UnixNano(),
+		time.Date(2028, 2, 28, 23, 59, 59, 0, time.UTC).UnixNano(),
+		time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC).UnixNano(),
+	}
+	for _, end := range ends {
+		for ns := end - 3e9; ns < end+3e9; ns += r.Int64N(5e7) {
+			check(ns)
+		}
+		for range 10000 {
+			check(end + r.Int64N(4e9) - 2e9)
+		}
+	}
+	for range 100000 {
+		check(int64(r.Uint64()))
+	}
+}
+
+// TestAppendBase64ID: the direct encoding of an id is
+// base64.RawURLEncoding's, for ids of every byte value and of other
+// lengths.
+func TestAppendBase64ID(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	ids := [][]byte{nil, {}, {0}, {255, 255}, bytes.Repeat([]byte{0}, IDLen), bytes.Repeat([]byte{255}, IDLen), bytes.Repeat([]byte{0xfb}, IDLen+1)}
+	for range 100000 {
+		id := make([]byte, IDLen)
+		for i := range id {
+			id[i] = byte(r.Uint32())
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		want := "x" + base64.RawURLEncoding.EncodeToString(id)
+		if got := string(appendBase64ID([]byte("x"), id)); got != want {
+			t.Fatalf("appendBase64ID(%x) = %s, want %s", id, got, want)
+		}
 	}
 }
