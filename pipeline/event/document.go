@@ -33,7 +33,7 @@ var flagNames = []struct {
 // Elasticsearch expands into objects; a typed field that would overwrite or
 // duplicate a field the document already has (see fixedFields) is left out.
 func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Time) []byte {
-	return appendDocument(dst, node, e, nil, nil, ingested)
+	return appendDocument(dst, node, e, nil, nil, ingested, nil)
 }
 
 // appendDocument is AppendDocument with the enrichment m (nil for none) of
@@ -41,38 +41,36 @@ func AppendDocument(dst []byte, node string, e *ferryv1.Event, ingested time.Tim
 // "kubernetes", the image inside "container", service and orchestrator at
 // the top level, each in its own place so that no fixed field is written
 // twice; and the event's own enrichment add (nil for none) after its typed
-// fields, whose typed fields in add's objects are left out.
-func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Addition, ingested time.Time) []byte {
+// fields, whose typed fields in add's objects are left out. With an
+// encoder enc (nil for none), the parts that many events share are copied
+// from what enc rendered for an earlier event (see DocumentEncoder), and
+// ingested is enc's: the bytes are the same.
+func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Addition, ingested time.Time, enc *DocumentEncoder) []byte {
 	if m != nil && !m.sealed {
 		m = nil // not ready to be written: an enrichment bug, not the event's fault
 	}
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
+	if enc != nil {
+		dst = enc.appendTimestamp(dst, e.GetTimeUnixNano())
+	} else {
+		dst = appendTime(dst, time.Unix(0, e.GetTimeUnixNano()))
+	}
 	dst = append(dst, `","message":`...)
 	dst = appendBytes(dst, e.GetMessage())
 	dst = append(dst, `,"event":{"id":"`...)
 	dst = appendBase64ID(dst, e.GetId())
-	dst = append(dst, `","ingested":"`...)
-	dst = appendTime(dst, ingested)
 	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
-	dst = append(dst, `","dataset":`...)
-	dst = appendString(dst, ds)
-	if typ == "metrics" {
-		dst = appendMetricKind(dst, ds)
+	if enc != nil {
+		dst = append(dst, enc.streamPart(ds, ns, typ)...)
 	} else {
-		dst = append(dst, `,"kind":"event"}`...)
+		dst = appendStreamPart(dst, ingested, ds, ns, typ)
 	}
-	dst = append(dst, `,"data_stream":{"type":"`...)
-	dst = append(dst, typ...)
-	dst = append(dst, `","dataset":`...)
-	dst = appendString(dst, ds)
-	dst = append(dst, `,"namespace":`...)
-	dst = appendString(dst, ns)
-	dst = append(dst, '}')
 	if src := e.GetSource(); src != nil && src.GetPath() != "" {
-		dst = append(dst, `,"log":{"file":{"path":`...)
-		dst = appendString(dst, src.GetPath())
-		dst = append(dst, `},"offset":`...)
+		if enc != nil {
+			dst = append(dst, enc.pathPart(src.GetPath())...)
+		} else {
+			dst = appendPathPart(dst, src.GetPath())
+		}
 		dst = strconv.AppendInt(dst, src.GetOffset(), 10)
 		if n := src.GetLines(); n > 0 {
 			// A multiline event: offset is its first line's, end_offset
@@ -86,8 +84,11 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	}
 	metaCut := m != nil && m.cut
 	if in := e.GetSource().GetInput(); in != "" || e.GetFlags() != 0 || e.GetOriginalTime() != "" || metaCut {
-		dst = append(dst, `,"ferry":{"input":`...)
-		dst = appendString(dst, in)
+		if enc != nil {
+			dst = append(dst, enc.inputPart(in)...)
+		} else {
+			dst = appendInputPart(dst, in)
+		}
 		dst = appendFlags(dst, e.GetFlags(), metaCut)
 		if ot := e.GetOriginalTime(); ot != "" {
 			// The line's time as written, when @timestamp could not be it
@@ -103,61 +104,11 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	case ferryv1.StreamName_STREAM_STDERR:
 		dst = append(dst, `,"stream":"stderr"`...)
 	}
-	dst = append(dst, `,"host":{"name":`...)
-	dst = appendString(dst, node)
-	dst = append(dst, '}')
-	if k := e.GetKubernetes(); k != nil && (k.GetPod() != "" || k.GetNamespace() != "") {
-		dst = append(dst, `,"kubernetes":{"namespace":`...)
-		dst = appendString(dst, k.GetNamespace())
-		dst = append(dst, `,"pod":{"name":`...)
-		dst = appendString(dst, k.GetPod())
-		if k.GetPodUid() != "" {
-			dst = append(dst, `,"uid":`...)
-			dst = appendString(dst, k.GetPodUid())
-		}
-		if c := k.GetContainer(); c != "" || e.GetKind() != ferryv1.Kind_KIND_METRIC {
-			dst = append(dst, `},"container":{"name":`...)
-			dst = appendString(dst, c)
-		} // a container metric's name is not known from its cgroup
-		dst = append(dst, `},"node":{"name":`...)
-		if m != nil && m.NodeName != "" {
-			dst = appendString(dst, m.NodeName)
-		} else {
-			dst = appendString(dst, node)
-		}
-		dst = append(dst, '}')
-		if m != nil {
-			dst = append(dst, m.k8s...)
-		}
-		dst = append(dst, '}')
-		var img []byte
-		if m != nil {
-			img = m.image(k.GetContainer())
-		}
-		if k.GetContainerId() != "" || img != nil {
-			dst = append(dst, `,"container":{`...)
-			if k.GetContainerId() != "" {
-				dst = append(dst, `"id":`...)
-				dst = appendString(dst, k.GetContainerId())
-				if img != nil {
-					dst = append(dst, ',')
-				}
-			}
-			if img != nil {
-				dst = append(dst, `"image":{"name":`...)
-				dst = append(dst, img...)
-				dst = append(dst, '}')
-			}
-			dst = append(dst, '}')
-		}
-		if m != nil {
-			dst = append(dst, m.top...)
-		}
+	metric := e.GetKind() == ferryv1.Kind_KIND_METRIC
+	if enc != nil {
+		dst = append(dst, enc.hostPart(node, e.GetKubernetes(), m, metric)...)
 	} else {
-		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
-		dst = appendString(dst, node)
-		dst = append(dst, '}')
-		dst = appendKubeRef(dst, e.GetKubernetes())
+		dst = appendHostPart(dst, node, e.GetKubernetes(), m, metric)
 	}
 	if fs := e.GetFields(); len(fs) > 0 {
 		var arr [48]field // on the stack: HAProxy sets 40 at most
@@ -180,6 +131,107 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		dst = append(dst, add.members...)
 	}
 	return append(dst, '}')
+}
+
+// The parts of a document that depend only on what many events share: a
+// DocumentEncoder renders each once per run of events that share it.
+
+// appendStreamPart appends the end of "event" from ingested on, and
+// "data_stream": the same for every event of one dataset and namespace.
+func appendStreamPart(dst []byte, ingested time.Time, ds, ns, typ string) []byte {
+	dst = append(dst, `","ingested":"`...)
+	dst = appendTime(dst, ingested)
+	dst = append(dst, `","dataset":`...)
+	dst = appendString(dst, ds)
+	if typ == "metrics" {
+		dst = appendMetricKind(dst, ds)
+	} else {
+		dst = append(dst, `,"kind":"event"}`...)
+	}
+	dst = append(dst, `,"data_stream":{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","dataset":`...)
+	dst = appendString(dst, ds)
+	dst = append(dst, `,"namespace":`...)
+	dst = appendString(dst, ns)
+	return append(dst, '}')
+}
+
+// appendPathPart appends "log" up to its offset's value: the same for
+// every line of one file.
+func appendPathPart(dst []byte, path string) []byte {
+	dst = append(dst, `,"log":{"file":{"path":`...)
+	dst = appendString(dst, path)
+	return append(dst, `},"offset":`...)
+}
+
+// appendInputPart appends "ferry" up to its flags: the same for every event
+// of one input.
+func appendInputPart(dst []byte, in string) []byte {
+	dst = append(dst, `,"ferry":{"input":`...)
+	return appendString(dst, in)
+}
+
+// appendHostPart appends "host", "kubernetes", "container" and the
+// top-level fields of the enrichment m (nil for none): the same for every
+// event of one pod's container (k) of one kind (metric or not).
+func appendHostPart(dst []byte, node string, k *ferryv1.Kubernetes, m *Meta, metric bool) []byte {
+	dst = append(dst, `,"host":{"name":`...)
+	dst = appendString(dst, node)
+	dst = append(dst, '}')
+	if k == nil || (k.GetPod() == "" && k.GetNamespace() == "") {
+		dst = append(dst, `,"kubernetes":{"node":{"name":`...)
+		dst = appendString(dst, node)
+		dst = append(dst, '}')
+		return appendKubeRef(dst, k)
+	}
+	dst = append(dst, `,"kubernetes":{"namespace":`...)
+	dst = appendString(dst, k.GetNamespace())
+	dst = append(dst, `,"pod":{"name":`...)
+	dst = appendString(dst, k.GetPod())
+	if k.GetPodUid() != "" {
+		dst = append(dst, `,"uid":`...)
+		dst = appendString(dst, k.GetPodUid())
+	}
+	if c := k.GetContainer(); c != "" || !metric {
+		dst = append(dst, `},"container":{"name":`...)
+		dst = appendString(dst, c)
+	} // a container metric's name is not known from its cgroup
+	dst = append(dst, `},"node":{"name":`...)
+	if m != nil && m.NodeName != "" {
+		dst = appendString(dst, m.NodeName)
+	} else {
+		dst = appendString(dst, node)
+	}
+	dst = append(dst, '}')
+	if m != nil {
+		dst = append(dst, m.k8s...)
+	}
+	dst = append(dst, '}')
+	var img []byte
+	if m != nil {
+		img = m.image(k.GetContainer())
+	}
+	if k.GetContainerId() != "" || img != nil {
+		dst = append(dst, `,"container":{`...)
+		if k.GetContainerId() != "" {
+			dst = append(dst, `"id":`...)
+			dst = appendString(dst, k.GetContainerId())
+			if img != nil {
+				dst = append(dst, ',')
+			}
+		}
+		if img != nil {
+			dst = append(dst, `"image":{"name":`...)
+			dst = append(dst, img...)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, '}')
+	}
+	if m != nil {
+		dst = append(dst, m.top...)
+	}
+	return dst
 }
 
 // field is a typed field of an event, for writing them in name order.
@@ -283,7 +335,25 @@ func appendValue(dst []byte, v *ferryv1.Value) []byte {
 	}
 }
 
-// appendBase64ID appends IDString(id): unpadded URL-safe base64.
+// base64URL is the alphabet of base64.RawURLEncoding.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// appendBase64ID appends IDString(id): unpadded URL-safe base64. An id of
+// IDLen bytes, every event's, is encoded here directly: five groups of
+// three bytes and one byte left.
 func appendBase64ID(dst []byte, id []byte) []byte {
-	return base64.RawURLEncoding.AppendEncode(dst, id)
+	if len(id) != IDLen {
+		return base64.RawURLEncoding.AppendEncode(dst, id)
+	}
+	var b [(IDLen*8 + 5) / 6]byte
+	for g := range 5 {
+		v := uint(id[3*g])<<16 | uint(id[3*g+1])<<8 | uint(id[3*g+2])
+		b[4*g] = base64URL[v>>18&63]
+		b[4*g+1] = base64URL[v>>12&63]
+		b[4*g+2] = base64URL[v>>6&63]
+		b[4*g+3] = base64URL[v&63]
+	}
+	b[20] = base64URL[id[15]>>2]
+	b[21] = base64URL[id[15]<<4&63]
+	return append(dst, b[:]...)
 }

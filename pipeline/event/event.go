@@ -91,7 +91,7 @@ func (b *Batch) AppendDocument(dst []byte, i int, ingested time.Time) []byte {
 	if i < len(b.Added) {
 		add = b.Added[i]
 	}
-	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), add, ingested)
+	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), add, ingested, nil)
 }
 
 // DataStream returns the data stream of event i: as DataStream, with the

@@ -139,16 +139,21 @@ func appendTime(dst []byte, t time.Time) []byte {
 	b[16] = ':'
 	copy(b[17:19], pairs[2*(sod%60):])
 	b[19] = '.'
-	ns := t.Nanosecond()
-	hi, mid, lo := ns/1e6, ns/1e3%1e3, ns%1e3
-	b[20] = byte('0' + hi/100)
-	copy(b[21:23], pairs[2*(hi%100):])
-	b[23] = byte('0' + mid/100)
-	copy(b[24:26], pairs[2*(mid%100):])
-	b[26] = byte('0' + lo/100)
-	copy(b[27:29], pairs[2*(lo%100):])
+	putFraction(b[20:29], t.Nanosecond())
 	b[29] = 'Z'
 	return append(dst, b[:]...)
+}
+
+// putFraction writes the 9 digits of ns (below 1e9) into b.
+func putFraction(b []byte, ns int) {
+	_ = b[8]
+	hi, mid, lo := ns/1e6, ns/1e3%1e3, ns%1e3
+	b[0] = byte('0' + hi/100)
+	copy(b[1:3], pairs[2*(hi%100):])
+	b[3] = byte('0' + mid/100)
+	copy(b[4:6], pairs[2*(mid%100):])
+	b[6] = byte('0' + lo/100)
+	copy(b[7:9], pairs[2*(lo%100):])
 }
 
 // pairs holds the two digits of 00 to 99.

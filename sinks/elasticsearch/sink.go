@@ -131,8 +131,9 @@ func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
 	n := len(b.Events)
 	ends := make([]int, n)
 	var buf []byte
+	enc := event.NewDocumentEncoder(b, now)
 	for i := range b.Events {
-		buf = b.AppendDocument(buf, i, now)
+		buf = enc.Append(buf, i)
 		if i == 0 {
 			// The others are about as long: one allocation for all, with
 			// room to spare.

@@ -131,10 +131,10 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 			return sinks.Result{}, err
 		}
 	}
-	now := time.Now()
+	enc := event.NewDocumentEncoder(b, time.Now())
 	buf := s.buf[:0]
 	for i := range b.Events {
-		buf = b.AppendDocument(buf, i, now)
+		buf = enc.Append(buf, i)
 		buf = append(buf, '\n')
 	}
 	if cap(buf) <= 8<<20 {
