@@ -337,7 +337,17 @@ func (s *Sink) Close(ctx context.Context) error {
 		t.Stop()
 		s.cancel()
 		<-s.done
-		s.err = errors.Join(s.w.Close(), s.inner.Close(ctx))
+		// Every delivery has returned (s.done), so the sink has nothing of
+		// ours in progress; when the drain deadline has passed, it still gets
+		// a moment to close cleanly rather than an expired context (what was
+		// not delivered is on disk for the next start, not lost).
+		cctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+		}
+		s.err = errors.Join(s.w.Close(), s.inner.Close(cctx))
 	})
 	return s.err
 }

@@ -322,3 +322,33 @@ func TestRetryLogCadence(t *testing.T) {
 		t.Errorf("recovery line does not say 26 attempts:\n%s", logs.String())
 	}
 }
+
+// closeChecker is a sink whose Close fails when given a context that is
+// already done, as the Elasticsearch sink's may (it cannot tell whether
+// writes are still in progress).
+type closeChecker struct{ recorder }
+
+func (c *closeChecker) Close(ctx context.Context) error { return ctx.Err() }
+
+// TestCloseAfterDrainTimeout: when the shutdown deadline passes with
+// batches still in the buffer, the buffer stops its deliveries (they stay
+// on disk for the next start) and closes the sink with a context of its
+// own, so a shutdown that kept every batch durable is not reported as a
+// failure.
+func TestCloseAfterDrainTimeout(t *testing.T) {
+	inner := &closeChecker{recorder{block: make(chan struct{})}}
+	s := open(t, t.TempDir(), inner, 1<<20)
+	for i := range 3 {
+		if _, err := s.Write(context.Background(), batch(uint64(i), 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close after the drain deadline, batches kept on disk: %v", err)
+	}
+	if n := inner.distinct(); n != 0 {
+		t.Fatalf("%d events delivered through a blocked sink", n)
+	}
+}
