@@ -3,13 +3,16 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,10 +29,10 @@ type holdingProxy struct {
 	mu      sync.Mutex
 	gate    chan struct{} // nil: not held; else closed by release
 	bulks   []int         // events per bulk request, in arrival order
-	arrived chan struct{} // one per bulk request
+	arrived chan struct{} // one per bulk request (the first 100)
 }
 
-func newHoldingProxy(t *testing.T, target string) *holdingProxy {
+func newHoldingProxy(t testing.TB, target string) *holdingProxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +52,10 @@ func newHoldingProxy(t *testing.T, target string) *holdingProxy {
 			p.bulks = append(p.bulks, bytes.Count(body, []byte("\n"))/2)
 			gate := p.gate
 			p.mu.Unlock()
-			p.arrived <- struct{}{}
+			select {
+			case p.arrived <- struct{}{}:
+			default: // nobody counts arrivals this far
+			}
 			if gate != nil {
 				select {
 				case <-gate:
@@ -208,6 +214,59 @@ func TestPreparingWriteIsWaitedFor(t *testing.T) {
 			if b := p.Bulks(); !slices.Equal(b, []int{3}) {
 				t.Errorf("bulk requests of %v events, want one of 3", b)
 			}
+		})
+	}
+}
+
+// BenchmarkTrickleWriters: many writers (memory-buffered agent streams)
+// each writing one event at a time, with the default flush settings.
+// Reported: events per bulk request (bulks must not collapse into
+// one-event requests) and each Write's mean time to delivery.
+func BenchmarkTrickleWriters(b *testing.B) {
+	for _, writers := range []int{10, 200} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			p := newHoldingProxy(b, esURL)
+			cfg := testConfig()
+			cfg.URLs = []string{p.srv.URL}
+			cfg.FlushInterval, cfg.RetryInitial, cfg.RetryMax = 0, 0, 0 // defaults
+			s, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			ns := uniqueNS(b)
+			if _, err := s.Write(context.Background(), makeBatch(ns, -1, 1)); err != nil {
+				b.Fatal(err)
+			}
+			before := len(p.Bulks())
+			var next atomic.Int64
+			var waited atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						eb := makeBatch(ns, int(i), 1)
+						start := time.Now()
+						res, err := s.Write(context.Background(), eb)
+						waited.Add(int64(time.Since(start)))
+						if err != nil || !res.OK() {
+							b.Errorf("Write: %v %+v", err, res)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			bulks := p.Bulks()[before:]
+			b.ReportMetric(float64(b.N)/float64(len(bulks)), "events/bulk")
+			b.ReportMetric(float64(waited.Load())/float64(b.N)/1e6, "ms/write")
 		})
 	}
 }
