@@ -335,7 +335,7 @@ type Sink struct {
 	TLSSkipVerify         bool     `yaml:"tls_skip_verify" sink:"elasticsearch"`
 	FlushBytes            ByteSize `yaml:"flush_bytes" sink:"elasticsearch"`             // 1KiB..100MiB, default 5MiB
 	FlushEvents           int      `yaml:"flush_events" sink:"elasticsearch"`            // >= 1, default 5000
-	FlushInterval         Duration `yaml:"flush_interval" sink:"elasticsearch"`          // >= 10ms, default 1s
+	FlushInterval         Duration `yaml:"flush_interval" sink:"elasticsearch"`          // >= 10ms, default 1s; the longest a bulk waits for more events (it goes out earlier when no more are expected and a request slot is free)
 	MaxConcurrentRequests int      `yaml:"max_concurrent_requests" sink:"elasticsearch"` // 1..64, default 2
 	RetryInitial          Duration `yaml:"retry_initial" sink:"elasticsearch"`           // >= 10ms, default 200ms
 	RetryMax              Duration `yaml:"retry_max" sink:"elasticsearch"`               // >= retry_initial, default 30s

@@ -21,7 +21,11 @@ type Config struct {
 	TLSSkipVerify bool
 
 	// A bulk request is sent when it holds FlushBytes bytes or FlushEvents
-	// events, or FlushInterval after its first event.
+	// events; else as soon as no more events are expected soon (no Write
+	// is preparing events and none are queued) and a request slot is free;
+	// and FlushInterval after its first event at the latest, however many
+	// Writes are still preparing. While all MaxConcurrentRequests slots
+	// are busy, the request grows.
 	FlushBytes    int
 	FlushEvents   int
 	FlushInterval time.Duration

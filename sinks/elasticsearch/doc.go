@@ -30,9 +30,14 @@
 // # Batching
 //
 // Writes hand their documents to one background flusher that packs items of
-// concurrent Writes into bulk requests, flushed when FlushBytes or FlushEvents
-// is reached or FlushInterval after the first buffered item, with at most
-// MaxConcurrentRequests requests in flight. Request bodies are reused
+// concurrent Writes into bulk requests, with at most MaxConcurrentRequests
+// requests in flight. A request goes out when FlushBytes or FlushEvents is
+// reached; else as soon as every Write in progress waits on the items the
+// flusher holds (none is still preparing its items, none are queued) and a
+// request slot is free; FlushInterval after its first item at the latest.
+// Writes that overlap share a request, and while every slot is busy the
+// next request grows: bulks are as large as the load makes them, without
+// waiting out an interval when nothing more can come. Request bodies are reused
 // from a pool; an answer without errors is checked for its number of items
 // and not decoded further, and in one with errors only the refused items
 // are (see parseBulk). Answers are asked for uncompressed: on the way from

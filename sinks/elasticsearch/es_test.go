@@ -406,31 +406,6 @@ func TestItemRetriesEndWithContext(t *testing.T) {
 	}
 }
 
-// Concurrent Writes share bulk requests.
-func TestConcurrentWritesShareBulks(t *testing.T) {
-	p := newRejectingProxy(t, esURL, 0, 0)
-	cfg := testConfig()
-	cfg.URLs = []string{p.URL()}
-	cfg.FlushInterval = 300 * time.Millisecond
-	s := newSink(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ns := uniqueNS(t)
-	var wg sync.WaitGroup
-	for w := range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			checkResult(t, write(t, s, makeBatch(ns, w*100, 100)), 100, 0)
-		}()
-	}
-	wg.Wait()
-	if reqs := p.Requests(); len(reqs) != 1 || len(reqs[0].sent) != 500 {
-		t.Errorf("%d bulk requests, want one of 500 events", len(reqs))
-	}
-}
-
 // Close ends the Writes still waiting, with an error, and is safe twice.
 func TestCloseUnblocksWrites(t *testing.T) {
 	for _, setup := range []bool{false, true} {

@@ -7,53 +7,88 @@ import (
 	"time"
 )
 
-// run packs the items handed in by Writes and retries into bulk requests:
-// a request goes out when it reaches FlushBytes or FlushEvents, or
-// FlushInterval after its first item. Waiting for a request slot blocks the
-// loop, which blocks Writes: that is the back-pressure.
+// handoff is what reaches the flusher: the items of a Write (write set), or
+// items handed back by a sender (retries after a backoff, dead-letter
+// documents).
+type handoff struct {
+	items []*item
+	write bool
+}
+
+// run packs the items handed in by Writes and retries into bulk requests.
+// A request goes out
+//
+//   - at once when it reaches FlushBytes or FlushEvents, waiting for a
+//     request slot if need be (waiting blocks the loop, which blocks Writes:
+//     that is the back-pressure);
+//   - as soon as no more items can be expected soon and a request slot is
+//     free: nothing is queued on s.in and no Write is preparing its items
+//     (between entering and handing them over), so every Write in progress
+//     waits on what the loop holds, and waiting longer would only delay
+//     them. Writes that overlap join the same request; while every slot is
+//     busy the request keeps growing until one frees;
+//   - FlushInterval after its first item at the latest (once a slot is free),
+//     however many Writes are still preparing.
 func (s *Sink) run() {
 	defer s.wg.Done()
 	var (
 		cur   []*item
 		bytes int
 		armed bool
+		due   bool // FlushInterval passed while no slot was free
 	)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	flush := func() {
+	// dispatch sends cur as one request once it holds a slot, waiting for
+	// one when wait is set. It reports false when no slot was free.
+	dispatch := func(wait bool) bool {
+		if len(cur) == 0 {
+			return true
+		}
+		if wait {
+			select {
+			case s.sem <- struct{}{}:
+			case <-s.bg.Done():
+				return false
+			}
+		} else {
+			select {
+			case s.sem <- struct{}{}:
+			default:
+				return false
+			}
+		}
 		if armed {
 			timer.Stop()
 			armed = false
 		}
-		if len(cur) == 0 {
-			return
-		}
+		due = false
 		batch := cur
 		cur, bytes = nil, 0
-		select {
-		case s.sem <- struct{}{}:
-		case <-s.bg.Done():
-			return
-		}
 		s.wg.Add(1)
 		go s.send(batch)
+		return true
 	}
 	for {
 		select {
-		case items := <-s.in:
-			for _, it := range items {
+		case h := <-s.in:
+			if h.write {
+				s.preparing.Add(-1)
+				s.handed.Add(1)
+			}
+			for _, it := range h.items {
 				if !it.w.alive() {
 					continue // its Write has returned
 				}
 				n := it.size()
 				if len(cur) > 0 && bytes+n > s.cfg.FlushBytes {
-					flush()
+					dispatch(true)
 				}
 				cur = append(cur, it)
 				bytes += n
 				if len(cur) >= s.cfg.FlushEvents || bytes >= s.cfg.FlushBytes {
-					flush()
+					dispatch(true)
 				}
 			}
 			if len(cur) > 0 && !armed {
@@ -62,17 +97,36 @@ func (s *Sink) run() {
 			}
 		case <-timer.C:
 			armed = false
-			flush()
+			due = true
+		case <-s.wake: // a slot freed, or a Write left without items
 		case <-s.bg.Done():
 			return
 		}
+		if len(cur) > 0 && (due || (len(s.in) == 0 && s.preparing.Load() == 0)) {
+			dispatch(false) // if no slot is free, a freed one wakes the loop
+		}
 	}
+}
+
+// poke wakes the flusher to look again whether to send what it holds.
+func (s *Sink) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+// releaseSlot gives a request slot back and wakes the flusher, which may
+// be holding items for a free slot.
+func (s *Sink) releaseSlot() {
+	<-s.sem
+	s.poke()
 }
 
 // enqueue hands items back to the flusher.
 func (s *Sink) enqueue(items []*item) {
 	select {
-	case s.in <- items:
+	case s.in <- handoff{items: items}:
 	case <-s.bg.Done():
 	}
 }
@@ -86,7 +140,7 @@ func (s *Sink) send(batch []*item) {
 	holding := true
 	release := func() {
 		if holding {
-			<-s.sem
+			s.releaseSlot()
 			holding = false
 		}
 	}
@@ -143,7 +197,7 @@ func (s *Sink) send(batch []*item) {
 // refused for good.
 func (s *Sink) split(batch []*item, te *tooLargeError) {
 	if len(batch) == 1 {
-		<-s.sem
+		s.releaseSlot()
 		it := batch[0]
 		s.items.dropped.Add(1)
 		it.w.resolve(it.pos, false, fmt.Errorf("%s %s: document of %d bytes refused as too large (http.max_content_length): %w", it.index, it.id, it.size(), te), false)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
@@ -23,8 +24,16 @@ type Sink struct {
 	client *es.Client
 	tr     *http.Transport
 
-	in  chan []*item  // to the flusher
+	in  chan handoff  // to the flusher
 	sem chan struct{} // bulk requests in flight
+	// wake tells the flusher to look again whether to send what it holds
+	// (see run): a request slot was freed, or a Write left without
+	// handing over items.
+	wake chan struct{}
+	// preparing counts the Writes between entering and handing their
+	// items to the flusher, which takes them off as it receives the items;
+	// handed counts the Writes whose items it received (for tests).
+	preparing, handed atomic.Int64
 
 	bg     context.Context // background work; canceled by Close
 	cancel context.CancelFunc
@@ -77,7 +86,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		slowAfter:  slowAfter,
 		client:     client,
 		tr:         tr,
-		in:         make(chan []*item, 16),
+		in:         make(chan handoff, 16),
+		wake:       make(chan struct{}, 1),
 		sem:        make(chan struct{}, cfg.MaxConcurrentRequests),
 		bg:         bg,
 		cancel:     cancel,
@@ -98,6 +108,16 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return sinks.Result{}, errClosed
 	}
 	defer s.active.Done()
+	// Until its items reach the flusher, this Write is preparing: the
+	// flusher expects its items and holds the others for them (see run).
+	s.preparing.Add(1)
+	handed := false
+	defer func() {
+		if !handed {
+			s.preparing.Add(-1)
+			s.poke()
+		}
+	}()
 	if err := s.ensureSetup(ctx); err != nil {
 		return sinks.Result{}, err
 	}
@@ -107,7 +127,8 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return w.result(), nil // every event refused: its data stream is in conflict
 	}
 	select {
-	case s.in <- items:
+	case s.in <- handoff{items: items, write: true}:
+		handed = true // the flusher takes it off preparing
 	case <-ctx.Done():
 		return w.finish(ctx.Err())
 	case <-s.bg.Done():
