@@ -127,6 +127,10 @@ func StartPrivateKube(tb testing.TB) *KubeAPI {
 	return api
 }
 
+// OpenKube returns the API server of the admin kubeconfig at path (server
+// and token), for programs outside tests such as test/benche2e.
+func OpenKube(path string) (*KubeAPI, error) { return openKube(path, nil) }
+
 // openKube reads server and token of the kubeconfig at path.
 func openKube(path string, env []string) (*KubeAPI, error) {
 	b, err := os.ReadFile(path)
