@@ -44,12 +44,13 @@ func startKubeFerry(t *testing.T, es *harness.ESClient, root, node, kubeconfig, 
 	harness.WriteFile(t, aggPath, o.YAML()+kubeEnrich)
 	f := &kubeFerry{http: harness.FreePort(t)}
 	f.agg = harness.StartProc(t, root, "aggregator", "--config", aggPath)
+	harness.LogTailsOnFailure(t, f.agg)
 	harness.WaitHealthy(t, "the aggregator", o.HTTP)
 	agentPath := filepath.Join(root, "agent.yaml")
 	harness.WriteFile(t, agentPath, harness.AgentConfig{Node: node, Root: root, HTTP: f.http, Address: o.Listen}.YAML()+
 		"kubernetes:\n  kubeconfig: "+kubeconfig+"\n"+kubeExtra)
 	f.agent = harness.StartProc(t, root, "agent", "--config", agentPath)
-	harness.LogTailsOnFailure(t, f.agent, f.agg)
+	harness.LogTailsOnFailure(t, f.agent)
 	harness.WaitHealthy(t, "the agent", f.http)
 	return f
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -99,15 +100,43 @@ func Main(m *testing.M) int {
 }
 
 // FreePort returns a loopback address (127.0.0.1:port) with a port free
-// right now.
+// right now, for a process the test starts next. The port is chosen below
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range), where a
+// port handed out for ":0" would be: there, any outgoing connection of a
+// busy machine may take it between this check and the process's bind (the
+// process then exits with "address already in use").
 func FreePort(tb testing.TB) string {
 	tb.Helper()
+	lo, hi := portRange()
+	for range 200 {
+		addr := "127.0.0.1:" + strconv.Itoa(lo+rand.IntN(hi-lo))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		return addr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// portRange is where FreePort looks: from 10000 to the start of the
+// ephemeral range (32768 where it cannot be read).
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
 }
 
 // Proc is one running binary of bin/ (agent or aggregator), restartable,
