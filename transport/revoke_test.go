@@ -150,6 +150,11 @@ func TestCertificateLapseEndsOpenStream(t *testing.T) {
 			if !strings.Contains(line, c.reason) || !strings.Contains(line, "peer=127.0.0.1:") {
 				t.Errorf("line does not say why or whose: %s", line)
 			}
+			// The guard logs before the stream's handler has returned and
+			// counted it: wait for both counts, then check they stay at one.
+			waitFor(t, "the stream counted as ended by guard and server", func() bool {
+				return st.StreamsEnded() >= 1 && srv.srv.Revoked.Load() >= 1
+			})
 			if st.StreamsEnded() != 1 || srv.srv.Revoked.Load() != 1 {
 				t.Errorf("streams ended: guard %d, server %d; want 1", st.StreamsEnded(), srv.srv.Revoked.Load())
 			}

@@ -72,10 +72,12 @@ func (b *outbox) put(n *Notice) error {
 func (b *outbox) update(n *Notice) error { return b.put(n) }
 
 func (b *outbox) remove(id string) {
+	// The file first: once len no longer counts the notice, a restart does
+	// not send it again.
+	_ = os.Remove(b.path(id))
 	b.mu.Lock()
 	delete(b.n, id)
 	b.mu.Unlock()
-	_ = os.Remove(b.path(id))
 }
 
 // pending returns copies of the waiting notices, oldest first.

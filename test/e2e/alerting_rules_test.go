@@ -163,6 +163,13 @@ func TestAlertingSurvivesSIGKILL(t *testing.T) {
 	agg := harness.StartProc(t, dir, "aggregator", "--config", cfg)
 	harness.LogTailsOnFailure(t, agg)
 	harness.WaitFor(t, 30*time.Second, "the firing notice", func() bool { return hook.count("firing Burst/") == 1 })
+	// Delivery is at least once: a notice the receiver got but the outbox
+	// had not yet recorded as sent comes again after a crash. Kill once the
+	// outbox is empty, so a second notice could only come from the state.
+	harness.WaitFor(t, 30*time.Second, "the outbox to record the notice as sent", func() bool {
+		n, err := harness.Stat(addr, "ferry_aggregator_alert_outbox_pending")
+		return err == nil && n == 0
+	})
 	agg.Kill9()
 	agg.Start()
 	harness.WaitFor(t, 30*time.Second, "three evaluations after the restart", func() bool { return evaluations(addr) >= 3 })
