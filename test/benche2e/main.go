@@ -115,6 +115,8 @@ type result struct {
 	hapDocsWant, conDocsWant    int
 	exactlyOnce                 bool
 	latExactlyOnce, latMeasured bool
+	batches                     uint64 // agent batches the aggregator acknowledged in phase 1
+	bulks, bulkBytes            int64  // Elasticsearch shard bulk operations and their bytes in phase 1
 }
 
 func run(c config) error {
@@ -270,6 +272,8 @@ inputs:
 
 	// Phase 1.
 	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
+	b0, _ := stat(aggHTTP, "ferry_aggregator_batches_acked_total")
+	k0, kb0, _ := es.bulkStats()
 	t0 := time.Now()
 	var profiles sync.WaitGroup
 	if c.pprof > 0 {
@@ -292,6 +296,12 @@ inputs:
 	}
 	res.wall = time.Since(t0)
 	res.agentCPU, res.aggCPU, res.esCPU = cpuOf(agent.pid())-a0, cpuOf(agg.pid())-g0, cpuOf(c.esPID)-e0
+	if b1, err := stat(aggHTTP, "ferry_aggregator_batches_acked_total"); err == nil {
+		res.batches = b1 - b0
+	}
+	if k1, kb1, err := es.bulkStats(); err == nil {
+		res.bulks, res.bulkBytes = k1-k0, kb1-kb0
+	}
 	fmt.Fprintf(os.Stderr, "run %d: phase 1: %d events in %s\n", r+1, total1, res.wall.Round(time.Millisecond))
 	profiles.Wait()
 	if c.pprof > 0 {
@@ -844,6 +854,30 @@ func (e *esClient) do(method, path string, body, out any) error {
 	return nil
 }
 
+// bulkStats returns the shard bulk operations Elasticsearch's nodes have
+// done and their bytes (_nodes/stats indices.bulk): one bulk request makes
+// one per shard it touches.
+func (e *esClient) bulkStats() (ops, bytes int64, err error) {
+	var out struct {
+		Nodes map[string]struct {
+			Indices struct {
+				Bulk struct {
+					Ops   int64 `json:"total_operations"`
+					Bytes int64 `json:"total_size_in_bytes"`
+				} `json:"bulk"`
+			} `json:"indices"`
+		} `json:"nodes"`
+	}
+	if err := e.do(http.MethodGet, "/_nodes/stats/indices/bulk", nil, &out); err != nil {
+		return 0, 0, err
+	}
+	for _, n := range out.Nodes {
+		ops += n.Indices.Bulk.Ops
+		bytes += n.Indices.Bulk.Bytes
+	}
+	return ops, bytes, nil
+}
+
 func (e *esClient) refresh() error { return e.do(http.MethodPost, "/logs-*/_refresh", nil, nil) }
 
 func (e *esClient) count(index string, q map[string]any) (int, error) {
@@ -1037,6 +1071,18 @@ func printTable(c config, rs []*result) {
 	})
 	row("agent / aggregator CPU-s per million events", func(r *result) string {
 		return fmt.Sprintf("%.2f / %.2f", r.agentCPU*1e6/float64(r.events), r.aggCPU*1e6/float64(r.events))
+	})
+	row("events per agent batch (batches)", func(r *result) string {
+		if r.batches == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f (%d)", float64(r.events)/float64(r.batches), r.batches)
+	})
+	row("events per shard bulk (bulks, avg KiB)", func(r *result) string {
+		if r.bulks == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f (%d, %.0f)", float64(r.events)/float64(r.bulks), r.bulks, float64(r.bulkBytes)/float64(r.bulks)/1024)
 	})
 	row("exactly once (count, _id, file/offset)", func(r *result) string {
 		ok := r.exactlyOnce && (!r.latMeasured || r.latExactlyOnce)
