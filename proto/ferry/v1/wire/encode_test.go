@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -409,7 +409,7 @@ func criBatch(n int) *ferryv1.Batch {
 		path := fmt.Sprintf("/var/log/containers/%s_prod_app-0123456789abcdef.log", kubes[p].Pod)
 		b.Events = append(b.Events, &ferryv1.Event{Id: []byte("0123456789abcdef"), TimeUnixNano: 1.7e18 + int64(i),
 			Message: []byte(strings.Repeat("x", 100) + fmt.Sprintf(" line %06d", i)), Stream: ferryv1.StreamName_STREAM_STDOUT,
-			Source: &ferryv1.Source{Path: path, Offset: int64(i) * 130, Input: "containers", FileId: "2049:1234567:9f86d081884c7d65"},
+			Source:     &ferryv1.Source{Path: path, Offset: int64(i) * 130, Input: "containers", FileId: "2049:1234567:9f86d081884c7d65"},
 			Kubernetes: kubes[p], Kind: ferryv1.Kind_KIND_LOG})
 	}
 	return b
