@@ -130,10 +130,10 @@ type entry struct {
 }
 
 func putEncoder(e *encoder) {
-	if cap(e.evSize) > 1<<20 {
+	if cap(e.evSize) > 1<<16 {
 		e.evSize = nil
 	}
-	if cap(e.entries) > 1<<20 {
+	if cap(e.entries) > 1<<16 {
 		e.entries = nil
 	}
 	clear(e.entries) // drop the references to the batch
