@@ -8,6 +8,9 @@ import (
 	// init replaces it.
 	_ "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/proto/ferry/v1/wire"
 )
 
 // rawBatch receives a message as its wire bytes, undecoded: the server
@@ -20,11 +23,14 @@ import (
 // to whoever holds the rawBatch, and nothing in gRPC keeps or changes them.
 type rawBatch []byte
 
-// rawCodec is gRPC's "proto" codec with one addition: it unmarshals into
+// rawCodec is gRPC's "proto" codec with two additions: it unmarshals into
 // a *rawBatch by copying the message's bytes (one copy, one allocation;
-// gzip is undone before). Every other message, and every marshal, goes
-// to the codec it replaces, so a gRPC client or server in the same process
-// sees no difference. It is registered under the name "proto" (what the
+// gzip is undone before), and it marshals a *ferryv1.Batch (what the
+// agent sends) with package wire's encoder, which writes what proto.Marshal
+// writes (map order aside) at a fraction of its cost, into a buffer of
+// gRPC's pool that gRPC returns once the message is written. Every other
+// message goes to the codec it replaces, so a gRPC client or server in the
+// same process sees no difference. It is registered under the name "proto" (what the
 // agent's content type asks for) when this package is initialised:
 // grpc-go picks a codec by name, and replacing the default one this way is
 // its documented extension point (encoding.RegisterCodecV2).
@@ -41,7 +47,38 @@ func init() {
 }
 
 // Marshal implements encoding.CodecV2.
-func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	b, ok := v.(*ferryv1.Batch)
+	if !ok || b == nil {
+		return c.proto.Marshal(v)
+	}
+	return marshalBatch(b, mem.DefaultBufferPool())
+}
+
+// marshalBatch encodes b into a buffer of pool (as gRPC's proto codec
+// does, a small message into a buffer of its own). The buffer goes back
+// to pool when gRPC frees the BufferSlice.
+func marshalBatch(b *ferryv1.Batch, pool mem.BufferPool) (mem.BufferSlice, error) {
+	var buf *[]byte
+	out, err := wire.MarshalBatch(b, func(n int) []byte {
+		if mem.IsBelowBufferPoolingThreshold(n) {
+			return make([]byte, 0, n)
+		}
+		buf = pool.Get(n)
+		return (*buf)[:0]
+	})
+	if err != nil {
+		if buf != nil {
+			pool.Put(buf)
+		}
+		return nil, fmt.Errorf("marshal batch %d: %w", b.Seq, err)
+	}
+	if buf == nil {
+		return mem.BufferSlice{mem.SliceBuffer(out)}, nil
+	}
+	*buf = out
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
 
 // Unmarshal implements encoding.CodecV2.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
