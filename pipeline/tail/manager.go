@@ -53,6 +53,11 @@ type Manager struct {
 	stopping map[devIno]*stopMark
 	// posMu orders Commit and renamePosition, which replaces an entry.
 	posMu sync.Mutex
+	// delayed holds the followers written to whose wake waits for the
+	// read delay (see Input.ReadDelay), and delayedAt when the first of
+	// them is due; only Run uses them.
+	delayed   map[*follower]struct{}
+	delayedAt time.Time
 }
 
 // DefaultBudget is the read-ahead budget of a Manager given none.
@@ -179,6 +184,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(globInterval(m.currentInputs()))
 	defer ticker.Stop()
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	defer delay.Stop()
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if m.watcher != nil {
@@ -204,24 +212,72 @@ func (m *Manager) Run(ctx context.Context) error {
 			if ev.Has(fsnotify.Create) {
 				rescan()
 			}
-			if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				m.wakePath(ev.Name)
+			switch {
+			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+				m.wakePath(ev.Name, time.Time{})
+			case ev.Has(fsnotify.Write):
+				if d := m.wakePath(ev.Name, time.Now()); !d.IsZero() {
+					delay.Reset(time.Until(d))
+				}
 			}
+		case <-delay.C:
+			m.wakeDelayed()
 		case err := <-errs:
 			m.log.Warn("file notification error", "err", err)
 		}
 	}
 }
 
-func (m *Manager) wakePath(path string) {
+// wakePath wakes the follower of path: at once if now is zero (a deletion
+// or a rename) or its input has no read delay, else once the delay has
+// passed since now, together with every other file written meanwhile. It
+// returns when the delay timer must fire next (zero: unchanged).
+func (m *Manager) wakePath(path string, now time.Time) time.Time {
 	m.mu.Lock()
 	fl := m.byPath[path]
-	m.mu.Unlock()
+	var d time.Duration
 	if fl != nil {
-		select {
-		case fl.wake <- struct{}{}:
-		default:
-		}
+		d = fl.in.ReadDelay
+	}
+	m.mu.Unlock()
+	if fl == nil {
+		return time.Time{}
+	}
+	if now.IsZero() || d <= 0 {
+		fl.wakeUp()
+		return time.Time{}
+	}
+	if _, ok := m.delayed[fl]; ok {
+		return time.Time{}
+	}
+	if m.delayed == nil {
+		m.delayed = map[*follower]struct{}{}
+	}
+	m.delayed[fl] = struct{}{}
+	if due := now.Add(d); m.delayedAt.IsZero() || due.Before(m.delayedAt) {
+		m.delayedAt = due
+		return due
+	}
+	return time.Time{}
+}
+
+// wakeDelayed wakes every follower waiting for the read delay: the first
+// one's delay has passed, the others are read a little early rather than
+// waking the agent again.
+func (m *Manager) wakeDelayed() {
+	for fl := range m.delayed {
+		fl.wakeUp()
+		delete(m.delayed, fl)
+	}
+	m.delayedAt = time.Time{}
+}
+
+// wakeUp makes the follower look at its file (a wake already pending
+// covers this one).
+func (fl *follower) wakeUp() {
+	select {
+	case fl.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -1,0 +1,103 @@
+package tail
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferrylogs/ferry/pipeline/parse"
+)
+
+// TestReadDelayCoalesces shows that with a read delay the writes made to
+// several files within it are read at once: each file's new lines, written
+// one write(2) each, come in exactly one chunk. The poll interval is an
+// hour, so nothing but the delayed wake (after a write notification) reads
+// them. The writes are paced (a pause between rounds, the stimulus, not a
+// synchronisation) so that without the delay each would be read on its own;
+// the delay is long enough that they all fall within it even on a loaded
+// machine.
+func TestReadDelayCoalesces(t *testing.T) {
+	const (
+		delay = 2 * time.Second
+		pace  = 25 * time.Millisecond
+	)
+	cases := []struct {
+		name          string
+		files, writes int
+	}{
+		{"one file", 1, 20},
+		{"many files", 8, 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := make([]string, tc.files)
+			for i := range paths {
+				paths[i] = filepath.Join(dir, fmt.Sprintf("f%d.log", i))
+				appendFile(t, paths[i], "first\n")
+			}
+			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+			in.PollInterval = time.Hour
+			in.ReadDelay = delay
+			h := newHarness(t, harnessOpts{}, in)
+			h.waitEvents(tc.files)
+			before := len(h.chunkList())
+
+			files := make([]*os.File, tc.files)
+			for i, p := range paths {
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				files[i] = f
+			}
+			start := time.Now()
+			for w := range tc.writes {
+				for i, f := range files {
+					if _, err := fmt.Fprintf(f, "line %d of %d\n", w, i); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(pace)
+			}
+			if took := time.Since(start); took > delay/2 {
+				t.Skipf("writing took %s, too slow a machine to fall within the delay", took)
+			}
+			h.waitEvents(tc.files * (tc.writes + 1))
+			chunks := h.chunkList()[before:]
+			perFile := map[string]int{}
+			for _, c := range chunks {
+				if c.Recs != tc.writes {
+					t.Errorf("chunk of %s holds %d events, want all %d writes in one", c.File.Path, c.Recs, tc.writes)
+				}
+				perFile[c.File.Path]++
+			}
+			if len(chunks) != tc.files {
+				t.Errorf("%d chunks for %d files written within the delay, want one each: %v", len(chunks), tc.files, perFile)
+			}
+		})
+	}
+}
+
+// TestReadDelayWakes shows that a delayed wake does come: with a poll
+// interval of an hour, lines written one at a time, each after the last
+// arrived, are read (each within the delay of its notification).
+func TestReadDelayWakes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	appendFile(t, path, "first\n")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.PollInterval = time.Hour
+	in.ReadDelay = 20 * time.Millisecond
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(1)
+	lines := numbered("line", 0, 5)
+	for i, l := range lines {
+		appendFile(t, path, l+"\n")
+		h.waitEvents(i + 2)
+	}
+	assertExactlyOnce(t, h.snapshot(), append([]string{"first"}, lines...))
+}
