@@ -101,3 +101,26 @@ func TestReadDelayWakes(t *testing.T) {
 	}
 	assertExactlyOnce(t, h.snapshot(), append([]string{"first"}, lines...))
 }
+
+// TestUntilPoll: the next poll falls on a multiple of the interval, within
+// one interval, whatever the moment asked at, so followers of the same
+// interval poll together.
+func TestUntilPoll(t *testing.T) {
+	base := time.Unix(1700000000, 0) // a multiple of every interval below
+	cases := []struct {
+		interval, at, want time.Duration
+	}{
+		{250 * time.Millisecond, 0, 250 * time.Millisecond},
+		{250 * time.Millisecond, time.Nanosecond, 250*time.Millisecond - time.Nanosecond},
+		{250 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond},
+		{250 * time.Millisecond, 249 * time.Millisecond, time.Millisecond},
+		{250 * time.Millisecond, 1250 * time.Millisecond, 250 * time.Millisecond},
+		{time.Second, 1500 * time.Millisecond, 500 * time.Millisecond},
+		{20 * time.Millisecond, 35 * time.Millisecond, 5 * time.Millisecond},
+	}
+	for _, c := range cases {
+		if got := untilPoll(base.Add(c.at), c.interval); got != c.want {
+			t.Errorf("untilPoll(+%s, %s) = %s, want %s", c.at, c.interval, got, c.want)
+		}
+	}
+}

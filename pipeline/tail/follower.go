@@ -251,7 +251,13 @@ func (fl *follower) run(ctx context.Context) {
 		} else {
 			goneAt = time.Time{}
 		}
-		timer.Reset(fl.in.PollInterval)
+		if goneAt.IsZero() {
+			timer.Reset(untilPoll(time.Now(), fl.in.PollInterval))
+		} else {
+			// A full interval: quiet must mean a poll interval without
+			// new data.
+			timer.Reset(fl.in.PollInterval)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -297,9 +303,17 @@ func (fl *follower) establish(ctx context.Context) error {
 	}
 }
 
-// sleep waits a poll interval or until the file changes.
+// untilPoll is how long to wait at now for the next poll of a file polled
+// every interval: until the next multiple of interval since the epoch, so
+// that the polls of every file with the same interval fall on the same
+// moments and wake the agent once, not once per file.
+func untilPoll(now time.Time, interval time.Duration) time.Duration {
+	return interval - time.Duration(now.UnixNano()%int64(interval))
+}
+
+// sleep waits until the next poll or until the file changes.
 func (fl *follower) sleep(ctx context.Context) error {
-	t := time.NewTimer(fl.in.PollInterval)
+	t := time.NewTimer(untilPoll(time.Now(), fl.in.PollInterval))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
