@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,62 @@ func TestUntilPoll(t *testing.T) {
 		if got := untilPoll(base.Add(c.at), c.interval); got != c.want {
 			t.Errorf("untilPoll(+%s, %s) = %s, want %s", c.at, c.interval, got, c.want)
 		}
+	}
+}
+
+// TestReadDelayOverflow: while a window holds the notifications in the
+// kernel, more of them than its queue takes (writes alternating between
+// two files are not merged) overflow it and the later ones are lost, among
+// them the only one of a third file. The overflow makes every file be
+// looked at: the third file's line comes without waiting for its poll (an
+// hour away).
+func TestReadDelayOverflow(t *testing.T) {
+	const delay = time.Second
+	limit, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skipf("no inotify queue limit to overflow: %v", err)
+	}
+	var queue int
+	if _, err := fmt.Sscan(string(limit), &queue); err != nil || queue > 1<<17 {
+		t.Skipf("inotify queue of %q events: too many to overflow quickly", limit)
+	}
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log"), filepath.Join(dir, "c.log")
+	for _, p := range []string{a, b, c} {
+		appendFile(t, p, "first\n")
+	}
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.PollInterval = time.Hour
+	in.ReadDelay = delay
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(3)
+	fa, err := os.OpenFile(a, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fa.Close()
+	fb, err := os.OpenFile(b, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	start := time.Now()
+	n := queue/2 + 4096 // the watcher reads up to 4096 before it blocks
+	for range n {
+		if _, err := fa.WriteString("x\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fb.WriteString("y\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendFile(t, c, "last\n")
+	if took := time.Since(start); took > delay/2 {
+		t.Skipf("writing took %s: the window may have ended before the queue overflowed", took)
+	}
+	h.waitMsgs([]string{"last"})
+	h.waitEvents(3 + 2*n + 1)
+	if !strings.Contains(h.logs.String(), "overflowed") {
+		t.Skip("the queue did not overflow: nothing shown")
 	}
 }

@@ -53,11 +53,6 @@ type Manager struct {
 	stopping map[devIno]*stopMark
 	// posMu orders Commit and renamePosition, which replaces an entry.
 	posMu sync.Mutex
-	// delayed holds the followers written to whose wake waits for the
-	// read delay (see Input.ReadDelay), and delayedAt when the first of
-	// them is due; only Run uses them.
-	delayed   map[*follower]struct{}
-	delayedAt time.Time
 }
 
 // DefaultBudget is the read-ahead budget of a Manager given none.
@@ -184,9 +179,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(globInterval(m.currentInputs()))
 	defer ticker.Stop()
-	delay := time.NewTimer(time.Hour)
-	delay.Stop()
-	defer delay.Stop()
+	win := newWindow(m.currentInputs(), m.watcher != nil)
+	defer win.timer.Stop()
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if m.watcher != nil {
@@ -198,6 +192,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	for {
+		evs := events
+		if win.holding() {
+			evs = nil // held in the kernel until the window ends
+		}
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
@@ -207,32 +205,39 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-m.reload:
 			m.watchPatterns()
 			ticker.Reset(globInterval(m.currentInputs()))
+			win.configure(m.currentInputs(), m.watcher != nil)
 			rescan()
-		case ev := <-events:
+		case ev := <-evs:
 			if ev.Has(fsnotify.Create) {
 				rescan()
 			}
 			switch {
 			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
-				m.wakePath(ev.Name, time.Time{})
+				m.wakePath(ev.Name, false)
 			case ev.Has(fsnotify.Write):
-				if d := m.wakePath(ev.Name, time.Now()); !d.IsZero() {
-					delay.Reset(time.Until(d))
+				if fl := m.wakePath(ev.Name, true); fl != nil {
+					win.add(fl)
 				}
 			}
-		case <-delay.C:
-			m.wakeDelayed()
+		case <-win.timer.C:
+			win.fire()
 		case err := <-errs:
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Notifications were lost: look at every file.
+				m.log.Debug("file notifications overflowed, looking at every file")
+				m.wakeAll()
+				rescan()
+				continue
+			}
 			m.log.Warn("file notification error", "err", err)
 		}
 	}
 }
 
-// wakePath wakes the follower of path: at once if now is zero (a deletion
-// or a rename) or its input has no read delay, else once the delay has
-// passed since now, together with every other file written meanwhile. It
-// returns when the delay timer must fire next (zero: unchanged).
-func (m *Manager) wakePath(path string, now time.Time) time.Time {
+// wakePath wakes the follower of path at once, unless delayed is set and
+// its input has a read delay: then it returns the follower, to be woken
+// when the window ends.
+func (m *Manager) wakePath(path string, delayed bool) *follower {
 	m.mu.Lock()
 	fl := m.byPath[path]
 	var d time.Duration
@@ -241,35 +246,22 @@ func (m *Manager) wakePath(path string, now time.Time) time.Time {
 	}
 	m.mu.Unlock()
 	if fl == nil {
-		return time.Time{}
+		return nil
 	}
-	if now.IsZero() || d <= 0 {
+	if !delayed || d <= 0 {
 		fl.wakeUp()
-		return time.Time{}
+		return nil
 	}
-	if _, ok := m.delayed[fl]; ok {
-		return time.Time{}
-	}
-	if m.delayed == nil {
-		m.delayed = map[*follower]struct{}{}
-	}
-	m.delayed[fl] = struct{}{}
-	if due := now.Add(d); m.delayedAt.IsZero() || due.Before(m.delayedAt) {
-		m.delayedAt = due
-		return due
-	}
-	return time.Time{}
+	return fl
 }
 
-// wakeDelayed wakes every follower waiting for the read delay: the first
-// one's delay has passed, the others are read a little early rather than
-// waking the agent again.
-func (m *Manager) wakeDelayed() {
-	for fl := range m.delayed {
+// wakeAll wakes every follower.
+func (m *Manager) wakeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, fl := range m.followers {
 		fl.wakeUp()
-		delete(m.delayed, fl)
 	}
-	m.delayedAt = time.Time{}
 }
 
 // wakeUp makes the follower look at its file (a wake already pending
