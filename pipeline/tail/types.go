@@ -47,7 +47,9 @@ type Input struct {
 	// before it reads (0: it reads at once). Every write to any file in
 	// that window is read when it ends: many writes become one read and
 	// one chunk, and the agent wakes once per window instead of once per
-	// write. Deletions and renames still wake the follower at once.
+	// write. The inputs share one window, of the shortest delay; when
+	// every input has one, the notifications wait in the kernel while it
+	// is open (see window).
 	ReadDelay time.Duration
 	// PartialFlushAfter is how long a partial record (CRI "P", Docker
 	// "log" without a newline) waits for its continuation before it is
