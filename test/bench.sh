@@ -15,14 +15,16 @@
 # may be shared. Compare runs of the same script, not absolute figures.
 #
 # Environment: CASES ("20:50000 1000:1000"; FILES and LINES, when set, make
-# it one case; "none" runs no case, e.g. to measure only idle), RUNS (1), LINE_BYTES (120), IDLE_FILES (20), IDLE_RATE (100),
-# IDLE_SECONDS (60; 0 skips it), GO_BENCH (1; 0 skips the Go benchmarks),
-# BENCHTIME (1s), PORT (17170: uses PORT..PORT+2), FERRY_BIN (the binaries;
-# default ./bin, built first), IDLE_PROFILE (a directory: during the idle
-# case, a 20 s CPU profile of the agent (pprof, the agent runs with
-# FERRY_PPROF=1) into IDLE_PROFILE/agent.pprof and then 10 s of
-# `strace -f -c` into IDLE_PROFILE/strace.txt; the idle CPU figure of such a
-# run includes what profiling and tracing cost, measure without it).
+# it one case; "none" runs no case, e.g. to measure only idle), RUNS (1),
+# LINE_BYTES (120), IDLE_FILES (20), IDLE_RATE (100), IDLE_SECONDS (60; 0
+# skips it), GO_BENCH (1; 0 skips the Go benchmarks), BENCHTIME (1s), PORT
+# (17170: uses PORT..PORT+2), FERRY_BIN (the binaries; default ./bin, built
+# first), INPUT_OPTS (more keys of the agent's input, YAML flow style, e.g.
+# INPUT_OPTS="read_delay: 0s"), IDLE_PROFILE (a directory: during the idle
+# case, a 20 s CPU profile of the agent (pprof; the agent runs with
+# FERRY_PPROF=1) into IDLE_PROFILE/agent.pprof, then 10 s of `strace -f -c`
+# into IDLE_PROFILE/strace.txt; the CPU figure of such a run includes what
+# profiling and tracing cost: measure without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${CASES:-"20:50000 1000:1000"}
@@ -92,7 +94,7 @@ state_dir: $W/state
 http: 127.0.0.1:$AGENT_HTTP
 log: { level: warn }
 aggregator: { address: 127.0.0.1:$PORT }
-inputs: [ { type: container, paths: ["$2"] } ]
+inputs: [ { type: container, paths: ["$2"]${INPUT_OPTS:+, $INPUT_OPTS} } ]
 YAML
 	"$BIN/aggregator" --config "$W/aggregator.yaml" &
 	agg=$!

@@ -182,3 +182,40 @@ func TestReadDelayOverflow(t *testing.T) {
 		t.Skip("the queue did not overflow: nothing shown")
 	}
 }
+
+// TestGoneLooks: a turn woken by a write does not look whether the file is
+// gone (that is for polls, here an hour apart), a deletion notification
+// makes the next turn look: the deleted file's position is retired without
+// waiting for a poll.
+func TestGoneLooks(t *testing.T) {
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond} {
+		t.Run(fmt.Sprintf("read_delay %s", delay), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			appendFile(t, path, "first\n")
+			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+			in.PollInterval = time.Hour
+			in.ReadDelay = delay
+			h := newHarness(t, harnessOpts{}, in)
+			h.waitEvents(1)
+			fl := h.follower(devInoOf(t, path))
+			before := fl.looks.Load() // the first turn looks
+			lines := numbered("line", 0, 5)
+			for i, l := range lines {
+				appendFile(t, path, l+"\n")
+				h.waitEvents(i + 2)
+			}
+			if n := fl.looks.Load() - before; n != 0 {
+				t.Errorf("turns woken by writes looked %d times whether the file is gone", n)
+			}
+			id := h.snapshot()[0].FileID
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the deleted file's position retired", func() bool {
+				e, ok := h.store.Get(id)
+				return ok && e.Retired
+			})
+		})
+	}
+}

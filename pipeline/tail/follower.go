@@ -85,6 +85,11 @@ type follower struct {
 	warned   bool
 	sentEnd  int64 // End of the last chunk handed on
 	wake     chan struct{}
+	// lookGone: a notification said the file may be deleted or renamed
+	// (or notifications were lost): see whether it is gone at the next
+	// wake, not only at the next poll.
+	lookGone atomic.Bool
+	looks    atomic.Int64 // times goneHow looked (tests)
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
@@ -200,6 +205,11 @@ func (fl *follower) run(ctx context.Context) {
 	var goneAt time.Time
 	timer := time.NewTimer(fl.in.PollInterval)
 	defer timer.Stop()
+	// polled: this turn comes from the poll timer (or is the first). A
+	// turn woken by a write notification does not look whether the file
+	// is gone (a stat of its link and of the file): the next poll does, and
+	// a deletion or rename notification wakes it with lookGone.
+	polled := true
 	for {
 		before := fl.readPos
 		err := fl.readToEOF(ctx, true)
@@ -231,7 +241,11 @@ func (fl *follower) run(ctx context.Context) {
 		if err := fl.send(ctx, false); err != nil {
 			return
 		}
-		if g := fl.goneHow(); g != notGone {
+		g := notGone
+		if polled || fl.lookGone.Swap(false) || !goneAt.IsZero() {
+			g = fl.goneHow()
+		}
+		if g != notGone {
 			if g == deleted && !fl.retired {
 				// No file is ever resumed from this position again,
 				// even should a new file get the inode.
@@ -262,10 +276,12 @@ func (fl *follower) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-fl.wake:
+			polled = false
 			if !timer.Stop() {
 				<-timer.C
 			}
 		case <-timer.C:
+			polled = true
 		}
 	}
 }
@@ -470,6 +486,7 @@ func (fl *follower) gone() bool { return fl.goneHow() != notGone }
 // because its glob match now names another file (rename rotation) and no
 // scan since matches it under another name.
 func (fl *follower) goneHow() goneState {
+	fl.looks.Add(1)
 	if _, links, err := fileSize(fl.f); err == nil && links == 0 {
 		return deleted
 	}

@@ -213,10 +213,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			switch {
 			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
-				m.wakePath(ev.Name, false)
+				if fl, _ := m.followerAt(ev.Name); fl != nil {
+					fl.lookGone.Store(true)
+					fl.wakeUp()
+				}
 			case ev.Has(fsnotify.Write):
-				if fl := m.wakePath(ev.Name, true); fl != nil {
+				if fl, delay := m.followerAt(ev.Name); delay > 0 {
 					win.add(fl)
+				} else if fl != nil {
+					fl.wakeUp()
 				}
 			}
 		case <-win.timer.C:
@@ -234,25 +239,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// wakePath wakes the follower of path at once, unless delayed is set and
-// its input has a read delay: then it returns the follower, to be woken
-// when the window ends.
-func (m *Manager) wakePath(path string, delayed bool) *follower {
+// followerAt returns the follower of the file at path, if any, and the
+// read delay of its input.
+func (m *Manager) followerAt(path string) (*follower, time.Duration) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	fl := m.byPath[path]
-	var d time.Duration
-	if fl != nil {
-		d = fl.in.ReadDelay
-	}
-	m.mu.Unlock()
 	if fl == nil {
-		return nil
+		return nil, 0
 	}
-	if !delayed || d <= 0 {
-		fl.wakeUp()
-		return nil
-	}
-	return fl
+	return fl, fl.in.ReadDelay
 }
 
 // wakeAll wakes every follower.
@@ -260,6 +256,7 @@ func (m *Manager) wakeAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, fl := range m.followers {
+		fl.lookGone.Store(true)
 		fl.wakeUp()
 	}
 }
