@@ -219,3 +219,27 @@ func TestGoneLooks(t *testing.T) {
 		})
 	}
 }
+
+// TestQuietPolls: a poll of a file with nothing new and nothing waiting
+// reads nothing (it only looks whether the file is gone); once the file
+// grows, a poll reads it, notifications or not.
+func TestQuietPolls(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	appendFile(t, path, "first\n")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.ReadDelay = time.Hour // only polls read (testPoll apart)
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(1)
+	fl := h.follower(devInoOf(t, path))
+	reads, looks := fl.reads.Load(), fl.looks.Load()
+	waitFor(t, "five polls", func() bool { return fl.looks.Load() >= looks+5 })
+	if n := fl.reads.Load() - reads; n != 0 {
+		t.Errorf("%d polls of a quiet file read it", n)
+	}
+	appendFile(t, path, "second\n")
+	h.waitMsgs([]string{"second"})
+	if fl.reads.Load() == reads {
+		t.Error("the file grew and no poll read it")
+	}
+}

@@ -90,6 +90,7 @@ type follower struct {
 	// wake, not only at the next poll.
 	lookGone atomic.Bool
 	looks    atomic.Int64 // times goneHow looked (tests)
+	reads    atomic.Int64 // turns that read (tests)
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
@@ -212,34 +213,37 @@ func (fl *follower) run(ctx context.Context) {
 	polled := true
 	for {
 		before := fl.readPos
-		err := fl.readToEOF(ctx, true)
-		if errors.Is(err, errTruncated) {
-			if err := fl.handleTruncation(ctx); err != nil {
-				if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
-					fl.log.Warn("after truncation", "path", fl.path, "err", err)
+		if !polled || !goneAt.IsZero() || !fl.quiet() {
+			fl.reads.Add(1)
+			err := fl.readToEOF(ctx, true)
+			if errors.Is(err, errTruncated) {
+				if err := fl.handleTruncation(ctx); err != nil {
+					if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
+						fl.log.Warn("after truncation", "path", fl.path, "err", err)
+					}
+					return
+				}
+				goneAt = time.Time{}
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					fl.log.Warn("read failed", "path", fl.path, "err", err)
 				}
 				return
 			}
-			goneAt = time.Time{}
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				fl.log.Warn("read failed", "path", fl.path, "err", err)
+			if err := fl.flushStaleJoins(ctx); err != nil {
+				return
 			}
-			return
-		}
-		if err := fl.flushStaleJoins(ctx); err != nil {
-			return
-		}
-		if err := fl.flushGroups(ctx, false); err != nil {
-			return
-		}
-		if err := fl.resolveRule(ctx); err != nil {
-			return
-		}
-		if err := fl.send(ctx, false); err != nil {
-			return
+			if err := fl.flushGroups(ctx, false); err != nil {
+				return
+			}
+			if err := fl.resolveRule(ctx); err != nil {
+				return
+			}
+			if err := fl.send(ctx, false); err != nil {
+				return
+			}
 		}
 		g := notGone
 		if polled || fl.lookGone.Swap(false) || !goneAt.IsZero() {
@@ -284,6 +288,33 @@ func (fl *follower) run(ctx context.Context) {
 			polled = true
 		}
 	}
+}
+
+// quiet reports, at a poll, that there is nothing to do but look whether
+// the file is gone: it is no longer than what was read, and nothing read
+// waits (a chunk, leftover or unterminated bytes, a join, a multiline
+// group, the pod's rule, a new input to take on). Such a poll takes no
+// chunk and reads nothing. A file rewritten to the very length that was
+// read is not noticed either way (see truncated).
+func (fl *follower) quiet() bool {
+	if fl.chunk != nil || fl.leftover || fl.skipping || fl.mlWait || fl.switched.Load() || len(fl.unconsumed()) > 0 {
+		return false
+	}
+	for i := range fl.joins {
+		if fl.joins[i].active {
+			return false
+		}
+	}
+	for _, j := range fl.mls {
+		if j == nil {
+			continue
+		}
+		if _, open := j.Open(); open {
+			return false
+		}
+	}
+	size, _, err := fileSize(fl.f)
+	return err == nil && size == fl.readPos
 }
 
 const (
