@@ -9,6 +9,13 @@ const (
 	// MinPollInterval bounds inputs[].poll_interval: each open file is
 	// looked at (stat, read) once per interval.
 	MinPollInterval = Duration(10 * time.Millisecond)
+	// MaxReadDelay bounds inputs[].read_delay: every line waits up to that
+	// long before it is read, and lines must be searchable within seconds.
+	MaxReadDelay = Duration(time.Second)
+	// DefaultReadDelay is inputs[].read_delay when not set: far below the
+	// time to searchable, long enough that a file written line by line
+	// is read a window at a time.
+	DefaultReadDelay = Duration(100 * time.Millisecond)
 	// MinGlobInterval bounds inputs[].glob_interval: every glob is expanded
 	// (directory reads, a stat per match) once per interval.
 	MinGlobInterval = Duration(100 * time.Millisecond)

@@ -133,8 +133,12 @@ type Input struct {
 	StartAt      string   `yaml:"start_at"`       // beginning|end for files found at the very first start; default beginning
 	MaxLineBytes ByteSize `yaml:"max_line_bytes"` // 1KiB..64MiB, default 256KiB
 	PollInterval Duration `yaml:"poll_interval"`  // >= 10ms, default 250ms
-	GlobInterval Duration `yaml:"glob_interval"`  // how often to look for new files, >= 100ms, default 1s
-	Dataset      string   `yaml:"dataset"`        // optional data_stream.dataset override
+	// ReadDelay: after a write notification a file is read this much
+	// later, so that the writes of that window (to any file) are read at
+	// once, in one read and one batch; 0..1s, default 100ms (0: at once).
+	ReadDelay    Duration `yaml:"read_delay"`
+	GlobInterval Duration `yaml:"glob_interval"` // how often to look for new files, >= 100ms, default 1s
+	Dataset      string   `yaml:"dataset"`       // optional data_stream.dataset override
 	// PartialFlushAfter: a partial record (CRI "P", Docker "log" without a
 	// newline) whose continuation has not come after this long is sent on
 	// its own, flagged partial; 100ms..1h, default 5s.
@@ -496,6 +500,9 @@ func inputDefaults(in *Input, i int, has func(key string) bool) {
 	}
 	if !has("poll_interval") {
 		in.PollInterval = Duration(250 * time.Millisecond)
+	}
+	if !has("read_delay") {
+		in.ReadDelay = DefaultReadDelay
 	}
 	if !has("glob_interval") {
 		in.GlobInterval = Duration(time.Second)

@@ -79,6 +79,7 @@ func TestAgentGood(t *testing.T) {
 			StartAt:           "end",
 			MaxLineBytes:      512 * KiB,
 			PollInterval:      Duration(100 * time.Millisecond),
+			ReadDelay:         DefaultReadDelay,
 			GlobInterval:      Duration(5 * time.Second),
 			Dataset:           "kubernetes.container",
 			PartialFlushAfter: Duration(5 * time.Second),
@@ -92,6 +93,7 @@ func TestAgentGood(t *testing.T) {
 			StartAt:           "beginning",
 			MaxLineBytes:      256 * KiB,
 			PollInterval:      Duration(250 * time.Millisecond),
+			ReadDelay:         DefaultReadDelay,
 			GlobInterval:      Duration(time.Second),
 			PartialFlushAfter: Duration(5 * time.Second),
 			Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)},
@@ -200,7 +202,7 @@ func TestDefaults(t *testing.T) {
 	}
 	wantIn := Input{Name: "container-0", Type: "container", Paths: []string{"/var/log/containers/*.log"},
 		Format: "auto", StartAt: "beginning", MaxLineBytes: 256 * KiB,
-		PollInterval: Duration(250 * time.Millisecond), GlobInterval: Duration(time.Second),
+		PollInterval: Duration(250 * time.Millisecond), ReadDelay: DefaultReadDelay, GlobInterval: Duration(time.Second),
 		PartialFlushAfter: Duration(5 * time.Second),
 		Multiline:         Multiline{Rule: "none", MaxLines: 500, MaxBytes: 256 * KiB, FlushAfter: Duration(time.Second)}, Parser: "none"}
 	if len(a.Inputs) != 1 || !reflect.DeepEqual(a.Inputs[0], wantIn) {

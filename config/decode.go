@@ -557,6 +557,9 @@ func (d *decoder) validateAgent(a *Agent) {
 			d.invalid(p+".max_line_bytes", "%s must fit in a quarter of memory_limit (%s)", in.MaxLineBytes, a.MemoryLimit/4)
 		}
 		d.atLeast(p+".poll_interval", in.PollInterval, MinPollInterval)
+		if v := in.ReadDelay; v < 0 || v > MaxReadDelay {
+			d.invalid(p+".read_delay", "must be between 0s and %s, got %s", MaxReadDelay, v)
+		}
 		d.atLeast(p+".glob_interval", in.GlobInterval, MinGlobInterval)
 		if v := in.PartialFlushAfter; v < MinPartialFlushAfter || v > MaxPartialFlushAfter {
 			d.invalid(p+".partial_flush_after", "must be between %s and %s, got %s", MinPartialFlushAfter, MaxPartialFlushAfter, v)
@@ -588,7 +591,7 @@ func (d *decoder) validateSyslogInput(p string, in Input) {
 			d.invalid(p+".listen", "must be udp://host:port or tcp://host:port, got %q", in.Listen)
 		}
 	}
-	for _, k := range []string{"paths", "exclude", "format", "start_at", "poll_interval", "glob_interval", "partial_flush_after"} {
+	for _, k := range []string{"paths", "exclude", "format", "start_at", "poll_interval", "read_delay", "glob_interval", "partial_flush_after"} {
 		if d.has(p + "." + k) {
 			d.invalid(p+"."+k, "not for type syslog")
 		}

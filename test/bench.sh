@@ -15,16 +15,24 @@
 # may be shared. Compare runs of the same script, not absolute figures.
 #
 # Environment: CASES ("20:50000 1000:1000"; FILES and LINES, when set, make
-# it one case), RUNS (1), LINE_BYTES (120), IDLE_FILES (20), IDLE_RATE (100),
-# IDLE_SECONDS (60; 0 skips it), GO_BENCH (1; 0 skips the Go benchmarks),
-# BENCHTIME (1s), PORT (17170: uses PORT..PORT+2), FERRY_BIN (the binaries;
-# default ./bin, built first).
+# it one case; "none" runs no case, e.g. to measure only idle), RUNS (1),
+# LINE_BYTES (120), IDLE_FILES (20), IDLE_RATE (100), IDLE_SECONDS (60; 0
+# skips it), GO_BENCH (1; 0 skips the Go benchmarks), BENCHTIME (1s), PORT
+# (17170: uses PORT..PORT+2), FERRY_BIN (the binaries; default ./bin, built
+# first), INPUT_OPTS (more keys of the agent's input, YAML flow style, e.g.
+# INPUT_OPTS="read_delay: 0s"), IDLE_PROFILE (a directory: during the idle
+# case, a 20 s CPU profile of the agent (pprof; the agent runs with
+# FERRY_PPROF=1) into IDLE_PROFILE/agent.pprof, then 10 s of `strace -f -c`
+# into IDLE_PROFILE/strace.txt; the CPU figure of such a run includes what
+# profiling and tracing cost: measure without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${CASES:-"20:50000 1000:1000"}
 if [[ -n ${FILES:-} || -n ${LINES:-} ]]; then
 	CASES="${FILES:-1000}:${LINES:-1000}"
 fi
+[[ $CASES == none ]] && CASES=""
+PROFILE=${IDLE_PROFILE:-}
 RUNS=${RUNS:-1}
 LINE_BYTES=${LINE_BYTES:-120}
 IDLE_FILES=${IDLE_FILES:-20}
@@ -86,12 +94,16 @@ state_dir: $W/state
 http: 127.0.0.1:$AGENT_HTTP
 log: { level: warn }
 aggregator: { address: 127.0.0.1:$PORT }
-inputs: [ { type: container, paths: ["$2"] } ]
+inputs: [ { type: container, paths: ["$2"]${INPUT_OPTS:+, $INPUT_OPTS} } ]
 YAML
 	"$BIN/aggregator" --config "$W/aggregator.yaml" &
 	agg=$!
 	until curl -sf "localhost:$AGG_HTTP/healthz" >/dev/null; do sleep 0.1; done
-	"$BIN/agent" --config "$W/agent.yaml" &
+	if [[ $1 == idle && -n $PROFILE ]]; then
+		FERRY_PPROF=1 "$BIN/agent" --config "$W/agent.yaml" &
+	else
+		"$BIN/agent" --config "$W/agent.yaml" &
+	fi
 	agent=$!
 }
 
@@ -130,7 +142,17 @@ if ((IDLE_SECONDS > 0)); then
 	sleep 2 # started: its start-up is not idle time
 	c0=$(cpu "$agent")
 	per=$((IDLE_RATE * IDLE_SECONDS / IDLE_FILES))
+	if [[ -n $PROFILE ]]; then
+		mkdir -p "$PROFILE"
+		(
+			sleep 5
+			curl -s -o "$PROFILE/agent.pprof" "localhost:$AGENT_HTTP/debug/pprof/profile?seconds=20"
+			timeout -s INT 10 strace -f -c -o "$PROFILE/strace.txt" -p "$agent" >/dev/null 2>&1 || true
+		) &
+		prof=$!
+	fi
 	"$BIN/loggen" write --dir "$W/idle" --pods "$IDLE_FILES" --rate "$IDLE_RATE" --lines "$per" --line-bytes "$LINE_BYTES" --rotate-bytes 0 --partial-every 10
+	[[ -n $PROFILE ]] && wait "$prof"
 	wait_acked $((per * IDLE_FILES)) 30
 	c1=$(cpu "$agent")
 	idle=$(python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); print(f'idle: {sys.argv[3]} files at {sys.argv[4]} lines/s for {sys.argv[5]} s: agent {c:.2f} CPU-s = {100*c/float(sys.argv[5]):.2f}% of one core')" "$c0" "$c1" "$IDLE_FILES" "$IDLE_RATE" "$IDLE_SECONDS")
@@ -139,6 +161,6 @@ fi
 
 echo "== agent against a memory-buffered aggregator (lines of ~$LINE_BYTES bytes, read from the start)"
 printf '%14s %3s %7s %7s %12s %11s %8s %7s %7s\n' "files x lines" run wall_s cpu_s lines/cpu_s lines/s peak_MiB anon file
-for r in "${rows[@]}"; do echo "$r"; done
+for r in ${rows[@]+"${rows[@]}"}; do echo "$r"; done
 [[ -n $idle ]] && echo "$idle"
 exit 0

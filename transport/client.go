@@ -466,6 +466,10 @@ type session struct {
 	ovhFile *tail.File
 	ovhKube *ferryv1.Kubernetes
 	ovh     int
+	// ovhs remembers ovh by file: chunks of many files come interleaved
+	// when each is written a little at a time, and sizing the template
+	// costs more than the events of a small chunk.
+	ovhs map[*tail.File]fileOverhead
 	// The pod metadata of the chunk pend (metaChunk), and the coordinates
 	// its events carry (the file's, with the pod's uid when the path gave
 	// none).
@@ -633,15 +637,43 @@ func (s *session) fill(draining bool) {
 			s.kube, s.pod = s.podOf(c.File)
 		}
 		if c.File != s.ovhFile || s.kube != s.ovhKube {
-			s.ovhFile, s.ovhKube, s.ovh = c.File, s.kube, overheadKube(c.File, s.kube)
+			s.ovhFile, s.ovhKube, s.ovh = c.File, s.kube, s.overheadOf(c.File, s.kube)
 		}
 		s.pendAt = s.cur.addPod(s.c.cfg.Node, c, s.pendAt, s.ovh, s.kube, s.pod)
 		if s.pendAt == len(c.Recs) {
+			if c.Final {
+				delete(s.ovhs, c.File)
+			}
 			s.pend = nil
 			s.metaChunk = nil // chunks are pooled: the next one may be at the same address
 			c.Release()
 		}
 	}
+}
+
+// fileOverhead is the estimated overhead of an event of a file with the
+// coordinates kube.
+type fileOverhead struct {
+	kube *ferryv1.Kubernetes
+	ovh  int
+}
+
+// maxOverheads bounds how many files' overheads a session remembers; past
+// it they are forgotten and sized again as their chunks come.
+const maxOverheads = 4096
+
+// overheadOf returns overheadKube(f, kube), sized once per file and
+// coordinates (a File and its fields do not change).
+func (s *session) overheadOf(f *tail.File, kube *ferryv1.Kubernetes) int {
+	if o, ok := s.ovhs[f]; ok && o.kube == kube {
+		return o.ovh
+	}
+	if s.ovhs == nil || len(s.ovhs) >= maxOverheads {
+		s.ovhs = make(map[*tail.File]fileOverhead)
+	}
+	ovh := overheadKube(f, kube)
+	s.ovhs[f] = fileOverhead{kube: kube, ovh: ovh}
+	return ovh
 }
 
 // podOf returns the coordinates the events of f carry and the metadata of

@@ -335,6 +335,7 @@ func tailInputs(ins []config.Input) ([]tail.Input, error) {
 			StartAtEnd:        in.StartAt == "end",
 			MaxLineBytes:      int(in.MaxLineBytes),
 			PollInterval:      time.Duration(in.PollInterval),
+			ReadDelay:         time.Duration(in.ReadDelay),
 			GlobInterval:      time.Duration(in.GlobInterval),
 			Dataset:           in.Dataset,
 			Environment:       in.Environment,

@@ -85,6 +85,12 @@ type follower struct {
 	warned   bool
 	sentEnd  int64 // End of the last chunk handed on
 	wake     chan struct{}
+	// lookGone: a notification said the file may be deleted or renamed
+	// (or notifications were lost): see whether it is gone at the next
+	// wake, not only at the next poll.
+	lookGone atomic.Bool
+	looks    atomic.Int64 // times goneHow looked (tests)
+	reads    atomic.Int64 // turns that read (tests)
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
@@ -200,38 +206,50 @@ func (fl *follower) run(ctx context.Context) {
 	var goneAt time.Time
 	timer := time.NewTimer(fl.in.PollInterval)
 	defer timer.Stop()
+	// polled: this turn comes from the poll timer (or is the first). A
+	// turn woken by a write notification does not look whether the file
+	// is gone (a stat of its link and of the file): the next poll does, and
+	// a deletion or rename notification wakes it with lookGone.
+	polled := true
 	for {
 		before := fl.readPos
-		err := fl.readToEOF(ctx, true)
-		if errors.Is(err, errTruncated) {
-			if err := fl.handleTruncation(ctx); err != nil {
-				if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
-					fl.log.Warn("after truncation", "path", fl.path, "err", err)
+		if !polled || !goneAt.IsZero() || !fl.quiet() {
+			fl.reads.Add(1)
+			err := fl.readToEOF(ctx, true)
+			if errors.Is(err, errTruncated) {
+				if err := fl.handleTruncation(ctx); err != nil {
+					if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
+						fl.log.Warn("after truncation", "path", fl.path, "err", err)
+					}
+					return
+				}
+				goneAt = time.Time{}
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					fl.log.Warn("read failed", "path", fl.path, "err", err)
 				}
 				return
 			}
-			goneAt = time.Time{}
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				fl.log.Warn("read failed", "path", fl.path, "err", err)
+			if err := fl.flushStaleJoins(ctx); err != nil {
+				return
 			}
-			return
+			if err := fl.flushGroups(ctx, false); err != nil {
+				return
+			}
+			if err := fl.resolveRule(ctx); err != nil {
+				return
+			}
+			if err := fl.send(ctx, false); err != nil {
+				return
+			}
 		}
-		if err := fl.flushStaleJoins(ctx); err != nil {
-			return
+		g := notGone
+		if polled || fl.lookGone.Swap(false) || !goneAt.IsZero() {
+			g = fl.goneHow()
 		}
-		if err := fl.flushGroups(ctx, false); err != nil {
-			return
-		}
-		if err := fl.resolveRule(ctx); err != nil {
-			return
-		}
-		if err := fl.send(ctx, false); err != nil {
-			return
-		}
-		if g := fl.goneHow(); g != notGone {
+		if g != notGone {
 			if g == deleted && !fl.retired {
 				// No file is ever resumed from this position again,
 				// even should a new file get the inode.
@@ -251,17 +269,52 @@ func (fl *follower) run(ctx context.Context) {
 		} else {
 			goneAt = time.Time{}
 		}
-		timer.Reset(fl.in.PollInterval)
+		if goneAt.IsZero() {
+			timer.Reset(untilPoll(time.Now(), fl.in.PollInterval))
+		} else {
+			// A full interval: quiet must mean a poll interval without
+			// new data.
+			timer.Reset(fl.in.PollInterval)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-fl.wake:
+			polled = false
 			if !timer.Stop() {
 				<-timer.C
 			}
 		case <-timer.C:
+			polled = true
 		}
 	}
+}
+
+// quiet reports, at a poll, that there is nothing to do but look whether
+// the file is gone: it is no longer than what was read, and nothing read
+// waits (a chunk, leftover or unterminated bytes, a join, a multiline
+// group, the pod's rule, a new input to take on). Such a poll takes no
+// chunk and reads nothing. A file rewritten to the very length that was
+// read is not noticed either way (see truncated).
+func (fl *follower) quiet() bool {
+	if fl.chunk != nil || fl.leftover || fl.skipping || fl.mlWait || fl.switched.Load() || len(fl.unconsumed()) > 0 {
+		return false
+	}
+	for i := range fl.joins {
+		if fl.joins[i].active {
+			return false
+		}
+	}
+	for _, j := range fl.mls {
+		if j == nil {
+			continue
+		}
+		if _, open := j.Open(); open {
+			return false
+		}
+	}
+	size, _, err := fileSize(fl.f)
+	return err == nil && size == fl.readPos
 }
 
 const (
@@ -297,9 +350,17 @@ func (fl *follower) establish(ctx context.Context) error {
 	}
 }
 
-// sleep waits a poll interval or until the file changes.
+// untilPoll is how long to wait at now for the next poll of a file polled
+// every interval: until the next multiple of interval since the epoch, so
+// that the polls of every file with the same interval fall on the same
+// moments and wake the agent once, not once per file.
+func untilPoll(now time.Time, interval time.Duration) time.Duration {
+	return interval - time.Duration(now.UnixNano()%int64(interval))
+}
+
+// sleep waits until the next poll or until the file changes.
 func (fl *follower) sleep(ctx context.Context) error {
-	t := time.NewTimer(fl.in.PollInterval)
+	t := time.NewTimer(untilPoll(time.Now(), fl.in.PollInterval))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -456,6 +517,7 @@ func (fl *follower) gone() bool { return fl.goneHow() != notGone }
 // because its glob match now names another file (rename rotation) and no
 // scan since matches it under another name.
 func (fl *follower) goneHow() goneState {
+	fl.looks.Add(1)
 	if _, links, err := fileSize(fl.f); err == nil && links == 0 {
 		return deleted
 	}

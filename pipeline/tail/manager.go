@@ -179,6 +179,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(globInterval(m.currentInputs()))
 	defer ticker.Stop()
+	win := newWindow(m.currentInputs(), m.watcher != nil)
+	defer win.timer.Stop()
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if m.watcher != nil {
@@ -190,6 +192,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	for {
+		evs := events
+		if win.holding() {
+			evs = nil // held in the kernel until the window ends
+		}
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
@@ -199,29 +205,68 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-m.reload:
 			m.watchPatterns()
 			ticker.Reset(globInterval(m.currentInputs()))
+			win.configure(m.currentInputs(), m.watcher != nil)
 			rescan()
-		case ev := <-events:
+		case ev := <-evs:
 			if ev.Has(fsnotify.Create) {
 				rescan()
 			}
-			if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				m.wakePath(ev.Name)
+			switch {
+			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+				if fl, _ := m.followerAt(ev.Name); fl != nil {
+					fl.lookGone.Store(true)
+					fl.wakeUp()
+				}
+			case ev.Has(fsnotify.Write):
+				if fl, delay := m.followerAt(ev.Name); delay > 0 {
+					win.add(fl)
+				} else if fl != nil {
+					fl.wakeUp()
+				}
 			}
+		case <-win.timer.C:
+			win.fire()
 		case err := <-errs:
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Notifications were lost: look at every file.
+				m.log.Debug("file notifications overflowed, looking at every file")
+				m.wakeAll()
+				rescan()
+				continue
+			}
 			m.log.Warn("file notification error", "err", err)
 		}
 	}
 }
 
-func (m *Manager) wakePath(path string) {
+// followerAt returns the follower of the file at path, if any, and the
+// read delay of its input.
+func (m *Manager) followerAt(path string) (*follower, time.Duration) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	fl := m.byPath[path]
-	m.mu.Unlock()
-	if fl != nil {
-		select {
-		case fl.wake <- struct{}{}:
-		default:
-		}
+	if fl == nil {
+		return nil, 0
+	}
+	return fl, fl.in.ReadDelay
+}
+
+// wakeAll wakes every follower.
+func (m *Manager) wakeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, fl := range m.followers {
+		fl.lookGone.Store(true)
+		fl.wakeUp()
+	}
+}
+
+// wakeUp makes the follower look at its file (a wake already pending
+// covers this one).
+func (fl *follower) wakeUp() {
+	select {
+	case fl.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -43,6 +43,14 @@ type Input struct {
 	MaxLineBytes int
 	PollInterval time.Duration
 	GlobInterval time.Duration
+	// ReadDelay is how long a follower waits after a write notification
+	// before it reads (0: it reads at once). Every write to any file in
+	// that window is read when it ends: many writes become one read and
+	// one chunk, and the agent wakes once per window instead of once per
+	// write. The inputs share one window, of the shortest delay; when
+	// every input has one, the notifications wait in the kernel while it
+	// is open (see window).
+	ReadDelay time.Duration
 	// PartialFlushAfter is how long a partial record (CRI "P", Docker
 	// "log" without a newline) waits for its continuation before it is
 	// sent on its own, flagged partial (0: 5s).

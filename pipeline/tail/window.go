@@ -1,0 +1,82 @@
+package tail
+
+import "time"
+
+// window coalesces write notifications (see Input.ReadDelay): the first
+// one opens a window of the shortest read delay of the inputs, and every
+// file written before it ends is woken when it does, so that a file
+// written line by line is read a window at a time and the agent wakes
+// once per window, not once per write.
+//
+// When every input has a read delay (hold), the notifications that come
+// while the window is open are not even taken: they wait in the kernel's
+// queue (which merges repeated writes to one file), so that they do not
+// wake the agent either, and are taken when the window ends, during a
+// short drain, before the files are woken. Should the queue overflow,
+// every file is looked at. Deletions and renames taken meanwhile wake their
+// file at once; held ones wait for the window like writes.
+type window struct {
+	length   time.Duration // the shortest read delay > 0 of the inputs
+	hold     bool          // every input has a read delay
+	timer    *time.Timer
+	open     bool // a window is open
+	draining bool // it has ended; the notifications held are being taken
+	pending  map[*follower]struct{}
+}
+
+// drainFor is how long the notifications held during a window are taken
+// before its files are woken: a fraction of the window, at least a
+// millisecond. Any taken later open the next window.
+func drainFor(length time.Duration) time.Duration {
+	return max(length/20, time.Millisecond)
+}
+
+func newWindow(inputs []*Input, notified bool) *window {
+	w := &window{timer: time.NewTimer(time.Hour), pending: map[*follower]struct{}{}}
+	w.timer.Stop()
+	w.configure(inputs, notified)
+	return w
+}
+
+// configure takes the read delays of inputs; notified says whether write
+// notifications come at all (else nothing is held).
+func (w *window) configure(inputs []*Input, notified bool) {
+	w.length, w.hold = 0, notified && len(inputs) > 0
+	for _, in := range inputs {
+		if in.ReadDelay <= 0 {
+			w.hold = false
+			continue
+		}
+		if w.length == 0 || in.ReadDelay < w.length {
+			w.length = in.ReadDelay
+		}
+	}
+}
+
+// holding reports whether notifications are to be left in the kernel.
+func (w *window) holding() bool { return w.hold && w.open && !w.draining }
+
+// add makes fl one of the files woken when the window ends, opening it if
+// need be.
+func (w *window) add(fl *follower) {
+	w.pending[fl] = struct{}{}
+	if !w.open {
+		w.open = true
+		w.timer.Reset(w.length)
+	}
+}
+
+// fire handles the timer: the window ended (then, when holding, the drain
+// starts), or the drain did: every pending file is woken.
+func (w *window) fire() {
+	if w.hold && w.open && !w.draining {
+		w.draining = true
+		w.timer.Reset(drainFor(w.length))
+		return
+	}
+	for fl := range w.pending {
+		fl.wakeUp()
+		delete(w.pending, fl)
+	}
+	w.open, w.draining = false, false
+}
