@@ -294,7 +294,7 @@ func overheadKube(f *tail.File, kube *ferryv1.Kubernetes) int {
 	tmpl := ferryv1.Event{
 		TimeUnixNano: 1,
 		Stream:       ferryv1.StreamName_STREAM_STDERR,
-		Source:       &ferryv1.Source{Path: f.Path, Offset: 1 << 40, Input: f.Input, FileId: f.ID},
+		Source:       &ferryv1.Source{Path: f.WirePath(), Offset: 1 << 40, Input: f.Input, FileId: f.ID},
 		Kubernetes:   kube,
 		Fields:       f.Fields,
 		Flags:        0xff,
@@ -347,7 +347,7 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		b.ids = event.ID(b.ids, node, f.ID, r.Off)
 		msgStart := len(b.arena)
 		b.arena = append(b.arena, msg...)
-		src.Path, src.Offset, src.Input, src.FileId = f.Path, r.Off, f.Input, f.ID
+		src.Path, src.Offset, src.Input, src.FileId = f.WirePath(), r.Off, f.Input, f.ID
 		src.EndOffset, src.Lines = r.End, r.Lines // a multiline event's (else 0)
 		// Full slice expressions: when an arena grows, earlier events keep
 		// pointing into the old array, which stays valid.

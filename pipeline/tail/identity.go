@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
@@ -133,6 +134,13 @@ func kubeFromPath(link, real string) *ferryv1.Kubernetes {
 	}
 	if k.Pod == "" && k.Namespace == "" {
 		return nil
+	}
+	// Kubernetes names are ASCII, but a file of any name may match the
+	// glob: the wire format's strings must be valid UTF-8.
+	for _, s := range []*string{&k.Pod, &k.Namespace, &k.Container, &k.ContainerId, &k.PodUid} {
+		if !utf8.ValidString(*s) {
+			*s = strings.ToValidUTF8(*s, "\uFFFD")
+		}
 	}
 	return k
 }

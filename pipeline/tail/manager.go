@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -666,6 +668,9 @@ func readDirSorted(dir string) ([]string, error) {
 // newFile builds the File handed out with chunks.
 func (m *Manager) newFile(in *Input, id, path, link string) *File {
 	f := &File{ID: id, Path: path, Link: link, Input: in.Name, checks: &endChecks{}}
+	if !utf8.ValidString(path) {
+		f.SentPath = strings.ToValidUTF8(path, "\uFFFD")
+	}
 	if in.Container {
 		f.Kube = kubeFromPath(link, path)
 	}

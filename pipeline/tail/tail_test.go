@@ -213,6 +213,10 @@ func TestKubeFromPath(t *testing.T) {
 		{"/var/log/pods/prod_web-1_u-1/nginx/3.log", "/var/log/pods/prod_web-1_u-1/nginx/3.log",
 			&ferryv1.Kubernetes{Namespace: "prod", Pod: "web-1", PodUid: "u-1", Container: "nginx"}},
 		{"/var/log/syslog", "/var/log/syslog", nil},
+		// Not a kubelet's name, but a file of any name may match: the
+		// coordinates must be valid UTF-8 (the wire format refuses others).
+		{"/var/log/containers/we\xffb_pr\xfeod_ngi\xc3nx-" + cid + ".log", "/var/log/pods/pr\xfeod_we\xffb_u\xff/ngi\xc3nx/0.log",
+			&ferryv1.Kubernetes{Namespace: "pr\uFFFDod", Pod: "we\uFFFDb", PodUid: "u\uFFFD", Container: "ngi\uFFFDnx", ContainerId: cid}},
 	} {
 		got := kubeFromPath(c.link, c.real)
 		if (got == nil) != (c.want == nil) || got != nil && (got.Namespace != c.want.Namespace || got.Pod != c.want.Pod ||

@@ -76,11 +76,15 @@ type Input struct {
 // File is one file under one identity. Its fields do not change once the
 // File is handed out in a Chunk.
 type File struct {
-	ID    string
-	Path  string // resolved path, where the bytes are
-	Link  string // the glob match (often a symlink), or Path
-	Input string
-	Kube  *ferryv1.Kubernetes
+	ID   string
+	Path string // resolved path, where the bytes are
+	// SentPath is Path as events carry it when Path is not valid UTF-8
+	// (each run of invalid bytes as U+FFFD: a string field of the wire format
+	// must be valid UTF-8); "" when Path is. See WirePath.
+	SentPath string
+	Link     string // the glob match (often a symlink), or Path
+	Input    string
+	Kube     *ferryv1.Kubernetes
 	// Fields are sent with every event of the file (shared, read-only).
 	Fields map[string]*ferryv1.Value
 
@@ -232,3 +236,11 @@ func (c *Chunk) Release() {
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, readSize*2); return &b }}
+
+// WirePath is the path events of f carry: Path, valid UTF-8.
+func (f *File) WirePath() string {
+	if f.SentPath != "" {
+		return f.SentPath
+	}
+	return f.Path
+}

@@ -349,3 +349,52 @@ func TestEdgesDamagedPositions(t *testing.T) {
 	}
 	harness.StopAll(t, 10*time.Second, agent, s.agg)
 }
+
+// TestEdgesInvalidUTF8FileNames: files whose names are not valid UTF-8 (a
+// plain file, and a container log whose name gives the pod coordinates)
+// beside ordinary ones. The wire format's strings must be valid UTF-8, so
+// an invalid path once made every batch holding one of its lines fail to
+// encode, and with it every other file's lines in that batch, again and
+// again. Now each run of invalid bytes travels as U+FFFD and every line arrives
+// once.
+func TestEdgesInvalidUTF8FileNames(t *testing.T) {
+	s := newTailSetup(t, "")
+	cid := strings.Repeat("c0", 32)
+	files := map[string]string{
+		filepath.Join(s.plain, "good.log"):                                  "good",
+		filepath.Join(s.plain, "bad\xff\xfe.log"):                           "bad",
+		filepath.Join(s.root, "containers", "web\xff_prod_app-"+cid+".log"): "pod",
+	}
+	want := map[string]int{}
+	for path, prefix := range files {
+		lines := numberedLines(prefix, 30)
+		content := text(lines)
+		if strings.Contains(path, "containers") {
+			var b strings.Builder
+			for _, l := range lines {
+				fmt.Fprintf(&b, "2026-11-30T10:00:00.000000000Z stdout F %s\n", l)
+			}
+			content = b.String()
+		}
+		harness.WriteFile(t, path, content)
+		for _, l := range lines {
+			want[l] = 1
+		}
+	}
+	agent := harness.StartProc(t, s.root, "agent", "--config", s.agentConfig)
+	harness.LogTailsOnFailure(t, agent)
+	docs := s.waitDocs(t, len(want))
+	if err := harness.ExactlyOnce(docs, want); err != nil {
+		t.Fatal(err)
+	}
+	// The paths and pod name as sent: U+FFFD for each run of invalid bytes.
+	raw, err := os.ReadFile(s.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"bad\uFFFD.log\"", "\"name\":\"web\uFFFD\""} {
+		if !strings.Contains(string(raw), w) {
+			t.Errorf("no %s in the documents", w)
+		}
+	}
+}
