@@ -97,7 +97,7 @@ func openMemory(t *testing.T, dir string, inner sinks.Sink, maxBytes, memory int
 	s, err := New(inner, Options{
 		WAL:          wal.Options{Dir: dir, MaxBytes: maxBytes, SegmentBytes: 64 << 10, Sync: wal.SyncAlways},
 		RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond,
-		MemoryBytes:  memory,
+		MemoryBytes: memory,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
