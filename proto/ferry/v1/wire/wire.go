@@ -6,8 +6,9 @@
 // skipped, not kept: nothing in the aggregator reads them, and the disk
 // buffer stores the bytes as received, unknown fields included.
 //
-// It allocates per batch, not per event: one string copied from the batch
-// bytes, of which every string field is a substring; one array of Event
+// It allocates per batch, not per event, and copies no bytes: every string
+// field is a substring of the batch bytes themselves (which must therefore
+// never change while the batch is in use, see Decode); one array of Event
 // structs, one of Source, a few of Kubernetes, and the slice of pointers
 // to the events. Only typed fields (Event.fields), pods and their maps
 // allocate per item. Bytes fields (Event.id, Event.message) are
@@ -35,6 +36,7 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -54,9 +56,10 @@ var (
 // Decode decodes data, a ferry.v1.Batch, as proto.Unmarshal would (string
 // fields validated as UTF-8), unknown fields skipped.
 //
-// data must not be modified while the batch or any part of it is in use:
-// Event.id and Event.message are sub-slices of it. String fields are
-// substrings of one copy of data, made here.
+// data must not be modified while the batch or any part of it is in use,
+// nor afterwards while a string of it is: Event.id and Event.message are
+// sub-slices of it, and string fields are strings over its bytes (not a
+// copy; a Go string must never change, so data is read-only from here on).
 func Decode(data []byte) (*ferryv1.Batch, error) {
 	return decode(data, true)
 }
@@ -75,7 +78,9 @@ func decode(data []byte, validate bool) (*ferryv1.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.str = string(data)
+	// The strings are views of data, not a copy of it: data is read-only
+	// from here on (see Decode).
+	d.str = unsafe.String(unsafe.SliceData(data), len(data))
 	b := new(ferryv1.Batch)
 	if nev > 0 {
 		d.events = make([]ferryv1.Event, nev)
@@ -127,7 +132,7 @@ func Scan(data []byte, each func(i int, e *ferryv1.Event) error) (Summary, error
 // structs from its arrays; otherwise (Scan) it only checks.
 type decoder struct {
 	data     []byte
-	str      string // string(data), build mode only
+	str      string // data as a string (no copy), build mode only
 	build    bool
 	validate bool
 
