@@ -113,13 +113,15 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	if fs := e.GetFields(); len(fs) > 0 {
 		var arr [48]field // on the stack: HAProxy sets 40 at most
 		var sorted []field
+		var fixed []bool // fixedField of each, when known
 		if enc != nil {
 			sorted = enc.sortedFields(arr[:0], fs)
+			fixed = enc.fixedFields(m != nil)
 		} else {
 			sorted = sortFields(arr[:0], fs)
 		}
-		for _, f := range sorted {
-			if fixedField(f.name, m != nil) || add.has(f.name) {
+		for i, f := range sorted {
+			if fixed != nil && fixed[i] || fixed == nil && fixedField(f.name, m != nil) || add.has(f.name) {
 				continue // the document has it already (data_stream.* is read above)
 			}
 			dst = append(dst, ',')

@@ -48,6 +48,9 @@ type DocumentEncoder struct {
 	// in order: the events of one parser (HAProxy: 40 fields) have the
 	// same names, which need not be sorted again.
 	names []string
+	// fixed[i] is fixedField(names[i], fixedEnriched), when fixedSet.
+	fixed                   []bool
+	fixedSet, fixedEnriched bool
 }
 
 // NewDocumentEncoder returns the encoder of b's documents, taken by the
@@ -149,7 +152,21 @@ func (enc *DocumentEncoder) sortedFields(dst []field, fs map[string]*ferryv1.Val
 	for _, f := range dst {
 		enc.names = append(enc.names, f.name)
 	}
+	enc.fixedSet = false
 	return dst
+}
+
+// fixedFields returns fixedField of each of the names sortedFields just
+// returned the fields of, for a document enriched or not.
+func (enc *DocumentEncoder) fixedFields(enriched bool) []bool {
+	if !enc.fixedSet || enc.fixedEnriched != enriched {
+		enc.fixed = enc.fixed[:0]
+		for _, k := range enc.names {
+			enc.fixed = append(enc.fixed, fixedField(k, enriched))
+		}
+		enc.fixedSet, enc.fixedEnriched = true, enriched
+	}
+	return enc.fixed
 }
 
 // grown returns buf emptied, with room for n bytes at least: a part's
