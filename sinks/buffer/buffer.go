@@ -64,7 +64,7 @@ type Options struct {
 }
 
 // DefaultMemoryBytes is Options.MemoryBytes when it is zero.
-const DefaultMemoryBytes = 32 << 20
+const DefaultMemoryBytes = 8 << 20
 
 // ErrFull is returned by Write when the buffer has no room: the caller tells
 // the agent to retry later, and the agent keeps its offsets.
