@@ -2,7 +2,8 @@
 # The aggregator alone: 1,000,000 CRI lines (20 files x 50,000, ~120 B,
 # 10% split P+F) read from the start by the agent, shipped over loopback to an aggregator
 # whose only sink is a file sink (/dev/null) behind a disk buffer (SINKBUF=memory: without).
-# Prints CPU-seconds and VmHWM of both processes; writes a 5 s CPU profile of the aggregator
+# Prints CPU-seconds and VmHWM of both processes (the aggregator's also once its disk buffer
+# has delivered everything: aggregator_cpu_drained); writes a 5 s CPU profile of the aggregator
 # (of the agent with `agentprof`) to $W/prof-$TAG.pprof.
 # usage: [BIN=bin] [W=/tmp/ferry-bench-aggregator] [P=18100] [SINKBUF=disk|memory] bash test/bench-aggregator.sh TAG [agentprof]
 # (build first: make build && go build -o bin/loggen ./test/loggen)
@@ -38,6 +39,10 @@ until [[ $(acked || echo 0) -ge 1000000 ]]; do sleep 0.2; done
 end=$(date +%s.%N)
 tck=$(getconf CLK_TCK)
 a=$(awk -v t=$tck '{print ($14+$15)/t}' /proc/$agent/stat); g=$(awk -v t=$tck '{print ($14+$15)/t}' /proc/$agg/stat)
+# With a disk buffer, delivery to the sink goes on after the acks: the CPU until the buffer is empty.
+pending() { curl -s localhost:$((P+1))/stats | awk '$1 ~ /^ferry_aggregator_buffer_bytes/ {n+=$2} END {print n+0}'; }
+until [[ $(pending || echo 1) -eq 0 ]]; do sleep 0.1; done
+gd=$(awk -v t=$tck '{print ($14+$15)/t}' /proc/$agg/stat)
 wait %3 2>/dev/null
-echo "$TAG wall=$(echo "$end-$start"|bc)s agent_cpu=${a}s aggregator_cpu=${g}s agent_hwm=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$agent/status)MiB aggregator_hwm=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$agg/status)MiB profile=$W/prof-$TAG.pprof"
+echo "$TAG wall=$(echo "$end-$start"|bc)s agent_cpu=${a}s aggregator_cpu=${g}s aggregator_cpu_drained=${gd}s agent_hwm=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$agent/status)MiB aggregator_hwm=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$agg/status)MiB profile=$W/prof-$TAG.pprof"
 kill $agent $agg; wait $agent $agg 2>/dev/null

@@ -8,8 +8,8 @@ import (
 
 // Go heap a received batch holds beyond its encoded bytes (the copy the
 // codec makes, kept as event.Batch.Raw), per part, once decoded by
-// proto/ferry/v1/wire: a second copy of the bytes (the string every string
-// field is a substring of) and the structs, which it allocates in one
+// proto/ferry/v1/wire (whose string fields are views of the bytes, not a
+// copy): the structs, which it allocates in one
 // array per kind (so without size-class rounding), plus the pointers to
 // the events; typed fields allocate per entry. Measured on amd64 with
 // google.golang.org/protobuf v1.36 (TestBatchBytes checks the estimate
@@ -24,11 +24,11 @@ const (
 )
 
 // decodedBytes estimates the memory a received batch holds once decoded:
-// twice its encoded size (the bytes and the string copy of them) plus the
-// per-part overheads above. For events of about 100 bytes the overhead is
-// about the encoded size; for large messages it is negligible.
+// its encoded size (the bytes, which the strings share) plus the per-part
+// overheads above. For events of about 100 bytes the overhead is about
+// the encoded size; for large messages it is negligible.
 func decodedBytes(encoded int, b *ferryv1.Batch) int64 {
-	n := 2*int64(encoded) + batchOverhead + int64(len(b.Pods))*podOverhead
+	n := int64(encoded) + batchOverhead + int64(len(b.Pods))*podOverhead
 	for _, e := range b.Events {
 		n += eventOverhead
 		if e == nil {

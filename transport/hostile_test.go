@@ -443,7 +443,7 @@ func TestBudgetWaitEnds(t *testing.T) {
 		}), ServerConfig{MaxBytesInFlight: budget, RetryAfter: 123 * time.Millisecond}, 1<<20)
 		// Batch 1 leaves less room than batch 2 needs.
 		full := validBatch(1, 1)
-		full.Events[0].Message = make([]byte, (budget-batchBytes(full)-64)/2) // counted twice: bytes and their string copy
+		full.Events[0].Message = make([]byte, budget-batchBytes(full)-64) // counted once: the strings share the bytes
 		if free := budget - batchBytes(full); free <= 0 || free >= batchBytes(validBatch(2, 1)) {
 			t.Fatalf("batch 1 leaves %d B of the budget", free)
 		}

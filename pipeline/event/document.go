@@ -112,15 +112,18 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	}
 	if fs := e.GetFields(); len(fs) > 0 {
 		var arr [48]field // on the stack: HAProxy sets 40 at most
-		sorted := arr[:0]
-		for k, v := range fs {
-			if fixedField(k, m != nil) || add.has(k) {
+		var sorted []field
+		var fixed []bool // fixedField of each, when known
+		if enc != nil {
+			sorted = enc.sortedFields(arr[:0], fs)
+			fixed = enc.fixedFields(m != nil)
+		} else {
+			sorted = sortFields(arr[:0], fs)
+		}
+		for i, f := range sorted {
+			if fixed != nil && fixed[i] || fixed == nil && fixedField(f.name, m != nil) || add.has(f.name) {
 				continue // the document has it already (data_stream.* is read above)
 			}
-			sorted = append(sorted, field{k, v})
-		}
-		slices.SortFunc(sorted, func(a, b field) int { return strings.Compare(a.name, b.name) })
-		for _, f := range sorted {
 			dst = append(dst, ',')
 			dst = appendString(dst, f.name)
 			dst = append(dst, ':')
@@ -238,6 +241,15 @@ func appendHostPart(dst []byte, node string, k *ferryv1.Kubernetes, m *Meta, met
 type field struct {
 	name  string
 	value *ferryv1.Value
+}
+
+// sortFields appends the fields of fs to dst in name order.
+func sortFields(dst []field, fs map[string]*ferryv1.Value) []field {
+	for k, v := range fs {
+		dst = append(dst, field{k, v})
+	}
+	slices.SortFunc(dst, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	return dst
 }
 
 // fixedFields are the fields AppendDocument writes itself, from the event

@@ -44,6 +44,13 @@ type DocumentEncoder struct {
 		metric bool
 		buf    []byte
 	}
+	// names are the typed fields' names of the last event that had any,
+	// in order: the events of one parser (HAProxy: 40 fields) have the
+	// same names, which need not be sorted again.
+	names []string
+	// fixed[i] is fixedField(names[i], fixedEnriched), when fixedSet.
+	fixed                   []bool
+	fixedSet, fixedEnriched bool
 }
 
 // NewDocumentEncoder returns the encoder of b's documents, taken by the
@@ -120,6 +127,46 @@ func (enc *DocumentEncoder) hostPart(node string, k *ferryv1.Kubernetes, m *Meta
 		p.buf = appendHostPart(grown(p.buf, 1024), node, k, m, metric)
 	}
 	return p.buf
+}
+
+// sortedFields is sortFields(dst, fs), in the order of the last event's
+// names when fs has exactly those (looking each up instead of sorting).
+func (enc *DocumentEncoder) sortedFields(dst []field, fs map[string]*ferryv1.Value) []field {
+	if len(enc.names) == len(fs) {
+		same := true
+		for _, k := range enc.names {
+			v, ok := fs[k]
+			if !ok {
+				same = false
+				break
+			}
+			dst = append(dst, field{k, v})
+		}
+		if same {
+			return dst
+		}
+		dst = dst[:0]
+	}
+	dst = sortFields(dst, fs)
+	enc.names = enc.names[:0]
+	for _, f := range dst {
+		enc.names = append(enc.names, f.name)
+	}
+	enc.fixedSet = false
+	return dst
+}
+
+// fixedFields returns fixedField of each of the names sortedFields just
+// returned the fields of, for a document enriched or not.
+func (enc *DocumentEncoder) fixedFields(enriched bool) []bool {
+	if !enc.fixedSet || enc.fixedEnriched != enriched {
+		enc.fixed = enc.fixed[:0]
+		for _, k := range enc.names {
+			enc.fixed = append(enc.fixed, fixedField(k, enriched))
+		}
+		enc.fixedSet, enc.fixedEnriched = true, enriched
+	}
+	return enc.fixed
 }
 
 // grown returns buf emptied, with room for n bytes at least: a part's

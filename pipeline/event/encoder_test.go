@@ -141,6 +141,33 @@ func TestDocumentEncoderSameBytes(t *testing.T) {
 	}
 }
 
+// TestDocumentEncoderFieldNames: the encoder reuses the order of the last
+// event's typed field names only for exactly the same names; events whose
+// names differ (as many, or one more or less) are sorted afresh.
+func TestDocumentEncoderFieldNames(t *testing.T) {
+	sets := [][]string{
+		{"b", "a", "c"}, {"a", "b", "c"}, {"a", "b", "d"}, {"d", "a", "b"}, {"a", "b"}, {"a", "b", "c", "d"},
+		{"c", "b", "a"}, {"http.status", "source.geo.x", "a"}, {"a"}, {"a"},
+	}
+	geo := NewAddition([]string{"source.geo"}, []byte(`,"source.geo":{"country_iso_code":"GB"}`))
+	b := &Batch{Node: "n"}
+	for i, names := range sets {
+		e := &ferryv1.Event{Id: []byte{byte(i)}}
+		for j, k := range names {
+			SetField(e, k, Int(int64(10*i+j)))
+		}
+		b.Events = append(b.Events, e)
+		b.Added = append(b.Added, geo)
+	}
+	enc := NewDocumentEncoder(b, time.Unix(1e9, 0))
+	for i := range b.Events {
+		got, want := enc.Append(nil, i), b.AppendDocument(nil, i, time.Unix(1e9, 0))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("event %d: encoder wrote\n%s\nAppendDocument wrote\n%s", i, got, want)
+		}
+	}
+}
+
 // TestDocumentEncoderSharedParts checks that the shared parts are really
 // taken from the event's own pod, file and dataset: switching between two
 // pods (one enriched) and two files event by event writes each event's
@@ -227,7 +254,13 @@ func containerBatch(n, pods int) *Batch {
 func BenchmarkDocumentsBatch(b *testing.B) {
 	batch := containerBatch(1000, 20)
 	plain := &Batch{Node: batch.Node, Events: batch.Events}
-	buf := make([]byte, 0, 2<<20)
+	// HAProxy requests (40 typed fields each) with their GeoIP addition.
+	haproxy := &Batch{Node: "lb-1"}
+	for range 1000 {
+		haproxy.Events = append(haproxy.Events, haproxyEvent())
+		haproxy.Added = append(haproxy.Added, geoAddition())
+	}
+	buf := make([]byte, 0, 4<<20)
 	for _, bc := range []struct {
 		name    string
 		batch   *Batch
@@ -237,6 +270,8 @@ func BenchmarkDocumentsBatch(b *testing.B) {
 		{"enriched/append", batch, false},
 		{"plain/encoder", plain, true},
 		{"plain/append", plain, false},
+		{"haproxy/encoder", haproxy, true},
+		{"haproxy/append", haproxy, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

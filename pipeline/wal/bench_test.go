@@ -85,3 +85,43 @@ func drain(w *WAL) (stop func()) {
 	}()
 	return func() { cancel(); <-done }
 }
+
+// BenchmarkRead reads back 256 KiB records (a batch of about 2,000 events)
+// right after their Append, as the buffer's delivery loop does: from the
+// memory tail, or from the file (pread, a new buffer, the CRC). One op is
+// one record appended and read: the difference between the two is the
+// read.
+func BenchmarkRead(b *testing.B) {
+	rec := make([]byte, 256<<10)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range rec {
+		rec[i] = byte(r.UintN(256))
+	}
+	for _, c := range []struct {
+		name   string
+		memory int64
+	}{{"memory", 8 << 20}, {"file", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			w := openWAL(b, Options{Sync: SyncNever, MemoryBytes: c.memory})
+			defer w.Close()
+			ctx := context.Background()
+			b.SetBytes(int64(len(rec)))
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if _, err := w.Append(ctx, rec); err != nil {
+					b.Fatal(err)
+				}
+				p, _, err := w.Read(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n++; n%64 == 0 {
+					if err := w.Commit(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

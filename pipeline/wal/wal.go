@@ -130,6 +130,14 @@ type Options struct {
 	SyncInterval time.Duration
 	// Logger receives the damage reports (default slog.Default()).
 	Logger *slog.Logger
+	// MemoryBytes bounds the records appended and not yet read that the
+	// WAL keeps in memory as well (0: none), so that Read returns them
+	// without reading them back from the file: the reader usually follows
+	// right behind the appends. A record that does not fit (the reader is
+	// behind by MemoryBytes) is read from its file, as is everything after
+	// Open. With it, Append keeps rec until Read returns it: the caller
+	// must not modify rec once it is appended.
+	MemoryBytes int64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -144,6 +152,9 @@ func (o Options) withDefaults() (Options, error) {
 			*v = d
 		}
 		return nil
+	}
+	if o.MemoryBytes < 0 {
+		return o, fmt.Errorf("wal: Options.MemoryBytes is negative (%d)", o.MemoryBytes)
 	}
 	if err := errors.Join(
 		def(&o.SegmentBytes, 64<<20, "SegmentBytes"),
@@ -272,6 +283,11 @@ type WAL struct {
 	roff int64
 	rseq uint64
 	wbuf []byte // Append's buffer for small records
+	// mem holds the last records appended and not yet read, in Append
+	// order, up to Options.MemoryBytes (memBytes) of them: Read takes the
+	// next record from there when it is the first one.
+	mem      []memRecord
+	memBytes int64
 	// Counters for Stats.
 	appends, syncs, corrupt, noSpace uint64
 	corruptBytes                     int64
@@ -322,6 +338,48 @@ func Open(opts Options) (*WAL, error) {
 
 func (w *WAL) active() *segment { return w.segs[len(w.segs)-1] }
 
+// memRecord is a record kept in memory: its bytes and where it lies in its
+// segment ([start, end), header included).
+type memRecord struct {
+	seg        uint64
+	start, end int64
+	rec        []byte
+}
+
+// keep adds the record just written to the memory tail if it fits. Called
+// with mu held.
+func (w *WAL) keep(seg uint64, start, end int64, rec []byte) {
+	if w.opts.MemoryBytes == 0 || w.memBytes+int64(len(rec)) > w.opts.MemoryBytes {
+		return
+	}
+	w.mem = append(w.mem, memRecord{seg: seg, start: start, end: end, rec: rec})
+	w.memBytes += int64(len(rec))
+}
+
+// fromMemory returns the record at the reader's cursor (offset off of
+// segment seg) if the memory tail holds it, dropping the records the
+// cursor has passed (read from the file). Called with mu held.
+func (w *WAL) fromMemory(seg uint64, off int64) (memRecord, bool) {
+	for len(w.mem) > 0 {
+		m := w.mem[0]
+		if !before(m.seg, m.start, seg, off) {
+			if m.seg != seg || m.start != off {
+				return memRecord{}, false // after the cursor: read the file up to it
+			}
+		}
+		w.mem[0] = memRecord{}
+		w.mem = w.mem[1:]
+		w.memBytes -= int64(len(m.rec))
+		if len(w.mem) == 0 {
+			w.mem = w.mem[:0:0] // let the array go
+		}
+		if m.seg == seg && m.start == off {
+			return m, true
+		}
+	}
+	return memRecord{}, false
+}
+
 // Append writes rec as the next record and returns its position once it is
 // as durable as the sync policy asks. It fails with ErrFull when the WAL
 // holds MaxBytes not yet committed or the disk has no room, with ErrTooLarge
@@ -330,7 +388,9 @@ func (w *WAL) active() *segment { return w.segs[len(w.segs)-1] }
 // documentation); only a nil error means the record is durable. If ctx ends
 // while Append waits for an fsync, Append returns ctx's error, but the record
 // is written and will be read: answer the agent with a retry, and the record
-// arrives twice. The WAL does not keep rec.
+// arrives twice. The WAL does not keep rec, unless Options.MemoryBytes is
+// set: then it may keep rec until Read returns it, and rec must not be
+// modified once appended.
 func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 	if err := ctx.Err(); err != nil {
 		return Pos{}, err
@@ -408,6 +468,7 @@ func (w *WAL) put(rec []byte) (Pos, uint64, error) {
 	if err := w.write(seg, rec); err != nil {
 		return Pos{}, 0, err
 	}
+	w.keep(seg.id, seg.size, seg.size+size, rec)
 	seg.size += size
 	w.written += uint64(size)
 	w.pending += size
@@ -706,7 +767,8 @@ func (w *WAL) syncLoop() {
 // memory: after a restart, reading starts again after the last committed
 // record. A record is readable as soon as it is written, possibly before
 // its fsync. A damaged record is skipped with a warning. The caller owns the
-// returned slice.
+// returned slice, and must not modify it: with Options.MemoryBytes it may be
+// the slice that was appended.
 func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -720,6 +782,13 @@ func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 		seg, sealed := w.readerSegment()
 		switch {
 		case seg != nil && w.roff < seg.size:
+			if m, ok := w.fromMemory(seg.id, w.roff); ok {
+				w.roff = m.end
+				w.rseq++
+				p := Pos{Segment: seg.id, Offset: m.end, Seq: w.rseq}
+				w.mu.Unlock()
+				return p, m.rec, nil
+			}
 			off, limit := w.roff, seg.size
 			w.mu.Unlock()
 			// Commit removes a segment only once the cursor is past it,
@@ -932,6 +1001,7 @@ func (w *WAL) Close() error {
 		return nil
 	}
 	w.closed = true
+	w.mem, w.memBytes = nil, 0
 	close(w.done)
 	w.mu.Unlock()
 	w.wg.Wait()

@@ -90,6 +90,39 @@ func BenchmarkBuffer(b *testing.B) {
 			report(b)
 		})
 	}
+	// Deliver: Write and delivery at once, as the aggregator runs, each
+	// batch delivered from the memory tail or read back from its file.
+	for _, c := range []struct {
+		name   string
+		memory int64
+	}{{"Deliver/memory", 0}, {"Deliver/file", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			cs := &countSink{}
+			s, err := New(cs, Options{
+				WAL:         wal.Options{Dir: b.TempDir(), MaxBytes: 1 << 40, SegmentBytes: 64 << 20, Sync: wal.SyncNever},
+				MemoryBytes: c.memory,
+			}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			eb := &event.Batch{Seq: src.Seq, Node: src.Node, Raw: data}
+			b.SetBytes(int64(len(data)))
+			start(b)
+			n := 0
+			for b.Loop() {
+				if _, err := s.Write(context.Background(), eb); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			for cs.n.Load() < int64(n*events) {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			report(b)
+			_ = s.Close(context.Background())
+		})
+	}
 	b.Run("Replay", func(b *testing.B) {
 		dir := b.TempDir()
 		opts := Options{WAL: wal.Options{Dir: dir, MaxBytes: 1 << 40, SegmentBytes: 64 << 20, Sync: wal.SyncNever}}

@@ -12,6 +12,14 @@
 // that check before it was appended (the receiver's, or proto.Marshal's of
 // a decoded batch), and the WAL checks each record's CRC when it reads it.
 //
+// The delivery loop usually follows right behind the appends, so the WAL
+// keeps the records not yet read in memory as well, up to
+// Options.MemoryBytes (see wal.Options.MemoryBytes): such a record is
+// delivered from the bytes that were appended, without reading it back
+// from the file. Nothing else changes: Write still returns only once the
+// record is durable, and after a restart (or when delivery is behind by
+// more than that) records are read from disk.
+//
 // When the disk cannot make a batch durable, Write says so and the agent
 // keeps its lines: a full disk is ErrFull, as a buffer at its size limit,
 // and passes once there is room; a failed fsync or write (see pipeline/wal)
@@ -48,7 +56,15 @@ type Options struct {
 	// RetryInitial and RetryMax bound the backoff between attempts to
 	// deliver one batch.
 	RetryInitial, RetryMax time.Duration
+	// MemoryBytes bounds the appended batches not yet delivered that are
+	// kept in memory for delivery (default DefaultMemoryBytes, at most a
+	// quarter of the WAL's MaxBytes; negative: none). It sets
+	// WAL.MemoryBytes.
+	MemoryBytes int64
 }
+
+// DefaultMemoryBytes is Options.MemoryBytes when it is zero.
+const DefaultMemoryBytes = 8 << 20
 
 // ErrFull is returned by Write when the buffer has no room: the caller tells
 // the agent to retry later, and the agent keeps its offsets.
@@ -84,6 +100,17 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 		opts.RetryMax = max(30*time.Second, opts.RetryInitial)
 	}
 	opts.WAL.Logger = log
+	switch {
+	case opts.MemoryBytes < 0:
+		opts.WAL.MemoryBytes = 0
+	case opts.MemoryBytes == 0:
+		opts.WAL.MemoryBytes = DefaultMemoryBytes
+		if opts.WAL.MaxBytes > 0 {
+			opts.WAL.MemoryBytes = min(DefaultMemoryBytes, opts.WAL.MaxBytes/4)
+		}
+	default:
+		opts.WAL.MemoryBytes = opts.MemoryBytes
+	}
 	if opts.WAL.MaxRecordBytes == 0 && opts.WAL.MaxBytes > 0 {
 		opts.WAL.MaxRecordBytes = min(64<<20, opts.WAL.MaxBytes/2)
 	}
@@ -106,8 +133,9 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // counted delivered; ErrFull (retryable) when the buffer or its disk has
 // no room; a retryable error wrapping wal.ErrFailed once the buffer has
 // failed (see Err); a permanent error for a batch larger than a record may
-// be. The buffer keeps nothing of b once Write returns (the WAL copies the
-// record into its file).
+// be. The buffer may keep b.Raw until the batch is delivered (see
+// Options.MemoryBytes): it must not be modified once written; the buffer
+// keeps nothing else of b.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, events := b.Raw, len(b.Events)
 	if data != nil {
@@ -225,7 +253,8 @@ func (s *Sink) deliver(ctx context.Context) {
 		queue = append(queue, d)
 		mu.Unlock()
 		// The record is this batch's own (the WAL reads each into a new
-		// buffer), so the decoded batch may share its memory.
+		// buffer, or returns the bytes appended, which nobody modifies), so
+		// the decoded batch may share its memory.
 		wb, err := wire.DecodeTrusted(rec)
 		if err != nil {
 			s.log.Error("undecodable batch in the buffer, skipped", "pos", pos.String(), "err", err)

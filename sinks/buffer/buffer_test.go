@@ -88,9 +88,16 @@ func batch(seq uint64, n int) *event.Batch {
 
 func open(t *testing.T, dir string, inner sinks.Sink, maxBytes int64) *Sink {
 	t.Helper()
+	return openMemory(t, dir, inner, maxBytes, 0)
+}
+
+// openMemory is open with Options.MemoryBytes.
+func openMemory(t *testing.T, dir string, inner sinks.Sink, maxBytes, memory int64) *Sink {
+	t.Helper()
 	s, err := New(inner, Options{
 		WAL:          wal.Options{Dir: dir, MaxBytes: maxBytes, SegmentBytes: 64 << 10, Sync: wal.SyncAlways},
 		RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		MemoryBytes: memory,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -268,11 +275,12 @@ func TestFailedDiskMakesBufferUnhealthy(t *testing.T) {
 
 // A buffer that cannot be read stops delivering, and says so through Err
 // instead of stalling silently. The fault is real: the segment file is cut
-// short under the buffer while the sink holds the first batches.
+// short under the buffer while the sink holds the first batches (without
+// the memory tail, which would deliver them from memory).
 func TestUnreadableBufferReportsStoppedDelivery(t *testing.T) {
 	dir := t.TempDir()
 	rec := &recorder{block: make(chan struct{})}
-	s := open(t, dir, rec, 64<<20)
+	s := openMemory(t, dir, rec, 64<<20, -1)
 	for i := range 10 {
 		if _, err := s.Write(context.Background(), batch(uint64(i+1), 5)); err != nil {
 			t.Fatal(err)

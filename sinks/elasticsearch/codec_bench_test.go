@@ -43,16 +43,29 @@ func perEvent(b *testing.B, n int) {
 }
 
 // BenchmarkBuildItems is what a Write does before its items reach the
-// flusher: every document, data stream and _id of a batch of 500 events.
+// flusher: every document, data stream and _id of a batch of 500 events,
+// in buffers of writePool, given back as a Write does once answered
+// ("fresh": new buffers each time, as before the pool).
 func BenchmarkBuildItems(b *testing.B) {
 	batch := codecBatch(500)
 	w := newWaiter(context.Background(), len(batch.Events))
 	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = buildItems(w, batch, now)
-	}
-	perEvent(b, len(batch.Events))
+	b.Run("pooled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			wb := writePool.Get().(*writeBufs)
+			_ = wb.build(w, batch, now)
+			wb.release()
+		}
+		perEvent(b, len(batch.Events))
+	})
+	b.Run("fresh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = buildItems(w, batch, now)
+		}
+		perEvent(b, len(batch.Events))
+	})
 }
 
 // BenchmarkBulkBody is the body of one bulk request of 5,000 items (the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,8 +123,10 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return sinks.Result{}, err
 	}
 	w := newWaiter(ctx, len(b.Events))
-	items := s.admit(ctx, s.timeSeriesIDs(b, buildItems(w, b, time.Now())))
+	wb := writePool.Get().(*writeBufs)
+	items := s.admit(ctx, s.timeSeriesIDs(b, wb.build(w, b, time.Now())))
 	if len(items) == 0 {
+		wb.release()
 		return w.result(), nil // every event refused: its data stream is in conflict
 	}
 	select {
@@ -136,6 +139,7 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 	}
 	select {
 	case <-w.done:
+		wb.release() // every item resolved: nothing refers to them any more
 		return w.result(), nil
 	case <-ctx.Done():
 		return w.finish(ctx.Err())
@@ -149,26 +153,74 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 // one string per run of events with the same data stream (usually the
 // whole batch), so that items cost no allocation each.
 func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
+	return new(writeBufs).build(w, b, now)
+}
+
+// writeBufs are the buffers of one Write's items: the documents, the items
+// and the pointers to them. A Write takes them from writePool and puts them
+// back once every one of its items is resolved (its waiter is done): no
+// request, retry or dead-letter item refers to them any more then (an item
+// is resolved only after the request that carried it was answered, and a
+// request body is a copy of its documents). A Write that returns before
+// (its context ended, the sink closed) leaves them to the garbage
+// collector: items of it may still be on their way.
+type writeBufs struct {
+	docs  []byte
+	ids   []byte
+	ends  []int
+	items []item
+	ptrs  []*item
+}
+
+// writePool holds writeBufs to reuse: a Write's documents are hundreds of
+// KiB, whose allocation the runtime clears first.
+var writePool = sync.Pool{New: func() any { return new(writeBufs) }}
+
+// maxPooledDocs: documents of a larger batch are not kept.
+const maxPooledDocs = 16 << 20
+
+// release returns wb to writePool, dropping what its items pointed to.
+func (wb *writeBufs) release() {
+	clear(wb.items)
+	clear(wb.ptrs)
+	if cap(wb.docs) > maxPooledDocs {
+		wb.docs = nil
+	}
+	writePool.Put(wb)
+}
+
+// build is buildItems into wb's buffers.
+func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time) []*item {
 	n := len(b.Events)
-	ends := make([]int, n)
-	var buf []byte
+	if cap(wb.ends) < n {
+		wb.ends = make([]int, n)
+	}
+	ends := wb.ends[:n]
+	buf := wb.docs[:0]
 	enc := event.NewDocumentEncoder(b, now)
 	for i := range b.Events {
 		buf = enc.Append(buf, i)
 		if i == 0 {
 			// The others are about as long: one allocation for all, with
 			// room to spare.
-			buf = append(make([]byte, 0, len(buf)*n+len(buf)*n/4+512), buf...)
+			if want := len(buf)*n + len(buf)*n/4 + 512; cap(buf) < want {
+				buf = append(make([]byte, 0, want), buf...)
+			}
 		}
 		ends[i] = len(buf)
 	}
-	idBuf := make([]byte, 0, n*base64IDLen)
+	wb.docs = buf
+	idBuf := slices.Grow(wb.ids[:0], n*base64IDLen)
 	for _, ev := range b.Events {
 		idBuf = event.AppendIDString(idBuf, ev.GetId())
 	}
-	ids := string(idBuf)
-	items := make([]item, n)
-	ptrs := make([]*item, n)
+	wb.ids = idBuf
+	ids := string(idBuf) // a copy: ids outlive the Write in errors and logs
+	if cap(wb.items) < n {
+		wb.items = make([]item, n)
+		wb.ptrs = make([]*item, n)
+	}
+	items, ptrs := wb.items[:n], wb.ptrs[:n]
 	var stream string
 	var name [256]byte
 	start, idStart := 0, 0

@@ -36,8 +36,33 @@ func benchBatch() *ferryv1.Batch {
 	return b
 }
 
+// benchBatchFields is benchBatch with an HAProxy line's typed fields (40:
+// 25 strings, 14 integers, a double) on every tenth event, as an agent
+// that parses one HAProxy log beside its container logs sends them.
+func benchBatchFields() *ferryv1.Batch {
+	b := benchBatch()
+	for i, e := range b.Events {
+		if i%10 != 0 {
+			continue
+		}
+		e.Fields = map[string]*ferryv1.Value{}
+		for f := range 25 {
+			e.Fields[fmt.Sprintf("haproxy.field_%02d", f)] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: fmt.Sprintf("value-%d", i+f)}}
+		}
+		for f := range 14 {
+			e.Fields[fmt.Sprintf("haproxy.count_%02d", f)] = &ferryv1.Value{Kind: &ferryv1.Value_Int{Int: int64(i * f)}}
+		}
+		e.Fields["haproxy.ratio"] = &ferryv1.Value{Kind: &ferryv1.Value_Double{Double: float64(i) / 7}}
+	}
+	return b
+}
+
 func benchDecode(b *testing.B, decode func([]byte) error) {
-	data, err := proto.Marshal(benchBatch())
+	benchDecodeOf(b, benchBatch(), decode)
+}
+
+func benchDecodeOf(b *testing.B, batch *ferryv1.Batch, decode func([]byte) error) {
+	data, err := proto.Marshal(batch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,6 +102,9 @@ func BenchmarkDecode(b *testing.B) {
 	})
 	b.Run("DecodeTrusted", func(b *testing.B) {
 		benchDecode(b, func(d []byte) error { _, err := DecodeTrusted(d); return err })
+	})
+	b.Run("DecodeTrusted/fields", func(b *testing.B) {
+		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrusted(d); return err })
 	})
 	b.Run("Scan", func(b *testing.B) {
 		benchDecode(b, func(d []byte) error {

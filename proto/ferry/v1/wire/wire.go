@@ -6,11 +6,13 @@
 // skipped, not kept: nothing in the aggregator reads them, and the disk
 // buffer stores the bytes as received, unknown fields included.
 //
-// It allocates per batch, not per event: one string copied from the batch
-// bytes, of which every string field is a substring; one array of Event
+// It allocates per batch, not per event, and copies no bytes: every string
+// field is a substring of the batch bytes themselves (which must therefore
+// never change while the batch is in use, see Decode); one array of Event
 // structs, one of Source, a few of Kubernetes, and the slice of pointers
-// to the events. Only typed fields (Event.fields), pods and their maps
-// allocate per item. Bytes fields (Event.id, Event.message) are
+// to the events; typed fields' values come from arrays of 128 too. Only
+// the maps of typed fields (one per event that has any, sized for all of
+// them) and pods allocate per item. Bytes fields (Event.id, Event.message) are
 // sub-slices of the input, capped at their length (appending to one
 // copies). Events in a row whose kubernetes field has the same bytes (an
 // agent sends a file's lines together) share one Kubernetes struct, and a
@@ -35,6 +37,7 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -54,9 +57,10 @@ var (
 // Decode decodes data, a ferry.v1.Batch, as proto.Unmarshal would (string
 // fields validated as UTF-8), unknown fields skipped.
 //
-// data must not be modified while the batch or any part of it is in use:
-// Event.id and Event.message are sub-slices of it. String fields are
-// substrings of one copy of data, made here.
+// data must not be modified while the batch or any part of it is in use,
+// nor afterwards while a string of it is: Event.id and Event.message are
+// sub-slices of it, and string fields are strings over its bytes (not a
+// copy; a Go string must never change, so data is read-only from here on).
 func Decode(data []byte) (*ferryv1.Batch, error) {
 	return decode(data, true)
 }
@@ -75,7 +79,9 @@ func decode(data []byte, validate bool) (*ferryv1.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.str = string(data)
+	// The strings are views of data, not a copy of it: data is read-only
+	// from here on (see Decode).
+	d.str = unsafe.String(unsafe.SliceData(data), len(data))
 	b := new(ferryv1.Batch)
 	if nev > 0 {
 		d.events = make([]ferryv1.Event, nev)
@@ -127,7 +133,7 @@ func Scan(data []byte, each func(i int, e *ferryv1.Event) error) (Summary, error
 // structs from its arrays; otherwise (Scan) it only checks.
 type decoder struct {
 	data     []byte
-	str      string // string(data), build mode only
+	str      string // data as a string (no copy), build mode only
 	build    bool
 	validate bool
 
@@ -145,6 +151,50 @@ type decoder struct {
 	path, input, fileID recent
 	pods                []ferryv1.Pod
 	npods               int // scan mode: pods seen
+	// Typed fields' values and their oneof wrappers, handed out from
+	// arrays of a batch rather than allocated one by one (build mode).
+	values  []ferryv1.Value
+	strs    []ferryv1.Value_Str
+	ints    []ferryv1.Value_Int
+	doubles []ferryv1.Value_Double
+	bools   []ferryv1.Value_Bool
+}
+
+// fieldChunk is how many typed-field values (or wrappers) one array of a
+// decoder holds: one allocation for many.
+const fieldChunk = 128
+
+// next returns the next zero element of *arr, a new array of n when it
+// is full.
+func next[T any](arr *[]T, n int) *T {
+	if len(*arr) == cap(*arr) {
+		*arr = make([]T, 0, n)
+	}
+	*arr = (*arr)[:len(*arr)+1]
+	return &(*arr)[len(*arr)-1]
+}
+
+// countFields returns how many Event.fields entries the event b holds (it
+// was checked to be well-formed up to the first one; the rest is checked
+// as it is decoded, so counting stops quietly at bad bytes).
+func countFields(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, k, err := tag(b)
+		if err != nil {
+			return n
+		}
+		b = b[k:]
+		if num == 7 && typ == protowire.BytesType {
+			n++
+		}
+		k = protowire.ConsumeFieldValue(num, typ, b)
+		if k < 0 {
+			return n
+		}
+		b = b[k:]
+	}
+	return n
 }
 
 // Count returns the number of events and pods of a batch, walking only
@@ -351,6 +401,7 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 // event decodes an Event into e (merging, as proto does, a field that
 // comes twice).
 func (d *decoder) event(b []byte, e *ferryv1.Event) error {
+	whole := b
 	var (
 		kubes      int    // kubernetes fields seen
 		kubeBytes  []byte // the first one's
@@ -441,6 +492,10 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			err = d.kubernetes(v, k)
 		case num == 7 && typ == protowire.BytesType:
 			if v, n, err = bytesField(b); err == nil {
+				if d.build && e.Fields == nil {
+					// Sized for all of them: an HAProxy line has 40.
+					e.Fields = make(map[string]*ferryv1.Value, countFields(whole))
+				}
 				err = d.fieldEntry(v, e)
 			}
 		case num == 8 && typ == protowire.VarintType:
@@ -596,7 +651,7 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 	var key string
 	var val *ferryv1.Value
 	if d.build {
-		val = new(ferryv1.Value)
+		val = next(&d.values, fieldChunk)
 	}
 	for len(b) > 0 {
 		num, typ, n, err := tag(b)
@@ -643,19 +698,27 @@ func (d *decoder) value(b []byte, v *ferryv1.Value) error {
 		case num == 1 && typ == protowire.BytesType:
 			var s string
 			if s, n, err = d.stringField(b, "ferry.v1.Value.str"); err == nil && v != nil {
-				v.Kind = &ferryv1.Value_Str{Str: s}
+				k := next(&d.strs, fieldChunk)
+				k.Str = s
+				v.Kind = k
 			}
 		case num == 2 && typ == protowire.VarintType:
 			if x, n, err = varint(b); err == nil && v != nil {
-				v.Kind = &ferryv1.Value_Int{Int: int64(x)}
+				k := next(&d.ints, fieldChunk)
+				k.Int = int64(x)
+				v.Kind = k
 			}
 		case num == 3 && typ == protowire.Fixed64Type:
 			if x, n, err = fixed64(b); err == nil && v != nil {
-				v.Kind = &ferryv1.Value_Double{Double: math.Float64frombits(x)}
+				k := next(&d.doubles, fieldChunk)
+				k.Double = math.Float64frombits(x)
+				v.Kind = k
 			}
 		case num == 4 && typ == protowire.VarintType:
 			if x, n, err = varint(b); err == nil && v != nil {
-				v.Kind = &ferryv1.Value_Bool{Bool: protowire.DecodeBool(x)}
+				k := next(&d.bools, fieldChunk)
+				k.Bool = protowire.DecodeBool(x)
+				v.Kind = k
 			}
 		default:
 			n, err = skip(num, typ, b)
