@@ -1,5 +1,6 @@
-// Package wire decodes the ferry.v1.Batch wire format into the generated
-// ferryv1 structs, and nothing else: the aggregator's one fast decode, used
+// Package wire decodes and encodes the ferry.v1.Batch wire format from and
+// into the generated ferryv1 structs, and nothing else. Decoding is the
+// aggregator's one fast decode, used
 // where a batch arrives (transport) and where the disk buffer replays it
 // (sinks/buffer). It accepts and rejects exactly what proto.Unmarshal does
 // and gives the same messages (proto.Equal), except that unknown fields are
@@ -27,8 +28,14 @@
 // only the node name: the receiver validates a batch it hands as bytes to
 // a disk buffer without decoding it. Count only counts a batch's events.
 //
+// AppendBatch, MarshalBatch and Size encode a Batch (encode.go), the
+// agent's one encoder: what proto.Marshal writes, map order aside, unknown
+// fields included, invalid UTF-8 in a string field refused with
+// ErrInvalidUTF8.
+//
 // Keep it in step with proto/ferry/v1/ferry.proto: TestKnowsEveryField
-// fails when the schema has a field this decoder does not know.
+// fails when the schema has a field this decoder does not know,
+// TestEncoderKnowsEveryField one the encoder does not write.
 package wire
 
 import (
