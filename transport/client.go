@@ -58,6 +58,12 @@ type ClientConfig struct {
 	// copied into a batch (see Parser); inputs without one ship lines as
 	// they are.
 	Parsers map[string]Parser
+	// ReleaseFields, by input name, takes back the fields of an event the
+	// input's Parser refined once the event's batch is acknowledged and
+	// nothing refers to them any more, for the parser to reuse the map
+	// (see parse.HAProxyParser.Release). Only for a parser that gives
+	// every event a map of its own.
+	ReleaseFields map[string]func(map[string]*ferryv1.Value)
 	// Pods, when set, gives the Kubernetes metadata of the pod of each
 	// chunk of a container file: every batch carries each pod of its
 	// events once (Batch.pods), and an event whose file path gave no pod
@@ -234,11 +240,19 @@ type builder struct {
 	full            bool // the next event does not fit
 	opened          time.Time
 	parsers         map[string]Parser
+	releasers       map[string]func(map[string]*ferryv1.Value)
+	// The fields maps of refined events, to give back at reset.
+	owned []ownedFields
 
 	// The pods of the events, each once (wire form, see wirePod), and
 	// their uids.
 	pods    []*ferryv1.Pod
 	podUIDs map[string]struct{}
+}
+
+type ownedFields struct {
+	release func(map[string]*ferryv1.Value)
+	fields  map[string]*ferryv1.Value
 }
 
 // Preallocation caps: larger batches grow on demand.
@@ -270,6 +284,11 @@ func (b *builder) reset() {
 	}
 	clear(b.ptrs)
 	b.ptrs = b.ptrs[:0]
+	for _, o := range b.owned {
+		o.release(o.fields)
+	}
+	clear(b.owned)
+	b.owned = b.owned[:0]
 	b.arena = b.arena[:0]
 	b.ids = b.ids[:0]
 	clear(b.commits)
@@ -322,6 +341,10 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 	}
 	f := c.File
 	parser := b.parsers[f.Input]
+	var release func(map[string]*ferryv1.Value)
+	if parser != nil {
+		release = b.releasers[f.Input]
+	}
 	i := from
 	for ; i < len(c.Recs) && !b.ready(); i++ {
 		r := &c.Recs[i]
@@ -363,6 +386,9 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		ev.Kind = ferryv1.Kind_KIND_LOG
 		if parser != nil {
 			parser(ev, msg)
+			if release != nil {
+				b.owned = append(b.owned, ownedFields{release, ev.Fields})
+			}
 		}
 		b.ptrs = append(b.ptrs, ev)
 	}
@@ -719,6 +745,7 @@ func (s *session) newBuilder() *builder {
 	}
 	b := newBuilder(s.c.cfg.BatchMaxEvents, s.c.cfg.BatchMaxBytes)
 	b.parsers = s.c.cfg.Parsers
+	b.releasers = s.c.cfg.ReleaseFields
 	return b
 }
 

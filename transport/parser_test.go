@@ -71,3 +71,42 @@ func TestParserPerInput(t *testing.T) {
 		t.Fatalf("an input without a parser was parsed: %+v", ev)
 	}
 }
+
+// TestParserFieldsReleased: the fields maps of refined events go back to
+// their input's ReleaseFields when the builder is reset (its batch
+// acknowledged), not before, each once; the input's shared fields never.
+func TestParserFieldsReleased(t *testing.T) {
+	shared := map[string]*ferryv1.Value{"data_stream.dataset": {Kind: &ferryv1.Value_Str{Str: "haproxy.log"}}}
+	parsed := &tail.File{ID: "a", Input: "lb", Fields: shared}
+	plain := &tail.File{ID: "b", Input: "other", Fields: shared}
+	parser := func(ev *ferryv1.Event, msg []byte) {
+		ev.Fields = map[string]*ferryv1.Value{"m": {Kind: &ferryv1.Value_Str{Str: string(msg)}}}
+	}
+	released := map[string]int{}
+	release := func(fs map[string]*ferryv1.Value) {
+		if len(fs) == 1 && fs["data_stream.dataset"] != nil {
+			t.Fatal("the input's shared fields were released")
+		}
+		released[fs["m"].GetStr()]++
+	}
+	b := newBuilder(100, 1<<20)
+	b.parsers = map[string]Parser{"lb": parser}
+	b.releasers = map[string]func(map[string]*ferryv1.Value){"lb": release}
+	b.add(testNode, chunkOf(parsed, "x", "y"), 0, overhead(parsed))
+	b.add(testNode, chunkOf(plain, "z"), 0, overhead(plain))
+	p := b.seal(testNode, 1)
+	if len(released) != 0 {
+		t.Fatalf("released before the batch was acknowledged: %v", released)
+	}
+	if got := p.msg.Events[1].Fields["m"].GetStr(); got != "y" {
+		t.Fatalf("event 1 field m = %q", got)
+	}
+	b.reset()
+	if len(released) != 2 || released["x"] != 1 || released["y"] != 1 {
+		t.Fatalf("released %v, want x and y once each", released)
+	}
+	b.reset() // nothing more to give back
+	if len(released) != 2 || released["x"] != 1 || released["y"] != 1 {
+		t.Fatalf("released again: %v", released)
+	}
+}

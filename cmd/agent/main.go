@@ -149,6 +149,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		Buckets: ops.LatencyBuckets,
 	})
 	reg.MustRegister(ackLatency)
+	ps, releaseFields := parserSet(cfg.Inputs)
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Addresses:       ac.Addresses,
@@ -163,7 +164,8 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		ShutdownTimeout: time.Duration(ac.ShutdownTimeout),
 		DialOptions:     dial,
 		MaxLineBytes:    maxLineBytes(cfg.Inputs),
-		Parsers:         parsers(cfg.Inputs),
+		Parsers:         ps,
+		ReleaseFields:   releaseFields,
 		Pods:            podMeta(meta),
 		AckLatency:      ackLatency,
 	}, newCommits(mgr, sys), log)

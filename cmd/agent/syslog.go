@@ -12,6 +12,7 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/parse"
 	"github.com/ferrylogs/ferry/pipeline/syslog"
 	"github.com/ferrylogs/ferry/pipeline/tail"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/transport"
 )
 
@@ -49,16 +50,26 @@ func closeSyslog(ins []*syslog.Input) {
 
 // parsers returns the parser of each input that has one, by input name.
 func parsers(ins []config.Input) map[string]transport.Parser {
+	m, _ := parserSet(ins)
+	return m
+}
+
+// parserSet is parsers, with the function that takes back the fields each
+// parser made (transport.ClientConfig.ReleaseFields).
+func parserSet(ins []config.Input) (map[string]transport.Parser, map[string]func(map[string]*ferryv1.Value)) {
 	var m map[string]transport.Parser
+	var rel map[string]func(map[string]*ferryv1.Value)
 	for _, in := range ins {
 		if in.Parser == "haproxy" {
 			if m == nil {
 				m = map[string]transport.Parser{}
+				rel = map[string]func(map[string]*ferryv1.Value){}
 			}
-			m[in.Name] = parse.HAProxyEvent(time.Local)
+			p := parse.NewHAProxyParser(time.Local)
+			m[in.Name], rel[in.Name] = p.Refine, p.Release
 		}
 	}
-	return m
+	return m, rel
 }
 
 // commits routes the acknowledgements of chunks: those of a syslog input's

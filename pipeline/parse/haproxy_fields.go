@@ -2,6 +2,7 @@ package parse
 
 import (
 	"strconv"
+	"unsafe"
 
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -16,53 +17,104 @@ const HAProxyFieldCount = 40
 // 500 or more ("success" below). It allocates the values; ParseHAProxy
 // does not.
 func HAProxyFields(dst map[string]*ferryv1.Value, h *HAProxy) map[string]*ferryv1.Value {
-	return haproxyFields(dst, h, nil)
+	a := values{nvals: HAProxyFieldCount, nstrs: 20, nints: 24}
+	return haproxyFields(dst, h, nil, &a)
 }
 
-// values allocates the values of one event's fields together, and their
-// strings as parts of one copy of the line (when the field is a part of
-// it): a few allocations per event instead of three per field.
+// values allocates the values of events' fields in slabs, and their
+// strings as parts of copies of the lines in a text slab: a few
+// allocations per many events instead of three per field. A slab is never
+// written over: when one is full the next values go to a new one, and the
+// old one lives as long as a value in it does. The zero value is ready
+// for use; the slab sizes are those of the next slabs to make.
 type values struct {
-	line []byte
-	s    string // string(line)
 	vals []ferryv1.Value
 	strs []ferryv1.Value_Str
 	ints []ferryv1.Value_Int
+	text []byte
+
+	nvals, nstrs, nints, ntext int
 }
 
-func (a *values) str(b []byte) *ferryv1.Value {
-	var s string
-	if off := cap(a.line) - cap(b); a.s != "" && off >= 0 && off <= len(a.line)-len(b) && &a.line[off] == &b[0] {
-		s = a.s[off : off+len(b)]
-	} else {
-		s = string(b)
+// Slab sizes of HAProxyEvent, whose values serve many events: a slab
+// holds the values of 50 to 100 lines.
+const (
+	slabVals = 2048
+	slabStrs = 1024
+	slabInts = 1024
+	slabText = 32 << 10
+)
+
+// line returns a string copy of line, in the text slab.
+func (a *values) line(line []byte) string {
+	if len(line) == 0 {
+		return ""
 	}
-	// Appending past the capacity moves on to a new array: values made
-	// before stay where they are.
-	a.strs = append(a.strs, ferryv1.Value_Str{Str: s})
-	a.vals = append(a.vals, ferryv1.Value{Kind: &a.strs[len(a.strs)-1]})
+	if cap(a.text)-len(a.text) < len(line) {
+		a.text = make([]byte, 0, max(a.ntext, len(line)))
+	}
+	i := len(a.text)
+	a.text = append(a.text, line...)
+	// The bytes are never written again (see values): a string of them
+	// stays immutable.
+	return unsafe.String(&a.text[i], len(line))
+}
+
+// value returns a new value, its kind to be set.
+func (a *values) value() *ferryv1.Value {
+	if len(a.vals) == cap(a.vals) {
+		a.vals = make([]ferryv1.Value, 0, max(a.nvals, 1))
+	}
+	a.vals = a.vals[:len(a.vals)+1]
 	return &a.vals[len(a.vals)-1]
+}
+
+func (a *values) strValue(s string) *ferryv1.Value {
+	if len(a.strs) == cap(a.strs) {
+		a.strs = make([]ferryv1.Value_Str, 0, max(a.nstrs, 1))
+	}
+	a.strs = append(a.strs, ferryv1.Value_Str{Str: s})
+	v := a.value()
+	v.Kind = &a.strs[len(a.strs)-1]
+	return v
+}
+
+// str returns the value of b: a part of s when b is a part of line (s is
+// line's copy), else a copy.
+func (a *values) str(line []byte, s string, b []byte) *ferryv1.Value {
+	var v string
+	if off := cap(line) - cap(b); s != "" && off >= 0 && off <= len(line)-len(b) && &line[off] == &b[0] {
+		v = s[off : off+len(b)]
+	} else {
+		v = string(b)
+	}
+	return a.strValue(v)
 }
 
 func (a *values) int(v int64) *ferryv1.Value {
+	if len(a.ints) == cap(a.ints) {
+		a.ints = make([]ferryv1.Value_Int, 0, max(a.nints, 1))
+	}
 	a.ints = append(a.ints, ferryv1.Value_Int{Int: v})
-	a.vals = append(a.vals, ferryv1.Value{Kind: &a.ints[len(a.ints)-1]})
-	return &a.vals[len(a.vals)-1]
+	val := a.value()
+	val.Kind = &a.ints[len(a.ints)-1]
+	return val
 }
 
-// haproxyFields is HAProxyFields; line, if not nil, is the line h was
-// parsed from: its strings are then parts of one copy of it.
-func haproxyFields(dst map[string]*ferryv1.Value, h *HAProxy, line []byte) map[string]*ferryv1.Value {
+// haproxyFields is HAProxyFields with the values from a; line, if not
+// nil, is the line h was parsed from: its strings are then parts of one
+// copy of it.
+func haproxyFields(dst map[string]*ferryv1.Value, h *HAProxy, line []byte, a *values) map[string]*ferryv1.Value {
 	if dst == nil {
 		dst = make(map[string]*ferryv1.Value, HAProxyFieldCount)
 	}
-	a := &values{vals: make([]ferryv1.Value, 0, HAProxyFieldCount), strs: make([]ferryv1.Value_Str, 0, 20), ints: make([]ferryv1.Value_Int, 0, 24)}
+	var s string
 	if len(line) > 0 {
-		a.line, a.s = line, string(line)
+		s = a.line(line)
 	}
 	str := func(k string, b []byte) {
 		if len(b) > 0 {
-			dst[k] = a.str(b)
+			dst[k] = a.str(line, s, b)
 		}
 	}
 	num := func(k string, v int64) {
@@ -109,9 +161,9 @@ func haproxyFields(dst map[string]*ferryv1.Value, h *HAProxy, line []byte) map[s
 	num("http.response.status_code", int64(h.Status))
 	num("http.response.bytes", h.Bytes)
 	if h.Status >= 500 {
-		dst["event.outcome"] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: "failure"}}
+		dst["event.outcome"] = a.strValue("failure")
 	} else if h.Status >= 0 {
-		dst["event.outcome"] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: "success"}}
+		dst["event.outcome"] = a.strValue("success")
 	}
 	str("haproxy.http.request.captured_cookie", h.ReqCookie)
 	str("haproxy.http.response.captured_cookie", h.RespCookie)

@@ -284,6 +284,19 @@ func BenchmarkHAProxy(b *testing.B) {
 			refine(&ev, line)
 		}
 	})
+	// As the agent runs it: each event's map given back once its batch
+	// is acknowledged (transport.ClientConfig.ReleaseFields).
+	b.Run("event-release", func(b *testing.B) {
+		p := NewHAProxyParser(time.UTC)
+		shared := map[string]*ferryv1.Value{"data_stream.dataset": {Kind: &ferryv1.Value_Str{Str: "haproxy.log"}}}
+		b.SetBytes(int64(len(line)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev := ferryv1.Event{Fields: shared}
+			p.Refine(&ev, line)
+			p.Release(ev.Fields)
+		}
+	})
 }
 
 func TestHAProxyEvent(t *testing.T) {
@@ -324,4 +337,67 @@ func TestHAProxyEvent(t *testing.T) {
 		t.Fatalf("unparsed event %+v", bad)
 	}
 	wantFields(t, bad.Fields, map[string]any{"service.environment": "prod", "error.message": ErrHAProxyFormat.Error()}, "source.ip")
+}
+
+// TestHAProxyParserRelease: a map given back by Release serves a later
+// event with nothing left over from the one before; values of an event
+// stay what they were while later events are refined (slabs are never
+// written over), and once warm Refine allocates nothing per line.
+func TestHAProxyParserRelease(t *testing.T) {
+	p := NewHAProxyParser(time.UTC)
+	shared := map[string]*ferryv1.Value{"service.environment": {Kind: &ferryv1.Value_Str{Str: "prod"}}}
+	lines := []string{realHTTPS, realTCP, realConnect, "not haproxy", realHTTP, real5424, ipv6Body}
+	var kept []map[string]string // what each event said when refined
+	var evs []*ferryv1.Event
+	for round := 0; round < 300; round++ {
+		for _, line := range lines {
+			ev := &ferryv1.Event{Fields: shared}
+			p.Refine(ev, []byte(line))
+			want := map[string]*ferryv1.Value{"service.environment": shared["service.environment"]}
+			var h HAProxy
+			if err := ParseHAProxy([]byte(line), time.UTC, &h); err != nil {
+				want["error.message"] = &ferryv1.Value{Kind: &ferryv1.Value_Str{Str: err.Error()}}
+			} else {
+				want = HAProxyFields(want, &h)
+			}
+			if len(ev.Fields) != len(want) {
+				t.Fatalf("round %d %q: %d fields, want %d", round, line, len(ev.Fields), len(want))
+			}
+			snap := map[string]string{}
+			for k, v := range want {
+				if ev.Fields[k].String() != v.String() {
+					t.Fatalf("round %d %q: %s = %v, want %v", round, line, k, ev.Fields[k], v)
+				}
+				snap[k] = v.String()
+			}
+			if round%3 == 0 {
+				p.Release(ev.Fields) // acknowledged: the map comes back
+			} else {
+				kept, evs = append(kept, snap), append(evs, ev)
+			}
+		}
+	}
+	if len(shared) != 1 {
+		t.Fatalf("the shared fields were modified: %v", shared)
+	}
+	for i, ev := range evs {
+		for k, v := range kept[i] {
+			if ev.Fields[k].String() != v {
+				t.Fatalf("event %d: %s became %v, was %v", i, k, ev.Fields[k], v)
+			}
+		}
+	}
+	if raceEnabled {
+		return // allocation counts differ under -race
+	}
+	line := []byte(realHTTP)
+	ev := &ferryv1.Event{Fields: shared}
+	n := testing.AllocsPerRun(1000, func() {
+		ev.Fields = shared
+		p.Refine(ev, line)
+		p.Release(ev.Fields)
+	})
+	if n > 0.1 {
+		t.Fatalf("Refine with Release allocates %v times per line", n)
+	}
 }
