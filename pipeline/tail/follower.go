@@ -842,7 +842,8 @@ func (fl *follower) readSome() (full bool, err error) {
 			copy(nb, buf)
 			buf = nb
 		}
-		n, rerr := fl.f.Read(buf[len(buf):min(cap(buf), len(buf)+fl.readWant())])
+		want := min(cap(buf), len(buf)+fl.readWant()) - len(buf)
+		n, rerr := fl.f.Read(buf[len(buf) : len(buf)+want])
 		if n > 0 {
 			fl.passMarks(fl.readPos, fl.readPos+int64(n))
 			fl.readPos += int64(n)
@@ -861,6 +862,14 @@ func (fl *follower) readSome() (full bool, err error) {
 		}
 		if rerr != nil {
 			return false, rerr // "read /x: …" names the file
+		}
+		if n < want {
+			// A short read of a regular file ends at its end: what is
+			// written from now on comes with a notification (or the
+			// next poll), so the read that would return 0 is saved
+			// (one syscall of every turn of a follower woken by a
+			// write).
+			return false, nil
 		}
 	}
 }
