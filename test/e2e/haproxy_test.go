@@ -514,6 +514,21 @@ func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
 
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
 	harness.LogTailsOnFailure(t, agg)
+	t.Cleanup(func() {
+		if t.Failed() { // what each side counted, to tell a batch not sent from one not acked
+			for name, addr := range map[string]string{"agent": agentHTTP, "aggregator": o.HTTP} {
+				if b, err := harness.HTTPGet(addr, "/stats"); err == nil {
+					var nonZero []string
+					for _, l := range strings.Split(string(b), "\n") {
+						if l != "" && !strings.HasSuffix(l, " 0") {
+							nonZero = append(nonZero, l)
+						}
+					}
+					t.Logf("%s /stats (non-zero):\n%s", name, strings.Join(nonZero, "\n"))
+				}
+			}
+		}
+	})
 	waitStreamCount(t, es, stream, "haproxy.frontend_name", fe, sent, 60*time.Second)
 	docs := hapDocs(t, es, stream, "haproxy.frontend_name", fe)
 	for p := 44001; p <= port; p++ {
