@@ -185,6 +185,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	security = append(security, grpc.StatsHandler(streams))
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
+		// gRPC's buffer pool, without clearing each buffer it reuses.
+		transport.ReceiveBufferPool(),
 		// An agent uses one stream; a few more leave room for a stream
 		// being replaced.
 		grpc.MaxConcurrentStreams(16),
