@@ -109,6 +109,13 @@ func run(args []string) int {
 	return 0
 }
 
+// defaultGCPercent is the aggregator's garbage collector percentage (GOGC)
+// unless GOGC is set: most of what it allocates lives for one batch, and
+// collecting at three times the live heap instead of twice costs less CPU
+// per event; the soft memory limit (80% of memory_limit) still bounds the
+// heap, the collector running earlier when it nears it.
+const defaultGCPercent = 300
+
 // runAggregator runs until SIGTERM or SIGINT; on SIGHUP (hup) rl reloads
 // the configuration.
 func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReload, hup <-chan os.Signal) error {
@@ -120,7 +127,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		log.Warn("cannot read the container memory limit", "err", err)
 	}
-	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "go_memory_limit", config.ByteSize(ml.Runtime))
+	gcPercent, gcFrom := ops.ApplyGCPercent(defaultGCPercent)
+	log.Info("memory budget", "memory_limit", config.ByteSize(ml.Bytes), "from", ml.From, "go_memory_limit", config.ByteSize(ml.Runtime),
+		"gc_percent", gcPercent, "gc_percent_from", gcFrom)
 	maxConns, err := connectionLimit(cfg, log)
 	if err != nil {
 		return err
@@ -176,6 +185,8 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	security = append(security, grpc.StatsHandler(streams))
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRecvMessageBytes)),
+		// gRPC's buffer pool, without clearing each buffer it reuses.
+		transport.ReceiveBufferPool(),
 		// An agent uses one stream; a few more leave room for a stream
 		// being replaced.
 		grpc.MaxConcurrentStreams(16),

@@ -94,19 +94,21 @@ func (s *Sink) do(ctx context.Context, method, path, query, contentType string, 
 	if body != nil {
 		open = func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }
 	}
-	return s.perform(ctx, method, path, query, contentType, open, len(body))
+	return s.perform(ctx, method, path, query, contentType, open, len(body), false)
 }
 
 // doBody is do with a body from the sink's pool. The caller calls
 // body.done() after it; the body is reused once the transport has closed
 // every reader it got of it.
 func (s *Sink) doBody(ctx context.Context, method, path, query, contentType string, body *reqBody) (response, error) {
-	return s.perform(ctx, method, path, query, contentType, body.reader, len(body.b))
+	return s.perform(ctx, method, path, query, contentType, body.reader, len(body.b), true)
 }
 
-// perform sends one request whose body (nil: none) open returns, each time
-// the transport asks, and reads the whole answer.
-func (s *Sink) perform(ctx context.Context, method, path, query, contentType string, open func() io.ReadCloser, size int) (response, error) {
+// perform sends one request whose body (nil: none) of size bytes open
+// returns, each time the transport asks, and reads the whole answer.
+// chunked sends the body with Transfer-Encoding: chunked instead of a
+// Content-Length (see bodyReader).
+func (s *Sink) perform(ctx context.Context, method, path, query, contentType string, open func() io.ReadCloser, size int, chunked bool) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "", nil)
@@ -117,6 +119,10 @@ func (s *Sink) perform(ctx context.Context, method, path, query, contentType str
 	if open != nil {
 		req.Body = open()
 		req.ContentLength = int64(size)
+		if chunked {
+			// One chunk, written from the body's bytes (bodyReader.WriteTo).
+			req.TransferEncoding = []string{"chunked"}
+		}
 		req.GetBody = func() (io.ReadCloser, error) { return open(), nil }
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -187,9 +193,7 @@ func (r *reqBody) reader() io.ReadCloser {
 	r.mu.Lock()
 	r.open++
 	r.mu.Unlock()
-	br := &bodyReader{body: r}
-	br.r.Reset(r.b)
-	return br
+	return &bodyReader{body: r, b: r.b}
 }
 
 // done says the request is over.
@@ -211,12 +215,19 @@ func (r *reqBody) release(finish bool) {
 
 // bodyReader reads a reqBody until it is closed, and never after: a Read
 // and the Close that may hand the body to another request do not overlap.
-// It has no WriteTo, so that the transport reads it in chunks (a Close
-// waits for one chunk's copy at most).
+//
+// Its WriteTo hands the transport the rest of the body in one Write, with
+// no copy (the request is sent chunked, as one chunk: with a
+// Content-Length, net/http reads the body through an io.LimitReader into a
+// 32 KiB buffer, a copy of every byte). A Close during that Write (the
+// transport gave up on the request) does not wait for it: the body is
+// released when the Write returns.
 type bodyReader struct {
-	mu   sync.Mutex
-	r    bytes.Reader
-	body *reqBody // nil once closed
+	mu      sync.Mutex
+	b       []byte // what is left to read
+	body    *reqBody
+	writing bool // a WriteTo is writing b
+	closed  bool
 }
 
 var errBodyClosed = errors.New("request body read after close")
@@ -224,14 +235,63 @@ var errBodyClosed = errors.New("request body read after close")
 func (br *bodyReader) Read(p []byte) (int, error) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
-	if br.body == nil {
+	if br.closed {
 		return 0, errBodyClosed
 	}
-	return br.r.Read(p)
+	if len(br.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, br.b)
+	br.b = br.b[n:]
+	return n, nil
+}
+
+// WriteTo writes what is left of the body to w in one Write.
+func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
+	br.mu.Lock()
+	if br.closed {
+		br.mu.Unlock()
+		return 0, errBodyClosed
+	}
+	if br.writing {
+		br.mu.Unlock()
+		return 0, errors.New("request body: concurrent WriteTo")
+	}
+	b := br.b
+	br.writing = true
+	br.mu.Unlock()
+
+	var n int
+	var err error
+	if len(b) > 0 {
+		n, err = w.Write(b)
+	}
+
+	br.mu.Lock()
+	br.writing = false
+	br.b = br.b[n:]
+	var release *reqBody
+	if br.closed { // closed while writing: release now
+		release, br.body = br.body, nil
+	}
+	br.mu.Unlock()
+	if release != nil {
+		release.release(false)
+	}
+	return int64(n), err
 }
 
 func (br *bodyReader) Close() error {
 	br.mu.Lock()
+	if br.closed {
+		br.mu.Unlock()
+		return nil
+	}
+	br.closed = true
+	if br.writing { // WriteTo releases the body when its Write returns
+		br.mu.Unlock()
+		return nil
+	}
 	b := br.body
 	br.body = nil
 	br.mu.Unlock()
