@@ -479,6 +479,11 @@ func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
 		n, _ := harness.Stat(agentHTTP, "ferry_agent_syslog_received_total")
 		return n
 	}
+	// WaitListening's probe connection closed without a PROXY header, and
+	// HAProxy logs that: its line must be in before send counts, or it
+	// stands in for the last request's line, which the agent stopped below
+	// may then never read (syslog over TCP has no acknowledgement).
+	harness.WaitFor(t, 10*time.Second, "the agent receiving the listening probe's log line", func() bool { return received() >= 1 })
 	// send makes n requests and waits until the (running) agent received
 	// their log lines.
 	port := 44000
