@@ -126,6 +126,9 @@ func TestHangingClusterLogsAtCadence(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Write did not return after the cluster came back")
 	}
+	// The items are resolved (and Write returns) as the answer is read;
+	// the line saying so is logged right after, by the request's goroutine.
+	waitLog("the recovery line", func() bool { return logs.Count("Elasticsearch delivery resumed") > 0 })
 	resumed := logs.Lines("Elasticsearch delivery resumed")
 	if len(resumed) != 1 || !strings.Contains(resumed[0], "level=INFO") || !strings.Contains(resumed[0], "after=") ||
 		strings.Contains(resumed[0], "failed_attempts=0") {
