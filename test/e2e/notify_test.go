@@ -248,6 +248,13 @@ alerting:
 	if s := statuses(); len(s) != 1 || s[0] != "firing" {
 		t.Fatalf("notices %v: want one firing", s)
 	}
+	// Delivery is at least once: a notice the receiver got but the outbox
+	// has not yet recorded as sent is sent again after a kill. Kill once
+	// the outbox is empty, so a second notice could only come from the state.
+	harness.WaitFor(t, 30*time.Second, "the outbox to record the notice as sent", func() bool {
+		n, err := harness.Stat(httpAddr, "ferry_aggregator_alert_outbox_pending")
+		return err == nil && n == 0
+	})
 	agg.Kill9()
 	agg.Start()
 	// Several evaluations of the restarted aggregator, each handing the
