@@ -23,14 +23,18 @@ func codecBatch(n int) *event.Batch {
 	m.Seal()
 	b := &event.Batch{Node: "node-1", Events: make([]*ferryv1.Event, n), Meta: make([]*event.Meta, n)}
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
+	// One Kubernetes struct and one path for the pod's lines, as the wire
+	// decoder gives them.
+	k := &ferryv1.Kubernetes{Namespace: "shop", Pod: "web-7d9f8c6b5-x2x4z", PodUid: "8f1c2e0f-1b2c-4d5e-9f00-000000000001", Container: "app", ContainerId: "containerd://0000000000000000000000000000000000000000000000000000000000000001"}
+	path := "/var/log/pods/shop_web-7d9f8c6b5-x2x4z_8f1c2e0f-1b2c-4d5e-9f00-000000000001/app/0.log"
 	for i := range n {
 		b.Events[i] = &ferryv1.Event{
 			Id:           event.ID(nil, "node-1", "f", int64(i)*120),
 			TimeUnixNano: t0 + int64(i)*13_000,
 			Message:      []byte(`GET /api/v1/orders/` + strconv.Itoa(10000+i) + ` HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11; Linux x86_64)" 0.004`),
 			Stream:       ferryv1.StreamName_STREAM_STDOUT,
-			Source:       &ferryv1.Source{Path: "/var/log/containers/web-7d9f8c6b5-x2x4z_shop_app-abc.log", Offset: int64(i) * 120, Input: "container-0"},
-			Kubernetes:   &ferryv1.Kubernetes{Namespace: "shop", Pod: "web-7d9f8c6b5-x2x4z", PodUid: "u-1", Container: "app", ContainerId: "abc"},
+			Source:       &ferryv1.Source{Path: path, Offset: int64(i) * 120, Input: "container-0"},
+			Kubernetes:   k,
 		}
 		b.Meta[i] = m
 	}
