@@ -96,4 +96,3 @@ func BenchmarkSinkWrite(b *testing.B) {
 		})
 	}
 }
-
