@@ -52,7 +52,7 @@ func TestBodyReaderWritesOnce(t *testing.T) {
 	s := &Sink{client: c, reqTimeout: requestTimeout}
 	var pool bodyPool
 	body := pool.get()
-	body.b = append(body.b, want...)
+	body.addSegment([]byte(want), nil)
 	res, err := s.doBody(context.Background(), http.MethodPost, "/_bulk", "", "application/x-ndjson", body)
 	body.done()
 	if err != nil || res.status != 200 {
@@ -70,7 +70,7 @@ func TestBodyReaderWritesOnce(t *testing.T) {
 
 	var wc writeCounter
 	r := (&bodyPool{}).get()
-	r.b = append(r.b, want...)
+	r.addSegment([]byte(want), nil)
 	br := r.reader()
 	head := make([]byte, 100)
 	if _, err := io.ReadFull(br, head); err != nil {
@@ -104,7 +104,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 // is over; reads after the Close fail.
 func TestBodyReaderCloseDuringWrite(t *testing.T) {
 	r := (&bodyPool{}).get()
-	r.b = append(r.b, "some body"...)
+	r.addSegment([]byte("some body"), nil)
 	br := r.reader()
 	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -171,8 +171,8 @@ func BenchmarkSendBody(b *testing.B) {
 			cpu0 := cpuNow()
 			for b.Loop() {
 				body := pool.get()
-				body.b = append(body.b, payload...)
-				_, err := s.perform(context.Background(), http.MethodPost, "/_bulk", "", "application/x-ndjson", body.reader, len(body.b), chunked)
+				body.addSegment(payload, nil)
+				_, err := s.perform(context.Background(), http.MethodPost, "/_bulk", "", "application/x-ndjson", body.reader, body.size, chunked)
 				body.done()
 				if err != nil {
 					b.Fatal(err)

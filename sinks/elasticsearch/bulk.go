@@ -11,31 +11,50 @@ import (
 
 // item is one document on its way to Elasticsearch.
 type item struct {
-	w        *waiter
-	pos      int    // index of the event in its batch
-	index    string // data stream
-	id       string // _id
-	doc      []byte // the JSON document
-	dead     bool   // this is the dead-letter copy of the event
-	attempts int    // per-item retries so far
+	w     *waiter
+	pos   int    // index of the event in its batch
+	index string // data stream
+	id    string // _id
+	// line is the item's part of a bulk body, as sent: its action line and
+	// its document, each ending in '\n'. The document starts at docAt.
+	line  []byte
+	docAt int
+	// owner holds line, at owner.lines[at:at+len(line)], when line is in
+	// a Write's pooled buffers (nil: line is an allocation of its own, a
+	// dead-letter item's). Items of one owner that follow each other there
+	// go into a request body as one segment, without a copy.
+	owner    *writeBufs
+	at       int
+	dead     bool // this is the dead-letter copy of the event
+	attempts int  // per-item retries so far
 }
+
+// doc returns the item's JSON document.
+func (it *item) doc() []byte { return it.line[it.docAt : len(it.line)-1] }
 
 // size is what the item adds to a bulk body.
-func (it *item) size() int {
-	return len(`{"create":{"_index":"","_id":""}}`) + len(it.index) + len(it.id) + len(it.doc) + 2
+func (it *item) size() int { return len(it.line) }
+
+// appendAction appends the action line of a create of id (none: "") into
+// index, without its '\n'.
+func appendAction(dst []byte, index, id string) []byte {
+	dst = append(dst, `{"create":{"_index":`...)
+	dst = appendJSONString(dst, index)
+	if id != "" { // an event without id (a bug upstream) or a time-series metric gets one from Elasticsearch
+		dst = append(dst, `,"_id":`...)
+		dst = appendJSONString(dst, id)
+	}
+	return append(dst, "}}"...)
 }
 
-// appendBulk appends the action and document lines of it.
-func appendBulk(dst []byte, it *item) []byte {
-	dst = append(dst, `{"create":{"_index":`...)
-	dst = appendJSONString(dst, it.index)
-	if it.id != "" { // an event without id (a bug upstream) gets one from Elasticsearch
-		dst = append(dst, `,"_id":`...)
-		dst = appendJSONString(dst, it.id)
-	}
-	dst = append(dst, "}}\n"...)
-	dst = append(dst, it.doc...)
-	return append(dst, '\n')
+// newLine returns the bulk lines of a create of doc with id into index, in
+// an allocation of their own, and where doc starts in them.
+func newLine(index, id string, doc []byte) (line []byte, docAt int) {
+	line = make([]byte, 0, len(`{"create":{"_index":"","_id":""}}`)+len(index)+len(id)+len(doc)+2+16)
+	line = append(appendAction(line, index, id), '\n')
+	docAt = len(line)
+	line = append(line, doc...)
+	return append(line, '\n'), docAt
 }
 
 // appendJSONString appends s as a JSON string.
@@ -51,18 +70,69 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendBulkBody appends the bulk request body of the items: their action
-// and document lines.
-func appendBulkBody(dst []byte, batch []*item) []byte {
-	size := 0
-	for _, it := range batch {
-		size += it.size()
+// minSegment: a run of items of one owner shorter than this is copied into
+// the body's own buffer (with the other short runs next to it) rather
+// than sent as a segment of its own: each segment is a chunk and a few
+// writes to the connection, worth it only for a run of many items.
+const minSegment = 32 << 10
+
+// setBulkBody makes body the bulk request body of the items: their lines
+// in order. A run of items that follow each other in one Write's buffers
+// (usually all a Write's items) is one segment of the body, sent from
+// those buffers; each Write whose buffers the body uses keeps them, out of
+// the pool, until the body is released (see reqBody). Short runs and
+// items of their own are copied into the body's buffer.
+func setBulkBody(body *reqBody, batch []*item) {
+	// First the size of the copied part, so that its buffer grows at most
+	// once (and keeps segments of it valid).
+	copied := 0
+	forRuns(batch, func(run []*item, n int) {
+		if run[0].owner == nil || n < minSegment {
+			copied += n
+		}
+	})
+	body.buf = slices.Grow(body.buf[:0], copied)
+	pending := -1 // where copied runs not yet in a segment start in body.buf
+	flush := func() {
+		if pending >= 0 {
+			body.addSegment(body.buf[pending:], nil)
+			pending = -1
+		}
 	}
-	dst = slices.Grow(dst, size)
-	for _, it := range batch {
-		dst = appendBulk(dst, it)
+	forRuns(batch, func(run []*item, n int) {
+		first := run[0]
+		if first.owner != nil && n >= minSegment {
+			flush()
+			body.addSegment(first.owner.lines[first.at:first.at+n], first.owner)
+			return
+		}
+		if pending < 0 {
+			pending = len(body.buf)
+		}
+		for _, it := range run {
+			body.buf = append(body.buf, it.line...)
+		}
+	})
+	flush()
+}
+
+// forRuns calls f with each run of batch whose lines follow each other in
+// one owner's buffer (an item without owner is a run of its own) and the
+// run's length in bytes.
+func forRuns(batch []*item, f func(run []*item, n int)) {
+	for i := 0; i < len(batch); {
+		first := batch[i]
+		n := len(first.line)
+		j := i + 1
+		if first.owner != nil {
+			for j < len(batch) && batch[j].owner == first.owner && batch[j].at == first.at+n {
+				n += len(batch[j].line)
+				j++
+			}
+		}
+		f(batch[i:j], n)
+		i = j
 	}
-	return dst
 }
 
 // bulkQuery trims the bulk answer to what the sink reads.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,10 +99,10 @@ func (s *Sink) do(ctx context.Context, method, path, query, contentType string, 
 }
 
 // doBody is do with a body from the sink's pool. The caller calls
-// body.done() after it; the body is reused once the transport has closed
+// body.done() after it; the body is released once the transport has closed
 // every reader it got of it.
 func (s *Sink) doBody(ctx context.Context, method, path, query, contentType string, body *reqBody) (response, error) {
-	return s.perform(ctx, method, path, query, contentType, body.reader, len(body.b), true)
+	return s.perform(ctx, method, path, query, contentType, body.reader, body.size, true)
 }
 
 // perform sends one request whose body (nil: none) of size bytes open
@@ -120,7 +121,8 @@ func (s *Sink) perform(ctx context.Context, method, path, query, contentType str
 		req.Body = open()
 		req.ContentLength = int64(size)
 		if chunked {
-			// One chunk, written from the body's bytes (bodyReader.WriteTo).
+			// A chunk per segment, written from the body's bytes
+			// (bodyReader.WriteTo).
 			req.TransferEncoding = []string{"chunked"}
 		}
 		req.GetBody = func() (io.ReadCloser, error) { return open(), nil }
@@ -156,36 +158,57 @@ func readAll(res *http.Response) ([]byte, error) {
 	return io.ReadAll(res.Body)
 }
 
-// bodyPool keeps bulk request bodies for reuse: a body of megabytes per
-// request is otherwise a new allocation (and garbage) each time.
+// bodyPool keeps bulk request bodies for reuse: their lists of segments
+// and the buffers for what they copy.
 type bodyPool struct{ p sync.Pool }
 
-// maxPooledBody: a larger body (a huge flush_bytes) is not kept.
+// maxPooledBody: a larger copy buffer (a huge flush_bytes) is not kept.
 const maxPooledBody = 64 << 20
 
 // get returns an empty body.
 func (p *bodyPool) get() *reqBody {
 	if r, ok := p.p.Get().(*reqBody); ok {
-		r.b, r.open, r.finished = r.b[:0], 0, false
+		r.open, r.finished = 0, false
 		return r
 	}
 	return &reqBody{pool: p}
 }
 
-// reqBody is one bulk request body taken from a bodyPool. The transport
-// may still read a request's body after the answer is in (an answer sent
-// before the whole body was read), and makes a new reader for a retry on
-// another connection (GetBody); the body goes back to the pool only once
-// the request is over (done) and every reader made of it is closed, which
-// the transport always does. A reader it never closed keeps the body out
-// of the pool for good: the garbage collector takes it.
+// reqBody is one bulk request body taken from a bodyPool: segments sent
+// one after the other, each from the buffer it is in, a Write's pooled
+// lines (owners) or the body's own buf. The transport may still read a
+// request's body after the answer is in (an answer sent before the whole
+// body was read), and makes a new reader for a retry on another
+// connection (GetBody); the body is released only once the request is
+// over (done) and every reader made of it is closed, which the transport
+// always does: then the owners' buffers it used may go back to their pool
+// and the body to its own. A reader it never closed keeps the body and
+// those buffers out of the pools for good: the garbage collector takes
+// them.
 type reqBody struct {
-	pool *bodyPool
-	b    []byte
+	pool   *bodyPool
+	segs   [][]byte
+	size   int          // of all segments
+	buf    []byte       // what the body copied
+	owners []*writeBufs // whose buffers segments are in: one reference each
 
 	mu       sync.Mutex
 	open     int  // readers not closed yet
 	finished bool // done was called
+}
+
+// addSegment appends seg to the body; owner (nil: none) holds its bytes,
+// and is kept until the body is released.
+func (r *reqBody) addSegment(seg []byte, owner *writeBufs) {
+	if len(seg) == 0 {
+		return
+	}
+	r.segs = append(r.segs, seg)
+	r.size += len(seg)
+	if owner != nil && !slices.Contains(r.owners, owner) {
+		owner.ref()
+		r.owners = append(r.owners, owner)
+	}
 }
 
 // reader returns a new reader of the body.
@@ -193,7 +216,7 @@ func (r *reqBody) reader() io.ReadCloser {
 	r.mu.Lock()
 	r.open++
 	r.mu.Unlock()
-	return &bodyReader{body: r, b: r.b}
+	return &bodyReader{body: r, segs: r.segs}
 }
 
 // done says the request is over.
@@ -208,25 +231,40 @@ func (r *reqBody) release(finish bool) {
 	}
 	free := r.finished && r.open == 0
 	r.mu.Unlock()
-	if free && cap(r.b) <= maxPooledBody {
+	if !free {
+		return
+	}
+	for _, o := range r.owners {
+		o.unref()
+	}
+	clear(r.owners)
+	clear(r.segs)
+	r.owners, r.segs, r.size = r.owners[:0], r.segs[:0], 0
+	r.buf = r.buf[:0]
+	if cap(r.buf) > maxPooledBody {
+		r.buf = nil
+	}
+	if r.pool != nil {
 		r.pool.p.Put(r)
 	}
 }
 
 // bodyReader reads a reqBody until it is closed, and never after: a Read
-// and the Close that may hand the body to another request do not overlap.
+// and the Close that may release the body do not overlap.
 //
-// Its WriteTo hands the transport the rest of the body in one Write, with
-// no copy (the request is sent chunked, as one chunk: with a
+// Its WriteTo hands the transport each segment left in one Write, with no
+// copy (the request is sent chunked, a chunk per segment: with a
 // Content-Length, net/http reads the body through an io.LimitReader into a
-// 32 KiB buffer, a copy of every byte). A Close during that Write (the
+// 32 KiB buffer, a copy of every byte). A Close during that WriteTo (the
 // transport gave up on the request) does not wait for it: the body is
-// released when the Write returns.
+// released when the Write in progress returns, and no segment is written
+// after it.
 type bodyReader struct {
 	mu      sync.Mutex
-	b       []byte // what is left to read
+	segs    [][]byte // the body's segments from the one being read
+	off     int      // bytes of segs[0] read
 	body    *reqBody
-	writing bool // a WriteTo is writing b
+	writing bool // a WriteTo is writing from segs
 	closed  bool
 }
 
@@ -238,15 +276,25 @@ func (br *bodyReader) Read(p []byte) (int, error) {
 	if br.closed {
 		return 0, errBodyClosed
 	}
-	if len(br.b) == 0 {
+	if br.writing {
+		return 0, errors.New("request body: Read during WriteTo")
+	}
+	n := 0
+	for n < len(p) && len(br.segs) > 0 {
+		c := copy(p[n:], br.segs[0][br.off:])
+		n += c
+		br.off += c
+		if br.off == len(br.segs[0]) {
+			br.segs, br.off = br.segs[1:], 0
+		}
+	}
+	if n == 0 && len(p) > 0 {
 		return 0, io.EOF
 	}
-	n := copy(p, br.b)
-	br.b = br.b[n:]
 	return n, nil
 }
 
-// WriteTo writes what is left of the body to w in one Write.
+// WriteTo writes what is left of the body to w, a Write per segment.
 func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
 	br.mu.Lock()
 	if br.closed {
@@ -257,19 +305,26 @@ func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
 		br.mu.Unlock()
 		return 0, errors.New("request body: concurrent WriteTo")
 	}
-	b := br.b
 	br.writing = true
-	br.mu.Unlock()
-
-	var n int
+	var total int64
 	var err error
-	if len(b) > 0 {
-		n, err = w.Write(b)
+	for len(br.segs) > 0 && err == nil {
+		if br.closed { // no segment after a Close
+			err = errBodyClosed
+			break
+		}
+		seg := br.segs[0][br.off:]
+		br.mu.Unlock()
+		var n int
+		n, err = w.Write(seg)
+		total += int64(n)
+		br.mu.Lock()
+		br.off += n
+		if br.off == len(br.segs[0]) {
+			br.segs, br.off = br.segs[1:], 0
+		}
 	}
-
-	br.mu.Lock()
 	br.writing = false
-	br.b = br.b[n:]
 	var release *reqBody
 	if br.closed { // closed while writing: release now
 		release, br.body = br.body, nil
@@ -278,7 +333,7 @@ func (br *bodyReader) WriteTo(w io.Writer) (int64, error) {
 	if release != nil {
 		release.release(false)
 	}
-	return int64(n), err
+	return total, err
 }
 
 func (br *bodyReader) Close() error {

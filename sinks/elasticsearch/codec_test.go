@@ -138,49 +138,106 @@ func FuzzParseBulk(f *testing.F) {
 }
 
 // TestBulkBody: the request body is each item's action line and document,
-// and a reused buffer holds only the new request.
+// in the order of the items, whichever buffers they are in: runs of one
+// Write's items that follow each other in its buffer are sent from there
+// (one segment each, no copy), short runs and items of their own
+// (dead-letter ones) are copied into the body's buffer, and a reused body
+// holds only the new request.
 func TestBulkBody(t *testing.T) {
-	batch := codecBatch(3)
-	items := buildItems(newWaiter(context.Background(), 3), batch, time.Unix(0, 0))
-	items[1].id = "" // a time-series metric: Elasticsearch makes the _id
-	old := appendBulkBody(nil, buildItems(newWaiter(context.Background(), 3), codecBatch(3), time.Unix(0, 0)))
-	body := appendBulkBody(old[:0], items)
-	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("%d lines:\n%s", len(lines), body)
-	}
+	const n = 200 // ~100 KB of lines: runs of 50 items are above minSegment
+	batch := codecBatch(n)
+	items := getWriteBufs().build(newWaiter(context.Background(), n), batch, time.Unix(0, 0), false)
+	other := getWriteBufs().build(newWaiter(context.Background(), n), codecBatch(n), time.Unix(0, 0), false)
+	own := &item{index: "logs-ferry.deadletter-default", id: "x"}
+	own.line, own.docAt = newLine(own.index, own.id, []byte(`{"message":"dead"}`))
 	for i, it := range items {
-		want := `{"create":{"_index":"` + it.index + `","_id":"` + it.id + `"}}`
-		if it.id == "" {
-			want = `{"create":{"_index":"` + it.index + `"}}`
+		want := `{"create":{"_index":"` + it.index + `","_id":"` + it.id + `"}}` + "\n" + string(it.doc()) + "\n"
+		if string(it.line) != want {
+			t.Errorf("item %d:\n%s\nwant\n%s", i, it.line, want)
 		}
-		if lines[2*i] != want || lines[2*i+1] != string(it.doc) {
-			t.Errorf("item %d:\n%s\n%s\nwant\n%s\n%s", i, lines[2*i], lines[2*i+1], want, it.doc)
-		}
-		if it.id != "" && it.id != event.IDString(batch.Events[i].GetId()) {
+		if it.id != event.IDString(batch.Events[i].GetId()) {
 			t.Errorf("item %d: _id %s, want %s", i, it.id, event.IDString(batch.Events[i].GetId()))
 		}
 		if it.index != batch.DataStream(i) {
 			t.Errorf("item %d: index %s, want %s", i, it.index, batch.DataStream(i))
 		}
-		if want := batch.AppendDocument(nil, i, time.Unix(0, 0)); !bytes.Equal(it.doc, want) {
-			t.Errorf("item %d: document\n%s\nwant\n%s", i, it.doc, want)
+		if want := batch.AppendDocument(nil, i, time.Unix(0, 0)); !bytes.Equal(it.doc(), want) {
+			t.Errorf("item %d: document\n%s\nwant\n%s", i, it.doc(), want)
 		}
+	}
+	// A long run, one item of the other Write, a dead-letter item, a
+	// short run, a gap (an item resolved already), and a long run again.
+	var req []*item
+	req = append(req, items[0:50]...)
+	req = append(req, other[7], own)
+	req = append(req, items[50:53]...)
+	req = append(req, items[54:120]...)
+	var want []byte
+	for _, it := range req {
+		want = append(want, it.line...)
+	}
+	var p bodyPool
+	stale := p.get()
+	setBulkBody(stale, other) // a request before, from the same pool
+	stale.done()
+	body := p.get()
+	setBulkBody(body, req)
+	if body.size != len(want) {
+		t.Fatalf("body size %d, want %d", body.size, len(want))
+	}
+	if len(body.segs) != 3 {
+		t.Errorf("%d segments, want 3: a long run, the copied items, a long run", len(body.segs))
+	}
+	owner := items[0].owner
+	if &body.segs[0][0] != &owner.lines[0] || &body.segs[2][0] != &owner.lines[items[54].at] {
+		t.Error("long runs were copied, not sent from the Write's buffer")
+	}
+	if got := owner.refs.Load(); got != 2 || len(body.owners) != 1 {
+		t.Errorf("owner references %d, owners %d; want 2 (the Write's, the body's) and 1 (the short run of other is copied)", got, len(body.owners))
+	}
+	var read bytes.Buffer
+	r := body.reader()
+	head := make([]byte, 1000) // Read across a segment's end, then WriteTo
+	k, _ := io.ReadFull(r, head)
+	read.Write(head[:k])
+	if _, err := r.(io.WriterTo).WriteTo(&read); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read.Bytes(), want) {
+		t.Fatalf("body reads %d bytes, not the items' lines (%d bytes)", read.Len(), len(want))
+	}
+	all, err := io.ReadAll(body.reader()) // a second reader: GetBody
+	if err != nil || !bytes.Equal(all, want) {
+		t.Fatalf("second reader: %d bytes, %v", len(all), err)
+	}
+	if got := owner.refs.Load(); got != 2 {
+		t.Fatalf("owner references %d while the body is in use, want 2", got)
+	}
+	body.done() // every reader was read to its end but not closed
+	if got := owner.refs.Load(); got != 2 {
+		t.Fatalf("owner references %d with readers of the body open, want 2", got)
 	}
 }
 
-// TestBodyReuse: a pooled body goes back to the pool only after the
-// request is over and every reader of it is closed; a reader closed reads
-// nothing more.
+// TestBodyReuse: a pooled body is released only after the request is over
+// and every reader of it is closed; a reader closed reads nothing more. The
+// Write buffers it sends from go back to their pool only after the body is
+// released and the Write gave them back.
 func TestBodyReuse(t *testing.T) {
 	var p bodyPool
 	b := p.get()
-	b.b = append(b.b, "first request"...)
+	wb := getWriteBufs()
+	wb.lines = append(wb.lines[:0], "first request"...)
+	b.addSegment(wb.lines, wb)
 	r1, r2 := b.reader(), b.reader()
 	b.done()
 	r1.Close()
 	if got := b.open; got != 1 || !b.finished {
 		t.Fatalf("open %d finished %v", got, b.finished)
+	}
+	wb.unref() // the Write is over
+	if got := wb.refs.Load(); got != 1 {
+		t.Fatalf("Write buffers have %d references while a reader of a body using them is open, want 1", got)
 	}
 	head := make([]byte, 5)
 	if _, err := io.ReadFull(r2, head); err != nil || string(head) != "first" {
@@ -192,5 +249,8 @@ func TestBodyReuse(t *testing.T) {
 	}
 	if b.open != 0 {
 		t.Fatalf("open %d", b.open)
+	}
+	if got := wb.refs.Load(); got != 0 || len(b.owners) != 0 || len(b.segs) != 0 {
+		t.Fatalf("after release: Write buffers' references %d, body owners %d, segments %d; want 0", got, len(b.owners), len(b.segs))
 	}
 }

@@ -48,7 +48,7 @@ func (s *Sink) deadLetter(it *item, a bulkItemAnswer, now time.Time) (*item, err
 	d := deadLetterDoc{
 		Timestamp:  now.UTC().Format(time.RFC3339Nano),
 		Message:    fmt.Sprintf("%s rejected the event: %s: %s", it.index, a.Error.Type, a.Error.Reason),
-		Event:      dlEvent{ID: it.id, Dataset: dataset, Kind: "event", Original: string(it.doc)},
+		Event:      dlEvent{ID: it.id, Dataset: dataset, Kind: "event", Original: string(it.doc())},
 		Error:      dlError{Type: a.Error.Type, Reason: a.Error.Reason},
 		Ferry:      dlFerry{OriginalIndex: it.index},
 		DataStream: dlDataStream{Type: typ, Dataset: dataset, Namespace: namespace},
@@ -60,5 +60,6 @@ func (s *Sink) deadLetter(it *item, a bulkItemAnswer, now time.Time) (*item, err
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter document: %w", err)
 	}
-	return &item{w: it.w, pos: it.pos, index: s.cfg.DeadLetterDataStream, id: it.id, doc: doc, dead: true}, nil
+	line, docAt := newLine(s.cfg.DeadLetterDataStream, it.id, doc)
+	return &item{w: it.w, pos: it.pos, index: s.cfg.DeadLetterDataStream, id: it.id, line: line, docAt: docAt, dead: true}, nil
 }

@@ -233,14 +233,14 @@ func (e *fatalError) Unwrap() error { return e.err }
 // bulk sends the items as one _bulk request and returns its per-item answer.
 func (s *Sink) bulk(batch []*item) (bulkAnswer, error) {
 	body := s.bodies.get()
-	body.b = appendBulkBody(body.b[:0], batch)
+	setBulkBody(body, batch)
 	start := time.Now()
 	slow := time.AfterFunc(s.slowAfter, func() {
 		s.outage.slow(s.bg, fmt.Sprintf("bulk request of %d events", len(batch)), s.slowAfter, s.reqTimeout)
 	})
 	r, err := s.doBody(s.bg, http.MethodPost, "/_bulk", bulkQuery, "application/x-ndjson", body)
 	slow.Stop()
-	size := len(body.b)
+	size := body.size
 	body.done() // back to the pool once the transport is done with it too
 	if err != nil {
 		return bulkAnswer{}, fmt.Errorf("bulk of %d events: %w", len(batch), err)

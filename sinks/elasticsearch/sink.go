@@ -14,6 +14,7 @@ import (
 	es "github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/ferrylogs/ferry/pipeline/event"
+	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/sinks"
 )
 
@@ -123,10 +124,10 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		return sinks.Result{}, err
 	}
 	w := newWaiter(ctx, len(b.Events))
-	wb := writePool.Get().(*writeBufs)
-	items := s.admit(ctx, s.timeSeriesIDs(b, wb.build(w, b, time.Now())))
+	wb := getWriteBufs()
+	items := s.admit(ctx, wb.build(w, b, time.Now(), s.TimeSeries()))
 	if len(items) == 0 {
-		wb.release()
+		wb.unref()
 		return w.result(), nil // every event refused: its data stream is in conflict
 	}
 	select {
@@ -139,7 +140,7 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 	}
 	select {
 	case <-w.done:
-		wb.release() // every item resolved: nothing refers to them any more
+		wb.unref() // every item resolved: only request bodies may still use them
 		return w.result(), nil
 	case <-ctx.Done():
 		return w.finish(ctx.Err())
@@ -148,68 +149,80 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 	}
 }
 
-// buildItems renders every event's document into one buffer, sized from
-// the first document, and every _id into one string. A data stream name is
-// one string per run of events with the same data stream (usually the
-// whole batch), so that items cost no allocation each.
+// buildItems renders every event's bulk lines (action line and document)
+// into one buffer, sized from the first document, and every _id into one
+// string. A data stream name is one string per run of events with the
+// same data stream (usually the whole batch), so that items cost no
+// allocation each.
 func buildItems(w *waiter, b *event.Batch, now time.Time) []*item {
-	return new(writeBufs).build(w, b, now)
+	wb := new(writeBufs)
+	wb.refs.Store(1) // never given back: left to the garbage collector
+	return wb.build(w, b, now, false)
 }
 
-// writeBufs are the buffers of one Write's items: the documents, the items
-// and the pointers to them. A Write takes them from writePool and puts them
-// back once every one of its items is resolved (its waiter is done): no
-// request, retry or dead-letter item refers to them any more then (an item
-// is resolved only after the request that carried it was answered, and a
-// request body is a copy of its documents). A Write that returns before
-// (its context ended, the sink closed) leaves them to the garbage
-// collector: items of it may still be on their way.
+// writeBufs are the buffers of one Write's items: their bulk lines, the
+// items and the pointers to them. A Write takes them from writePool
+// (getWriteBufs) and gives them back (unref) once every one of its items
+// is resolved (its waiter is done): no request, retry or dead-letter item
+// refers to them any more then (an item is resolved only after the request
+// that carried it was answered; a dead-letter item copies the document).
+// A request body sends lines from these buffers (see setBulkBody) and
+// holds a reference to them until the transport is done with it, which may
+// be after the answer: the buffers go back to the pool when the last
+// reference goes. A Write that returns before its items are resolved (its
+// context ended, the sink closed) keeps its reference: the buffers are
+// left to the garbage collector, as items of it may still be on their way.
 type writeBufs struct {
-	docs  []byte
+	lines []byte
 	ids   []byte
 	ends  []int
 	items []item
 	ptrs  []*item
+	// refs: the Write's own reference, and one per request body that
+	// sends lines from lines and is not released yet.
+	refs atomic.Int32
 }
 
-// writePool holds writeBufs to reuse: a Write's documents are hundreds of
-// KiB, whose allocation the runtime clears first.
+// writePool holds writeBufs to reuse: a Write's lines are hundreds of KiB,
+// whose allocation the runtime clears first.
 var writePool = sync.Pool{New: func() any { return new(writeBufs) }}
 
-// maxPooledDocs: documents of a larger batch are not kept.
-const maxPooledDocs = 16 << 20
+// maxPooledLines: lines of a larger batch are not kept.
+const maxPooledLines = 16 << 20
+
+// getWriteBufs returns buffers from writePool, with the caller's reference.
+func getWriteBufs() *writeBufs {
+	wb := writePool.Get().(*writeBufs)
+	wb.refs.Store(1)
+	return wb
+}
+
+// ref takes a reference to wb for a request body.
+func (wb *writeBufs) ref() { wb.refs.Add(1) }
+
+// unref drops a reference; the last one returns wb to writePool.
+func (wb *writeBufs) unref() {
+	if wb.refs.Add(-1) == 0 {
+		wb.release()
+	}
+}
 
 // release returns wb to writePool, dropping what its items pointed to.
 func (wb *writeBufs) release() {
 	clear(wb.items)
 	clear(wb.ptrs)
-	if cap(wb.docs) > maxPooledDocs {
-		wb.docs = nil
+	if cap(wb.lines) > maxPooledLines {
+		wb.lines = nil
 	}
 	writePool.Put(wb)
 }
 
-// build is buildItems into wb's buffers.
-func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time) []*item {
+// build is buildItems into wb's buffers. With noMetricIDs (the cluster
+// makes time-series data streams, which refuse a given _id) metric events
+// are sent without _id: Elasticsearch derives it from the dimensions and
+// @timestamp, as deterministic as Ferry's own.
+func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time, noMetricIDs bool) []*item {
 	n := len(b.Events)
-	if cap(wb.ends) < n {
-		wb.ends = make([]int, n)
-	}
-	ends := wb.ends[:n]
-	buf := wb.docs[:0]
-	enc := event.NewDocumentEncoder(b, now)
-	for i := range b.Events {
-		buf = enc.Append(buf, i)
-		if i == 0 {
-			// The others are about as long: one allocation for all, with
-			// room to spare.
-			if want := len(buf)*n + len(buf)*n/4 + 512; cap(buf) < want {
-				buf = append(make([]byte, 0, want), buf...)
-			}
-		}
-		ends[i] = len(buf)
-	}
-	wb.docs = buf
 	idBuf := slices.Grow(wb.ids[:0], n*base64IDLen)
 	for _, ev := range b.Events {
 		idBuf = event.AppendIDString(idBuf, ev.GetId())
@@ -219,19 +232,55 @@ func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time) []*item {
 	if cap(wb.items) < n {
 		wb.items = make([]item, n)
 		wb.ptrs = make([]*item, n)
+		wb.ends = make([]int, n)
 	}
-	items, ptrs := wb.items[:n], wb.ptrs[:n]
-	var stream string
-	var name [256]byte
-	start, idStart := 0, 0
+	items, ptrs, ends := wb.items[:n], wb.ptrs[:n], wb.ends[:n]
+	buf := wb.lines[:0]
+	enc := event.NewDocumentEncoder(b, now)
+	var (
+		stream string
+		name   [256]byte
+		// action is the action line up to the _id, for stream.
+		action []byte
+	)
+	idStart := 0
 	for i, ev := range b.Events {
-		if ds := b.AppendDataStream(name[:0], i); string(ds) != stream {
+		if ds := b.AppendDataStream(name[:0], i); string(ds) != stream || action == nil {
 			stream = string(ds)
+			action = appendJSONString(append(action[:0], `{"create":{"_index":`...), stream)
 		}
 		idEnd := idStart + (len(ev.GetId())*8+5)/6
-		items[i] = item{w: w, pos: i, index: stream, id: ids[idStart:idEnd], doc: buf[start:ends[i]:ends[i]]}
+		id := ids[idStart:idEnd]
+		idStart = idEnd
+		if noMetricIDs && ev.GetKind() == ferryv1.Kind_KIND_METRIC {
+			id = ""
+		}
+		at := len(buf)
+		buf = append(buf, action...)
+		if id != "" {
+			buf = append(buf, `,"_id":"`...)
+			buf = append(buf, id...) // base64url: nothing to escape
+			buf = append(buf, "\"}}\n"...)
+		} else {
+			buf = append(buf, "}}\n"...)
+		}
+		docAt := len(buf) - at
+		buf = enc.Append(buf, i)
+		buf = append(buf, '\n')
+		if i == 0 {
+			// The others are about as long: one allocation for all, with
+			// room to spare.
+			if want := len(buf)*n + len(buf)*n/4 + 512; cap(buf) < want {
+				buf = append(make([]byte, 0, want), buf...)
+			}
+		}
+		ends[i] = len(buf)
+		items[i] = item{w: w, pos: i, index: stream, id: id, docAt: docAt, owner: wb, at: at}
+	}
+	wb.lines = buf
+	for i := range items { // buf is where it stays now
+		items[i].line = buf[items[i].at:ends[i]:ends[i]]
 		ptrs[i] = &items[i]
-		start, idStart = ends[i], idEnd
 	}
 	return ptrs
 }

@@ -3,9 +3,6 @@ package elasticsearch
 import (
 	"context"
 	"strings"
-
-	"github.com/ferrylogs/ferry/pipeline/event"
-	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
 
 // Metric data streams (metrics-system.<set>-<environment>,
@@ -181,20 +178,4 @@ func (s *Sink) TimeSeries() bool {
 	s.tmpl.mu.Lock()
 	defer s.tmpl.mu.Unlock()
 	return s.tmpl.modeLogged && !s.tmpl.noTimeSeries
-}
-
-// timeSeriesIDs leaves the _id of metric events to Elasticsearch when
-// their data streams are time-series ones (which refuse a given _id): it
-// derives it from the dimensions and @timestamp, as deterministic as
-// Ferry's own.
-func (s *Sink) timeSeriesIDs(b *event.Batch, items []*item) []*item {
-	if !s.TimeSeries() {
-		return items
-	}
-	for _, it := range items {
-		if !it.dead && b.Events[it.pos].GetKind() == ferryv1.Kind_KIND_METRIC {
-			it.id = ""
-		}
-	}
-	return items
 }

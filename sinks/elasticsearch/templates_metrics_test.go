@@ -169,8 +169,8 @@ func TestMetricsPlainWithoutTimeSeries(t *testing.T) {
 		t.Errorf("%d lines about plain data streams, want 1:\n%s", n, logs.String())
 	}
 	ev := metricEvent("n", "x", "system.cpu", "", 1, nil, map[string]*ferryv1.Value{})
-	items := s.timeSeriesIDs(&event.Batch{Events: []*ferryv1.Event{ev}}, []*item{{pos: 0, id: "keep"}})
-	if items[0].id != "keep" {
-		t.Error("a metric event lost its _id on plain data streams")
+	items := new(writeBufs).build(newWaiter(context.Background(), 1), &event.Batch{Events: []*ferryv1.Event{ev}}, time.Now(), s.TimeSeries())
+	if id := event.IDString(ev.GetId()); items[0].id != id || !strings.Contains(string(items[0].line), `"_id":"`+id+`"`) {
+		t.Errorf("a metric event lost its _id on plain data streams: %q", items[0].line)
 	}
 }
