@@ -175,6 +175,9 @@ const allCreated = `{"errors":false,"items":[`
 func parseBulk(body []byte, n int) (bulkAnswer, error) {
 	b := bytes.TrimSpace(body)
 	if bytes.HasPrefix(b, []byte(allCreated)) && bytes.HasSuffix(b, []byte("]}")) {
+		if allCreated201(b, n) {
+			return bulkAnswer{}, nil
+		}
 		// Only statuses in the items: one per item.
 		if got := bytes.Count(b, []byte(`"status":`)); got != n {
 			return bulkAnswer{}, fmt.Errorf("bulk answer has %d items for %d sent", got, n)
@@ -192,6 +195,27 @@ func parseBulk(body []byte, n int) (bulkAnswer, error) {
 		return a, fmt.Errorf("bulk answer has %d items for %d sent", len(a.Items), n)
 	}
 	return a, nil
+}
+
+// created201 is an item created, as filter_path writes it.
+const created201 = `{"create":{"status":201}}`
+
+// allCreated201 reports whether b, an answer without errors, is exactly
+// n items `{"create":{"status":201}}`: what Elasticsearch answers to
+// creates that all succeed, checked item by item against those bytes
+// rather than searched for statuses.
+func allCreated201(b []byte, n int) bool {
+	if n <= 0 || len(b) != len(allCreated)+n*(len(created201)+1)-1+len("]}") {
+		return false
+	}
+	items := b[len(allCreated) : len(b)-len("]}")]
+	for i := range n {
+		it := items[i*(len(created201)+1):]
+		if string(it[:len(created201)]) != created201 || (i < n-1 && it[len(created201)] != ',') {
+			return false
+		}
+	}
+	return true
 }
 
 // Items of an answer with errors, as filter_path writes them.
@@ -237,7 +261,7 @@ func scanBulk(b []byte, n int) (bulkAnswer, bool) {
 				return bulkAnswer{}, false
 			}
 			ans.Status = st
-		case bytes.HasPrefix(obj, []byte(conflictItem)):
+		case bytes.HasPrefix(obj, []byte(conflictItem)) && reasonEnd(obj[len(conflictItem):]):
 			ans.Status, ans.Error.Type = http.StatusConflict, conflictError // the reason is not read
 		default:
 			var one struct {
@@ -250,6 +274,45 @@ func scanBulk(b []byte, n int) (bulkAnswer, bool) {
 		}
 	}
 	return a, bytes.Equal(rest, []byte("]}"))
+}
+
+// reasonEnd reports whether b is `"reason":` and a valid JSON string, then
+// the end of a 409 item (`}}}`): the rest of a version conflict's item.
+func reasonEnd(b []byte) bool {
+	b, ok := bytes.CutPrefix(b, []byte(`"reason":"`))
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(b) && b[i] != '"' {
+		switch c := b[i]; {
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if i+1 >= len(b) {
+				return false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return false
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				i += 6
+			default:
+				return false
+			}
+		default:
+			i++
+		}
+	}
+	return i < len(b) && string(b[i+1:]) == "}}}"
 }
 
 // objectEnd returns the length of the JSON object at the start of b, or -1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,8 @@ func TestParseBulk(t *testing.T) {
 		answer(false, ok),
 		answer(false, ok, ok, ok),
 		answer(false, ok, item(200, "", "")),
+		answer(false, slices.Repeat([]string{ok}, 100)...),
+		answer(false, append(slices.Repeat([]string{ok}, 50), item(200, "", ""))...),
 		answer(true, ok, dup, ok),
 		answer(true, dup, dup),
 		answer(true, item(400, "document_parsing_exception", `[1:42] failed to parse field [m] of type [long] in document with id 'b'. Preview of field's value: '}{"\x'`), ok),

@@ -77,9 +77,13 @@ func (s *Sink) run() {
 				s.preparing.Add(-1)
 				s.handed.Add(1)
 			}
+			var last *waiter // the Write of the items before, alive
 			for _, it := range h.items {
-				if !it.w.alive() {
-					continue // its Write has returned
+				if it.w != last {
+					if !it.w.alive() {
+						continue // its Write has returned
+					}
+					last = it.w // a Write's items come in a row: one look each
 				}
 				n := it.size()
 				if len(cur) > 0 && bytes+n > s.cfg.FlushBytes {
@@ -269,19 +273,35 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 	var firstReject, firstRetry error
 	maxAttempt := 0
 	now := time.Now()
+	// Delivered items are resolved a run at a time (batch[run:i]: of one
+	// Write, all dead-letter items or none), and counted at the end.
+	var created, duplicate, deadLettered uint64
+	run := -1
+	flush := func(end int) {
+		if run >= 0 {
+			batch[run].w.resolveDelivered(batch[run:end])
+			run = -1
+		}
+	}
 	for i, it := range batch {
 		ans := a.item(i)
-		switch classify(ans) {
+		out := classify(ans)
+		if run >= 0 && (out != outDelivered || batch[run].w != it.w || batch[run].dead != it.dead) {
+			flush(i)
+		}
+		switch out {
 		case outDelivered:
 			switch {
 			case it.dead:
-				s.items.deadLettered.Add(1)
+				deadLettered++
 			case ans.Status == http.StatusConflict:
-				s.items.duplicate.Add(1)
+				duplicate++
 			default:
-				s.items.created.Add(1)
+				created++
 			}
-			it.w.resolve(it.pos, it.dead, nil, false)
+			if run < 0 {
+				run = i
+			}
 		case outRetry:
 			s.items.retried.Add(1)
 			err := itemError(it, ans)
@@ -310,6 +330,10 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 			dead = append(dead, dl)
 		}
 	}
+	flush(len(batch))
+	s.items.created.Add(created)
+	s.items.duplicate.Add(duplicate)
+	s.items.deadLettered.Add(deadLettered)
 	if len(dead) > 0 {
 		s.log.Warn("documents rejected, writing them to the dead-letter data stream",
 			"count", len(dead), "data_stream", s.cfg.DeadLetterDataStream, "first_error", firstReject)
@@ -335,11 +359,17 @@ func itemError(it *item, a bulkItemAnswer) error {
 	return fmt.Errorf("%s %s: HTTP %d %s: %s", it.index, it.id, a.Status, a.Error.Type, a.Error.Reason)
 }
 
-// aliveItems drops the items whose Write has returned, in place.
+// aliveItems drops the items whose Write has returned, in place. A
+// Write's items are usually in a row: its waiter is asked once per row.
 func aliveItems(items []*item) []*item {
 	out := items[:0]
+	var w *waiter
+	alive := false
 	for _, it := range items {
-		if it.w.alive() {
+		if it.w != w {
+			w, alive = it.w, it.w.alive()
+		}
+		if alive {
 			out = append(out, it)
 		}
 	}

@@ -65,6 +65,31 @@ func (w *waiter) resolve(pos int, deadLettered bool, failErr error, retryable bo
 	}
 }
 
+// resolveDelivered is resolve(it.pos, it.dead, nil, false) for each of
+// items, which are all the waiter's, taking its lock once.
+func (w *waiter) resolveDelivered(items []*item) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return
+	}
+	for _, it := range items {
+		if w.resolved[it.pos] {
+			continue
+		}
+		w.resolved[it.pos] = true
+		if it.dead {
+			w.res.DeadLettered++
+		} else {
+			w.res.Delivered++
+		}
+		w.left--
+		if w.left == 0 {
+			close(w.done)
+		}
+	}
+}
+
 // retrying records why event pos is being sent again.
 func (w *waiter) retrying(pos int, err error, itemLevel bool) {
 	w.mu.Lock()
