@@ -58,8 +58,17 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	dst = append(dst, `","message":`...)
 	dst = appendBytes(dst, e.GetMessage())
 	dst = append(dst, `,"event":{"id":"`...)
-	dst = appendBase64ID(dst, e.GetId())
-	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
+	if enc != nil && enc.id != nil {
+		dst = append(dst, enc.id...)
+	} else {
+		dst = appendBase64ID(dst, e.GetId())
+	}
+	var ds, ns, typ string
+	if enc != nil {
+		ds, ns, typ = enc.streamParts(e, m)
+	} else {
+		ds, ns, typ = Dataset(e), namespace(e, m), Type(e)
+	}
 	if enc != nil {
 		dst = append(dst, enc.streamPart(ds, ns, typ)...)
 	} else {
@@ -114,9 +123,12 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 		var arr [48]field // on the stack: HAProxy sets 40 at most
 		var sorted []field
 		var fixed []bool // fixedField of each, when known
+		var keys []byte  // `,"name":` of each, ending at ends[i], when known
+		var ends []int
 		if enc != nil {
 			sorted = enc.sortedFields(arr[:0], fs)
 			fixed = enc.fixedFields(m != nil)
+			keys, ends = enc.keys()
 		} else {
 			sorted = sortFields(arr[:0], fs)
 		}
@@ -124,9 +136,17 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 			if fixed != nil && fixed[i] || fixed == nil && fixedField(f.name, m != nil) || add.has(f.name) {
 				continue // the document has it already (data_stream.* is read above)
 			}
-			dst = append(dst, ',')
-			dst = appendString(dst, f.name)
-			dst = append(dst, ':')
+			if keys != nil {
+				start := 0
+				if i > 0 {
+					start = ends[i-1]
+				}
+				dst = append(dst, keys[start:ends[i]]...)
+			} else {
+				dst = append(dst, ',')
+				dst = appendString(dst, f.name)
+				dst = append(dst, ':')
+			}
 			dst = appendValue(dst, f.value)
 		}
 	}

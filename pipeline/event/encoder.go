@@ -34,8 +34,8 @@ type DocumentEncoder struct {
 		buf []byte
 	}
 	// sec is the second of the last @timestamp written, head its
-	// rendering up to the fraction ("2006-01-02T15:04:05."); valid when
-	// head[0] is not 0.
+	// rendering ("2006-01-02T15:04:05.000000000Z"); valid when head[0] is
+	// not 0.
 	sec  int64
 	head [len(timeLayout)]byte
 	host struct {
@@ -51,6 +51,24 @@ type DocumentEncoder struct {
 	// fixed[i] is fixedField(names[i], fixedEnriched), when fixedSet.
 	fixed                   []bool
 	fixedSet, fixedEnriched bool
+	// keyBuf holds `,"name":` of each of names, ending at keyEnds[i],
+	// when keysSet.
+	keyBuf  []byte
+	keyEnds []int
+	keysSet bool
+	// cur is the event Append is writing; id, when not nil, its
+	// IDString (AppendWithID).
+	cur int
+	id  []byte
+	// routed holds the data stream parts of event i, as DataStream
+	// computed them, for Append to use (valid when ok).
+	routed struct {
+		i           int
+		ok          bool
+		ds, ns, typ string
+	}
+	// name is the data stream name of the parts beside it.
+	name struct{ ds, ns, typ, name string }
 }
 
 // NewDocumentEncoder returns the encoder of b's documents, taken by the
@@ -67,27 +85,71 @@ func (enc *DocumentEncoder) Append(dst []byte, i int) []byte {
 	if i < len(b.Added) {
 		add = b.Added[i]
 	}
+	enc.cur = i
 	return appendDocument(dst, b.Node, b.Events[i], b.meta(i), add, enc.ingested, enc)
+}
+
+// AppendWithID is Append for a caller that has the event's IDString
+// already (a sink writes it as the _id): id, which must be
+// IDString(event's id), is copied instead of encoded again.
+func (enc *DocumentEncoder) AppendWithID(dst []byte, i int, id []byte) []byte {
+	enc.id = id
+	dst = enc.Append(dst, i)
+	enc.id = nil
+	return dst
+}
+
+// DataStream returns b.DataStream(i), the name of event i's data stream,
+// without a new string for each event of a run with the same one. Its
+// parts are kept for Append(i) when it comes next, which then need not
+// compute them again.
+func (enc *DocumentEncoder) DataStream(i int) string {
+	b := enc.b
+	e, m := b.Events[i], b.meta(i)
+	if m != nil && !m.sealed {
+		return b.DataStream(i) // an enrichment bug: written as it always was
+	}
+	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
+	r := &enc.routed
+	r.i, r.ok, r.ds, r.ns, r.typ = i, true, ds, ns, typ
+	p := &enc.name
+	if p.name == "" || p.ds != ds || p.ns != ns || p.typ != typ {
+		p.ds, p.ns, p.typ = ds, ns, typ
+		p.name = typ + "-" + ds + "-" + ns
+	}
+	return p.name
+}
+
+// streamParts returns the data stream dataset, namespace and type of e,
+// the event Append is writing, enriched with m: Dataset(e), namespace(e,
+// m), Type(e), as DataStream computed them if it did for this event.
+func (enc *DocumentEncoder) streamParts(e *ferryv1.Event, m *Meta) (ds, ns, typ string) {
+	if r := &enc.routed; r.ok && r.i == enc.cur && enc.b.Events[r.i] == e {
+		return r.ds, r.ns, r.typ
+	}
+	return Dataset(e), namespace(e, m), Type(e)
 }
 
 // appendTimestamp appends appendTime(time.Unix(0, ns)), with the date and
 // time of day copied from the previous @timestamp when in the same second:
 // the events of a batch fall on a few seconds.
 func (enc *DocumentEncoder) appendTimestamp(dst []byte, ns int64) []byte {
-	t := time.Unix(0, ns)
-	sec := t.Unix()
-	if sec < firstSecond || sec > lastSecond {
-		return appendTime(dst, t) // never for an int64 of nanoseconds: years 1677 to 2262
+	sec, frac := ns/1e9, int(ns%1e9)
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
 	}
 	if enc.head[0] == 0 || sec != enc.sec {
-		appendTime(enc.head[:0], t)
+		// An int64 of nanoseconds is within years 1677 to 2262: the
+		// rendering always has the layout's length.
+		appendTime(enc.head[:0], time.Unix(sec, 0))
 		enc.sec = sec
 	}
-	var b [len(timeLayout)]byte
-	copy(b[:20], enc.head[:20])
-	putFraction(b[20:29], t.Nanosecond())
-	b[29] = 'Z'
-	return append(dst, b[:]...)
+	// The second's rendering (its fraction zero and 'Z' included), then
+	// the fraction over it.
+	n := len(dst)
+	dst = append(dst, enc.head[:]...)
+	putFraction(dst[n+20:n+29], frac)
+	return dst
 }
 
 func (enc *DocumentEncoder) streamPart(ds, ns, typ string) []byte {
@@ -152,8 +214,22 @@ func (enc *DocumentEncoder) sortedFields(dst []field, fs map[string]*ferryv1.Val
 	for _, f := range dst {
 		enc.names = append(enc.names, f.name)
 	}
-	enc.fixedSet = false
+	enc.fixedSet, enc.keysSet = false, false
 	return dst
+}
+
+// keys returns `,"name":` of each of the names sortedFields just returned
+// the fields of, in one buffer: keys[ends[i-1]:ends[i]] is names[i]'s.
+func (enc *DocumentEncoder) keys() (keys []byte, ends []int) {
+	if !enc.keysSet {
+		enc.keyBuf, enc.keyEnds = enc.keyBuf[:0], enc.keyEnds[:0]
+		for _, k := range enc.names {
+			enc.keyBuf = append(appendString(append(enc.keyBuf, ','), k), ':')
+			enc.keyEnds = append(enc.keyEnds, len(enc.keyBuf))
+		}
+		enc.keysSet = true
+	}
+	return enc.keyBuf, enc.keyEnds
 }
 
 // fixedFields returns fixedField of each of the names sortedFields just

@@ -127,12 +127,24 @@ func TestDocumentEncoderSameBytes(t *testing.T) {
 		b := randomBatch(r, 1+r.IntN(200))
 		ingested := time.Unix(0, time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC).UnixNano()+r.Int64N(1e12))
 		enc := NewDocumentEncoder(b, ingested)
-		var got, want []byte
+		// A sink's encoder: the data stream asked first (or not), the
+		// _id given.
+		sink := NewDocumentEncoder(b, ingested)
+		var got, want, viaSink []byte
 		for i := range b.Events {
 			got = enc.Append(got[:0], i)
 			want = b.AppendDocument(want[:0], i, ingested)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("round %d, event %d: encoder wrote\n%s\nAppendDocument wrote\n%s", round, i, got, want)
+			}
+			if r.IntN(4) > 0 {
+				if ds, want := sink.DataStream(i), b.DataStream(i); ds != want {
+					t.Fatalf("round %d, event %d: encoder's data stream %s, Batch.DataStream %s", round, i, ds, want)
+				}
+			}
+			viaSink = sink.AppendWithID(viaSink[:0], i, []byte(IDString(b.Events[i].GetId())))
+			if !bytes.Equal(viaSink, want) {
+				t.Fatalf("round %d, event %d: encoder with DataStream and AppendWithID wrote\n%s\nAppendDocument wrote\n%s", round, i, viaSink, want)
 			}
 			if !json.Valid(got) {
 				t.Fatalf("round %d, event %d: invalid JSON %s", round, i, got)

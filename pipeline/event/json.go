@@ -133,15 +133,22 @@ func appendTime(dst []byte, t time.Time) []byte {
 	var b [len(timeLayout)]byte
 	putDate(b[:10], days)
 	b[10] = 'T'
-	copy(b[11:13], pairs[2*(sod/3600):])
+	putPair(b[11:13], sod/3600)
 	b[13] = ':'
-	copy(b[14:16], pairs[2*(sod/60%60):])
+	putPair(b[14:16], sod/60%60)
 	b[16] = ':'
-	copy(b[17:19], pairs[2*(sod%60):])
+	putPair(b[17:19], sod%60)
 	b[19] = '.'
 	putFraction(b[20:29], t.Nanosecond())
 	b[29] = 'Z'
 	return append(dst, b[:]...)
+}
+
+// putPair writes the two digits of n (below 100) into b. Byte by byte: a
+// copy from pairs would call memmove for two bytes.
+func putPair(b []byte, n int) {
+	_ = b[1]
+	b[0], b[1] = pairs[2*n], pairs[2*n+1]
 }
 
 // putFraction writes the 9 digits of ns (below 1e9) into b.
@@ -149,11 +156,11 @@ func putFraction(b []byte, ns int) {
 	_ = b[8]
 	hi, mid, lo := ns/1e6, ns/1e3%1e3, ns%1e3
 	b[0] = byte('0' + hi/100)
-	copy(b[1:3], pairs[2*(hi%100):])
+	putPair(b[1:3], hi%100)
 	b[3] = byte('0' + mid/100)
-	copy(b[4:6], pairs[2*(mid%100):])
+	putPair(b[4:6], mid%100)
 	b[6] = byte('0' + lo/100)
-	copy(b[7:9], pairs[2*(lo%100):])
+	putPair(b[7:9], lo%100)
 }
 
 // pairs holds the two digits of 00 to 99.
@@ -174,12 +181,12 @@ func putDate(b []byte, day int64) {
 		y, m, d = civil(day)
 		slot.Store(uint64(day)<<32 | uint64(y)<<9 | uint64(m)<<5 | uint64(d))
 	}
-	copy(b[0:2], pairs[2*(y/100):])
-	copy(b[2:4], pairs[2*(y%100):])
+	putPair(b[0:2], y/100)
+	putPair(b[2:4], y%100)
 	b[4] = '-'
-	copy(b[5:7], pairs[2*m:])
+	putPair(b[5:7], m)
 	b[7] = '-'
-	copy(b[8:10], pairs[2*d:])
+	putPair(b[8:10], d)
 }
 
 // civil returns the proleptic Gregorian date of day z, counted from

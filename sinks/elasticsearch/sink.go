@@ -239,17 +239,17 @@ func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time, noMetricIDs
 	enc := event.NewDocumentEncoder(b, now)
 	var (
 		stream string
-		name   [256]byte
 		// action is the action line up to the _id, for stream.
 		action []byte
 	)
 	idStart := 0
 	for i, ev := range b.Events {
-		if ds := b.AppendDataStream(name[:0], i); string(ds) != stream || action == nil {
-			stream = string(ds)
+		if ds := enc.DataStream(i); ds != stream || action == nil {
+			stream = ds
 			action = appendJSONString(append(action[:0], `{"create":{"_index":`...), stream)
 		}
 		idEnd := idStart + (len(ev.GetId())*8+5)/6
+		eventID := idBuf[idStart:idEnd]
 		id := ids[idStart:idEnd]
 		idStart = idEnd
 		if noMetricIDs && ev.GetKind() == ferryv1.Kind_KIND_METRIC {
@@ -265,7 +265,7 @@ func (wb *writeBufs) build(w *waiter, b *event.Batch, now time.Time, noMetricIDs
 			buf = append(buf, "}}\n"...)
 		}
 		docAt := len(buf) - at
-		buf = enc.Append(buf, i)
+		buf = enc.AppendWithID(buf, i, eventID)
 		buf = append(buf, '\n')
 		if i == 0 {
 			// The others are about as long: one allocation for all, with
