@@ -124,11 +124,25 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 			byUID[p.GetUid()] = p
 		}
 	}
+	var lastK *ferryv1.Kubernetes // of the event before, whose group is last
 	for i, ev := range b.Events {
 		k := ev.GetKubernetes()
+		if k == lastK && k != nil && last.m != nil {
+			// The same struct as the event before's: the wire decoder
+			// shares one between a run of one pod's lines.
+			out.Meta[i] = last.m
+			if !last.known {
+				unknown++
+			}
+			if last.m.Truncated() {
+				cut++
+			}
+			continue
+		}
 		if k.GetPod() == "" {
 			continue
 		}
+		lastK = k
 		key := podKey{k.GetNamespace(), k.GetPod(), k.GetPodUid()}
 		g := last
 		if g.m == nil || key != lastKey { // else a run of one pod's lines: the common case
