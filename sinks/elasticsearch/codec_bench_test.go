@@ -47,9 +47,10 @@ func perEvent(b *testing.B, n int) {
 }
 
 // BenchmarkBuildItems is what a Write does before its items reach the
-// flusher: every document, data stream and _id of a batch of 500 events,
-// in buffers of writePool, given back as a Write does once answered
-// ("fresh": new buffers each time, as before the pool).
+// flusher: every event's bulk lines (action line with data stream and _id,
+// document) of a batch of 500 events, in buffers of writePool, given back
+// as a Write does once answered ("fresh": new buffers each time, as before
+// the pool).
 func BenchmarkBuildItems(b *testing.B) {
 	batch := codecBatch(500)
 	w := newWaiter(context.Background(), len(batch.Events))

@@ -37,10 +37,20 @@
 // request slot is free; FlushInterval after its first item at the latest.
 // Writes that overlap share a request, and while every slot is busy the
 // next request grows: bulks are as large as the load makes them, without
-// waiting out an interval when nothing more can come. Request bodies are reused
-// from a pool; an answer without errors is checked for its number of items
-// and not decoded further, and in one with errors only the refused items
-// are (see parseBulk). Answers are asked for uncompressed: on the way from
+// waiting out an interval when nothing more can come.
+//
+// Each event's bulk lines (action line and document) are rendered once, by
+// its Write, into that Write's pooled buffer; a request body is the list of
+// its items' lines, a run of one Write's items that follow each other in
+// its buffer being one segment sent from there, without a copy (short runs
+// and dead-letter items are copied into the body's own buffer). The body is
+// sent chunked, a chunk per segment. A Write's buffer goes back to its pool
+// once its items are all resolved and every request body using it is
+// released (the transport may still read a body after its answer, see
+// reqBody): a retried item is sent again from the same bytes. An answer
+// without errors is checked for its number of items and not decoded
+// further, and in one with errors only the refused items are (see
+// parseBulk). Answers are asked for uncompressed: on the way from
 // a cluster to its aggregator the CPU to gzip and gunzip them costs more
 // than their bytes. esutil.BulkIndexer is not used:
 // it reports items through callbacks without retrying only the failed ones,
