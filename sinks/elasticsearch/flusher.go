@@ -65,7 +65,9 @@ func (s *Sink) run() {
 		}
 		due = false
 		batch := cur
-		cur, bytes = nil, 0
+		// The next request is likely as large: room for it at once
+		// rather than growing from nothing.
+		cur, bytes = make([]*item, 0, len(batch)), 0
 		s.wg.Add(1)
 		go s.send(batch)
 		return true

@@ -19,7 +19,7 @@ type waiter struct {
 	finished bool // Write returned; later outcomes are ignored
 	res      sinks.Result
 	resolved []bool
-	why      []pending // per event: why it is not resolved yet
+	why      []pending // per event: why it is not resolved yet (nil until an event is retried)
 }
 
 // pending is the last reason an unresolved event was sent again.
@@ -29,7 +29,7 @@ type pending struct {
 }
 
 func newWaiter(ctx context.Context, n int) *waiter {
-	return &waiter{ctx: ctx, done: make(chan struct{}), left: n, resolved: make([]bool, n), why: make([]pending, n)}
+	return &waiter{ctx: ctx, done: make(chan struct{}), left: n, resolved: make([]bool, n)}
 }
 
 // alive reports whether the Write still waits for its items.
@@ -95,6 +95,9 @@ func (w *waiter) retrying(pos int, err error, itemLevel bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.finished && !w.resolved[pos] {
+		if w.why == nil {
+			w.why = make([]pending, len(w.resolved))
+		}
 		w.why[pos] = pending{err: err, itemLevel: itemLevel}
 	}
 }
@@ -122,7 +125,10 @@ func (w *waiter) finish(cause error) (sinks.Result, error) {
 		if ok {
 			continue
 		}
-		p := w.why[pos]
+		var p pending
+		if w.why != nil {
+			p = w.why[pos]
+		}
 		if p.itemLevel {
 			w.res.Failed = append(w.res.Failed, sinks.ItemError{Index: pos, Retryable: true, Err: p.err})
 			continue
