@@ -43,15 +43,30 @@ func enricher(b testing.TB) *Enricher {
 }
 
 // BenchmarkEnrich is the enrichment of a batch of 500 events (5 pods);
-// ns/event and allocs/event are per event.
+// ns/event and allocs/event are per event. "shared": a pod's events share
+// one Kubernetes struct, as the wire decoder gives them; "distinct": each
+// event has its own.
 func BenchmarkEnrich(b *testing.B) {
-	batch, e := benchBatch(), enricher(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = e.Enrich(ctx, batch)
+	shared := benchBatch()
+	for i, ev := range shared.Events {
+		if i%100 > 0 {
+			ev.Kubernetes = shared.Events[i-1].Kubernetes
+		}
 	}
-	perEvent(b, len(batch.Events))
+	for _, bc := range []struct {
+		name  string
+		batch *event.Batch
+	}{{"distinct", benchBatch()}, {"shared", shared}} {
+		b.Run(bc.name, func(b *testing.B) {
+			batch, e := bc.batch, enricher(b)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = e.Enrich(ctx, batch)
+			}
+			perEvent(b, len(batch.Events))
+		})
+	}
 }
 
 // BenchmarkEnrichedDocuments is enrichment plus every event's document and
