@@ -48,19 +48,33 @@ func init() {
 
 // Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, ok := v.(*ferryv1.Batch)
-	if !ok || b == nil {
-		return c.proto.Marshal(v)
+	switch b := v.(type) {
+	case *ferryv1.Batch:
+		if b != nil {
+			return marshalBatch(b, nil, mem.DefaultBufferPool())
+		}
+	case *batchExtra:
+		return marshalBatch(b.msg, b.extra, mem.DefaultBufferPool())
 	}
-	return marshalBatch(b, mem.DefaultBufferPool())
+	return c.proto.Marshal(v)
 }
 
-// marshalBatch encodes b into a buffer of pool (as gRPC's proto codec
+// batchExtra is a batch some of whose events have more fields, encoded
+// (see wire.MarshalBatchExtra): what the agent sends for a batch with
+// events a FieldAppender refined. It goes on the wire as the batch with
+// those fields in its events' maps.
+type batchExtra struct {
+	msg   *ferryv1.Batch
+	extra [][]byte
+}
+
+// marshalBatch encodes b (with the encoded fields extra of its events)
+// into a buffer of pool (as gRPC's proto codec
 // does, a small message into a buffer of its own). The buffer goes back
 // to pool when gRPC frees the BufferSlice.
-func marshalBatch(b *ferryv1.Batch, pool mem.BufferPool) (mem.BufferSlice, error) {
+func marshalBatch(b *ferryv1.Batch, extra [][]byte, pool mem.BufferPool) (mem.BufferSlice, error) {
 	var buf *[]byte
-	out, err := wire.MarshalBatch(b, func(n int) []byte {
+	out, err := wire.MarshalBatchExtra(b, extra, func(n int) []byte {
 		if mem.IsBelowBufferPoolingThreshold(n) {
 			return make([]byte, 0, n)
 		}

@@ -47,7 +47,7 @@ func TestCodecMarshalsBatches(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pool := &tallyPool{}
-			data, err := marshalBatch(c.batch, pool)
+			data, err := marshalBatch(c.batch, nil, pool)
 			if c.err != nil {
 				if !errors.Is(err, c.err) {
 					t.Fatalf("marshal: %v, want %v", err, c.err)

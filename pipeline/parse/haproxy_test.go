@@ -233,7 +233,9 @@ func FuzzHAProxy(f *testing.F) {
 		}
 	}
 	f.Add(ipv6Body)
+	parser := NewHAProxyParser(time.UTC)
 	f.Fuzz(func(t *testing.T, line string) {
+		checkAppendFields(t, parser, []byte(line))
 		var h HAProxy
 		err := ParseHAProxy([]byte(line), time.UTC, &h)
 		if err != nil {

@@ -68,8 +68,23 @@ func AppendBatch(dst []byte, b *ferryv1.Batch) ([]byte, error) {
 // is that slice with the encoding appended. On error (invalid UTF-8 in a
 // string field) alloc is not called.
 func MarshalBatch(b *ferryv1.Batch, alloc func(size int) []byte) ([]byte, error) {
+	return MarshalBatchExtra(b, nil, alloc)
+}
+
+// MarshalBatchExtra is MarshalBatch for a batch some of whose events have
+// more fields than their Fields map holds, already encoded: extra[i], when
+// i < len(extra), is appended to the fields of event i, as entries of
+// ferry.v1.Event.fields (field 7, each entry with its tag and length, as
+// parse.HAProxyParser.AppendFields writes them), after those of its Fields
+// map. The bytes are trusted: they are neither parsed nor checked for
+// UTF-8, and a key must not be both in them and in the event's Fields
+// map. The result
+// is what proto.Marshal writes for the event whose Fields map holds those
+// entries too (map order aside).
+func MarshalBatchExtra(b *ferryv1.Batch, extra [][]byte, alloc func(size int) []byte) ([]byte, error) {
 	e := getEncoder()
 	defer putEncoder(e)
+	e.extra = extra
 	n, err := e.size(b)
 	if err != nil {
 		return nil, err
@@ -92,6 +107,8 @@ func MarshalBatch(b *ferryv1.Batch, alloc func(size int) []byte) ([]byte, error)
 // submessages seen.
 type encoder struct {
 	evSize []uint32
+	// extra: more encoded fields of the events (see MarshalBatchExtra).
+	extra [][]byte
 	// The entries of every fields map sized, in the order sized (the
 	// writing pass takes them in the same order: one iteration of a map).
 	entries []entry
@@ -200,6 +217,9 @@ func (e *encoder) size(b *ferryv1.Batch) (int, error) {
 		s, err := e.sizeEvent(ev)
 		if err != nil {
 			return 0, err
+		}
+		if i < len(e.extra) && ev != nil {
+			s += len(e.extra[i])
 		}
 		if s > math.MaxUint32 {
 			return 0, fmt.Errorf("wire: event %d of %d bytes", i, s)
@@ -417,7 +437,11 @@ func (e *encoder) appendBatch(b []byte, x *ferryv1.Batch) []byte {
 	w := eventWriter{entries: e.entries}
 	for i, ev := range x.Events {
 		b = appendVarint(append(b, 0x1a), uint64(e.evSize[i]))
-		b = w.appendEvent(b, ev)
+		var extra []byte
+		if i < len(e.extra) {
+			extra = e.extra[i]
+		}
+		b = w.appendEvent(b, ev, extra)
 	}
 	for _, p := range x.Pods {
 		s, _ := sizePod(p)
@@ -438,7 +462,7 @@ type eventWriter struct {
 	fsAt, fsTo     int // every entry of the fields map
 }
 
-func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event) []byte {
+func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event, extra []byte) []byte {
 	if ev == nil {
 		return b
 	}
@@ -494,6 +518,7 @@ func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event) []byte {
 			w.fields, w.fsAt, w.fsTo = id, at, len(b)
 		}
 	}
+	b = append(b, extra...)
 	b = appendUvarintNZ(b, 0x40, uint64(ev.Flags))
 	b = appendUvarintNZ(b, 0x48, uint64(int64(ev.Kind)))
 	b = appendStringNZ(b, 0x52, ev.OriginalTime)

@@ -437,3 +437,69 @@ func haproxyBatch(n int) *ferryv1.Batch {
 	}
 	return b
 }
+
+// TestMarshalBatchExtra: events whose fields are partly in their map and
+// partly encoded beside it (extra) encode as the events with every field
+// in the map do: the same size, and proto.Equal once decoded; with the
+// whole map encoded, the same bytes.
+func TestMarshalBatchExtra(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	alloc := func(n int) []byte { return make([]byte, 0, n) }
+	for i := range 500 {
+		b := decorate(r, randomBatch(r), false)
+		split := &ferryv1.Batch{Seq: b.Seq, Node: b.Node, Pods: b.Pods}
+		split.ProtoReflect().SetUnknown(b.ProtoReflect().GetUnknown())
+		var extra [][]byte
+		for j, ev := range b.Events {
+			if len(ev.GetFields()) == 0 || r.IntN(2) == 0 {
+				split.Events = append(split.Events, ev) // shared maps stay shared
+				continue
+			}
+			c := proto.Clone(ev).(*ferryv1.Event)
+			moved := map[string]*ferryv1.Value{}
+			for k, v := range c.Fields {
+				if r.IntN(2) == 0 {
+					moved[k] = v
+					delete(c.Fields, k)
+				}
+			}
+			enc, err := proto.Marshal(&ferryv1.Event{Fields: moved})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for len(extra) < j {
+				extra = append(extra, nil)
+			}
+			extra = append(extra, enc)
+			split.Events = append(split.Events, c)
+		}
+		out, err := MarshalBatchExtra(split, extra, alloc)
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		var got ferryv1.Batch
+		if err := proto.Unmarshal(out, &got); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if n := Size(b); n != len(out) {
+			t.Fatalf("batch %d: %d bytes, the batch with every field in its maps is %d\n got %v\nwant %v", i, len(out), n, &got, b)
+		}
+		var want ferryv1.Batch
+		if err := proto.Unmarshal(enc(t, b), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, &want) {
+			t.Fatalf("batch %d decodes differently:\n got %v\nwant %v", i, &got, &want)
+		}
+	}
+	// One field, all of it encoded beside an empty map: the same bytes as
+	// proto.Marshal of the event with the map.
+	ev := &ferryv1.Event{Id: []byte("0123456789abcdef"), Message: []byte("m"), Fields: map[string]*ferryv1.Value{"k": {Kind: &ferryv1.Value_Int{Int: -3}}}, Flags: 2}
+	want := enc(t, &ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{ev, ev}})
+	fields, _ := proto.Marshal(&ferryv1.Event{Fields: ev.Fields})
+	bare := &ferryv1.Event{Id: ev.Id, Message: ev.Message, Flags: ev.Flags}
+	got, err := MarshalBatchExtra(&ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{bare, ev}}, [][]byte{fields}, alloc)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%x, %v; want %x", got, err, want)
+	}
+}
