@@ -252,6 +252,7 @@ type builder struct {
 	ptrs            []*ferryv1.Event
 	arena           []byte
 	ids             []byte
+	idh             event.IDHasher
 	commits         []commit
 	n               int  // events
 	bytes           int  // estimated encoded size
@@ -402,7 +403,7 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		b.n++
 		b.bytes += size
 		idStart := len(b.ids)
-		b.ids = event.ID(b.ids, node, f.ID, r.Off)
+		b.ids = b.idh.Append(b.ids, node, f.ID, r.Off)
 		msgStart := len(b.arena)
 		b.arena = append(b.arena, msg...)
 		src.Path, src.Offset, src.Input, src.FileId = f.WirePath(), r.Off, f.Input, f.ID

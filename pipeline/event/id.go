@@ -29,6 +29,7 @@ type IDHasher struct {
 	// hash.Hash interface escapes.
 	buf [sha256.BlockSize + 8]byte
 	sum [sha256.Size]byte
+	in  []byte // the input prime hashes
 }
 
 // Append appends ID(node, fileID, offset) to dst.
@@ -78,15 +79,13 @@ func (x *IDHasher) prime(node, fileID string, offset int64, whole, hiBytes int, 
 		return false
 	}
 	x.h.Reset()
-	var buf [idStackBuf]byte
-	i := copy(buf[:], node)
-	buf[i] = 0
-	i++
-	i += copy(buf[i:], fileID)
-	buf[i] = 0
-	i++
-	binary.BigEndian.PutUint64(buf[i:], uint64(offset))
-	x.h.Write(buf[:whole])
+	in := append(x.in[:0], node...)
+	in = append(in, 0)
+	in = append(in, fileID...)
+	in = append(in, 0)
+	in = binary.BigEndian.AppendUint64(in, uint64(offset))
+	x.in = in
+	x.h.Write(in[:whole])
 	var st []byte
 	var err error
 	if a, ok := x.h.(encoding.BinaryAppender); ok {

@@ -1,6 +1,10 @@
 package parse
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
 
 // ParseTime parses an RFC 3339 time, "2006-01-02T15:04:05Z" with an optional
 // fraction of seconds after a '.' and either 'Z' or a "±hh:mm" offset, into
@@ -135,4 +139,45 @@ func daysFromCivil(y, m, d int64) int64 {
 	doy := (153*mp+2)/5 + d - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return era*146097 + doe - 719468
+}
+
+// zoneSpan is a time zone's offset over a span of time: from start to end
+// (Unix seconds, end excluded) loc is offset seconds east of UTC.
+type zoneSpan struct {
+	loc        *time.Location
+	offset     int64
+	start, end int64
+}
+
+// lastZone is the span localUnixNano used last (for any goroutine): the
+// lines of a log come in order, so one span serves almost every line.
+var lastZone atomic.Pointer[zoneSpan]
+
+// localUnixNano is time.Date(year, month, day, hour, min, sec, nsec,
+// loc).UnixNano(), exactly, for fields in range (sec up to 60, a day past
+// its month's end, which time.Date normalises the same way, years 0 to
+// 9999) and 0 <= nsec < 1e9; it skips time.Date's zone lookups while the
+// time falls in the zone span of the previous call. time.Date takes the
+// offset of the zone in effect at the wall time read as UTC, and keeps it
+// if the result falls in the same span: when both instants are inside
+// one cached span, that is the cached offset.
+func localUnixNano(year, month, day, hour, min, sec, nsec int, loc *time.Location) int64 {
+	wall := daysFromCivil(int64(year), int64(month), int64(day))*86400 + int64(hour)*3600 + int64(min)*60 + int64(sec)
+	if z := lastZone.Load(); z != nil && z.loc == loc && wall >= z.start && wall < z.end {
+		if utc := wall - z.offset; utc >= z.start && utc < z.end {
+			return utc*1e9 + int64(nsec)
+		}
+	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, loc)
+	_, offset := t.Zone()
+	start, end := t.ZoneBounds()
+	z := &zoneSpan{loc: loc, offset: int64(offset), start: math.MinInt64, end: math.MaxInt64}
+	if !start.IsZero() {
+		z.start = start.Unix()
+	}
+	if !end.IsZero() {
+		z.end = end.Unix()
+	}
+	lastZone.Store(z)
+	return t.UnixNano()
 }
