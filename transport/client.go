@@ -210,7 +210,8 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // pending is a sealed batch waiting for its ack.
 type pending struct {
-	msg *ferryv1.Batch
+	msg  *ferryv1.Batch
+	size int // the builder's estimate of its encoded size
 	// extra holds the encoded fields of the events a FieldAppender
 	// refined (see wire.MarshalBatchExtra), nil when there are none.
 	extra   [][]byte
@@ -225,12 +226,10 @@ type pending struct {
 }
 
 // wireMsg is what is sent for p: its batch, with the encoded fields of
-// its events when it has some (rawCodec encodes both).
+// its events when it has some, and its estimated size, for rawCodec to
+// encode it in one pass into a buffer of that size.
 func (p *pending) wireMsg() any {
-	if len(p.extra) == 0 {
-		return p.msg
-	}
-	return &batchExtra{msg: p.msg, extra: p.extra}
+	return &batchExtra{msg: p.msg, extra: p.extra, hint: p.size}
 }
 
 type commit struct {
@@ -507,6 +506,7 @@ func (b *builder) seal(node string, seq uint64) *pending {
 	return &pending{
 		msg:     &ferryv1.Batch{Seq: seq, Node: node, Events: b.ptrs, Pods: b.pods},
 		extra:   b.extras,
+		size:    b.bytes,
 		b:       b,
 		commits: b.commits,
 		events:  b.n,

@@ -51,13 +51,19 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch b := v.(type) {
 	case *ferryv1.Batch:
 		if b != nil {
-			return marshalBatch(b, nil, mem.DefaultBufferPool())
+			return marshalBatch(b, nil, 0, sendPool)
 		}
 	case *batchExtra:
-		return marshalBatch(b.msg, b.extra, mem.DefaultBufferPool())
+		return marshalBatch(b.msg, b.extra, b.hint, sendPool)
 	}
 	return c.proto.Marshal(v)
 }
+
+// sendPool holds the buffers batches are encoded into: gRPC's default
+// tiers, without clearing a reused buffer (gRPC's default pool clears it
+// whole, a pass over every byte sent for nothing: the encoder writes every
+// byte of the part of the buffer it uses, which is all gRPC sends).
+var sendPool mem.BufferPool = newDirtyPool(8, 12, 14, 15, 20)
 
 // batchExtra is a batch some of whose events have more fields, encoded
 // (see wire.MarshalBatchExtra): what the agent sends for a batch with
@@ -66,13 +72,24 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 type batchExtra struct {
 	msg   *ferryv1.Batch
 	extra [][]byte
+	hint  int // the builder's estimate of the encoded size (see marshalBatch)
 }
 
 // marshalBatch encodes b (with the encoded fields extra of its events)
-// into a buffer of pool (as gRPC's proto codec
-// does, a small message into a buffer of its own). The buffer goes back
-// to pool when gRPC frees the BufferSlice.
-func marshalBatch(b *ferryv1.Batch, extra [][]byte, pool mem.BufferPool) (mem.BufferSlice, error) {
+// into a buffer of pool (as gRPC's proto codec does, a small message into
+// a buffer of its own). The buffer goes back to pool when gRPC frees the
+// BufferSlice.
+//
+// With a size hint (the builder's estimate, which is above the encoded
+// size but for a few bytes a multiline event may add), it encodes in one
+// pass (wire.AppendBatchExtra) into a buffer of that size: the pool's
+// tiers round it up, and a batch that still does not fit grows into a
+// buffer of its own. Without one (0), it sizes the batch first and takes
+// a buffer of exactly that size (wire.MarshalBatchExtra).
+func marshalBatch(b *ferryv1.Batch, extra [][]byte, hint int, pool mem.BufferPool) (mem.BufferSlice, error) {
+	if hint > 0 {
+		return appendBatch(b, extra, hint, pool)
+	}
 	var buf *[]byte
 	out, err := wire.MarshalBatchExtra(b, extra, func(n int) []byte {
 		if mem.IsBelowBufferPoolingThreshold(n) {
@@ -92,6 +109,29 @@ func marshalBatch(b *ferryv1.Batch, extra [][]byte, pool mem.BufferPool) (mem.Bu
 	}
 	*buf = out
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// appendBatch is marshalBatch with a size hint.
+func appendBatch(b *ferryv1.Batch, extra [][]byte, hint int, pool mem.BufferPool) (mem.BufferSlice, error) {
+	if mem.IsBelowBufferPoolingThreshold(hint) {
+		out, err := wire.AppendBatchExtra(make([]byte, 0, hint), b, extra)
+		if err != nil {
+			return nil, fmt.Errorf("marshal batch %d: %w", b.Seq, err)
+		}
+		return mem.BufferSlice{mem.SliceBuffer(out)}, nil
+	}
+	buf := pool.Get(hint)
+	out, err := wire.AppendBatchExtra((*buf)[:0], b, extra)
+	if err != nil {
+		pool.Put(buf)
+		return nil, fmt.Errorf("marshal batch %d: %w", b.Seq, err)
+	}
+	if len(out) > 0 && cap(out) == cap(*buf) && &out[0] == &(*buf)[:1][0] {
+		*buf = out
+		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	}
+	pool.Put(buf) // outgrown
+	return mem.BufferSlice{mem.SliceBuffer(out)}, nil
 }
 
 // Unmarshal implements encoding.CodecV2.

@@ -48,18 +48,12 @@ func Size(b *ferryv1.Batch) int {
 }
 
 // AppendBatch appends the encoding of b (a ferry.v1.Batch, as
-// proto.Marshal writes it, map order aside) to dst. The error wraps
-// ErrInvalidUTF8 when a string field holds invalid UTF-8; dst is returned
-// unchanged then.
+// proto.Marshal writes it, map order aside) to dst, in one pass (see
+// AppendBatchExtra), growing dst as needed. The error wraps
+// ErrInvalidUTF8 when a string field holds invalid UTF-8; the result is
+// nil then.
 func AppendBatch(dst []byte, b *ferryv1.Batch) ([]byte, error) {
-	return MarshalBatch(b, func(n int) []byte {
-		if cap(dst)-len(dst) < n {
-			grown := make([]byte, len(dst), len(dst)+n)
-			copy(grown, dst)
-			return grown
-		}
-		return dst
-	})
+	return AppendBatchExtra(dst, b, nil)
 }
 
 // MarshalBatch encodes b into the buffer alloc returns: alloc is called

@@ -477,6 +477,10 @@ func TestMarshalBatchExtra(t *testing.T) {
 		if err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
+		one, err := AppendBatchExtra([]byte("dst"), split, extra)
+		if err != nil || string(one[:3]) != "dst" || len(one)-3 != len(out) {
+			t.Fatalf("batch %d: AppendBatchExtra wrote %d bytes (%v), MarshalBatchExtra %d", i, len(one)-3, err, len(out))
+		}
 		var got ferryv1.Batch
 		if err := proto.Unmarshal(out, &got); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
@@ -501,5 +505,39 @@ func TestMarshalBatchExtra(t *testing.T) {
 	got, err := MarshalBatchExtra(&ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{bare, ev}}, [][]byte{fields}, alloc)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("%x, %v; want %x", got, err, want)
+	}
+	got, err = AppendBatchExtra(nil, &ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{bare, ev}}, [][]byte{fields})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("AppendBatchExtra: %x, %v; want %x", got, err, want)
+	}
+}
+
+// TestEncodeLengthPrefixes: the one-pass encoder reserves an event's
+// length prefix before writing it; events whose lengths take 1, 2, 3 and
+// 4 bytes, in every order, sharing Kubernetes and fields (which later
+// events copy from the output, after it moved), encode as proto.Marshal
+// encodes them, byte for byte (one-entry maps: no order to differ).
+func TestEncodeLengthPrefixes(t *testing.T) {
+	kube := &ferryv1.Kubernetes{Namespace: "ns", Pod: "pod", Container: "c"}
+	fields := map[string]*ferryv1.Value{"k": {Kind: &ferryv1.Value_Str{Str: "v"}}}
+	sizes := []int{0, 10, 100, 120, 127, 128, 200, 16000, 16383, 16384, 20000, 2100000}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 200 {
+		b := &ferryv1.Batch{Seq: 3, Node: "n"}
+		for range 1 + r.IntN(8) {
+			ev := &ferryv1.Event{Message: bytes.Repeat([]byte("m"), sizes[r.IntN(len(sizes))]), Flags: uint32(r.IntN(3))}
+			if r.IntN(3) > 0 {
+				ev.Kubernetes = kube
+			}
+			if r.IntN(3) > 0 {
+				ev.Fields = fields
+			}
+			b.Events = append(b.Events, ev)
+		}
+		want := enc(t, b)
+		got, err := AppendBatch([]byte("dst"), b)
+		if err != nil || !bytes.Equal(got[3:], want) {
+			t.Fatalf("%d events: AppendBatch differs from proto.Marshal (%v)", len(b.Events), err)
+		}
 	}
 }
