@@ -229,7 +229,7 @@ type pending struct {
 // its events when it has some, and its estimated size, for rawCodec to
 // encode it in one pass into a buffer of that size.
 func (p *pending) wireMsg() any {
-	return &batchExtra{msg: p.msg, extra: p.extra, hint: p.size}
+	return &batchExtra{Batch: p.msg, extra: p.extra, hint: p.size}
 }
 
 type commit struct {

@@ -54,7 +54,7 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 			return marshalBatch(b, nil, 0, sendPool)
 		}
 	case *batchExtra:
-		return marshalBatch(b.msg, b.extra, b.hint, sendPool)
+		return marshalBatch(b.Batch, b.extra, b.hint, sendPool)
 	}
 	return c.proto.Marshal(v)
 }
@@ -65,14 +65,17 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 // byte of the part of the buffer it uses, which is all gRPC sends).
 var sendPool mem.BufferPool = newDirtyPool(8, 12, 14, 15, 20)
 
-// batchExtra is a batch some of whose events have more fields, encoded
-// (see wire.MarshalBatchExtra): what the agent sends for a batch with
-// events a FieldAppender refined. It goes on the wire as the batch with
-// those fields in its events' maps.
+// batchExtra is what the agent sends (see pending.wireMsg): a batch, with
+// more fields of some of its events already encoded (see
+// wire.MarshalBatchExtra; those a FieldAppender wrote) and the builder's
+// estimate of its encoded size, for rawCodec to encode it in one pass. It
+// goes on the wire as the batch with those fields in its events' maps. It
+// is a proto.Message (the batch's, without the extra fields) for whatever
+// looks at messages on their way to the codec.
 type batchExtra struct {
-	msg   *ferryv1.Batch
+	*ferryv1.Batch
 	extra [][]byte
-	hint  int // the builder's estimate of the encoded size (see marshalBatch)
+	hint  int
 }
 
 // marshalBatch encodes b (with the encoded fields extra of its events)
