@@ -146,7 +146,6 @@ func refParseCRI(line []byte) (h Header, msg int, what string, field []byte) {
 	return h, msg, "", nil
 }
 
-
 func checkSameAsRef(t *testing.T, line []byte) {
 	t.Helper()
 	ns, ok, oor := parseTime(line)
