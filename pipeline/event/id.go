@@ -36,8 +36,25 @@ type IDHasher struct {
 func (x *IDHasher) Append(dst []byte, node, fileID string, offset int64) []byte {
 	pre := len(node) + len(fileID) + 2
 	whole := (pre + 8) / sha256.BlockSize * sha256.BlockSize // bytes in complete blocks
-	if whole == 0 || pre+8 > idStackBuf {
+	if pre+8 > idStackBuf {
 		return ID(dst, node, fileID, offset)
+	}
+	if whole == 0 {
+		// One block in all (or two of which the second is padding): no
+		// state worth keeping, but the digest and its buffers are reused.
+		if !x.init() {
+			return ID(dst, node, fileID, offset)
+		}
+		x.h.Reset()
+		in := append(x.in[:0], node...)
+		in = append(in, 0)
+		in = append(in, fileID...)
+		in = append(in, 0)
+		in = binary.BigEndian.AppendUint64(in, uint64(offset))
+		x.in = in
+		x.h.Write(in)
+		x.state = nil // the digest no longer holds a saved state's blocks
+		return append(dst, x.h.Sum(x.sum[:0])[:IDLen]...)
 	}
 	hiBytes := max(whole-pre, 0) // the offset's bytes in the complete blocks
 	var hi uint64
@@ -69,13 +86,7 @@ func (x *IDHasher) Append(dst []byte, node, fileID string, offset int64) []byte 
 // prime hashes the complete blocks of the input of (node, fileID, offset)
 // and keeps the state; false if the digest cannot save its state.
 func (x *IDHasher) prime(node, fileID string, offset int64, whole, hiBytes int, hi uint64) bool {
-	if x.h == nil {
-		x.h = sha256.New()
-		_, m := x.h.(encoding.BinaryMarshaler)
-		_, u := x.h.(encoding.BinaryUnmarshaler)
-		x.ok = m && u
-	}
-	if !x.ok {
+	if !x.init() {
 		return false
 	}
 	x.h.Reset()
@@ -100,6 +111,18 @@ func (x *IDHasher) prime(node, fileID string, offset int64, whole, hiBytes int, 
 	x.state = st
 	x.node, x.fileID, x.hiBytes, x.hi = node, fileID, hiBytes, hi
 	return true
+}
+
+// init makes the digest, once; false if it cannot save and restore its
+// state.
+func (x *IDHasher) init() bool {
+	if x.h == nil {
+		x.h = sha256.New()
+		_, m := x.h.(encoding.BinaryMarshaler)
+		_, u := x.h.(encoding.BinaryUnmarshaler)
+		x.ok = m && u
+	}
+	return x.ok
 }
 
 // appendPrefixFrom writes the bytes of node, 0, fileID, 0 from index from
