@@ -27,9 +27,11 @@ import (
 // is not valid UTF-8 (ErrInvalidUTF8, naming the field): the aggregator's
 // decoder would refuse the batch.
 //
-// It sizes a batch first, without reflection (the size of every event is
-// kept for the second pass), then writes it into one buffer of exactly
-// that size. Events in a row that share a *Kubernetes (every event of a
+// MarshalBatch sizes a batch first, without reflection (the size of every
+// event is kept for the second pass), then writes it into one buffer of
+// exactly that size; AppendBatch and AppendBatchExtra (encode_onepass.go,
+// what the agent sends with) write it in one pass, each event's length
+// filled in after the event. Events in a row that share a *Kubernetes (every event of a
 // pod) or a fields map (a file's static fields) size, validate and encode
 // it once: the later events copy the bytes the first one wrote. It
 // allocates nothing per event (the scratch of sizes is pooled).
