@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -64,6 +65,11 @@ type ClientConfig struct {
 	// (see parse.HAProxyParser.Release). Only for a parser that gives
 	// every event a map of its own.
 	ReleaseFields map[string]func(map[string]*ferryv1.Value)
+	// FieldAppenders, by input name, are the fast form of the input's
+	// Parser (see FieldAppender): an event it takes carries the fields it
+	// adds encoded, with no map of its own. An input with one must have a
+	// Parser too, for the events it leaves.
+	FieldAppenders map[string]FieldAppender
 	// Pods, when set, gives the Kubernetes metadata of the pod of each
 	// chunk of a container file: every batch carries each pod of its
 	// events once (Batch.pods), and an event whose file path gave no pod
@@ -204,7 +210,11 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // pending is a sealed batch waiting for its ack.
 type pending struct {
-	msg     *ferryv1.Batch
+	msg  *ferryv1.Batch
+	size int // the builder's estimate of its encoded size
+	// extra holds the encoded fields of the events a FieldAppender
+	// refined (see wire.MarshalBatchExtra), nil when there are none.
+	extra   [][]byte
 	b       *builder // owns the memory of msg; reused once p is committed
 	commits []commit
 	events  int
@@ -213,6 +223,13 @@ type pending struct {
 	sends   int  // times sent, on any stream
 	sentAt  time.Time
 	retryAt time.Time
+}
+
+// wireMsg is what is sent for p: its batch, with the encoded fields of
+// its events when it has some, and its estimated size, for rawCodec to
+// encode it in one pass into a buffer of that size.
+func (p *pending) wireMsg() any {
+	return &batchExtra{Batch: p.msg, extra: p.extra, hint: p.size}
 }
 
 type commit struct {
@@ -234,6 +251,7 @@ type builder struct {
 	ptrs            []*ferryv1.Event
 	arena           []byte
 	ids             []byte
+	idh             event.IDHasher
 	commits         []commit
 	n               int  // events
 	bytes           int  // estimated encoded size
@@ -241,6 +259,16 @@ type builder struct {
 	opened          time.Time
 	parsers         map[string]Parser
 	releasers       map[string]func(map[string]*ferryv1.Value)
+	appenders       map[string]FieldAppender
+	// The fields FieldAppenders encoded (an arena, as arena), and each
+	// event's part of it, by event index (shorter than ptrs when the last
+	// events have none).
+	extra  []byte
+	extras [][]byte
+	// Whether the last fields map checked holds a key the appender sets.
+	clashFields   unsafe.Pointer
+	clashAppender FieldAppender
+	clash         bool
 	// The fields maps of refined events, to give back at reset.
 	owned []ownedFields
 
@@ -291,6 +319,9 @@ func (b *builder) reset() {
 	b.owned = b.owned[:0]
 	b.arena = b.arena[:0]
 	b.ids = b.ids[:0]
+	b.extra = b.extra[:0]
+	clear(b.extras)
+	b.extras = b.extras[:0]
 	clear(b.commits)
 	b.commits = b.commits[:0]
 	clear(b.pods)
@@ -342,8 +373,12 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 	f := c.File
 	parser := b.parsers[f.Input]
 	var release func(map[string]*ferryv1.Value)
+	var app FieldAppender
 	if parser != nil {
 		release = b.releasers[f.Input]
+		if app = b.appenders[f.Input]; app != nil && b.clashes(f.Fields, app) {
+			app = nil
+		}
 	}
 	i := from
 	for ; i < len(c.Recs) && !b.ready(); i++ {
@@ -367,7 +402,7 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		b.n++
 		b.bytes += size
 		idStart := len(b.ids)
-		b.ids = event.ID(b.ids, node, f.ID, r.Off)
+		b.ids = b.idh.Append(b.ids, node, f.ID, r.Off)
 		msgStart := len(b.arena)
 		b.arena = append(b.arena, msg...)
 		src.Path, src.Offset, src.Input, src.FileId = f.WirePath(), r.Off, f.Input, f.ID
@@ -384,13 +419,24 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		ev.Flags = r.Flags
 		ev.OriginalTime = r.OrigTime
 		ev.Kind = ferryv1.Kind_KIND_LOG
+		b.ptrs = append(b.ptrs, ev)
 		if parser != nil {
+			if app != nil {
+				start := len(b.extra)
+				var ok bool
+				if b.extra, ok = app.AppendFields(b.extra, ev, msg); ok {
+					for len(b.extras) < len(b.ptrs)-1 {
+						b.extras = append(b.extras, nil)
+					}
+					b.extras = append(b.extras, b.extra[start:len(b.extra):len(b.extra)])
+					continue
+				}
+			}
 			parser(ev, msg)
 			if release != nil {
 				b.owned = append(b.owned, ownedFields{release, ev.Fields})
 			}
 		}
-		b.ptrs = append(b.ptrs, ev)
 	}
 	if pod != nil && i > from {
 		b.carry(pod)
@@ -399,6 +445,25 @@ func (b *builder) addPod(node string, c *tail.Chunk, from, ovh int, kube *ferryv
 		b.commits = append(b.commits, commit{file: f, end: c.End, final: c.Final})
 	}
 	return i
+}
+
+// clashes reports whether fields holds a key app may set (then its
+// events take the Parser). The answer for the last map is kept: a file's
+// fields map does not change.
+func (b *builder) clashes(fields map[string]*ferryv1.Value, app FieldAppender) bool {
+	id := *(*unsafe.Pointer)(unsafe.Pointer(&fields))
+	if id == b.clashFields && app == b.clashAppender {
+		return b.clash
+	}
+	clash := false
+	for k := range fields {
+		if app.Sets(k) {
+			clash = true
+			break
+		}
+	}
+	b.clashFields, b.clashAppender, b.clash = id, app, clash
+	return clash
 }
 
 // carry makes the batch carry pod, once. Its size counts from then on,
@@ -440,6 +505,8 @@ func newWirePod(p *ferryv1.Pod) (*wirePod, error) {
 func (b *builder) seal(node string, seq uint64) *pending {
 	return &pending{
 		msg:     &ferryv1.Batch{Seq: seq, Node: node, Events: b.ptrs, Pods: b.pods},
+		extra:   b.extras,
+		size:    b.bytes,
 		b:       b,
 		commits: b.commits,
 		events:  b.n,
@@ -746,6 +813,7 @@ func (s *session) newBuilder() *builder {
 	b := newBuilder(s.c.cfg.BatchMaxEvents, s.c.cfg.BatchMaxBytes)
 	b.parsers = s.c.cfg.Parsers
 	b.releasers = s.c.cfg.ReleaseFields
+	b.appenders = s.c.cfg.FieldAppenders
 	return b
 }
 
@@ -785,7 +853,7 @@ func (s *session) sendDue() {
 		if p.acked || p.sent || now.Before(p.retryAt) {
 			continue
 		}
-		if err := s.stream.Send(p.msg); err != nil {
+		if err := s.stream.SendMsg(p.wireMsg()); err != nil {
 			s.c.log.Warn("send to aggregator failed", "err", err)
 			s.brokenStream()
 			return

@@ -48,19 +48,53 @@ func init() {
 
 // Marshal implements encoding.CodecV2.
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, ok := v.(*ferryv1.Batch)
-	if !ok || b == nil {
-		return c.proto.Marshal(v)
+	switch b := v.(type) {
+	case *ferryv1.Batch:
+		if b != nil {
+			return marshalBatch(b, nil, 0, sendPool)
+		}
+	case *batchExtra:
+		return marshalBatch(b.Batch, b.extra, b.hint, sendPool)
 	}
-	return marshalBatch(b, mem.DefaultBufferPool())
+	return c.proto.Marshal(v)
 }
 
-// marshalBatch encodes b into a buffer of pool (as gRPC's proto codec
-// does, a small message into a buffer of its own). The buffer goes back
-// to pool when gRPC frees the BufferSlice.
-func marshalBatch(b *ferryv1.Batch, pool mem.BufferPool) (mem.BufferSlice, error) {
+// sendPool holds the buffers batches are encoded into: gRPC's default
+// tiers, without clearing a reused buffer (gRPC's default pool clears it
+// whole, a pass over every byte sent for nothing: the encoder writes every
+// byte of the part of the buffer it uses, which is all gRPC sends).
+var sendPool mem.BufferPool = newDirtyPool(8, 12, 14, 15, 20)
+
+// batchExtra is what the agent sends (see pending.wireMsg): a batch, with
+// more fields of some of its events already encoded (see
+// wire.MarshalBatchExtra; those a FieldAppender wrote) and the builder's
+// estimate of its encoded size, for rawCodec to encode it in one pass. It
+// goes on the wire as the batch with those fields in its events' maps. It
+// is a proto.Message (the batch's, without the extra fields) for whatever
+// looks at messages on their way to the codec.
+type batchExtra struct {
+	*ferryv1.Batch
+	extra [][]byte
+	hint  int
+}
+
+// marshalBatch encodes b (with the encoded fields extra of its events)
+// into a buffer of pool (as gRPC's proto codec does, a small message into
+// a buffer of its own). The buffer goes back to pool when gRPC frees the
+// BufferSlice.
+//
+// With a size hint (the builder's estimate, which is above the encoded
+// size but for a few bytes a multiline event may add), it encodes in one
+// pass (wire.AppendBatchExtra) into a buffer of that size: the pool's
+// tiers round it up, and a batch that still does not fit grows into a
+// buffer of its own. Without one (0), it sizes the batch first and takes
+// a buffer of exactly that size (wire.MarshalBatchExtra).
+func marshalBatch(b *ferryv1.Batch, extra [][]byte, hint int, pool mem.BufferPool) (mem.BufferSlice, error) {
+	if hint > 0 {
+		return appendBatch(b, extra, hint, pool)
+	}
 	var buf *[]byte
-	out, err := wire.MarshalBatch(b, func(n int) []byte {
+	out, err := wire.MarshalBatchExtra(b, extra, func(n int) []byte {
 		if mem.IsBelowBufferPoolingThreshold(n) {
 			return make([]byte, 0, n)
 		}
@@ -78,6 +112,29 @@ func marshalBatch(b *ferryv1.Batch, pool mem.BufferPool) (mem.BufferSlice, error
 	}
 	*buf = out
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// appendBatch is marshalBatch with a size hint.
+func appendBatch(b *ferryv1.Batch, extra [][]byte, hint int, pool mem.BufferPool) (mem.BufferSlice, error) {
+	if mem.IsBelowBufferPoolingThreshold(hint) {
+		out, err := wire.AppendBatchExtra(make([]byte, 0, hint), b, extra)
+		if err != nil {
+			return nil, fmt.Errorf("marshal batch %d: %w", b.Seq, err)
+		}
+		return mem.BufferSlice{mem.SliceBuffer(out)}, nil
+	}
+	buf := pool.Get(hint)
+	out, err := wire.AppendBatchExtra((*buf)[:0], b, extra)
+	if err != nil {
+		pool.Put(buf)
+		return nil, fmt.Errorf("marshal batch %d: %w", b.Seq, err)
+	}
+	if len(out) > 0 && cap(out) == cap(*buf) && &out[0] == &(*buf)[:1][0] {
+		*buf = out
+		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	}
+	pool.Put(buf) // outgrown
+	return mem.BufferSlice{mem.SliceBuffer(out)}, nil
 }
 
 // Unmarshal implements encoding.CodecV2.

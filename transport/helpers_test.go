@@ -320,7 +320,13 @@ type loggedStream struct {
 }
 
 func (s *loggedStream) SendMsg(m any) error {
-	b := m.(*ferryv1.Batch)
+	b, ok := m.(*ferryv1.Batch)
+	if x, isExtra := m.(*batchExtra); isExtra {
+		b, ok = x.Batch, true // what the client sends (see pending.wireMsg)
+	}
+	if !ok {
+		return fmt.Errorf("loggedStream: a message of type %T", m)
+	}
 	sb := sentBatch{stream: s.id, seq: b.Seq, at: time.Now()}
 	w := s.w
 	w.mu.Lock()

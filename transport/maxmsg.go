@@ -114,8 +114,12 @@ func (s *session) logRefusedBatch(err error) {
 		if p.acked || !p.sent {
 			continue
 		}
-		for _, e := range p.msg.Events {
-			if n := proto.Size(e); n > bigSize {
+		for i, e := range p.msg.Events {
+			n := proto.Size(e)
+			if i < len(p.extra) {
+				n += len(p.extra[i])
+			}
+			if n > bigSize {
 				big, bigSize = e, n
 			}
 		}

@@ -16,3 +16,17 @@ type Parser func(ev *ferryv1.Event, msg []byte)
 // are sized on it, so that a batch of parsed events stays below
 // BatchMaxBytes.
 func parsedSize(n int) int { return 2048 + 2*n }
+
+// FieldAppender is the fast form of an input's Parser
+// (parse.HAProxyParser): rather than give the event a fields map of its
+// own, it appends the fields it adds to dst in their wire encoding
+// (entries of ferry.v1.Event.fields, as wire.MarshalBatchExtra takes
+// them), leaving ev.Fields (the input's shared fields) as it is, and may
+// set ev.TimeUnixNano and ev.Flags. It reports false, dst and ev
+// unchanged, for a message it leaves to the Parser. Sets reports whether
+// it may add the field key: events of a file whose fields hold such a key
+// take the Parser (whose map replaces the file's value).
+type FieldAppender interface {
+	AppendFields(dst []byte, ev *ferryv1.Event, msg []byte) ([]byte, bool)
+	Sets(key string) bool
+}

@@ -3,9 +3,11 @@ package transport
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ferrylogs/ferry/pipeline/parse"
 	"github.com/ferrylogs/ferry/pipeline/tail"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -108,5 +110,86 @@ func TestParserFieldsReleased(t *testing.T) {
 	b.reset() // nothing more to give back
 	if len(released) != 2 || released["x"] != 1 || released["y"] != 1 {
 		t.Fatalf("released again: %v", released)
+	}
+}
+
+// decodeSent returns what the aggregator decodes of the batch p: p as
+// the codec encodes it, with the fields its FieldAppenders encoded.
+func decodeSent(t *testing.T, p *pending) *ferryv1.Batch {
+	t.Helper()
+	data, err := rawCodec{}.Marshal(p.wireMsg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b ferryv1.Batch
+	if err := proto.Unmarshal(data.Materialize(), &b); err != nil {
+		t.Fatal(err)
+	}
+	data.Free()
+	return &b
+}
+
+// TestFieldAppenderSendsWhatParserSends: an input whose parser has a fast
+// form (parse.HAProxyParser's AppendFields) sends, event for event, what
+// the parser's map sends: lines that parse, lines that do not, a line
+// that is not valid UTF-8 (left to the parser), beside lines of a plain
+// input; a file whose fields hold a key the parser sets takes the parser.
+func TestFieldAppenderSendsWhatParserSends(t *testing.T) {
+	lines := []string{
+		`Nov 30 11:25:44 lb1 haproxy[13509]: 81.2.69.142:40001 [30/Nov/2026:11:25:44.260] fe_http be_app/app1 0/0/0/1/1 200 128 - - ---- 1/1/0/0/0 0/0 {example.com|test/1.0} {r1} "GET /index.html?a=1&b=two HTTP/1.1"`,
+		"not haproxy",
+		`<134>Nov 30 11:25:47 haproxy[13509]: 127.0.0.1:46770 [30/Nov/2026:11:25:47.653] fe_https~ be_app/app1 0/0/1/1/2 200 128 - - ---- 1/1/0/0/0 0/0 "GET /tls?q=1 HTTP/1.1" 0/0000000000000000/0/0/0 -/TLSv1.3/TLS_AES_256_GCM_SHA384`,
+		"bad \xff byte",
+		`10.0.0.1:40004 [30/Nov/2026:11:25:44.874] fe_http be_dead/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 "GET /dead/x HTTP/1.1"`,
+	}
+	for _, tt := range []struct {
+		name   string
+		fields map[string]*ferryv1.Value
+		fast   bool
+	}{
+		{"input fields", map[string]*ferryv1.Value{"data_stream.dataset": {Kind: &ferryv1.Value_Str{Str: "haproxy.log"}}}, true},
+		{"no input fields", nil, true},
+		{"a parsed key among the input fields", map[string]*ferryv1.Value{"event.outcome": {Kind: &ferryv1.Value_Str{Str: "set by the input"}}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lb := &tail.File{ID: "a", Input: "lb", Fields: tt.fields, Kube: &ferryv1.Kubernetes{Namespace: "ns", Pod: "p"}}
+			plain := &tail.File{ID: "b", Input: "other", Fields: tt.fields}
+			build := func(fast bool) *pending {
+				hp := parse.NewHAProxyParser(time.UTC)
+				b := newBuilder(100, 1<<20)
+				b.parsers = map[string]Parser{"lb": hp.Refine}
+				b.releasers = map[string]func(map[string]*ferryv1.Value){"lb": hp.Release}
+				if fast {
+					b.appenders = map[string]FieldAppender{"lb": hp}
+				}
+				b.add(testNode, chunkOf(plain, "first"), 0, overhead(plain))
+				b.add(testNode, chunkOf(lb, lines...), 0, overhead(lb))
+				b.add(testNode, chunkOf(plain, "last"), 0, overhead(plain))
+				return b.seal(testNode, 1)
+			}
+			slow, fast := build(false), build(true)
+			if len(slow.extra) != 0 {
+				t.Fatal("encoded fields without a FieldAppender")
+			}
+			if n := len(fast.extra); tt.fast != (n > 0) {
+				t.Fatalf("%d events with encoded fields", n)
+			}
+			if tt.fast && fast.extra[3+1] != nil {
+				t.Fatal("the line that is not valid UTF-8 has encoded fields")
+			}
+			want, got := decodeSent(t, slow), decodeSent(t, fast)
+			if len(got.Events) != len(lines)+2 {
+				t.Fatalf("%d events", len(got.Events))
+			}
+			if !proto.Equal(got, want) {
+				t.Fatalf("sent\n%v\nthe parser's map sends\n%v", got, want)
+			}
+			if n := len(want.Events[1].Fields); n < 20 {
+				t.Fatalf("the first HAProxy line has %d fields", n)
+			}
+			if len(tt.fields) > 0 && len(lb.Fields) != 1 {
+				t.Fatalf("the input's fields were modified: %v", lb.Fields)
+			}
+		})
 	}
 }

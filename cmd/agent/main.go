@@ -149,7 +149,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		Buckets: ops.LatencyBuckets,
 	})
 	reg.MustRegister(ackLatency)
-	ps, releaseFields := parserSet(cfg.Inputs)
+	ps, releaseFields, appenders := parserSet(cfg.Inputs)
 	client, err := transport.NewClient(transport.ClientConfig{
 		Address:         ac.Address,
 		Addresses:       ac.Addresses,
@@ -166,6 +166,7 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 		MaxLineBytes:    maxLineBytes(cfg.Inputs),
 		Parsers:         ps,
 		ReleaseFields:   releaseFields,
+		FieldAppenders:  appenders,
 		Pods:            podMeta(meta),
 		AckLatency:      ackLatency,
 	}, newCommits(mgr, sys), log)

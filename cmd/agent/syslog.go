@@ -50,26 +50,29 @@ func closeSyslog(ins []*syslog.Input) {
 
 // parsers returns the parser of each input that has one, by input name.
 func parsers(ins []config.Input) map[string]transport.Parser {
-	m, _ := parserSet(ins)
+	m, _, _ := parserSet(ins)
 	return m
 }
 
 // parserSet is parsers, with the function that takes back the fields each
-// parser made (transport.ClientConfig.ReleaseFields).
-func parserSet(ins []config.Input) (map[string]transport.Parser, map[string]func(map[string]*ferryv1.Value)) {
+// parser made (transport.ClientConfig.ReleaseFields), and the fast form of
+// each parser (transport.ClientConfig.FieldAppenders).
+func parserSet(ins []config.Input) (map[string]transport.Parser, map[string]func(map[string]*ferryv1.Value), map[string]transport.FieldAppender) {
 	var m map[string]transport.Parser
 	var rel map[string]func(map[string]*ferryv1.Value)
+	var app map[string]transport.FieldAppender
 	for _, in := range ins {
 		if in.Parser == "haproxy" {
 			if m == nil {
 				m = map[string]transport.Parser{}
 				rel = map[string]func(map[string]*ferryv1.Value){}
+				app = map[string]transport.FieldAppender{}
 			}
 			p := parse.NewHAProxyParser(time.Local)
-			m[in.Name], rel[in.Name] = p.Refine, p.Release
+			m[in.Name], rel[in.Name], app[in.Name] = p.Refine, p.Release, p
 		}
 	}
-	return m, rel
+	return m, rel, app
 }
 
 // commits routes the acknowledgements of chunks: those of a syslog input's

@@ -95,3 +95,75 @@ func BenchmarkIDStreaming(b *testing.B) {
 		dst = oldID(dst[:0], node, file, int64(i))
 	}
 }
+
+// TestIDHasherMatchesID: IDHasher.Append computes ID, byte for byte, for
+// node and file identity lengths around the SHA-256 block edges, runs of
+// offsets of one file (the saved state reused), offsets whose high bytes
+// change within a run, and files interleaved.
+func TestIDHasherMatchesID(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	var x IDHasher
+	check := func(node, file string, off int64) {
+		t.Helper()
+		got := x.Append([]byte("p"), node, file, off)
+		if want := ID([]byte("p"), node, file, off); !bytes.Equal(got, want) {
+			t.Fatalf("node len %d, file len %d, offset %#x: Append = %x, ID = %x", len(node), len(file), off, got, want)
+		}
+	}
+	for ln := 0; ln < 140; ln++ {
+		for _, lf := range []int{0, 1, 5, 20, 21, 22, 50, 53, 54, 55, 56, 57, 60, 64, 100, 119, 120, 121, 200} {
+			node, file := randString(r, ln), randString(r, lf)
+			other := randString(r, lf)
+			base := r.Int63n(1 << 40)
+			for k := range 6 {
+				off := base + int64(k)*int64(r.Intn(300))
+				check(node, file, off)
+				if k == 3 {
+					check(node, other, off) // another file between two lines
+				}
+			}
+			// High bytes of the offset change: 0xff..ff to 0x100..00.
+			for _, off := range []int64{1<<32 - 1, 1 << 32, 1<<40 - 1, 1 << 40, 1<<48 - 1, 1 << 48, 1<<56 - 1, 1 << 56, 1<<63 - 1, -1, -1 << 63, 0} {
+				check(node, file, off)
+			}
+		}
+	}
+	for range 20000 {
+		check(randString(r, r.Intn(2*idStackBuf)), randString(r, r.Intn(2*idStackBuf)), r.Int63()-r.Int63())
+	}
+	// Longer than the stack buffer: the streaming hash.
+	check(strings.Repeat("n", idStackBuf), "f", 1)
+}
+
+func TestIDHasherDoesNotAllocate(t *testing.T) {
+	var x IDHasher
+	dst := make([]byte, 0, 64)
+	node, file := "ip-10-0-1-17.eu-west-1.compute.internal", "fd00-1234567-89abcdef"
+	off := int64(0)
+	if n := testing.AllocsPerRun(1000, func() { off += 120; _ = x.Append(dst[:0], node, file, off) }); n != 0 {
+		t.Fatalf("Append allocates %v times per call", n)
+	}
+	// Files in turn: the state is saved again for each, in the same memory
+	// (the race detector's instrumentation makes the digest's AppendBinary
+	// allocate).
+	if idRaceEnabled {
+		return
+	}
+	files := []string{file, "fd00-7654321-0f86d081", "fd00-1111111-22222222"}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() { i++; _ = x.Append(dst[:0], node, files[i%len(files)], 5000) }); n != 0 {
+		t.Fatalf("Append allocates %v times per call, files in turn", n)
+	}
+}
+
+// BenchmarkIDHasher is BenchmarkID for lines of one file in a row, as the
+// agent's batches take them.
+func BenchmarkIDHasher(b *testing.B) {
+	var x IDHasher
+	dst := make([]byte, 0, 64)
+	node, file := "ip-10-0-1-17.eu-west-1.compute.internal", "fd00-1234567-89abcdef"
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		dst = x.Append(dst[:0], node, file, int64(i))
+	}
+}

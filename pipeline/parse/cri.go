@@ -12,6 +12,24 @@ import (
 // the message is empty). On failure what names the bad field and field holds
 // it (nil when the field is missing). It does not allocate.
 func parseCRI(line []byte) (h Header, msg int, what string, field []byte) {
+	// The common line: "<30-byte UTC time> stdout|stderr F|P message".
+	if len(line) >= 39 && line[30] == ' ' && line[37] == ' ' && line[29] == 'Z' {
+		if t, ok, _ := parseTime(line[:30]); ok {
+			var st ferryv1.StreamName
+			switch string(line[31:37]) {
+			case "stdout":
+				st = ferryv1.StreamName_STREAM_STDOUT
+			case "stderr":
+				st = ferryv1.StreamName_STREAM_STDERR
+			}
+			if tag := line[38]; st != 0 && (tag == 'F' || tag == 'P') && (len(line) == 39 || line[39] == ' ') {
+				h.setTime(t)
+				h.Stream = st
+				h.setPartial(tag == 'P')
+				return h, min(40, len(line)), "", nil
+			}
+		}
+	}
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
 		if _, ok, outOfRange := TimeInRange(line); ok || outOfRange {

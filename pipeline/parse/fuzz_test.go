@@ -119,6 +119,7 @@ func FuzzCRI(f *testing.F) {
 	f.Add([]byte("2262-04-11T23:47:16.854775808Z stderr P late"), int64(0), uint8(0))
 	zones := [...]int{0, 1, 5*3600 + 1800, -8 * 3600}
 	f.Fuzz(func(t *testing.T, line []byte, ns int64, flags uint8) {
+		checkSameAsRef(t, line)
 		// Any line: the common properties, and agreement with Detect and
 		// time.Parse on success.
 		msg, h, err := checkAppend(t, FormatCRI, line)
@@ -368,6 +369,7 @@ func FuzzParseTime(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		checkTime(t, s)
+		checkSameAsRef(t, []byte(s))
 		if ns, ok := ParseTime([]byte(s)); ok {
 			// What time formats, ParseTime reads back.
 			back := time.Unix(0, ns).UTC().Format(time.RFC3339Nano)

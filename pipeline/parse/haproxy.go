@@ -93,7 +93,7 @@ func ParseHAProxy(line []byte, loc *time.Location, h *HAProxy) error {
 		}
 	}
 	// A syslog header in front: the body is its MSG part.
-	_, msg := ParseSyslog(line, time.Now(), loc)
+	msg := syslogMsg(line, loc)
 	if len(msg) == len(line) {
 		if i := bytes.Index(line, []byte(": ")); i > 0 {
 			msg = line[i+2:]
@@ -218,8 +218,7 @@ func acceptDate(w []byte, loc *time.Location) (int64, bool) {
 		return 0, false
 	}
 	ms := ms1*10 + ms2
-	t := time.Date(y1*100+y2, time.Month(mo), d, hh, mm, ss, ms*int(time.Millisecond), loc)
-	return t.UnixNano(), true
+	return localUnixNano(y1*100+y2, mo, d, hh, mm, ss, ms*int(time.Millisecond), loc), true
 }
 
 func parseHAProxyBody(b []byte, loc *time.Location, h *HAProxy) error {

@@ -233,7 +233,10 @@ func FuzzHAProxy(f *testing.F) {
 		}
 	}
 	f.Add(ipv6Body)
+	parser := NewHAProxyParser(time.UTC)
 	f.Fuzz(func(t *testing.T, line string) {
+		checkAppendFields(t, parser, []byte(line))
+		checkSyslogMsg(t, []byte(line))
 		var h HAProxy
 		err := ParseHAProxy([]byte(line), time.UTC, &h)
 		if err != nil {
@@ -256,6 +259,33 @@ func FuzzHAProxy(f *testing.F) {
 		}
 		_, _ = ParseSyslog([]byte(line), time.Now(), time.UTC)
 	})
+}
+
+// TestSyslogMsgMatchesParseSyslog: the MSG part ParseHAProxy takes without
+// the header's time is ParseSyslog's, for the fuzz seeds.
+func TestSyslogMsgMatchesParseSyslog(t *testing.T) {
+	lines := []string{realHTTP, realNoSrv, realHTTPS, realTCP, realConnect, real5424, realFile, ipv6Body, "", "<1>", "<13>Jan  1 00:00:00 x", "Nov 30 11:25:44 host tag: m", "Nov 30 11:25:44 tag[1]: m", "Nov 30 25:25:44 tag: m"}
+	files, _ := filepath.Glob("testdata/haproxy/*.log")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.Split(string(b), "\n")...)
+	}
+	for _, line := range lines {
+		checkSyslogMsg(t, []byte(line))
+	}
+}
+
+func checkSyslogMsg(t *testing.T, line []byte) {
+	t.Helper()
+	for _, loc := range []*time.Location{time.UTC, time.Local} {
+		_, want := ParseSyslog(line, time.Now(), loc)
+		if got := syslogMsg(line, loc); string(got) != string(want) || len(got) > 0 && &got[0] != &want[0] {
+			t.Fatalf("%q: syslogMsg %q, ParseSyslog %q", line, got, want)
+		}
+	}
 }
 
 // BenchmarkHAProxy measures HAProxy lines parsed per CPU-second: ParseHAProxy
@@ -282,6 +312,18 @@ func BenchmarkHAProxy(b *testing.B) {
 		for b.Loop() {
 			ev := ferryv1.Event{Fields: shared}
 			refine(&ev, line)
+		}
+	})
+	// The agent's fast path: the fields encoded, no map
+	// (transport.ClientConfig.FieldAppenders).
+	b.Run("append", func(b *testing.B) {
+		p := NewHAProxyParser(time.UTC)
+		dst := make([]byte, 0, 4096)
+		b.SetBytes(int64(len(line)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev := ferryv1.Event{}
+			dst, _ = p.AppendFields(dst[:0], &ev, line)
 		}
 	})
 	// As the agent runs it: each event's map given back once its batch

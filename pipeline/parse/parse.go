@@ -1,5 +1,7 @@
 // Package parse turns one raw line of a container log file into its message,
-// stream, time and partial flag. Pure functions: no state, no allocation.
+// stream, time and partial flag. Pure functions: no state (but for one cache,
+// of the time zone span HAProxy's last accept date fell in: see
+// localUnixNano), no allocation.
 //
 // Three formats are understood: the CRI format written by containerd and
 // CRI-O ("<time> <stream> <tag> <message>"), Docker's json-file format

@@ -29,6 +29,19 @@ type Syslog struct {
 // 3164 time has no year and no zone: it is read in loc in the year that
 // puts it at most a day after now. It does not allocate.
 func ParseSyslog(b []byte, now time.Time, loc *time.Location) (Syslog, []byte) {
+	return parseSyslog(b, now, loc, true)
+}
+
+// syslogMsg returns the MSG part of a syslog message, as ParseSyslog
+// does, without working out the header's time (now is not needed).
+func syslogMsg(b []byte, loc *time.Location) []byte {
+	_, msg := parseSyslog(b, time.Time{}, loc, false)
+	return msg
+}
+
+// parseSyslog is ParseSyslog; without withTime, h.Time is not set (the
+// MSG part is the same).
+func parseSyslog(b []byte, now time.Time, loc *time.Location, withTime bool) (Syslog, []byte) {
 	h := Syslog{Priority: -1}
 	rest := b
 	if len(rest) > 2 && rest[0] == '<' {
@@ -45,9 +58,9 @@ func ParseSyslog(b []byte, now time.Time, loc *time.Location) (Syslog, []byte) {
 		}
 	}
 	if len(rest) > 2 && rest[0] == '1' && rest[1] == ' ' && h.Priority >= 0 {
-		return parse5424(h, rest[2:])
+		return parse5424(h, rest[2:], withTime)
 	}
-	return parse3164(h, rest, now, loc)
+	return parse3164(h, rest, now, loc, withTime)
 }
 
 // field cuts the next space-separated field off b.
@@ -66,11 +79,11 @@ func nilDash(f []byte) []byte {
 	return f
 }
 
-func parse5424(h Syslog, b []byte) (Syslog, []byte) {
+func parse5424(h Syslog, b []byte, withTime bool) (Syslog, []byte) {
 	h.RFC5424 = true
 	var ts []byte
 	ts, b = field(b)
-	if len(ts) > 1 {
+	if len(ts) > 1 && withTime {
 		if t, ok := rfc3339(ts); ok {
 			h.Time = t
 		}
@@ -188,7 +201,8 @@ func month(b []byte) int {
 	return 0
 }
 
-func parse3164(h Syslog, b []byte, now time.Time, loc *time.Location) (Syslog, []byte) {
+func parse3164(h Syslog, b []byte, now time.Time, loc *time.Location, withTime bool) (Syslog, []byte) {
+	hasTime := false
 	// "Mmm dd hh:mm:ss " (day padded with a space or a zero).
 	if len(b) >= 16 && b[3] == ' ' && b[6] == ' ' && b[9] == ':' && b[12] == ':' && b[15] == ' ' {
 		mo := month(b[0:3])
@@ -204,19 +218,25 @@ func parse3164(h Syslog, b []byte, now time.Time, loc *time.Location) (Syslog, [
 		}
 		hh, mm, ss := two(b[7:9]), two(b[10:12]), two(b[13:15])
 		if mo > 0 && d >= 1 && d <= 31 && hh >= 0 && hh < 24 && mm >= 0 && mm < 60 && ss >= 0 && ss <= 60 {
-			nl := now.In(loc)
-			t := time.Date(nl.Year(), time.Month(mo), d, hh, mm, ss, 0, loc)
-			if t.After(nl.Add(24 * time.Hour)) {
-				t = time.Date(nl.Year()-1, time.Month(mo), d, hh, mm, ss, 0, loc)
+			if withTime {
+				nl := now.In(loc)
+				t := time.Date(nl.Year(), time.Month(mo), d, hh, mm, ss, 0, loc)
+				if t.After(nl.Add(24 * time.Hour)) {
+					t = time.Date(nl.Year()-1, time.Month(mo), d, hh, mm, ss, 0, loc)
+				}
+				h.Time = t.UnixNano()
+				hasTime = h.Time != 0
+			} else {
+				// A time of this year or the last is never 0.
+				hasTime = true
 			}
-			h.Time = t.UnixNano()
 			b = b[16:]
 		}
 	}
 	// [HOSTNAME ]TAG[PID]: MSG. A first token that ends in ':' or holds
 	// '[' is the tag (HAProxy sends none of a hostname).
 	tok, rest := field(b)
-	if !isTag(tok) && h.Time != 0 {
+	if !isTag(tok) && hasTime {
 		if next, rest2 := field(rest); isTag(next) {
 			h.Hostname, tok, rest = tok, next, rest2
 		}

@@ -1,6 +1,10 @@
 package parse
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
 
 // ParseTime parses an RFC 3339 time, "2006-01-02T15:04:05Z" with an optional
 // fraction of seconds after a '.' and either 'Z' or a "±hh:mm" offset, into
@@ -29,14 +33,15 @@ func parseTime(b []byte) (int64, bool, bool) {
 		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return 0, false, false
 	}
-	ok := true
-	year := digits(b[0:4], &ok)
-	month := digits(b[5:7], &ok)
-	day := digits(b[8:10], &ok)
-	hour := digits(b[11:13], &ok)
-	min := digits(b[14:16], &ok)
-	sec := digits(b[17:19], &ok)
-	if !ok || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	y1, ok1 := two2(b, 0)
+	y2, ok2 := two2(b, 2)
+	month, ok3 := two2(b, 5)
+	day, ok4 := two2(b, 8)
+	hour, ok5 := two2(b, 11)
+	min, ok6 := two2(b, 14)
+	sec, ok7 := two2(b, 17)
+	year := y1*100 + y2
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || min > 59 || sec > 59 {
 		return 0, false, false
 	}
@@ -44,14 +49,15 @@ func parseTime(b []byte) (int64, bool, bool) {
 
 	var nsec int64
 	if len(b) >= 2 && b[0] == '.' && isDigit(b[1]) {
-		n := 1
-		scale := int64(1e9)
+		// Up to nine digits count; more are read and dropped.
+		n, k := 1, 0
 		for ; n < len(b) && isDigit(b[n]); n++ {
-			if scale > 1 {
-				scale /= 10
-				nsec += int64(b[n]-'0') * scale
+			if k < 9 {
+				nsec = nsec*10 + int64(b[n]-'0')
+				k++
 			}
 		}
+		nsec *= pow10[9-k]
 		b = b[n:]
 	}
 
@@ -59,9 +65,9 @@ func parseTime(b []byte) (int64, bool, bool) {
 	switch {
 	case len(b) == 1 && b[0] == 'Z':
 	case len(b) == len("+07:00") && (b[0] == '+' || b[0] == '-') && b[3] == ':':
-		oh := digits(b[1:3], &ok)
-		om := digits(b[4:6], &ok)
-		if !ok || oh > 23 || om > 59 {
+		oh, ok1 := two2(b, 1)
+		om, ok2 := two2(b, 4)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
 			return 0, false, false
 		}
 		offset = (oh*60 + om) * 60
@@ -89,20 +95,15 @@ func parseTime(b []byte) (int64, bool, bool) {
 	return secs*1e9 + nsec, true, false
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+var pow10 = [10]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
-// digits parses a short run of decimal digits, clearing *ok on a non-digit.
-func digits(b []byte, ok *bool) int64 {
-	var n int64
-	for _, c := range b {
-		if !isDigit(c) {
-			*ok = false
-			return 0
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n
+// two2 parses the two decimal digits at b[i:i+2].
+func two2(b []byte, i int) (int64, bool) {
+	d0, d1 := b[i]-'0', b[i+1]-'0'
+	return int64(d0)*10 + int64(d1), d0 <= 9 && d1 <= 9
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func daysIn(month, year int64) int64 {
 	switch month {
@@ -135,4 +136,45 @@ func daysFromCivil(y, m, d int64) int64 {
 	doy := (153*mp+2)/5 + d - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return era*146097 + doe - 719468
+}
+
+// zoneSpan is a time zone's offset over a span of time: from start to end
+// (Unix seconds, end excluded) loc is offset seconds east of UTC.
+type zoneSpan struct {
+	loc        *time.Location
+	offset     int64
+	start, end int64
+}
+
+// lastZone is the span localUnixNano used last (for any goroutine): the
+// lines of a log come in order, so one span serves almost every line.
+var lastZone atomic.Pointer[zoneSpan]
+
+// localUnixNano is time.Date(year, month, day, hour, min, sec, nsec,
+// loc).UnixNano(), exactly, for fields in range (sec up to 60, a day past
+// its month's end, which time.Date normalises the same way, years 0 to
+// 9999) and 0 <= nsec < 1e9; it skips time.Date's zone lookups while the
+// time falls in the zone span of the previous call. time.Date takes the
+// offset of the zone in effect at the wall time read as UTC, and keeps it
+// if the result falls in the same span: when both instants are inside
+// one cached span, that is the cached offset.
+func localUnixNano(year, month, day, hour, min, sec, nsec int, loc *time.Location) int64 {
+	wall := daysFromCivil(int64(year), int64(month), int64(day))*86400 + int64(hour)*3600 + int64(min)*60 + int64(sec)
+	if z := lastZone.Load(); z != nil && z.loc == loc && wall >= z.start && wall < z.end {
+		if utc := wall - z.offset; utc >= z.start && utc < z.end {
+			return utc*1e9 + int64(nsec)
+		}
+	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, loc)
+	_, offset := t.Zone()
+	start, end := t.ZoneBounds()
+	z := &zoneSpan{loc: loc, offset: int64(offset), start: math.MinInt64, end: math.MaxInt64}
+	if !start.IsZero() {
+		z.start = start.Unix()
+	}
+	if !end.IsZero() {
+		z.end = end.Unix()
+	}
+	lastZone.Store(z)
+	return t.UnixNano()
 }

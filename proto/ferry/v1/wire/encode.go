@@ -27,9 +27,11 @@ import (
 // is not valid UTF-8 (ErrInvalidUTF8, naming the field): the aggregator's
 // decoder would refuse the batch.
 //
-// It sizes a batch first, without reflection (the size of every event is
-// kept for the second pass), then writes it into one buffer of exactly
-// that size. Events in a row that share a *Kubernetes (every event of a
+// MarshalBatch sizes a batch first, without reflection (the size of every
+// event is kept for the second pass), then writes it into one buffer of
+// exactly that size; AppendBatch and AppendBatchExtra (encode_onepass.go,
+// what the agent sends with) write it in one pass, each event's length
+// filled in after the event. Events in a row that share a *Kubernetes (every event of a
 // pod) or a fields map (a file's static fields) size, validate and encode
 // it once: the later events copy the bytes the first one wrote. It
 // allocates nothing per event (the scratch of sizes is pooled).
@@ -48,18 +50,12 @@ func Size(b *ferryv1.Batch) int {
 }
 
 // AppendBatch appends the encoding of b (a ferry.v1.Batch, as
-// proto.Marshal writes it, map order aside) to dst. The error wraps
-// ErrInvalidUTF8 when a string field holds invalid UTF-8; dst is returned
-// unchanged then.
+// proto.Marshal writes it, map order aside) to dst, in one pass (see
+// AppendBatchExtra), growing dst as needed. The error wraps
+// ErrInvalidUTF8 when a string field holds invalid UTF-8; the result is
+// nil then.
 func AppendBatch(dst []byte, b *ferryv1.Batch) ([]byte, error) {
-	return MarshalBatch(b, func(n int) []byte {
-		if cap(dst)-len(dst) < n {
-			grown := make([]byte, len(dst), len(dst)+n)
-			copy(grown, dst)
-			return grown
-		}
-		return dst
-	})
+	return AppendBatchExtra(dst, b, nil)
 }
 
 // MarshalBatch encodes b into the buffer alloc returns: alloc is called
@@ -68,8 +64,23 @@ func AppendBatch(dst []byte, b *ferryv1.Batch) ([]byte, error) {
 // is that slice with the encoding appended. On error (invalid UTF-8 in a
 // string field) alloc is not called.
 func MarshalBatch(b *ferryv1.Batch, alloc func(size int) []byte) ([]byte, error) {
+	return MarshalBatchExtra(b, nil, alloc)
+}
+
+// MarshalBatchExtra is MarshalBatch for a batch some of whose events have
+// more fields than their Fields map holds, already encoded: extra[i], when
+// i < len(extra), is appended to the fields of event i, as entries of
+// ferry.v1.Event.fields (field 7, each entry with its tag and length, as
+// parse.HAProxyParser.AppendFields writes them), after those of its Fields
+// map. The bytes are trusted: they are neither parsed nor checked for
+// UTF-8, and a key must not be both in them and in the event's Fields
+// map. The result
+// is what proto.Marshal writes for the event whose Fields map holds those
+// entries too (map order aside).
+func MarshalBatchExtra(b *ferryv1.Batch, extra [][]byte, alloc func(size int) []byte) ([]byte, error) {
 	e := getEncoder()
 	defer putEncoder(e)
+	e.extra = extra
 	n, err := e.size(b)
 	if err != nil {
 		return nil, err
@@ -92,6 +103,8 @@ func MarshalBatch(b *ferryv1.Batch, alloc func(size int) []byte) ([]byte, error)
 // submessages seen.
 type encoder struct {
 	evSize []uint32
+	// extra: more encoded fields of the events (see MarshalBatchExtra).
+	extra [][]byte
 	// The entries of every fields map sized, in the order sized (the
 	// writing pass takes them in the same order: one iteration of a map).
 	entries []entry
@@ -200,6 +213,9 @@ func (e *encoder) size(b *ferryv1.Batch) (int, error) {
 		s, err := e.sizeEvent(ev)
 		if err != nil {
 			return 0, err
+		}
+		if i < len(e.extra) && ev != nil {
+			s += len(e.extra[i])
 		}
 		if s > math.MaxUint32 {
 			return 0, fmt.Errorf("wire: event %d of %d bytes", i, s)
@@ -417,7 +433,11 @@ func (e *encoder) appendBatch(b []byte, x *ferryv1.Batch) []byte {
 	w := eventWriter{entries: e.entries}
 	for i, ev := range x.Events {
 		b = appendVarint(append(b, 0x1a), uint64(e.evSize[i]))
-		b = w.appendEvent(b, ev)
+		var extra []byte
+		if i < len(e.extra) {
+			extra = e.extra[i]
+		}
+		b = w.appendEvent(b, ev, extra)
 	}
 	for _, p := range x.Pods {
 		s, _ := sizePod(p)
@@ -438,7 +458,7 @@ type eventWriter struct {
 	fsAt, fsTo     int // every entry of the fields map
 }
 
-func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event) []byte {
+func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event, extra []byte) []byte {
 	if ev == nil {
 		return b
 	}
@@ -494,6 +514,7 @@ func (w *eventWriter) appendEvent(b []byte, ev *ferryv1.Event) []byte {
 			w.fields, w.fsAt, w.fsTo = id, at, len(b)
 		}
 	}
+	b = append(b, extra...)
 	b = appendUvarintNZ(b, 0x40, uint64(ev.Flags))
 	b = appendUvarintNZ(b, 0x48, uint64(int64(ev.Kind)))
 	b = appendStringNZ(b, 0x52, ev.OriginalTime)

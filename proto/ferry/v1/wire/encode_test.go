@@ -437,3 +437,107 @@ func haproxyBatch(n int) *ferryv1.Batch {
 	}
 	return b
 }
+
+// TestMarshalBatchExtra: events whose fields are partly in their map and
+// partly encoded beside it (extra) encode as the events with every field
+// in the map do: the same size, and proto.Equal once decoded; with the
+// whole map encoded, the same bytes.
+func TestMarshalBatchExtra(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	alloc := func(n int) []byte { return make([]byte, 0, n) }
+	for i := range 500 {
+		b := decorate(r, randomBatch(r), false)
+		split := &ferryv1.Batch{Seq: b.Seq, Node: b.Node, Pods: b.Pods}
+		split.ProtoReflect().SetUnknown(b.ProtoReflect().GetUnknown())
+		var extra [][]byte
+		for j, ev := range b.Events {
+			if len(ev.GetFields()) == 0 || r.IntN(2) == 0 {
+				split.Events = append(split.Events, ev) // shared maps stay shared
+				continue
+			}
+			c := proto.Clone(ev).(*ferryv1.Event)
+			moved := map[string]*ferryv1.Value{}
+			for k, v := range c.Fields {
+				if r.IntN(2) == 0 {
+					moved[k] = v
+					delete(c.Fields, k)
+				}
+			}
+			enc, err := proto.Marshal(&ferryv1.Event{Fields: moved})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for len(extra) < j {
+				extra = append(extra, nil)
+			}
+			extra = append(extra, enc)
+			split.Events = append(split.Events, c)
+		}
+		out, err := MarshalBatchExtra(split, extra, alloc)
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		one, err := AppendBatchExtra([]byte("dst"), split, extra)
+		if err != nil || string(one[:3]) != "dst" || len(one)-3 != len(out) {
+			t.Fatalf("batch %d: AppendBatchExtra wrote %d bytes (%v), MarshalBatchExtra %d", i, len(one)-3, err, len(out))
+		}
+		var got ferryv1.Batch
+		if err := proto.Unmarshal(out, &got); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if n := Size(b); n != len(out) {
+			t.Fatalf("batch %d: %d bytes, the batch with every field in its maps is %d\n got %v\nwant %v", i, len(out), n, &got, b)
+		}
+		var want ferryv1.Batch
+		if err := proto.Unmarshal(enc(t, b), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, &want) {
+			t.Fatalf("batch %d decodes differently:\n got %v\nwant %v", i, &got, &want)
+		}
+	}
+	// One field, all of it encoded beside an empty map: the same bytes as
+	// proto.Marshal of the event with the map.
+	ev := &ferryv1.Event{Id: []byte("0123456789abcdef"), Message: []byte("m"), Fields: map[string]*ferryv1.Value{"k": {Kind: &ferryv1.Value_Int{Int: -3}}}, Flags: 2}
+	want := enc(t, &ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{ev, ev}})
+	fields, _ := proto.Marshal(&ferryv1.Event{Fields: ev.Fields})
+	bare := &ferryv1.Event{Id: ev.Id, Message: ev.Message, Flags: ev.Flags}
+	got, err := MarshalBatchExtra(&ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{bare, ev}}, [][]byte{fields}, alloc)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%x, %v; want %x", got, err, want)
+	}
+	got, err = AppendBatchExtra(nil, &ferryv1.Batch{Seq: 1, Events: []*ferryv1.Event{bare, ev}}, [][]byte{fields})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("AppendBatchExtra: %x, %v; want %x", got, err, want)
+	}
+}
+
+// TestEncodeLengthPrefixes: the one-pass encoder reserves an event's
+// length prefix before writing it; events whose lengths take 1, 2, 3 and
+// 4 bytes, in every order, sharing Kubernetes and fields (which later
+// events copy from the output, after it moved), encode as proto.Marshal
+// encodes them, byte for byte (one-entry maps: no order to differ).
+func TestEncodeLengthPrefixes(t *testing.T) {
+	kube := &ferryv1.Kubernetes{Namespace: "ns", Pod: "pod", Container: "c"}
+	fields := map[string]*ferryv1.Value{"k": {Kind: &ferryv1.Value_Str{Str: "v"}}}
+	sizes := []int{0, 10, 100, 120, 127, 128, 200, 16000, 16383, 16384, 20000, 2100000}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 200 {
+		b := &ferryv1.Batch{Seq: 3, Node: "n"}
+		for range 1 + r.IntN(8) {
+			ev := &ferryv1.Event{Message: bytes.Repeat([]byte("m"), sizes[r.IntN(len(sizes))]), Flags: uint32(r.IntN(3))}
+			if r.IntN(3) > 0 {
+				ev.Kubernetes = kube
+			}
+			if r.IntN(3) > 0 {
+				ev.Fields = fields
+			}
+			b.Events = append(b.Events, ev)
+		}
+		want := enc(t, b)
+		got, err := AppendBatch([]byte("dst"), b)
+		if err != nil || !bytes.Equal(got[3:], want) {
+			t.Fatalf("%d events: AppendBatch differs from proto.Marshal (%v)", len(b.Events), err)
+		}
+	}
+}
