@@ -221,8 +221,9 @@ func TestGoneLooks(t *testing.T) {
 }
 
 // TestQuietPolls: a poll of a file with nothing new and nothing waiting
-// reads nothing (it only looks whether the file is gone); once the file
-// grows, a poll reads it, notifications or not.
+// reads nothing (it only looks whether the file is gone) and does not even
+// wake its follower (the manager polls it); once the file grows, a poll
+// reads it, notifications or not.
 func TestQuietPolls(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.log")
@@ -232,10 +233,14 @@ func TestQuietPolls(t *testing.T) {
 	h := newHarness(t, harnessOpts{}, in)
 	h.waitEvents(1)
 	fl := h.follower(devInoOf(t, path))
-	reads, looks := fl.reads.Load(), fl.looks.Load()
+	waitFor(t, "the follower parked", func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on })
+	reads, looks, turns := fl.reads.Load(), fl.looks.Load(), fl.turns.Load()
 	waitFor(t, "five polls", func() bool { return fl.looks.Load() >= looks+5 })
 	if n := fl.reads.Load() - reads; n != 0 {
 		t.Errorf("%d polls of a quiet file read it", n)
+	}
+	if n := fl.turns.Load() - turns; n != 0 {
+		t.Errorf("%d polls of a quiet file woke its follower", n)
 	}
 	appendFile(t, path, "second\n")
 	h.waitMsgs([]string{"second"})
