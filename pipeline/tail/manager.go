@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,9 @@ type Manager struct {
 	// stopping holds the files whose follower SetInputs stopped while
 	// chunks it handed on may still wait for their acks.
 	stopping map[devIno]*stopMark
+	// notifyWakes counts the wakes by the notifier, windows the windows
+	// ended (tests).
+	notifyWakes, windows atomic.Int64
 	// polling is pollParked's list of followers (Run's goroutine only).
 	polling []*follower
 	// posMu orders Commit and renamePosition, which replaces an entry.
@@ -178,8 +182,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, fl := range found {
 		m.startFollower(ctx, fl)
 	}
-	ticker := time.NewTicker(globInterval(m.currentInputs()))
-	defer ticker.Stop()
+	// Globs fall on multiples of the glob interval, as polls on multiples
+	// of the poll interval (see untilPoll): the two often wake the agent
+	// once.
+	glob := time.NewTimer(untilPoll(time.Now(), globInterval(m.currentInputs())))
+	defer glob.Stop()
 	poll := time.NewTimer(m.pollParked(time.Now()))
 	defer poll.Stop()
 	win := newWindow(m.currentInputs(), m.notes != nil)
@@ -193,7 +200,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.startFollower(ctx, fl)
 		}
 	}
+	taken := 0 // notices handled by the last take
 	handle := func(n notice) {
+		taken++
 		if n.has(opOverflow) {
 			// Notifications were lost: look at every file.
 			m.log.Debug("file notifications overflowed, looking at every file")
@@ -218,11 +227,13 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}
 	}
-	take := func() {
+	take := func() int {
+		taken = 0
 		if err := m.notes.take(handle); err != nil {
 			m.log.Warn("file notifications failed, polling only", "err", err)
 			ready = nil
 		}
+		return taken
 	}
 	for {
 		rdy := ready
@@ -233,27 +244,38 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			m.wg.Wait()
 			return nil
-		case <-ticker.C:
+		case <-glob.C:
 			rescan()
+			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
 		case <-poll.C:
 			poll.Reset(m.pollParked(time.Now()))
 		case <-m.reload:
 			m.watchPatterns()
-			ticker.Reset(globInterval(m.currentInputs()))
+			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
 			poll.Reset(m.pollParked(time.Now()))
 			win.configure(m.currentInputs(), m.notes != nil)
 			rescan()
 		case <-rdy:
+			m.notifyWakes.Add(1)
 			take()
 			if ready != nil && !win.holding() {
 				m.notes.arm()
 			}
 		case <-win.timer.C:
-			if win.holding() && ready != nil {
-				take() // what was held while it was open
+			held := win.holding() && ready != nil
+			taken := 0
+			if held {
+				taken = take() // what was held while it was open
 			}
 			win.fire()
-			if ready != nil {
+			m.windows.Add(1)
+			switch {
+			case held && taken > 0:
+				// Files are being written: the next window follows at
+				// once, so that its first write does not wake the
+				// agent either. One that takes nothing ends the run.
+				win.reopen()
+			case ready != nil:
 				m.notes.arm()
 			}
 		}

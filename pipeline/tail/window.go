@@ -12,9 +12,12 @@ import "time"
 // while the window is open are not even taken: they wait in the kernel's
 // queue (which merges repeated writes to one file), so that they do not
 // wake the agent either (see notifier), and are taken when the window
-// ends, at once, before the files are woken. Should the queue overflow,
-// every file is looked at. Deletions and renames held wait for the window
-// like writes.
+// ends, at once, before the files are woken. A window that took any opens
+// the next at once (reopen), so that while files are written the agent
+// wakes once per window, at its end, and not for its first write either;
+// one that took none closes, and the next notification opens a window
+// again. Should the queue overflow, every file is looked at. Deletions and
+// renames held wait for the window like writes.
 type window struct {
 	length  time.Duration // the shortest read delay > 0 of the inputs
 	hold    bool          // every input has a read delay
@@ -56,6 +59,14 @@ func (w *window) add(fl *follower) {
 		w.open = true
 		w.timer.Reset(w.length)
 	}
+}
+
+// reopen opens the next window right away, with nothing pending yet: while
+// files are being written, windows follow one another, each ended by its
+// timer, and the notifications wait in the kernel throughout.
+func (w *window) reopen() {
+	w.open = true
+	w.timer.Reset(w.length)
 }
 
 // fire handles the timer: the window ended, every pending file is woken
