@@ -87,6 +87,9 @@ type follower struct {
 	sentEnd  int64 // End of the last chunk handed on
 	wake     chan struct{}
 	parked   parked
+	// notified: write notifications come for the file's directory (set
+	// by startFollower).
+	notified bool
 	// lookGone: a notification said the file may be deleted or renamed
 	// (or notifications were lost): see whether it is gone at the next
 	// wake, not only at the next poll.
@@ -312,13 +315,16 @@ type parked struct {
 	next   time.Time     // the next poll
 	every  time.Duration // the poll interval
 	polled bool          // the manager woke it for a poll
+	// grown: a poll found the file longer than what was read, and left
+	// it to the write notification that is then on its way.
+	grown bool
 }
 
 // park makes the follower's polls the manager's until it is woken.
 func (fl *follower) park() {
 	now := time.Now()
 	fl.parked.mu.Lock()
-	fl.parked.on, fl.parked.every = true, fl.in.PollInterval
+	fl.parked.on, fl.parked.every, fl.parked.grown = true, fl.in.PollInterval, false
 	fl.parked.next = now.Add(untilPoll(now, fl.in.PollInterval))
 	fl.parked.mu.Unlock()
 }
@@ -361,15 +367,28 @@ func (fl *follower) pollParked(now time.Time) time.Time {
 // pollWouldAct reports whether a poll of the parked follower would do more
 // than look (see run): its turn reads when the file's size is not what was
 // read, and goneHow finds something unless the file has links and its link
-// names it.
+// names it. (p.mu is held.)
 func (fl *follower) pollWouldAct() bool {
 	fl.looks.Add(1)
 	if fl.switched.Load() || fl.drainOnly || fl.link == "" {
 		return true
 	}
 	size, links, err := fileSize(fl.f)
-	if err != nil || links == 0 || size != fl.readPos {
+	if err != nil || links == 0 || size < fl.readPos {
 		return true
+	}
+	if size > fl.readPos {
+		// Written since it was read. Where notifications come, the
+		// write's wakes the follower, within the read delay (the poll
+		// would only read it sooner, and cost a turn that looks whether
+		// the file is gone): a poll reads it only should it still wait
+		// at the next poll (a notification lost where the kernel does
+		// not send them, e.g. for writes on another NFS client).
+		if !fl.notified || fl.m.notesFailed.Load() || fl.parked.grown {
+			return true
+		}
+		fl.parked.grown = true
+		return false
 	}
 	fi, err := os.Stat(fl.link)
 	if err != nil {

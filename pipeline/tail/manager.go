@@ -34,7 +34,8 @@ type Manager struct {
 	followers map[devIno]*follower
 	byPath    map[string]*follower
 	watched   map[string]int
-	notes     notifier // nil: polling only
+	unwatched map[string]bool // watched directories whose watch failed
+	notes     notifier        // nil: polling only
 	wg        sync.WaitGroup
 	// matched holds the files the last complete scan matched, and
 	// scanStart when that scan began.
@@ -55,6 +56,8 @@ type Manager struct {
 	// notifyWakes counts the wakes by the notifier, windows the windows
 	// ended (tests).
 	notifyWakes, windows atomic.Int64
+	// notesFailed: notifications stopped (reading them failed).
+	notesFailed atomic.Bool
 	// polling is pollParked's list of followers (Run's goroutine only).
 	polling []*follower
 	// posMu orders Commit and renamePosition, which replaces an entry.
@@ -86,6 +89,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
+		unwatched:  map[string]bool{},
 		reload:     make(chan struct{}, 1),
 		unreadable: map[string]string{},
 		stopping:   map[devIno]*stopMark{},
@@ -232,6 +236,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		if err := m.notes.take(handle); err != nil {
 			m.log.Warn("file notifications failed, polling only", "err", err)
 			ready = nil
+			m.notesFailed.Store(true)
 		}
 		return taken
 	}
@@ -263,14 +268,14 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		case <-win.timer.C:
 			held := win.holding() && ready != nil
-			taken := 0
+			got := 0
 			if held {
-				taken = take() // what was held while it was open
+				got = take() // what was held while it was open
 			}
 			win.fire()
 			m.windows.Add(1)
 			switch {
-			case held && taken > 0:
+			case held && got > 0:
 				// Files are being written: the next window follows at
 				// once, so that its first write does not wake the
 				// agent either. One that takes nothing ends the run.
@@ -488,7 +493,7 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	m.followers[fl.di] = fl
 	m.byPath[fl.path] = fl
 	m.mu.Unlock()
-	m.watch(filepath.Dir(fl.path))
+	fl.notified = m.watch(filepath.Dir(fl.path))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -505,18 +510,22 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	}()
 }
 
-func (m *Manager) watch(dir string) {
+// watch watches dir (counted: see unwatch); it reports whether
+// notifications come for it.
+func (m *Manager) watch(dir string) bool {
 	if m.notes == nil {
-		return
+		return false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.watched[dir] == 0 {
 		if err := m.notes.add(dir); err != nil {
 			m.log.Debug("cannot watch directory, polling it", "dir", dir, "err", err)
+			m.unwatched[dir] = true
 		}
 	}
 	m.watched[dir]++
+	return !m.unwatched[dir]
 }
 
 func (m *Manager) unwatch(dir string) {
@@ -528,6 +537,7 @@ func (m *Manager) unwatch(dir string) {
 	m.watched[dir]--
 	if m.watched[dir] <= 0 {
 		delete(m.watched, dir)
+		delete(m.unwatched, dir)
 		_ = m.notes.remove(dir)
 	}
 }
