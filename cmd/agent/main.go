@@ -226,13 +226,17 @@ func runAgent(cfg *config.Agent, path string, hup <-chan os.Signal) error {
 	saveDone := make(chan struct{})
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(time.Second)
+		// Every second, on the second: with the polls and globs of the
+		// files (on multiples of their intervals), one wake of the agent.
+		untilSecond := func() time.Duration { return time.Second - time.Duration(time.Now().UnixNano()%int64(time.Second)) }
+		t := time.NewTimer(untilSecond())
 		defer t.Stop()
 		for {
 			select {
 			case <-saveDone:
 				return
 			case <-t.C:
+				t.Reset(untilSecond())
 				if err := store.Save(); err != nil {
 					positionErrors.Add(1)
 					log.Error("saving positions failed", "err", err)

@@ -103,6 +103,52 @@ func TestReadDelayWakes(t *testing.T) {
 	assertExactlyOnce(t, h.snapshot(), append([]string{"first"}, lines...))
 }
 
+// TestReadDelayWindowsFollow: while a file is written steadily, read-delay
+// windows follow one another, each ended by its timer, and the notifier
+// wakes the agent only for the first write of the run (not for the first
+// write of every window); every line still comes.
+func TestReadDelayWindowsFollow(t *testing.T) {
+	const (
+		delay = 100 * time.Millisecond
+		pace  = 10 * time.Millisecond
+	)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	appendFile(t, path, "first\n")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.PollInterval = time.Hour
+	in.ReadDelay = delay
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(1)
+	if h.m.notes == nil {
+		t.Skip("no file notifications here")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wakes, windows := h.m.notifyWakes.Load(), h.m.windows.Load()
+	lines := numbered("line", 0, 150) // 1.5 s: about 15 windows
+	for _, l := range lines {
+		if _, err := f.WriteString(l + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pace) // the stimulus: a steady writer
+	}
+	h.waitEvents(1 + len(lines))
+	assertExactlyOnce(t, h.snapshot(), append([]string{"first"}, lines...))
+	w, n := h.m.notifyWakes.Load()-wakes, h.m.windows.Load()-windows
+	if n < 5 {
+		t.Skipf("only %d windows: too slow a machine to tell", n)
+	}
+	// A writer stalled for a whole window (a loaded machine) starts a new
+	// run: a few are allowed, not one per window.
+	if w > n/3 {
+		t.Errorf("the notifier woke the agent %d times in %d windows of a steady writer, want about once", w, n)
+	}
+}
+
 // TestUntilPoll: the next poll falls on a multiple of the interval, within
 // one interval, whatever the moment asked at, so followers of the same
 // interval poll together.
@@ -221,8 +267,9 @@ func TestGoneLooks(t *testing.T) {
 }
 
 // TestQuietPolls: a poll of a file with nothing new and nothing waiting
-// reads nothing (it only looks whether the file is gone); once the file
-// grows, a poll reads it, notifications or not.
+// reads nothing (it only looks whether the file is gone) and does not even
+// wake its follower (the manager polls it); once the file grows, a poll
+// reads it, notifications or not.
 func TestQuietPolls(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.log")
@@ -232,10 +279,14 @@ func TestQuietPolls(t *testing.T) {
 	h := newHarness(t, harnessOpts{}, in)
 	h.waitEvents(1)
 	fl := h.follower(devInoOf(t, path))
-	reads, looks := fl.reads.Load(), fl.looks.Load()
+	waitFor(t, "the follower parked", func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on })
+	reads, looks, turns := fl.reads.Load(), fl.looks.Load(), fl.turns.Load()
 	waitFor(t, "five polls", func() bool { return fl.looks.Load() >= looks+5 })
 	if n := fl.reads.Load() - reads; n != 0 {
 		t.Errorf("%d polls of a quiet file read it", n)
+	}
+	if n := fl.turns.Load() - turns; n != 0 {
+		t.Errorf("%d polls of a quiet file woke its follower", n)
 	}
 	appendFile(t, path, "second\n")
 	h.waitMsgs([]string{"second"})

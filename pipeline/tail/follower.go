@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -85,12 +86,17 @@ type follower struct {
 	warned   bool
 	sentEnd  int64 // End of the last chunk handed on
 	wake     chan struct{}
+	parked   parked
+	// notified: write notifications come for the file's directory (set
+	// by startFollower).
+	notified bool
 	// lookGone: a notification said the file may be deleted or renamed
 	// (or notifications were lost): see whether it is gone at the next
 	// wake, not only at the next poll.
 	lookGone atomic.Bool
-	looks    atomic.Int64 // times goneHow looked (tests)
+	looks    atomic.Int64 // times goneHow or a poll while parked looked (tests)
 	reads    atomic.Int64 // turns that read (tests)
+	turns    atomic.Int64 // turns (tests)
 	// stop ends the follower without finishing the file (its position
 	// stays where the acks put it); set by startFollower.
 	stop context.CancelFunc
@@ -212,6 +218,7 @@ func (fl *follower) run(ctx context.Context) {
 	// a deletion or rename notification wakes it with lookGone.
 	polled := true
 	for {
+		fl.turns.Add(1)
 		before := fl.readPos
 		if !polled || !goneAt.IsZero() || !fl.quiet() {
 			fl.reads.Add(1)
@@ -269,25 +276,126 @@ func (fl *follower) run(ctx context.Context) {
 		} else {
 			goneAt = time.Time{}
 		}
-		if goneAt.IsZero() {
+		switch {
+		case goneAt.IsZero() && !fl.waiting():
+			// Nothing to do until the file changes: its polls are the
+			// manager's (see parked).
+			timer.Stop()
+			fl.park()
+		case goneAt.IsZero():
 			timer.Reset(untilPoll(time.Now(), fl.in.PollInterval))
-		} else {
+		default:
 			// A full interval: quiet must mean a poll interval without
 			// new data.
 			timer.Reset(fl.in.PollInterval)
 		}
 		select {
 		case <-ctx.Done():
+			fl.unpark()
 			return
 		case <-fl.wake:
-			polled = false
-			if !timer.Stop() {
-				<-timer.C
-			}
+			polled = fl.unpark()
+			timer.Stop()
 		case <-timer.C:
 			polled = true
 		}
 	}
+}
+
+// parked is the state of a follower that waits with nothing to do until
+// its file changes (no timer of its own): the manager polls it, so that the
+// polls of idle files cost one wake of the agent per poll interval, not one
+// per file. The manager looks at what the follower's own poll would (see
+// pollParked) while the follower sleeps, under mu, and wakes it for a
+// polled turn when that poll would do anything. The follower touches its
+// file, readPos and link only while not parked.
+type parked struct {
+	mu     sync.Mutex
+	on     bool
+	next   time.Time     // the next poll
+	every  time.Duration // the poll interval
+	polled bool          // the manager woke it for a poll
+	// grown: a poll found the file longer than what was read, and left
+	// it to the write notification that is then on its way.
+	grown bool
+}
+
+// park makes the follower's polls the manager's until it is woken.
+func (fl *follower) park() {
+	now := time.Now()
+	fl.parked.mu.Lock()
+	fl.parked.on, fl.parked.every, fl.parked.grown = true, fl.in.PollInterval, false
+	fl.parked.next = now.Add(untilPoll(now, fl.in.PollInterval))
+	fl.parked.mu.Unlock()
+}
+
+// unpark ends park on a wake; it reports whether the manager woke the
+// follower for a poll.
+func (fl *follower) unpark() (polled bool) {
+	fl.parked.mu.Lock()
+	polled = fl.parked.polled
+	fl.parked.on, fl.parked.polled = false, false
+	fl.parked.mu.Unlock()
+	return polled
+}
+
+// pollParked is the poll of a parked follower, done by the manager at now:
+// if the poll is due and would find anything to do (the file is longer or
+// shorter than what was read, deleted, or its link names another file or
+// nothing; a new input to take on), the follower is woken for a polled
+// turn. It returns when the next poll of the follower is due, zero if it
+// is not parked.
+func (fl *follower) pollParked(now time.Time) time.Time {
+	p := &fl.parked
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.on {
+		return time.Time{}
+	}
+	if now.Before(p.next) {
+		return p.next
+	}
+	if fl.pollWouldAct() {
+		p.on, p.polled = false, true
+		fl.wakeUp()
+		return time.Time{}
+	}
+	p.next = now.Add(untilPoll(now, p.every))
+	return p.next
+}
+
+// pollWouldAct reports whether a poll of the parked follower would do more
+// than look (see run): its turn reads when the file's size is not what was
+// read, and goneHow finds something unless the file has links and its link
+// names it. (p.mu is held.)
+func (fl *follower) pollWouldAct() bool {
+	fl.looks.Add(1)
+	if fl.switched.Load() || fl.drainOnly || fl.link == "" {
+		return true
+	}
+	size, links, err := fileSize(fl.f)
+	if err != nil || links == 0 || size < fl.readPos {
+		return true
+	}
+	if size > fl.readPos {
+		// Written since it was read. Where notifications come, the
+		// write's wakes the follower, within the read delay (the poll
+		// would only read it sooner, and cost a turn that looks whether
+		// the file is gone): a poll reads it only should it still wait
+		// at the next poll (a notification lost where the kernel does
+		// not send them, e.g. for writes on another NFS client).
+		if !fl.notified || fl.m.notesFailed.Load() || fl.parked.grown {
+			return true
+		}
+		fl.parked.grown = true
+		return false
+	}
+	fi, err := os.Stat(fl.link)
+	if err != nil {
+		return true
+	}
+	di, _ := statDevIno(fi)
+	return di != fl.di
 }
 
 // quiet reports, at a poll, that there is nothing to do but look whether
@@ -297,12 +405,22 @@ func (fl *follower) run(ctx context.Context) {
 // chunk and reads nothing. A file rewritten to the very length that was
 // read is not noticed either way (see truncated).
 func (fl *follower) quiet() bool {
-	if fl.chunk != nil || fl.leftover || fl.skipping || fl.mlWait || fl.switched.Load() || len(fl.unconsumed()) > 0 {
+	if fl.waiting() {
 		return false
+	}
+	size, _, err := fileSize(fl.f)
+	return err == nil && size == fl.readPos
+}
+
+// waiting reports whether anything read waits to be handed on or flushed
+// (see quiet): the follower then keeps its own poll timer.
+func (fl *follower) waiting() bool {
+	if fl.chunk != nil || fl.leftover || fl.skipping || fl.mlWait || fl.switched.Load() || len(fl.unconsumed()) > 0 {
+		return true
 	}
 	for i := range fl.joins {
 		if fl.joins[i].active {
-			return false
+			return true
 		}
 	}
 	for _, j := range fl.mls {
@@ -310,11 +428,10 @@ func (fl *follower) quiet() bool {
 			continue
 		}
 		if _, open := j.Open(); open {
-			return false
+			return true
 		}
 	}
-	size, _, err := fileSize(fl.f)
-	return err == nil && size == fl.readPos
+	return false
 }
 
 const (

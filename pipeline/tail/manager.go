@@ -10,10 +10,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/ferrylogs/ferry/pipeline/budget"
 	"github.com/ferrylogs/ferry/pipeline/checkpoint"
@@ -35,7 +34,8 @@ type Manager struct {
 	followers map[devIno]*follower
 	byPath    map[string]*follower
 	watched   map[string]int
-	watcher   *fsnotify.Watcher
+	unwatched map[string]bool // watched directories whose watch failed
+	notes     notifier        // nil: polling only
 	wg        sync.WaitGroup
 	// matched holds the files the last complete scan matched, and
 	// scanStart when that scan began.
@@ -53,6 +53,13 @@ type Manager struct {
 	// stopping holds the files whose follower SetInputs stopped while
 	// chunks it handed on may still wait for their acks.
 	stopping map[devIno]*stopMark
+	// notifyWakes counts the wakes by the notifier, windows the windows
+	// ended (tests).
+	notifyWakes, windows atomic.Int64
+	// notesFailed: notifications stopped (reading them failed).
+	notesFailed atomic.Bool
+	// polling is pollParked's list of followers (Run's goroutine only).
+	polling []*follower
 	// posMu orders Commit and renamePosition, which replaces an entry.
 	posMu sync.Mutex
 }
@@ -82,6 +89,7 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		followers:  map[devIno]*follower{},
 		byPath:     map[string]*follower{},
 		watched:    map[string]int{},
+		unwatched:  map[string]bool{},
 		reload:     make(chan struct{}, 1),
 		unreadable: map[string]string{},
 		stopping:   map[devIno]*stopMark{},
@@ -167,78 +175,145 @@ func (m *Manager) renamePosition(id, input string) {
 // Run discovers files until ctx ends, then waits for every follower to stop.
 // It never closes the Chunks channel.
 func (m *Manager) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
+	if n, err := newNotifier(); err != nil {
 		m.log.Warn("file notifications unavailable, polling only", "err", err)
 	} else {
-		m.watcher = w
-		defer w.Close()
+		m.notes = n
+		defer n.close()
 	}
 	found := m.scan(true)
 	m.recover(ctx, found)
 	for _, fl := range found {
 		m.startFollower(ctx, fl)
 	}
-	ticker := time.NewTicker(globInterval(m.currentInputs()))
-	defer ticker.Stop()
-	win := newWindow(m.currentInputs(), m.watcher != nil)
+	// Globs fall on multiples of the glob interval, as polls on multiples
+	// of the poll interval (see untilPoll): the two often wake the agent
+	// once.
+	glob := time.NewTimer(untilPoll(time.Now(), globInterval(m.currentInputs())))
+	defer glob.Stop()
+	poll := time.NewTimer(m.pollParked(time.Now()))
+	defer poll.Stop()
+	win := newWindow(m.currentInputs(), m.notes != nil)
 	defer win.timer.Stop()
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	if m.watcher != nil {
-		events, errs = m.watcher.Events, m.watcher.Errors
+	var ready <-chan struct{}
+	if m.notes != nil {
+		ready = m.notes.ready()
 	}
 	rescan := func() {
 		for _, fl := range m.scan(false) {
 			m.startFollower(ctx, fl)
 		}
 	}
+	taken := 0 // notices handled by the last take
+	handle := func(n notice) {
+		taken++
+		if n.has(opOverflow) {
+			// Notifications were lost: look at every file.
+			m.log.Debug("file notifications overflowed, looking at every file")
+			m.wakeAll()
+			rescan()
+			return
+		}
+		if n.has(opCreate) {
+			rescan()
+		}
+		switch {
+		case n.has(opRemove) || n.has(opRename):
+			if fl, _ := m.followerAt(n.name); fl != nil {
+				fl.lookGone.Store(true)
+				fl.wakeUp()
+			}
+		case n.has(opWrite):
+			if fl, delay := m.followerAt(n.name); delay > 0 {
+				win.add(fl)
+			} else if fl != nil {
+				fl.wakeUp()
+			}
+		}
+	}
+	take := func() int {
+		taken = 0
+		if err := m.notes.take(handle); err != nil {
+			m.log.Warn("file notifications failed, polling only", "err", err)
+			ready = nil
+			m.notesFailed.Store(true)
+		}
+		return taken
+	}
 	for {
-		evs := events
+		rdy := ready
 		if win.holding() {
-			evs = nil // held in the kernel until the window ends
+			rdy = nil // held in the kernel until the window ends
 		}
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
 			return nil
-		case <-ticker.C:
+		case <-glob.C:
 			rescan()
+			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
+		case <-poll.C:
+			poll.Reset(m.pollParked(time.Now()))
 		case <-m.reload:
 			m.watchPatterns()
-			ticker.Reset(globInterval(m.currentInputs()))
-			win.configure(m.currentInputs(), m.watcher != nil)
+			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
+			poll.Reset(m.pollParked(time.Now()))
+			win.configure(m.currentInputs(), m.notes != nil)
 			rescan()
-		case ev := <-evs:
-			if ev.Has(fsnotify.Create) {
-				rescan()
-			}
-			switch {
-			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
-				if fl, _ := m.followerAt(ev.Name); fl != nil {
-					fl.lookGone.Store(true)
-					fl.wakeUp()
-				}
-			case ev.Has(fsnotify.Write):
-				if fl, delay := m.followerAt(ev.Name); delay > 0 {
-					win.add(fl)
-				} else if fl != nil {
-					fl.wakeUp()
-				}
+		case <-rdy:
+			m.notifyWakes.Add(1)
+			take()
+			if ready != nil && !win.holding() {
+				m.notes.arm()
 			}
 		case <-win.timer.C:
-			win.fire()
-		case err := <-errs:
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				// Notifications were lost: look at every file.
-				m.log.Debug("file notifications overflowed, looking at every file")
-				m.wakeAll()
-				rescan()
-				continue
+			held := win.holding() && ready != nil
+			got := 0
+			if held {
+				got = take() // what was held while it was open
 			}
-			m.log.Warn("file notification error", "err", err)
+			win.fire()
+			m.windows.Add(1)
+			switch {
+			case held && got > 0:
+				// Files are being written: the next window follows at
+				// once, so that its first write does not wake the
+				// agent either. One that takes nothing ends the run.
+				win.reopen()
+			case ready != nil:
+				m.notes.arm()
+			}
 		}
 	}
+}
+
+// pollParked polls the parked followers that are due at now (see
+// follower.pollParked) and returns how long to wait for the next poll: the
+// next multiple of the shortest poll interval of the inputs, or earlier
+// when a parked follower (of an input since changed) is due before.
+func (m *Manager) pollParked(now time.Time) time.Duration {
+	m.mu.Lock()
+	m.polling = m.polling[:0]
+	for _, fl := range m.followers {
+		m.polling = append(m.polling, fl)
+	}
+	wait := time.Duration(-1)
+	for _, in := range m.inputs {
+		if d := untilPoll(now, in.PollInterval); wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	m.mu.Unlock()
+	for i, fl := range m.polling {
+		if next := fl.pollParked(now); !next.IsZero() && (wait < 0 || next.Sub(now) < wait) {
+			wait = next.Sub(now)
+		}
+		m.polling[i] = nil
+	}
+	if wait < 0 {
+		wait = time.Hour // no input: SetInputs resets it
+	}
+	return max(wait, time.Millisecond)
 }
 
 // followerAt returns the follower of the file at path, if any, and the
@@ -418,7 +493,7 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	m.followers[fl.di] = fl
 	m.byPath[fl.path] = fl
 	m.mu.Unlock()
-	m.watch(filepath.Dir(fl.path))
+	fl.notified = m.watch(filepath.Dir(fl.path))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -435,22 +510,26 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	}()
 }
 
-func (m *Manager) watch(dir string) {
-	if m.watcher == nil {
-		return
+// watch watches dir (counted: see unwatch); it reports whether
+// notifications come for it.
+func (m *Manager) watch(dir string) bool {
+	if m.notes == nil {
+		return false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.watched[dir] == 0 {
-		if err := m.watcher.Add(dir); err != nil {
+		if err := m.notes.add(dir); err != nil {
 			m.log.Debug("cannot watch directory, polling it", "dir", dir, "err", err)
+			m.unwatched[dir] = true
 		}
 	}
 	m.watched[dir]++
+	return !m.unwatched[dir]
 }
 
 func (m *Manager) unwatch(dir string) {
-	if m.watcher == nil {
+	if m.notes == nil {
 		return
 	}
 	m.mu.Lock()
@@ -458,7 +537,8 @@ func (m *Manager) unwatch(dir string) {
 	m.watched[dir]--
 	if m.watched[dir] <= 0 {
 		delete(m.watched, dir)
-		_ = m.watcher.Remove(dir)
+		delete(m.unwatched, dir)
+		_ = m.notes.remove(dir)
 	}
 }
 

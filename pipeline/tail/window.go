@@ -11,24 +11,19 @@ import "time"
 // When every input has a read delay (hold), the notifications that come
 // while the window is open are not even taken: they wait in the kernel's
 // queue (which merges repeated writes to one file), so that they do not
-// wake the agent either, and are taken when the window ends, during a
-// short drain, before the files are woken. Should the queue overflow,
-// every file is looked at. Deletions and renames taken meanwhile wake their
-// file at once; held ones wait for the window like writes.
+// wake the agent either (see notifier), and are taken when the window
+// ends, at once, before the files are woken. A window that took any opens
+// the next at once (reopen), so that while files are written the agent
+// wakes once per window, at its end, and not for its first write either;
+// one that took none closes, and the next notification opens a window
+// again. Should the queue overflow, every file is looked at. Deletions and
+// renames held wait for the window like writes.
 type window struct {
-	length   time.Duration // the shortest read delay > 0 of the inputs
-	hold     bool          // every input has a read delay
-	timer    *time.Timer
-	open     bool // a window is open
-	draining bool // it has ended; the notifications held are being taken
-	pending  map[*follower]struct{}
-}
-
-// drainFor is how long the notifications held during a window are taken
-// before its files are woken: a fraction of the window, at least a
-// millisecond. Any taken later open the next window.
-func drainFor(length time.Duration) time.Duration {
-	return max(length/20, time.Millisecond)
+	length  time.Duration // the shortest read delay > 0 of the inputs
+	hold    bool          // every input has a read delay
+	timer   *time.Timer
+	open    bool // a window is open
+	pending map[*follower]struct{}
 }
 
 func newWindow(inputs []*Input, notified bool) *window {
@@ -54,7 +49,7 @@ func (w *window) configure(inputs []*Input, notified bool) {
 }
 
 // holding reports whether notifications are to be left in the kernel.
-func (w *window) holding() bool { return w.hold && w.open && !w.draining }
+func (w *window) holding() bool { return w.hold && w.open }
 
 // add makes fl one of the files woken when the window ends, opening it if
 // need be.
@@ -66,17 +61,20 @@ func (w *window) add(fl *follower) {
 	}
 }
 
-// fire handles the timer: the window ended (then, when holding, the drain
-// starts), or the drain did: every pending file is woken.
+// reopen opens the next window right away, with nothing pending yet: while
+// files are being written, windows follow one another, each ended by its
+// timer, and the notifications wait in the kernel throughout.
+func (w *window) reopen() {
+	w.open = true
+	w.timer.Reset(w.length)
+}
+
+// fire handles the timer: the window ended, every pending file is woken
+// (the notifications held are taken just before).
 func (w *window) fire() {
-	if w.hold && w.open && !w.draining {
-		w.draining = true
-		w.timer.Reset(drainFor(w.length))
-		return
-	}
 	for fl := range w.pending {
 		fl.wakeUp()
 		delete(w.pending, fl)
 	}
-	w.open, w.draining = false, false
+	w.open = false
 }

@@ -1,0 +1,110 @@
+//go:build !linux
+
+package tail
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// fsnotifier is the notifier where there is no inotify: fsnotify's events,
+// collected as they come (nothing waits in the kernel: every notice wakes
+// the agent).
+type fsnotifier struct {
+	w   *fsnotify.Watcher
+	sig chan struct{}
+
+	mu    sync.Mutex
+	notes []notice
+	armed bool
+}
+
+func newNotifier() (notifier, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	n := &fsnotifier{w: w, sig: make(chan struct{}, 1), armed: true}
+	go n.collect()
+	return n, nil
+}
+
+func (n *fsnotifier) collect() {
+	for {
+		var nt notice
+		select {
+		case ev, ok := <-n.w.Events:
+			if !ok {
+				return
+			}
+			nt.name = ev.Name
+			if ev.Has(fsnotify.Create) {
+				nt.op |= opCreate
+			}
+			if ev.Has(fsnotify.Write) {
+				nt.op |= opWrite
+			}
+			if ev.Has(fsnotify.Remove) {
+				nt.op |= opRemove
+			}
+			if ev.Has(fsnotify.Rename) {
+				nt.op |= opRename
+			}
+			if nt.op == 0 {
+				continue
+			}
+		case err, ok := <-n.w.Errors:
+			if !ok {
+				return
+			}
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				continue
+			}
+			nt.op = opOverflow
+		}
+		n.mu.Lock()
+		n.notes = append(n.notes, nt)
+		signal := n.armed
+		n.armed = false
+		n.mu.Unlock()
+		if signal {
+			n.signal()
+		}
+	}
+}
+
+func (n *fsnotifier) signal() {
+	select {
+	case n.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (n *fsnotifier) ready() <-chan struct{} { return n.sig }
+
+func (n *fsnotifier) arm() {
+	n.mu.Lock()
+	waiting := len(n.notes) > 0
+	n.armed = !waiting
+	n.mu.Unlock()
+	if waiting {
+		n.signal()
+	}
+}
+
+func (n *fsnotifier) take(fn func(notice)) error {
+	n.mu.Lock()
+	notes := n.notes
+	n.notes = nil
+	n.mu.Unlock()
+	for _, nt := range notes {
+		fn(nt)
+	}
+	return nil
+}
+
+func (n *fsnotifier) add(dir string) error    { return n.w.Add(dir) }
+func (n *fsnotifier) remove(dir string) error { return n.w.Remove(dir) }
+func (n *fsnotifier) close() error            { return n.w.Close() }
