@@ -138,6 +138,14 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // keeps nothing else of b.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, events := b.Raw, len(b.Events)
+	var kept *event.Batch
+	var keptBytes int64
+	if data != nil && b.Events != nil {
+		// Decoded with its bytes (see KeepsDecoded): the memory tail keeps
+		// the decoded batch too, and delivers it without decoding again.
+		kept = &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods}
+		keptBytes = wire.HeapBytes(&ferryv1.Batch{Events: b.Events, Pods: b.Pods})
+	}
 	if data != nil {
 		if b.Events == nil {
 			n, _, err := wire.Count(data)
@@ -153,7 +161,13 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 			return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
 		}
 	}
-	if _, err := s.w.Append(ctx, data); err != nil {
+	var err error
+	if kept != nil {
+		_, err = s.w.AppendKept(ctx, data, kept, keptBytes)
+	} else {
+		_, err = s.w.Append(ctx, data)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, wal.ErrFull):
 			return sinks.Result{}, fmt.Errorf("%w: %v", ErrFull, err)
@@ -169,6 +183,17 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 // (event.Batch.Raw) with its Seq and Node, so the receiver need not decode
 // a batch for it (see transport.Server).
 func (s *Sink) TakesRaw() bool { return true }
+
+// KeepsDecoded reports whether a batch of encoded bytes written now would
+// likely be kept in the memory tail with its decoded form (Options.MemoryBytes
+// has room for about twice its size): then the receiver may decode it,
+// which it must check anyway, and hand Events and Pods with Raw; the
+// delivery takes the decoded batch from memory rather than decode the
+// record again. A batch that no longer fits once decoded is kept without
+// its decoded form, or not at all, as any other.
+func (s *Sink) KeepsDecoded(encoded int) bool {
+	return s.w.MemoryFree() >= 2*int64(encoded)
+}
 
 // Stats reports the buffer's state.
 func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
@@ -237,7 +262,7 @@ func (s *Sink) deliver(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		pos, rec, err := s.w.Read(ctx)
+		pos, rec, kept, err := s.w.ReadKept(ctx)
 		if err != nil {
 			<-slots
 			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
@@ -252,6 +277,13 @@ func (s *Sink) deliver(ctx context.Context) {
 		mu.Lock()
 		queue = append(queue, d)
 		mu.Unlock()
+		if kb, ok := kept.(*event.Batch); ok {
+			// Decoded by the receiver, kept with its bytes in memory.
+			b := *kb
+			b.Raw = rec
+			s.start(ctx, &wg, slots, &mu, d, commits, &b)
+			continue
+		}
 		// The record is this batch's own (the WAL reads each into a new
 		// buffer, or returns the bytes appended, which nobody modifies), so
 		// the decoded batch may share its memory.
@@ -262,16 +294,21 @@ func (s *Sink) deliver(ctx context.Context) {
 			<-slots
 			continue
 		}
-		b := &event.Batch{Node: wb.Node, Seq: wb.Seq, Events: wb.Events, Pods: wb.Pods, Raw: rec}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			if s.writeUntilDone(ctx, b) {
-				s.finish(&mu, d, commits)
-			}
-		}()
+		s.start(ctx, &wg, slots, &mu, d, commits, &event.Batch{Node: wb.Node, Seq: wb.Seq, Events: wb.Events, Pods: wb.Pods, Raw: rec})
 	}
+}
+
+// start delivers b, the batch of d, in a goroutine of its own that frees
+// its slot once done.
+func (s *Sink) start(ctx context.Context, wg *sync.WaitGroup, slots chan struct{}, mu *sync.Mutex, d *delivery, commits chan struct{}, b *event.Batch) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-slots }()
+		if s.writeUntilDone(ctx, b) {
+			s.finish(mu, d, commits)
+		}
+	}()
 }
 
 func (s *Sink) finish(mu *sync.Mutex, d *delivery, commits chan struct{}) {
