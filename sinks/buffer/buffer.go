@@ -61,7 +61,16 @@ type Options struct {
 	// quarter of the WAL's MaxBytes; negative: none). It sets
 	// WAL.MemoryBytes.
 	MemoryBytes int64
+	// CommitInterval is the least time between two commits of the
+	// delivered position (default DefaultCommitInterval; negative: no
+	// wait). A commit costs two fsyncs; the batches delivered meanwhile
+	// share the next one. After a crash, what was delivered and not yet
+	// committed is delivered again (event ids make that idempotent).
+	CommitInterval time.Duration
 }
+
+// DefaultCommitInterval is Options.CommitInterval when it is zero.
+const DefaultCommitInterval = 100 * time.Millisecond
 
 // DefaultMemoryBytes is Options.MemoryBytes when it is zero.
 const DefaultMemoryBytes = 8 << 20
@@ -95,6 +104,12 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 	}
 	if opts.RetryInitial <= 0 {
 		opts.RetryInitial = 200 * time.Millisecond
+	}
+	switch {
+	case opts.CommitInterval == 0:
+		opts.CommitInterval = DefaultCommitInterval
+	case opts.CommitInterval < 0:
+		opts.CommitInterval = 0
 	}
 	if opts.RetryMax < opts.RetryInitial {
 		opts.RetryMax = max(30*time.Second, opts.RetryInitial)
@@ -237,7 +252,15 @@ func (s *Sink) deliver(ctx context.Context) {
 	commitDone := make(chan struct{})
 	go func() { // commits in order, batching many deliveries per fsync
 		defer close(commitDone)
+		var last time.Time
 		for range commits {
+			// At most one commit per CommitInterval: the deliveries that
+			// finish meanwhile are committed together. (Close waits for
+			// the commits, so this wait ends before it does.)
+			if wait := s.opts.CommitInterval - time.Since(last); wait > 0 {
+				time.Sleep(wait)
+			}
+			last = time.Now()
 			mu.Lock()
 			var last *delivery
 			for len(queue) > 0 && queue[0].done {
