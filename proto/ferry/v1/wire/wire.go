@@ -359,9 +359,12 @@ func (d *decoder) string(v []byte, field string) (string, error) {
 
 // stringField consumes a length-delimited string field.
 func (d *decoder) stringField(b []byte, field string) (string, int, error) {
-	v, n, err := bytesField(b)
-	if err != nil {
-		return "", 0, err
+	v, n := bytes1(b)
+	if n == 0 {
+		var err error
+		if v, n, err = bytesSlow(b); err != nil {
+			return "", 0, err
+		}
 	}
 	s, err := d.string(v, field)
 	return s, n, err
@@ -455,16 +458,6 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 		kubeBytes  []byte // the first one's
 		sharedKube bool   // e.Kubernetes is the previous event's
 	)
-	defer func() {
-		// Only a kubernetes field that came once is shared with the
-		// next events: a second one changed what the first said.
-		switch {
-		case kubes > 1:
-			d.lastKube, d.lastKubePtr = nil, nil
-		case kubes == 1 && !sharedKube:
-			d.lastKube, d.lastKubePtr = kubeBytes, e.Kubernetes
-		}
-	}()
 	for len(b) > 0 {
 		num, typ, n := tag1(b)
 		var err error
@@ -604,6 +597,15 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 		}
 		b = b[n:]
 	}
+	// Only a kubernetes field that came once is shared with the next
+	// events: a second one changed what the first said. (After an error,
+	// nothing more is decoded: no need to get here.)
+	switch {
+	case kubes > 1:
+		d.lastKube, d.lastKubePtr = nil, nil
+	case kubes == 1 && !sharedKube:
+		d.lastKube, d.lastKubePtr = kubeBytes, e.Kubernetes
+	}
 	return nil
 }
 
@@ -629,9 +631,12 @@ type recent struct {
 
 // recentString is stringField through r.
 func (d *decoder) recentString(b []byte, r *recent, field string) (string, int, error) {
-	v, n, err := bytesField(b)
-	if err != nil {
-		return "", 0, err
+	v, n := bytes1(b)
+	if n == 0 {
+		var err error
+		if v, n, err = bytesSlow(b); err != nil {
+			return "", 0, err
+		}
 	}
 	if r.b != nil && string(v) == string(r.b) {
 		return r.s, n, nil
