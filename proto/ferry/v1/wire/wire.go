@@ -513,7 +513,8 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 					if d.sources == nil {
 						d.sources = make([]ferryv1.Source, 0, d.nev)
 					}
-					d.sources = append(d.sources, ferryv1.Source{})
+					// The array is zeroed: take the next one, no copy.
+					d.sources = d.sources[:len(d.sources)+1]
 					s = &d.sources[len(d.sources)-1]
 					e.Source = s
 				}
