@@ -16,7 +16,9 @@
 // keeps the records not yet read in memory as well, up to
 // Options.MemoryBytes (see wal.Options.MemoryBytes): such a record is
 // delivered from the bytes that were appended, without reading it back
-// from the file. Nothing else changes: Write still returns only once the
+// from the file; and when the receiver decoded the batch (it does when
+// KeepsDecoded says the memory tail has room), from its decoded events,
+// without decoding the bytes again. Nothing else changes: Write still returns only once the
 // record is durable, and after a restart (or when delivery is behind by
 // more than that) records are read from disk.
 //
@@ -151,8 +153,10 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // no room; a retryable error wrapping wal.ErrFailed once the buffer has
 // failed (see Err); a permanent error for a batch larger than a record may
 // be. The buffer may keep b.Raw until the batch is delivered (see
-// Options.MemoryBytes): it must not be modified once written; the buffer
-// keeps nothing else of b.
+// Options.MemoryBytes), and when b has both Raw and Events (decoded from
+// Raw, see KeepsDecoded), its Events and Pods too, to deliver them as they
+// are: none of them may be modified once written; the buffer keeps nothing
+// else of b.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, events := b.Raw, len(b.Events)
 	var kept *event.Batch
@@ -254,15 +258,20 @@ func (s *Sink) deliver(ctx context.Context) {
 	commitDone := make(chan struct{})
 	go func() { // commits in order, batching many deliveries per fsync
 		defer close(commitDone)
-		var last time.Time
+		var lastCommit time.Time
 		for range commits {
 			// At most one commit per CommitInterval: the deliveries that
-			// finish meanwhile are committed together. (Close waits for
-			// the commits, so this wait ends before it does.)
-			if wait := s.opts.CommitInterval - time.Since(last); wait > 0 {
-				time.Sleep(wait)
+			// finish meanwhile are committed together. Once the delivery
+			// stops (Close), what was delivered is committed at once.
+			if wait := s.opts.CommitInterval - time.Since(lastCommit); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
 			}
-			last = time.Now()
+			lastCommit = time.Now()
 			mu.Lock()
 			var last *delivery
 			for len(queue) > 0 && queue[0].done {
