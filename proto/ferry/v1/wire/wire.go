@@ -16,8 +16,8 @@
 // them) and pods allocate per item. Bytes fields (Event.id, Event.message) are
 // sub-slices of the input, capped at their length (appending to one
 // copies). Events in a row whose kubernetes field has the same bytes (an
-// agent sends a file's lines together) share one Kubernetes struct, and a
-// Source string equal to the previous event's is that string: a decoded
+// agent sends a file's lines together) share one Kubernetes struct, and
+// (Decode) a Source string equal to the previous event's is that string: a decoded
 // batch is read-only, as the aggregator treats batches anyway. The price
 // of sharing the batch's memory is that one string, one event or one id
 // kept beyond the batch keeps the whole batch in memory: whoever keeps a
@@ -624,7 +624,8 @@ func (d *decoder) newKube() *ferryv1.Kubernetes {
 
 // recent is the last value of a string field: the next event's equal
 // bytes (a path, an input, a file id repeat through a file's lines) reuse
-// it, checked once.
+// it, checked once. Without the UTF-8 check (DecodeTrusted) there is
+// nothing to save: each string is a view of its own bytes.
 type recent struct {
 	b []byte
 	s string
@@ -638,6 +639,10 @@ func (d *decoder) recentString(b []byte, r *recent, field string) (string, int, 
 		if v, n, err = bytesSlow(b); err != nil {
 			return "", 0, err
 		}
+	}
+	if !d.validate {
+		s, _ := d.string(v, field) // no error without validation
+		return s, n, nil
 	}
 	if r.b != nil && string(v) == string(r.b) {
 		return r.s, n, nil
