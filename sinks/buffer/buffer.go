@@ -74,10 +74,10 @@ type Options struct {
 // DefaultCommitInterval is Options.CommitInterval when it is zero.
 const DefaultCommitInterval = 100 * time.Millisecond
 
-// DefaultMemoryBytes is Options.MemoryBytes when it is zero: 16 MiB, which
-// holds about 8 MiB of batches kept with their decoded events (see
-// KeepsDecoded), whose Go heap counts too.
-const DefaultMemoryBytes = 16 << 20
+// DefaultMemoryBytes is Options.MemoryBytes when it is zero. Batches kept
+// with their decoded events (see KeepsDecoded) count their Go heap too:
+// about twice their bytes for 100-byte log lines.
+const DefaultMemoryBytes = 8 << 20
 
 // ErrFull is returned by Write when the buffer has no room: the caller tells
 // the agent to retry later, and the agent keeps its offsets.
