@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math/bits"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -64,4 +65,46 @@ func (p *dirtyPool) Put(b *[]byte) {
 			return
 		}
 	}
+}
+
+// receivedPool holds the buffers the codec copies received batches into
+// (see rawBatch). The server gives one back only when nothing can refer
+// to its bytes any more: a batch it scanned without decoding, once the
+// sink's Write returned (a sink that keeps Raw past Write copies it, see
+// event.Batch). A decoded batch's strings are views of its bytes, which
+// may live on anywhere: its buffer is left to the garbage collector. So
+// when delivery is behind and batches are only scanned, a batch costs no
+// allocation and no clearing of its bytes.
+var receivedPool rawPool
+
+// Sizes of the classes of rawPool: 2^rawMinExp (64 KiB) to 2^rawMaxExp
+// (16 MiB). Smaller buffers and larger ones are allocated each time.
+const rawMinExp, rawMaxExp = 16, 24
+
+// rawPool is a pool of byte buffers in classes of 2^k bytes.
+type rawPool struct {
+	pools [rawMaxExp - rawMinExp + 1]sync.Pool
+}
+
+// get returns a buffer of length n, its content undefined.
+func (p *rawPool) get(n int) []byte {
+	e := bits.Len(uint(max(n, 1) - 1))
+	if e < rawMinExp || e > rawMaxExp {
+		return make([]byte, n)
+	}
+	if b, ok := p.pools[e-rawMinExp].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, 1<<e)
+}
+
+// put gives back a buffer that get returned; nothing may use it
+// afterwards. A buffer not of a class (not from get) is left alone.
+func (p *rawPool) put(b []byte) {
+	c := cap(b)
+	if c&(c-1) != 0 || c < 1<<rawMinExp || c > 1<<rawMaxExp {
+		return
+	}
+	b = b[:0]
+	p.pools[bits.Len(uint(c))-1-rawMinExp].Put(&b)
 }

@@ -34,3 +34,27 @@ func TestDirtyPool(t *testing.T) {
 	}
 	t.Log("sync.Pool never handed a buffer back (race detector): reuse not checked")
 }
+
+// TestReceivedPool: buffers come in classes of powers of two from 64 KiB
+// to 16 MiB, and one given back is handed out again; other sizes are
+// allocated each time and not kept.
+func TestReceivedPool(t *testing.T) {
+	var p rawPool
+	for _, tc := range []struct{ n, cap int }{
+		{100, 100}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {64 << 10, 64 << 10}, {300 << 10, 512 << 10}, {16 << 20, 16 << 20}, {16<<20 + 1, 16<<20 + 1},
+	} {
+		b := p.get(tc.n)
+		if len(b) != tc.n || cap(b) != tc.cap {
+			t.Errorf("get(%d): len %d cap %d, want cap %d", tc.n, len(b), cap(b), tc.cap)
+		}
+	}
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	b := p.get(300 << 10)
+	b[0] = 42
+	p.put(b)
+	if c := p.get(400 << 10); &c[0] != &b[0] {
+		t.Error("a buffer given back is not handed out again for the same class")
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -35,7 +36,11 @@ type rawRecSink struct {
 func (s *rawRecSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writes = append(s.writes, b)
+	// Raw belongs to the batch: the server reuses the bytes of a batch it
+	// only scanned once Write returned.
+	c := *b
+	c.Raw = bytes.Clone(b.Raw)
+	s.writes = append(s.writes, &c)
 	return sinks.Result{}, nil
 }
 func (s *rawRecSink) Close(context.Context) error { return nil }

@@ -486,6 +486,11 @@ func (st *ingestStream) receive() error {
 		go func() {
 			defer func() { <-st.slots; st.writers.Done(); s.running.Add(-1) }()
 			a := s.write(b)
+			if s.raw && b.batch.Events == nil {
+				// Scanned, not decoded: nothing refers to its bytes
+				// once Write returned (a sink that keeps Raw copies it).
+				receivedPool.put(b.batch.Raw)
+			}
 			b = nil // the batch is garbage from here on
 			s.budget.Release(size)
 			s.inflight.Done()

@@ -158,3 +158,22 @@ func TestMemoryTailKeeps(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryTailCopiesBorrowed: a record appended with AppendBorrowed may
+// be reused by the caller once Append returns: the memory tail keeps a
+// copy, and Read returns the bytes appended.
+func TestMemoryTailCopiesBorrowed(t *testing.T) {
+	w := openWAL(t, Options{Sync: SyncNever, MemoryBytes: 1 << 20})
+	defer w.Close()
+	rec := bytes.Repeat([]byte("a"), 100)
+	if _, err := w.AppendBorrowed(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if w.MemoryFree() != 1<<20-100 {
+		t.Fatalf("MemoryFree %d: the record is not in the memory tail", w.MemoryFree())
+	}
+	copy(rec, "reused")
+	if got := mustRead(t, w, 1)[0].rec; !bytes.Equal(got, bytes.Repeat([]byte("a"), 100)) {
+		t.Fatalf("read %q, want the bytes appended", got)
+	}
+}

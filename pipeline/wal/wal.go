@@ -64,6 +64,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -349,12 +350,16 @@ type memRecord struct {
 	size       int64 // len(rec), plus keptBytes when kept is set
 }
 
-// keep adds the record just written to the memory tail if it fits, with
-// kept (of keptBytes) if that fits too, else alone. Called with mu held.
-func (w *WAL) keep(seg uint64, start, end int64, rec []byte, kept any, keptBytes int64) {
+// keep adds the record just written to the memory tail if it fits (a
+// copy of it when borrowed), with kept (of keptBytes) if that fits too,
+// else alone. Called with mu held.
+func (w *WAL) keep(seg uint64, start, end int64, rec []byte, borrowed bool, kept any, keptBytes int64) {
 	size := int64(len(rec))
 	if w.opts.MemoryBytes == 0 || w.memBytes+size > w.opts.MemoryBytes {
 		return
+	}
+	if borrowed {
+		rec = bytes.Clone(rec)
 	}
 	if kept != nil && w.memBytes+size+keptBytes <= w.opts.MemoryBytes {
 		size += keptBytes
@@ -410,7 +415,13 @@ func (w *WAL) fromMemory(seg uint64, off int64) (memRecord, bool) {
 // set: then it may keep rec until Read returns it, and rec must not be
 // modified once appended.
 func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
-	return w.AppendKept(ctx, rec, nil, 0)
+	return w.append(ctx, rec, false, nil, 0)
+}
+
+// AppendBorrowed is Append of a record that the caller reuses once it
+// returns: the memory tail keeps a copy of it, if it keeps it.
+func (w *WAL) AppendBorrowed(ctx context.Context, rec []byte) (Pos, error) {
+	return w.append(ctx, rec, true, nil, 0)
 }
 
 // AppendKept is Append that keeps kept, a value standing for keptBytes of
@@ -419,13 +430,17 @@ func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 // kept is kept only if the memory tail has room for rec and keptBytes, and
 // is never written: a record read from its file comes without it.
 func (w *WAL) AppendKept(ctx context.Context, rec []byte, kept any, keptBytes int64) (Pos, error) {
+	return w.append(ctx, rec, false, kept, keptBytes)
+}
+
+func (w *WAL) append(ctx context.Context, rec []byte, borrowed bool, kept any, keptBytes int64) (Pos, error) {
 	if err := ctx.Err(); err != nil {
 		return Pos{}, err
 	}
 	if int64(len(rec)) > w.opts.MaxRecordBytes {
 		return Pos{}, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(rec), w.opts.MaxRecordBytes)
 	}
-	pos, end, err := w.put(rec, kept, keptBytes)
+	pos, end, err := w.put(rec, borrowed, kept, keptBytes)
 	if err != nil {
 		return Pos{}, err
 	}
@@ -444,7 +459,7 @@ func (w *WAL) AppendKept(ctx context.Context, rec []byte, kept any, keptBytes in
 // put writes rec after the last record, in a new segment if it does not fit
 // in the active one, and returns its position and the byte count (since
 // Open) that an fsync must reach for it to be durable.
-func (w *WAL) put(rec []byte, kept any, keptBytes int64) (Pos, uint64, error) {
+func (w *WAL) put(rec []byte, borrowed bool, kept any, keptBytes int64) (Pos, uint64, error) {
 	size := int64(headerSize + len(rec))
 	holdSync := false
 	w.mu.Lock()
@@ -495,7 +510,7 @@ func (w *WAL) put(rec []byte, kept any, keptBytes int64) (Pos, uint64, error) {
 	if err := w.write(seg, rec); err != nil {
 		return Pos{}, 0, err
 	}
-	w.keep(seg.id, seg.size, seg.size+size, rec, kept, keptBytes)
+	w.keep(seg.id, seg.size, seg.size+size, rec, borrowed, kept, keptBytes)
 	seg.size += size
 	w.written += uint64(size)
 	w.pending += size

@@ -153,10 +153,11 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // no room; a retryable error wrapping wal.ErrFailed once the buffer has
 // failed (see Err); a permanent error for a batch larger than a record may
 // be. The buffer may keep b.Raw until the batch is delivered (see
-// Options.MemoryBytes), and when b has both Raw and Events (decoded from
-// Raw, see KeepsDecoded), its Events and Pods too, to deliver them as they
-// are: none of them may be modified once written; the buffer keeps nothing
-// else of b.
+// Options.MemoryBytes) when b has both Raw and Events (decoded from Raw,
+// see KeepsDecoded), with its Events and Pods, to deliver them as they
+// are: none of them may be modified once written. Of a batch of bytes
+// only, it keeps a copy: the caller may reuse Raw once Write returned. The
+// buffer keeps nothing else of b.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, events := b.Raw, len(b.Events)
 	var kept *event.Batch
@@ -183,10 +184,16 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 		}
 	}
 	var err error
-	if kept != nil {
+	switch {
+	case kept != nil:
 		_, err = s.w.AppendKept(ctx, data, kept, keptBytes)
-	} else {
-		_, err = s.w.Append(ctx, data)
+	case b.Raw != nil:
+		// Raw belongs to the batch, whose writer may reuse it once Write
+		// returns (the receiver does, for the batches it only scanned):
+		// the memory tail keeps a copy.
+		_, err = s.w.AppendBorrowed(ctx, data)
+	default:
+		_, err = s.w.Append(ctx, data) // our own encoding
 	}
 	if err != nil {
 		switch {
