@@ -77,34 +77,43 @@ func (p *dirtyPool) Put(b *[]byte) {
 // allocation and no clearing of its bytes.
 var receivedPool rawPool
 
-// Sizes of the classes of rawPool: 2^rawMinExp (64 KiB) to 2^rawMaxExp
-// (16 MiB). Smaller buffers and larger ones are allocated each time.
+// Classes of rawPool: buffers of 2^(k-1)+1 to 2^k bytes are class k, from
+// rawMinExp (up to 64 KiB) to rawMaxExp (16 MiB). Smaller and larger ones
+// are not kept.
 const rawMinExp, rawMaxExp = 16, 24
 
-// rawPool is a pool of byte buffers in classes of 2^k bytes.
+// rawPool is a pool of byte buffers by class of size. A buffer is
+// allocated at the size asked (a batch decoded keeps its buffer: no room
+// is wasted on it), and one given back serves the next request of its
+// class that it is large enough for (an agent's batches are of similar
+// sizes).
 type rawPool struct {
 	pools [rawMaxExp - rawMinExp + 1]sync.Pool
 }
 
-// get returns a buffer of length n, its content undefined.
-func (p *rawPool) get(n int) []byte {
-	e := bits.Len(uint(max(n, 1) - 1))
+// rawClass returns the class of a buffer of n bytes, or -1.
+func rawClass(n int) int {
+	e := bits.Len(uint(max(n, 1) - 1)) // 2^(e-1) < n <= 2^e
 	if e < rawMinExp || e > rawMaxExp {
-		return make([]byte, n)
+		return -1
 	}
-	if b, ok := p.pools[e-rawMinExp].Get().(*[]byte); ok {
-		return (*b)[:n]
-	}
-	return make([]byte, n, 1<<e)
+	return e - rawMinExp
 }
 
-// put gives back a buffer that get returned; nothing may use it
-// afterwards. A buffer not of a class (not from get) is left alone.
-func (p *rawPool) put(b []byte) {
-	c := cap(b)
-	if c&(c-1) != 0 || c < 1<<rawMinExp || c > 1<<rawMaxExp {
-		return
+// get returns a buffer of length n, its content undefined.
+func (p *rawPool) get(n int) []byte {
+	if c := rawClass(n); c >= 0 {
+		if b, ok := p.pools[c].Get().(*[]byte); ok && cap(*b) >= n {
+			return (*b)[:n]
+		}
 	}
-	b = b[:0]
-	p.pools[bits.Len(uint(c))-1-rawMinExp].Put(&b)
+	return make([]byte, n)
+}
+
+// put gives back a buffer; nothing may use it afterwards.
+func (p *rawPool) put(b []byte) {
+	if c := rawClass(cap(b)); c >= 0 {
+		b = b[:0]
+		p.pools[c].Put(&b)
+	}
 }

@@ -35,26 +35,29 @@ func TestDirtyPool(t *testing.T) {
 	t.Log("sync.Pool never handed a buffer back (race detector): reuse not checked")
 }
 
-// TestReceivedPool: buffers come in classes of powers of two from 64 KiB
-// to 16 MiB, and one given back is handed out again; other sizes are
-// allocated each time and not kept.
+// TestReceivedPool: a buffer is allocated at the size asked; one given
+// back serves the next request of its class (sizes in (2^(k-1), 2^k], 64
+// KiB to 16 MiB) that it is large enough for.
 func TestReceivedPool(t *testing.T) {
 	var p rawPool
-	for _, tc := range []struct{ n, cap int }{
-		{100, 100}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {64 << 10, 64 << 10}, {300 << 10, 512 << 10}, {16 << 20, 16 << 20}, {16<<20 + 1, 16<<20 + 1},
-	} {
-		b := p.get(tc.n)
-		if len(b) != tc.n || cap(b) != tc.cap {
-			t.Errorf("get(%d): len %d cap %d, want cap %d", tc.n, len(b), cap(b), tc.cap)
-		}
+	if b := p.get(300 << 10); len(b) != 300<<10 || cap(b) != 300<<10 {
+		t.Errorf("get(300 KiB): len %d cap %d", len(b), cap(b))
 	}
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
 	b := p.get(300 << 10)
-	b[0] = 42
 	p.put(b)
-	if c := p.get(400 << 10); &c[0] != &b[0] {
-		t.Error("a buffer given back is not handed out again for the same class")
+	if c := p.get(290 << 10); &c[0] != &b[0] || len(c) != 290<<10 {
+		t.Error("a buffer given back is not handed out again for a request of its class")
+	}
+	p.put(b)
+	if c := p.get(310 << 10); &c[0] == &b[0] || len(c) != 310<<10 {
+		t.Error("a buffer given back is handed out for a request larger than it")
+	}
+	small := p.get(1 << 10)
+	p.put(small)
+	if c := p.get(1 << 10); &c[0] == &small[0] {
+		t.Error("a buffer below the classes is kept")
 	}
 }
