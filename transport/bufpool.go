@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math/bits"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -63,5 +64,56 @@ func (p *dirtyPool) Put(b *[]byte) {
 			p.pools[i].Put(b)
 			return
 		}
+	}
+}
+
+// receivedPool holds the buffers the codec copies received batches into
+// (see rawBatch). The server gives one back only when nothing can refer
+// to its bytes any more: a batch it scanned without decoding, once the
+// sink's Write returned (a sink that keeps Raw past Write copies it, see
+// event.Batch). A decoded batch's strings are views of its bytes, which
+// may live on anywhere: its buffer is left to the garbage collector. So
+// when delivery is behind and batches are only scanned, a batch costs no
+// allocation and no clearing of its bytes.
+var receivedPool rawPool
+
+// Classes of rawPool: buffers of 2^(k-1)+1 to 2^k bytes are class k, from
+// rawMinExp (up to 64 KiB) to rawMaxExp (16 MiB). Smaller and larger ones
+// are not kept.
+const rawMinExp, rawMaxExp = 16, 24
+
+// rawPool is a pool of byte buffers by class of size. A buffer is
+// allocated at the size asked (a batch decoded keeps its buffer: no room
+// is wasted on it), and one given back serves the next request of its
+// class that it is large enough for (an agent's batches are of similar
+// sizes).
+type rawPool struct {
+	pools [rawMaxExp - rawMinExp + 1]sync.Pool
+}
+
+// rawClass returns the class of a buffer of n bytes, or -1.
+func rawClass(n int) int {
+	e := bits.Len(uint(max(n, 1) - 1)) // 2^(e-1) < n <= 2^e
+	if e < rawMinExp || e > rawMaxExp {
+		return -1
+	}
+	return e - rawMinExp
+}
+
+// get returns a buffer of length n, its content undefined.
+func (p *rawPool) get(n int) []byte {
+	if c := rawClass(n); c >= 0 {
+		if b, ok := p.pools[c].Get().(*[]byte); ok && cap(*b) >= n {
+			return (*b)[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// put gives back a buffer; nothing may use it afterwards.
+func (p *rawPool) put(b []byte) {
+	if c := rawClass(cap(b)); c >= 0 {
+		b = b[:0]
+		p.pools[c].Put(&b)
 	}
 }

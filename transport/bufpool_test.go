@@ -34,3 +34,30 @@ func TestDirtyPool(t *testing.T) {
 	}
 	t.Log("sync.Pool never handed a buffer back (race detector): reuse not checked")
 }
+
+// TestReceivedPool: a buffer is allocated at the size asked; one given
+// back serves the next request of its class (sizes in (2^(k-1), 2^k], 64
+// KiB to 16 MiB) that it is large enough for.
+func TestReceivedPool(t *testing.T) {
+	var p rawPool
+	if b := p.get(300 << 10); len(b) != 300<<10 || cap(b) != 300<<10 {
+		t.Errorf("get(300 KiB): len %d cap %d", len(b), cap(b))
+	}
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	b := p.get(300 << 10)
+	p.put(b)
+	if c := p.get(290 << 10); &c[0] != &b[0] || len(c) != 290<<10 {
+		t.Error("a buffer given back is not handed out again for a request of its class")
+	}
+	p.put(b)
+	if c := p.get(310 << 10); &c[0] == &b[0] || len(c) != 310<<10 {
+		t.Error("a buffer given back is handed out for a request larger than it")
+	}
+	small := p.get(1 << 10)
+	p.put(small)
+	if c := p.get(1 << 10); &c[0] == &small[0] {
+		t.Error("a buffer below the classes is kept")
+	}
+}

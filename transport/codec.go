@@ -19,8 +19,11 @@ import (
 // buffer that stores the bytes as they are.
 //
 // The bytes are the message's own copy, made by the codec out of gRPC's
-// receive buffers (which gRPC reuses once Unmarshal returns): they belong
-// to whoever holds the rawBatch, and nothing in gRPC keeps or changes them.
+// receive buffers (which gRPC reuses once Unmarshal returns), into a
+// buffer of receivedPool: they belong to whoever holds the rawBatch, and
+// nothing in gRPC keeps or changes them. The server gives the buffer back
+// to the pool when it is sure that nothing refers to it (see
+// receivedPool).
 type rawBatch []byte
 
 // rawCodec is gRPC's "proto" codec with two additions: it unmarshals into
@@ -140,7 +143,9 @@ func appendBatch(b *ferryv1.Batch, extra [][]byte, hint int, pool mem.BufferPool
 // Unmarshal implements encoding.CodecV2.
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*rawBatch); ok {
-		*r = data.Materialize()
+		buf := receivedPool.get(data.Len())
+		data.CopyTo(buf)
+		*r = buf
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -23,8 +24,11 @@ import (
 	"github.com/ferrylogs/ferry/sinks"
 )
 
-// rawRecSink takes raw batches, as a disk buffer does, and records them.
+// rawRecSink takes raw batches, as a disk buffer does, and records them;
+// with keep, it asks for them decoded (KeepsDecoded), as a disk buffer
+// with room in its memory tail does.
 type rawRecSink struct {
+	keep   bool
 	mu     sync.Mutex
 	writes []*event.Batch
 }
@@ -32,11 +36,16 @@ type rawRecSink struct {
 func (s *rawRecSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writes = append(s.writes, b)
+	// Raw belongs to the batch: the server reuses the bytes of a batch it
+	// only scanned once Write returned.
+	c := *b
+	c.Raw = bytes.Clone(b.Raw)
+	s.writes = append(s.writes, &c)
 	return sinks.Result{}, nil
 }
 func (s *rawRecSink) Close(context.Context) error { return nil }
 func (s *rawRecSink) TakesRaw() bool              { return true }
+func (s *rawRecSink) KeepsDecoded(int) bool       { return s.keep }
 
 func (s *rawRecSink) snapshot() []*event.Batch {
 	s.mu.Lock()
@@ -90,9 +99,16 @@ func codecOf(t *testing.T) rawCodec {
 
 // TestServerRawPath runs TestServerRejectsMalformed's batches through a
 // server whose sink takes raw batches: the same acks, and the sink gets
-// the bytes the agent sent, undecoded.
+// the bytes the agent sent, undecoded; or, when the sink would keep the
+// decoded batch (KeepsDecoded), the bytes and the events they decode to.
 func TestServerRawPath(t *testing.T) {
-	sink := &rawRecSink{}
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) { testServerRawPath(t, keep) })
+	}
+}
+
+func testServerRawPath(t *testing.T, keep bool) {
+	sink := &rawRecSink{keep: keep}
 	lat := &countObserver{}
 	srv := startHostileServer(t, sink, ServerConfig{MaxMessageBytes: 1024, EventLatency: lat}, 1<<20)
 	if !srv.srv.raw {
@@ -142,7 +158,11 @@ func TestServerRawPath(t *testing.T) {
 	}
 	for i, want := range []*ferryv1.Batch{cases[0].batch, cases[6].batch} {
 		w := writes[i]
-		if w.Events != nil || w.Pods != nil || w.Seq != want.Seq || w.Node != want.Node {
+		if keep {
+			if got := (&ferryv1.Batch{Seq: w.Seq, Node: w.Node, Events: w.Events, Pods: w.Pods}); !proto.Equal(got, want) {
+				t.Errorf("batch %d: sink got %v decoded, want %v", i, got, want)
+			}
+		} else if w.Events != nil || w.Pods != nil || w.Seq != want.Seq || w.Node != want.Node {
 			t.Errorf("batch %d: sink got seq %d node %q, %d events decoded; want seq %d node %q, none decoded", i, w.Seq, w.Node, len(w.Events), want.Seq, want.Node)
 		}
 		var got ferryv1.Batch
@@ -177,11 +197,11 @@ func TestServerUndecodable(t *testing.T) {
 	if _, err := wire.Decode(bad); !errors.Is(err, wire.ErrInvalidUTF8) {
 		t.Fatalf("test batch: %v, want invalid UTF-8", err)
 	}
-	for _, takesRaw := range []bool{false, true} {
-		t.Run(fmt.Sprint("raw=", takesRaw), func(t *testing.T) {
+	for _, mode := range []string{"decoded", "raw", "raw-kept"} {
+		t.Run(mode, func(t *testing.T) {
 			var sink sinks.Sink = &recSink{}
-			if takesRaw {
-				sink = &rawRecSink{}
+			if mode != "decoded" {
+				sink = &rawRecSink{keep: mode == "raw-kept"}
 			}
 			srv := startHostileServer(t, sink, ServerConfig{}, 1<<20)
 			conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -215,14 +235,16 @@ func TestServerUndecodable(t *testing.T) {
 }
 
 // benchSink takes every batch; raw says whether it takes raw batches (as
-// a disk buffer does).
-type benchSink struct{ raw bool }
+// a disk buffer does), keep whether it wants them decoded all the same
+// (KeepsDecoded, as a disk buffer with room in its memory tail).
+type benchSink struct{ raw, keep bool }
 
 func (benchSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
 	return sinks.Result{Delivered: len(b.Events)}, nil
 }
 func (benchSink) Close(context.Context) error { return nil }
 func (s benchSink) TakesRaw() bool            { return s.raw }
+func (s benchSink) KeepsDecoded(int) bool     { return s.keep }
 
 // benchObserver takes observations (the aggregator sets EventLatency).
 type benchObserver struct{}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // a valid batch build every event's document. Nothing may panic; the
 // server takes exactly the frames proto.Unmarshal takes; a server whose
 // sink takes raw batches (checked by wire.Scan, not decoded) judges every
-// frame as one that decodes it; a batch that passes validation must have
+// frame as one that decodes it, and so does one whose sink takes raw
+// batches decoded (KeepsDecoded); a batch that passes validation must have
 // well-formed ids.
 func FuzzBatchDecode(f *testing.F) {
 	good := &ferryv1.Batch{Seq: 1, Node: "n", Events: []*ferryv1.Event{{
@@ -37,16 +39,21 @@ func FuzzBatchDecode(f *testing.F) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := NewServer(discardSink{}, ServerConfig{MaxMessageBytes: 1 << 20}, log)
 	rawSrv := NewServer(benchSink{raw: true}, ServerConfig{MaxMessageBytes: 1 << 20, EventLatency: benchObserver{}}, log)
+	keptSrv := NewServer(benchSink{raw: true, keep: true}, ServerConfig{MaxMessageBytes: 1 << 20}, log)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var b ferryv1.Batch
 		perr := proto.Unmarshal(frame, &b)
 		r, err := srv.decode(frame)
 		rr, rerr := rawSrv.decode(frame)
-		if (perr == nil) != (err == nil) || (err == nil) != (rerr == nil) {
-			t.Fatalf("proto.Unmarshal: %v; decode: %v; raw decode: %v", perr, err, rerr)
+		kr, kerr := keptSrv.decode(frame)
+		if (perr == nil) != (err == nil) || (err == nil) != (rerr == nil) || (err == nil) != (kerr == nil) {
+			t.Fatalf("proto.Unmarshal: %v; decode: %v; raw decode: %v; kept decode: %v", perr, err, rerr, kerr)
 		}
 		if err != nil {
 			return // gRPC answers a frame it cannot decode with an error status
+		}
+		if fmt.Sprint(r.invalid) != fmt.Sprint(kr.invalid) || r.events != kr.events || len(kr.batch.Events) != r.events || kr.batch.Raw == nil {
+			t.Fatalf("decoded: %v, %d events; kept: %v, %d events (%d decoded)", r.invalid, r.events, kr.invalid, kr.events, len(kr.batch.Events))
 		}
 		if (r.invalid == nil) != (rr.invalid == nil) || r.events != rr.events || r.batch.Seq != rr.batch.Seq || r.batch.Node != rr.batch.Node {
 			t.Fatalf("decoded: %v, %d events; raw: %v, %d events", r.invalid, r.events, rr.invalid, rr.events)

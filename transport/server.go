@@ -101,11 +101,14 @@ var errDrainCancelled = errors.New("drain cancelled the batches in flight")
 // by proto/ferry/v1/wire, which checks it as proto.Unmarshal would. When
 // the sink takes raw batches (a disk buffer: TakesRaw), the server does
 // not even decode it: wire.Scan checks the bytes and the events as
-// validate does, without building anything, and the sink gets the bytes.
+// validate does, without building anything, and the sink gets the bytes;
+// unless the sink would keep the decoded batch for its delivery
+// (decodedKeeper): then the server decodes it, and the sink gets both.
 type Server struct {
 	ferryv1.UnimplementedIngestServer
 	sink   sinks.Sink
-	raw    bool // sink takes raw batches
+	raw    bool          // sink takes raw batches
+	keeper decodedKeeper // the sink, if raw and it may keep decoded batches
 	cfg    ServerConfig
 	log    *slog.Logger
 	ctx    context.Context
@@ -172,14 +175,26 @@ func NewServer(sink sinks.Sink, cfg ServerConfig, log *slog.Logger) *Server {
 	}
 	rt, ok := sink.(rawTaker)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{sink: sink, raw: ok && rt.TakesRaw(), cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight),
+	s := &Server{sink: sink, raw: ok && rt.TakesRaw(), cfg: cfg, log: log, ctx: ctx, cancel: cancel, budget: budget.New(cfg.MaxBytesInFlight),
 		oversizeLog: everyLog{every: time.Minute}}
+	if k, ok := sink.(decodedKeeper); ok && s.raw {
+		s.keeper = k
+	}
+	return s
 }
 
 // rawTaker is a sink that takes batches undecoded (event.Batch.Raw, with
 // Seq and Node only), such as a disk buffer (sinks/buffer), which stores
 // the bytes as received and decodes them when it delivers.
 type rawTaker interface{ TakesRaw() bool }
+
+// decodedKeeper is a sink that takes raw batches and may keep a batch's
+// decoded form for later, such as a disk buffer whose memory tail delivers
+// it without decoding the bytes again: KeepsDecoded(n) reports whether it
+// would now keep a batch of n encoded bytes. The server then decodes the
+// batch, which checks it as Scan does, and hands Events and Pods with Raw:
+// the bytes are walked once on their way to the sink rather than twice.
+type decodedKeeper interface{ KeepsDecoded(encoded int) bool }
 
 // BytesInFlight returns the bytes of the batches received and not yet
 // written, as counted against MaxBytesInFlight.
@@ -471,6 +486,11 @@ func (st *ingestStream) receive() error {
 		go func() {
 			defer func() { <-st.slots; st.writers.Done(); s.running.Add(-1) }()
 			a := s.write(b)
+			if s.raw && b.batch.Events == nil {
+				// Scanned, not decoded: nothing refers to its bytes
+				// once Write returned (a sink that keeps Raw copies it).
+				receivedPool.put(b.batch.Raw)
+			}
 			b = nil // the batch is garbage from here on
 			s.budget.Release(size)
 			s.inflight.Done()
@@ -496,7 +516,7 @@ type received struct {
 // for a sink that takes raw batches, only checked) and validated. An error
 // means the bytes are not a Batch that proto.Unmarshal accepts.
 func (s *Server) decode(raw rawBatch) (*received, error) {
-	if !s.raw {
+	if !s.raw || s.keeper != nil && s.keeper.KeepsDecoded(len(raw)) {
 		b, err := wire.Decode(raw)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,5 +98,82 @@ func TestMemoryTailServesReads(t *testing.T) {
 	g := mustRead(t, w, 1)[0]
 	if !bytes.Equal(g.rec, payload(2)) {
 		t.Fatalf("after the restart read %q, want record 2 (record 1 is damaged on disk)", g.rec)
+	}
+}
+
+// TestMemoryTailKeeps: what AppendKept keeps with a record comes back from
+// ReadKept while the record is read from memory, and counts against
+// MemoryBytes; what does not fit is dropped and the record kept alone (or
+// not at all); a record read from its file, as after a restart, comes
+// without it.
+func TestMemoryTailKeeps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := openWAL(t, Options{Dir: dir, Sync: SyncNever, MemoryBytes: 1000})
+	type rec struct {
+		data      []byte
+		kept      any
+		keptBytes int64
+		want      any   // what ReadKept returns with it
+		free      int64 // MemoryFree after the append
+	}
+	recs := []rec{
+		{data: bytes.Repeat([]byte("a"), 100), kept: "first", keptBytes: 200, want: "first", free: 700},
+		{data: bytes.Repeat([]byte("b"), 100), kept: "too big", keptBytes: 700, want: nil, free: 600}, // kept alone
+		{data: bytes.Repeat([]byte("c"), 100), kept: 3, keptBytes: 500, want: 3, free: 0},
+		{data: bytes.Repeat([]byte("d"), 10), kept: "no room", keptBytes: 1, want: nil, free: 0}, // from the file
+	}
+	for i, r := range recs {
+		if _, err := w.AppendKept(ctx, r.data, r.kept, r.keptBytes); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.MemoryFree(); got != r.free {
+			t.Fatalf("record %d: MemoryFree %d after the append, want %d", i, got, r.free)
+		}
+	}
+	for i, r := range recs {
+		_, data, kept, err := w.ReadKept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, r.data) || kept != r.want {
+			t.Fatalf("record %d: read %q with %v, want %q with %v", i, data, kept, r.data, r.want)
+		}
+	}
+	if got := w.MemoryFree(); got != 1000 || w.memBytes != 0 {
+		t.Fatalf("MemoryFree %d (memBytes %d) once every record is read, want 1000", got, w.memBytes)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = openWAL(t, Options{Dir: dir, Sync: SyncNever, MemoryBytes: 1000})
+	defer w.Close()
+	for i, r := range recs {
+		_, data, kept, err := w.ReadKept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, r.data) || kept != nil {
+			t.Fatalf("after a restart, record %d: read %q with %v, want %q alone", i, data, kept, r.data)
+		}
+	}
+}
+
+// TestMemoryTailCopiesBorrowed: a record appended with AppendBorrowed may
+// be reused by the caller once Append returns: the memory tail keeps a
+// copy, and Read returns the bytes appended.
+func TestMemoryTailCopiesBorrowed(t *testing.T) {
+	w := openWAL(t, Options{Sync: SyncNever, MemoryBytes: 1 << 20})
+	defer w.Close()
+	rec := bytes.Repeat([]byte("a"), 100)
+	if _, err := w.AppendBorrowed(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if w.MemoryFree() != 1<<20-100 {
+		t.Fatalf("MemoryFree %d: the record is not in the memory tail", w.MemoryFree())
+	}
+	copy(rec, "reused")
+	if got := mustRead(t, w, 1)[0].rec; !bytes.Equal(got, bytes.Repeat([]byte("a"), 100)) {
+		t.Fatalf("read %q, want the bytes appended", got)
 	}
 }

@@ -64,6 +64,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -339,21 +340,43 @@ func Open(opts Options) (*WAL, error) {
 func (w *WAL) active() *segment { return w.segs[len(w.segs)-1] }
 
 // memRecord is a record kept in memory: its bytes and where it lies in its
-// segment ([start, end), header included).
+// segment ([start, end), header included), and what the caller kept with
+// it (AppendKept) and the bytes that counts for.
 type memRecord struct {
 	seg        uint64
 	start, end int64
 	rec        []byte
+	kept       any
+	size       int64 // len(rec), plus keptBytes when kept is set
 }
 
-// keep adds the record just written to the memory tail if it fits. Called
-// with mu held.
-func (w *WAL) keep(seg uint64, start, end int64, rec []byte) {
-	if w.opts.MemoryBytes == 0 || w.memBytes+int64(len(rec)) > w.opts.MemoryBytes {
+// keep adds the record just written to the memory tail if it fits (a
+// copy of it when borrowed), with kept (of keptBytes) if that fits too,
+// else alone. Called with mu held.
+func (w *WAL) keep(seg uint64, start, end int64, rec []byte, borrowed bool, kept any, keptBytes int64) {
+	size := int64(len(rec))
+	if w.opts.MemoryBytes == 0 || w.memBytes+size > w.opts.MemoryBytes {
 		return
 	}
-	w.mem = append(w.mem, memRecord{seg: seg, start: start, end: end, rec: rec})
-	w.memBytes += int64(len(rec))
+	if borrowed {
+		rec = bytes.Clone(rec)
+	}
+	if kept != nil && w.memBytes+size+keptBytes <= w.opts.MemoryBytes {
+		size += keptBytes
+	} else {
+		kept = nil
+	}
+	w.mem = append(w.mem, memRecord{seg: seg, start: start, end: end, rec: rec, kept: kept, size: size})
+	w.memBytes += size
+}
+
+// MemoryFree returns the bytes the memory tail has room for now (see
+// Options.MemoryBytes), 0 without one: a record appended now, with what
+// is kept with it (AppendKept), is kept in memory if it is not larger.
+func (w *WAL) MemoryFree() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return max(w.opts.MemoryBytes-w.memBytes, 0)
 }
 
 // fromMemory returns the record at the reader's cursor (offset off of
@@ -369,7 +392,7 @@ func (w *WAL) fromMemory(seg uint64, off int64) (memRecord, bool) {
 		}
 		w.mem[0] = memRecord{}
 		w.mem = w.mem[1:]
-		w.memBytes -= int64(len(m.rec))
+		w.memBytes -= m.size
 		if len(w.mem) == 0 {
 			w.mem = w.mem[:0:0] // let the array go
 		}
@@ -392,13 +415,32 @@ func (w *WAL) fromMemory(seg uint64, off int64) (memRecord, bool) {
 // set: then it may keep rec until Read returns it, and rec must not be
 // modified once appended.
 func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
+	return w.append(ctx, rec, false, nil, 0)
+}
+
+// AppendBorrowed is Append of a record that the caller reuses once it
+// returns: the memory tail keeps a copy of it, if it keeps it.
+func (w *WAL) AppendBorrowed(ctx context.Context, rec []byte) (Pos, error) {
+	return w.append(ctx, rec, true, nil, 0)
+}
+
+// AppendKept is Append that keeps kept, a value standing for keptBytes of
+// memory (the decoded form of rec, say), with rec in the memory tail:
+// ReadKept returns it with the record if the record is read from memory.
+// kept is kept only if the memory tail has room for rec and keptBytes, and
+// is never written: a record read from its file comes without it.
+func (w *WAL) AppendKept(ctx context.Context, rec []byte, kept any, keptBytes int64) (Pos, error) {
+	return w.append(ctx, rec, false, kept, keptBytes)
+}
+
+func (w *WAL) append(ctx context.Context, rec []byte, borrowed bool, kept any, keptBytes int64) (Pos, error) {
 	if err := ctx.Err(); err != nil {
 		return Pos{}, err
 	}
 	if int64(len(rec)) > w.opts.MaxRecordBytes {
 		return Pos{}, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(rec), w.opts.MaxRecordBytes)
 	}
-	pos, end, err := w.put(rec)
+	pos, end, err := w.put(rec, borrowed, kept, keptBytes)
 	if err != nil {
 		return Pos{}, err
 	}
@@ -417,7 +459,7 @@ func (w *WAL) Append(ctx context.Context, rec []byte) (Pos, error) {
 // put writes rec after the last record, in a new segment if it does not fit
 // in the active one, and returns its position and the byte count (since
 // Open) that an fsync must reach for it to be durable.
-func (w *WAL) put(rec []byte) (Pos, uint64, error) {
+func (w *WAL) put(rec []byte, borrowed bool, kept any, keptBytes int64) (Pos, uint64, error) {
 	size := int64(headerSize + len(rec))
 	holdSync := false
 	w.mu.Lock()
@@ -468,7 +510,7 @@ func (w *WAL) put(rec []byte) (Pos, uint64, error) {
 	if err := w.write(seg, rec); err != nil {
 		return Pos{}, 0, err
 	}
-	w.keep(seg.id, seg.size, seg.size+size, rec)
+	w.keep(seg.id, seg.size, seg.size+size, rec, borrowed, kept, keptBytes)
 	seg.size += size
 	w.written += uint64(size)
 	w.pending += size
@@ -770,14 +812,21 @@ func (w *WAL) syncLoop() {
 // returned slice, and must not modify it: with Options.MemoryBytes it may be
 // the slice that was appended.
 func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
+	p, rec, _, err := w.ReadKept(ctx)
+	return p, rec, err
+}
+
+// ReadKept is Read that also returns what AppendKept kept with the record,
+// when the record comes from the memory tail with it; else nil.
+func (w *WAL) ReadKept(ctx context.Context) (Pos, []byte, any, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return Pos{}, nil, err
+			return Pos{}, nil, nil, err
 		}
 		w.mu.Lock()
 		if w.closed {
 			w.mu.Unlock()
-			return Pos{}, nil, ErrClosed
+			return Pos{}, nil, nil, ErrClosed
 		}
 		seg, sealed := w.readerSegment()
 		switch {
@@ -787,7 +836,7 @@ func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 				w.rseq++
 				p := Pos{Segment: seg.id, Offset: m.end, Seq: w.rseq}
 				w.mu.Unlock()
-				return p, m.rec, nil
+				return p, m.rec, m.kept, nil
 			}
 			off, limit := w.roff, seg.size
 			w.mu.Unlock()
@@ -799,9 +848,9 @@ func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 				closed := w.closed
 				w.mu.Unlock()
 				if closed {
-					return Pos{}, nil, ErrClosed
+					return Pos{}, nil, nil, ErrClosed
 				}
-				return Pos{}, nil, fmt.Errorf("wal: %w", err)
+				return Pos{}, nil, nil, fmt.Errorf("wal: %w", err)
 			}
 			if fd.start > off && !seg.damaged[off] {
 				w.report(seg, off, fd.start-off, fd.reason, false)
@@ -815,7 +864,7 @@ func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 			w.rseq++
 			p := Pos{Segment: seg.id, Offset: fd.end, Seq: w.rseq}
 			w.mu.Unlock()
-			return p, fd.payload, nil
+			return p, fd.payload, nil, nil
 		case seg != nil && sealed:
 			w.rseg, w.roff = seg.id+1, 0
 			w.mu.Unlock()
@@ -825,9 +874,9 @@ func (w *WAL) Read(ctx context.Context) (Pos, []byte, error) {
 		select {
 		case <-w.readable:
 		case <-ctx.Done():
-			return Pos{}, nil, ctx.Err()
+			return Pos{}, nil, nil, ctx.Err()
 		case <-w.done:
-			return Pos{}, nil, ErrClosed
+			return Pos{}, nil, nil, ErrClosed
 		}
 	}
 }

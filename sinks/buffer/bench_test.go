@@ -18,6 +18,7 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/event"
 	"github.com/ferrylogs/ferry/pipeline/wal"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/proto/ferry/v1/wire"
 	"github.com/ferrylogs/ferry/sinks"
 )
 
@@ -29,6 +30,15 @@ func (c *countSink) Write(_ context.Context, b *event.Batch) (sinks.Result, erro
 	return sinks.Result{Delivered: len(b.Events)}, nil
 }
 func (c *countSink) Close(context.Context) error { return nil }
+
+// doneSink signals each batch delivered.
+type doneSink struct{ done chan struct{} }
+
+func (d *doneSink) Write(_ context.Context, b *event.Batch) (sinks.Result, error) {
+	d.done <- struct{}{}
+	return sinks.Result{Delivered: len(b.Events)}, nil
+}
+func (d *doneSink) Close(context.Context) error { return nil }
 
 // BenchmarkBuffer measures the buffer's own work per event, on batches of
 // 1,000 container log events (~120 B, source, kubernetes, 20 pods): Append
@@ -117,6 +127,60 @@ func BenchmarkBuffer(b *testing.B) {
 			}
 			for cs.n.Load() < int64(n*events) {
 				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			report(b)
+			_ = s.Close(context.Background())
+		})
+	}
+	// Path: what a batch costs from the receiver's check to the sink,
+	// with a delivery that keeps up (4 batches at most in flight): checked
+	// by wire.Scan, written as bytes and decoded when delivered, from the
+	// memory tail or read back from the file (a delivery that is behind);
+	// or decoded by the receiver (wire.Decode) and delivered from the
+	// memory tail as decoded (KeepsDecoded).
+	for _, c := range []struct {
+		name   string
+		memory int64
+		decode bool
+	}{{"Path/scan+memory", 0, false}, {"Path/decode+kept", 0, true}, {"Path/scan+file", -1, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			ds := &doneSink{done: make(chan struct{}, 1<<20)}
+			s, err := New(ds, Options{
+				WAL:         wal.Options{Dir: b.TempDir(), MaxBytes: 1 << 40, SegmentBytes: 64 << 20, Sync: wal.SyncNever},
+				MemoryBytes: c.memory,
+			}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			start(b)
+			n := 0
+			for b.Loop() {
+				if n >= 4 {
+					<-ds.done
+				}
+				var eb *event.Batch
+				if c.decode && s.KeepsDecoded(len(data)) {
+					wb, err := wire.Decode(data)
+					if err != nil {
+						b.Fatal(err)
+					}
+					eb = &event.Batch{Seq: wb.Seq, Node: wb.Node, Events: wb.Events, Pods: wb.Pods, Raw: data}
+				} else {
+					sum, err := wire.Scan(data, func(int, *ferryv1.Event) error { return nil })
+					if err != nil {
+						b.Fatal(err)
+					}
+					eb = &event.Batch{Seq: sum.Seq, Node: sum.Node, Raw: data}
+				}
+				if _, err := s.Write(context.Background(), eb); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			for range min(n, 4) {
+				<-ds.done
 			}
 			b.StopTimer()
 			report(b)

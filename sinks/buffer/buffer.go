@@ -16,7 +16,9 @@
 // keeps the records not yet read in memory as well, up to
 // Options.MemoryBytes (see wal.Options.MemoryBytes): such a record is
 // delivered from the bytes that were appended, without reading it back
-// from the file. Nothing else changes: Write still returns only once the
+// from the file; and when the receiver decoded the batch (it does when
+// KeepsDecoded says the memory tail has room), from its decoded events,
+// without decoding the bytes again. Nothing else changes: Write still returns only once the
 // record is durable, and after a restart (or when delivery is behind by
 // more than that) records are read from disk.
 //
@@ -61,9 +63,20 @@ type Options struct {
 	// quarter of the WAL's MaxBytes; negative: none). It sets
 	// WAL.MemoryBytes.
 	MemoryBytes int64
+	// CommitInterval is the least time between two commits of the
+	// delivered position (default DefaultCommitInterval; negative: no
+	// wait). A commit costs two fsyncs; the batches delivered meanwhile
+	// share the next one. After a crash, what was delivered and not yet
+	// committed is delivered again (event ids make that idempotent).
+	CommitInterval time.Duration
 }
 
-// DefaultMemoryBytes is Options.MemoryBytes when it is zero.
+// DefaultCommitInterval is Options.CommitInterval when it is zero.
+const DefaultCommitInterval = 100 * time.Millisecond
+
+// DefaultMemoryBytes is Options.MemoryBytes when it is zero. Batches kept
+// with their decoded events (see KeepsDecoded) count their Go heap too:
+// about twice their bytes for 100-byte log lines.
 const DefaultMemoryBytes = 8 << 20
 
 // ErrFull is returned by Write when the buffer has no room: the caller tells
@@ -95,6 +108,12 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 	}
 	if opts.RetryInitial <= 0 {
 		opts.RetryInitial = 200 * time.Millisecond
+	}
+	switch {
+	case opts.CommitInterval == 0:
+		opts.CommitInterval = DefaultCommitInterval
+	case opts.CommitInterval < 0:
+		opts.CommitInterval = 0
 	}
 	if opts.RetryMax < opts.RetryInitial {
 		opts.RetryMax = max(30*time.Second, opts.RetryInitial)
@@ -134,10 +153,21 @@ func New(inner sinks.Sink, opts Options, log *slog.Logger) (*Sink, error) {
 // no room; a retryable error wrapping wal.ErrFailed once the buffer has
 // failed (see Err); a permanent error for a batch larger than a record may
 // be. The buffer may keep b.Raw until the batch is delivered (see
-// Options.MemoryBytes): it must not be modified once written; the buffer
-// keeps nothing else of b.
+// Options.MemoryBytes) when b has both Raw and Events (decoded from Raw,
+// see KeepsDecoded), with its Events and Pods, to deliver them as they
+// are: none of them may be modified once written. Of a batch of bytes
+// only, it keeps a copy: the caller may reuse Raw once Write returned. The
+// buffer keeps nothing else of b.
 func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) {
 	data, events := b.Raw, len(b.Events)
+	var kept *event.Batch
+	var keptBytes int64
+	if data != nil && b.Events != nil {
+		// Decoded with its bytes (see KeepsDecoded): the memory tail keeps
+		// the decoded batch too, and delivers it without decoding again.
+		kept = &event.Batch{Node: b.Node, Seq: b.Seq, Events: b.Events, Pods: b.Pods}
+		keptBytes = wire.HeapBytes(&ferryv1.Batch{Events: b.Events, Pods: b.Pods})
+	}
 	if data != nil {
 		if b.Events == nil {
 			n, _, err := wire.Count(data)
@@ -153,7 +183,19 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 			return sinks.Result{}, sinks.Permanent(fmt.Errorf("encode batch: %w", err))
 		}
 	}
-	if _, err := s.w.Append(ctx, data); err != nil {
+	var err error
+	switch {
+	case kept != nil:
+		_, err = s.w.AppendKept(ctx, data, kept, keptBytes)
+	case b.Raw != nil:
+		// Raw belongs to the batch, whose writer may reuse it once Write
+		// returns (the receiver does, for the batches it only scanned):
+		// the memory tail keeps a copy.
+		_, err = s.w.AppendBorrowed(ctx, data)
+	default:
+		_, err = s.w.Append(ctx, data) // our own encoding
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, wal.ErrFull):
 			return sinks.Result{}, fmt.Errorf("%w: %v", ErrFull, err)
@@ -169,6 +211,17 @@ func (s *Sink) Write(ctx context.Context, b *event.Batch) (sinks.Result, error) 
 // (event.Batch.Raw) with its Seq and Node, so the receiver need not decode
 // a batch for it (see transport.Server).
 func (s *Sink) TakesRaw() bool { return true }
+
+// KeepsDecoded reports whether a batch of encoded bytes written now would
+// likely be kept in the memory tail with its decoded form (Options.MemoryBytes
+// has room for about twice its size): then the receiver may decode it,
+// which it must check anyway, and hand Events and Pods with Raw; the
+// delivery takes the decoded batch from memory rather than decode the
+// record again. A batch that no longer fits once decoded is kept without
+// its decoded form, or not at all, as any other.
+func (s *Sink) KeepsDecoded(encoded int) bool {
+	return s.w.MemoryFree() >= 2*int64(encoded)
+}
 
 // Stats reports the buffer's state.
 func (s *Sink) Stats() wal.Stats { return s.w.Stats() }
@@ -212,7 +265,20 @@ func (s *Sink) deliver(ctx context.Context) {
 	commitDone := make(chan struct{})
 	go func() { // commits in order, batching many deliveries per fsync
 		defer close(commitDone)
+		var lastCommit time.Time
 		for range commits {
+			// At most one commit per CommitInterval: the deliveries that
+			// finish meanwhile are committed together. Once the delivery
+			// stops (Close), what was delivered is committed at once.
+			if wait := s.opts.CommitInterval - time.Since(lastCommit); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+			lastCommit = time.Now()
 			mu.Lock()
 			var last *delivery
 			for len(queue) > 0 && queue[0].done {
@@ -237,7 +303,7 @@ func (s *Sink) deliver(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		pos, rec, err := s.w.Read(ctx)
+		pos, rec, kept, err := s.w.ReadKept(ctx)
 		if err != nil {
 			<-slots
 			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
@@ -252,6 +318,13 @@ func (s *Sink) deliver(ctx context.Context) {
 		mu.Lock()
 		queue = append(queue, d)
 		mu.Unlock()
+		if kb, ok := kept.(*event.Batch); ok {
+			// Decoded by the receiver, kept with its bytes in memory.
+			b := *kb
+			b.Raw = rec
+			s.start(ctx, &wg, slots, &mu, d, commits, &b)
+			continue
+		}
 		// The record is this batch's own (the WAL reads each into a new
 		// buffer, or returns the bytes appended, which nobody modifies), so
 		// the decoded batch may share its memory.
@@ -262,16 +335,21 @@ func (s *Sink) deliver(ctx context.Context) {
 			<-slots
 			continue
 		}
-		b := &event.Batch{Node: wb.Node, Seq: wb.Seq, Events: wb.Events, Pods: wb.Pods, Raw: rec}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			if s.writeUntilDone(ctx, b) {
-				s.finish(&mu, d, commits)
-			}
-		}()
+		s.start(ctx, &wg, slots, &mu, d, commits, &event.Batch{Node: wb.Node, Seq: wb.Seq, Events: wb.Events, Pods: wb.Pods, Raw: rec})
 	}
+}
+
+// start delivers b, the batch of d, in a goroutine of its own that frees
+// its slot once done.
+func (s *Sink) start(ctx context.Context, wg *sync.WaitGroup, slots chan struct{}, mu *sync.Mutex, d *delivery, commits chan struct{}, b *event.Batch) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-slots }()
+		if s.writeUntilDone(ctx, b) {
+			s.finish(mu, d, commits)
+		}
+	}()
 }
 
 func (s *Sink) finish(mu *sync.Mutex, d *delivery, commits chan struct{}) {

@@ -360,3 +360,44 @@ func TestCloseAfterDrainTimeout(t *testing.T) {
 		t.Fatalf("%d events delivered through a blocked sink", n)
 	}
 }
+
+// TestCommitInterval: the delivered position is committed at most once
+// per CommitInterval (here an hour: the first delivery is committed at
+// once, the second waits), and what was delivered is committed when the
+// buffer closes, so that a restart does not deliver it again.
+func TestCommitInterval(t *testing.T) {
+	dir := t.TempDir()
+	r := &recorder{}
+	newBuf := func(inner sinks.Sink) *Sink {
+		s, err := New(inner, Options{
+			WAL:          wal.Options{Dir: dir, MaxBytes: 64 << 20, SegmentBytes: 64 << 10, Sync: wal.SyncAlways},
+			RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond, CommitInterval: time.Hour,
+		}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newBuf(r)
+	if _, err := s.Write(context.Background(), batch(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first batch committed", func() bool { return s.Stats().PendingRecords == 0 })
+	if _, err := s.Write(context.Background(), batch(2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second batch delivered", func() bool { return r.distinct() == 6 })
+	if n := s.Stats().PendingRecords; n != 1 {
+		t.Fatalf("%d records not committed right after the second delivery, want 1 (the next commit is due in an hour)", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s = newBuf(r)
+	defer s.Close(context.Background())
+	if st := s.Stats(); st.PendingRecords != 0 {
+		t.Fatalf("%d records pending after a restart, want 0: the delivered batch was committed at Close", st.PendingRecords)
+	}
+}

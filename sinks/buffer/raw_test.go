@@ -161,3 +161,55 @@ func TestRawBatchMalformed(t *testing.T) {
 		t.Fatalf("%d records stored", st.PendingRecords)
 	}
 }
+
+// TestKeptDecodedBatches: a batch written with its bytes and its decoded
+// events (what the receiver hands when KeepsDecoded says yes) is delivered
+// from the memory tail as those very events, not decoded again; a batch of
+// bytes only is decoded from them; KeepsDecoded says yes while the memory
+// tail has room for about twice the bytes, and no without a memory tail.
+func TestKeptDecodedBatches(t *testing.T) {
+	dir := t.TempDir()
+	k := &keeper{}
+	s := openMemory(t, dir, k, 64<<20, 1<<20)
+	if !s.KeepsDecoded(100<<10) || s.KeepsDecoded(600<<10) {
+		t.Fatalf("KeepsDecoded with 1 MiB of room: %v for 100 KiB, %v for 600 KiB; want true, false", s.KeepsDecoded(100<<10), s.KeepsDecoded(600<<10))
+	}
+	sent := map[uint64]*ferryv1.Batch{}
+	for seq := uint64(1); seq <= 2; seq++ {
+		b := fullBatch(seq, 20)
+		sent[seq] = b
+		data, err := proto.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eb := &event.Batch{Node: b.Node, Seq: b.Seq, Raw: data}
+		if seq == 1 {
+			eb.Events, eb.Pods = b.Events, b.Pods
+		}
+		if _, err := s.Write(context.Background(), eb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "two batches delivered", func() bool { return k.get(1) != nil && k.get(2) != nil })
+	for seq := uint64(1); seq <= 2; seq++ {
+		b := k.get(seq)
+		if got := (&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods}); !proto.Equal(got, sent[seq]) {
+			t.Errorf("batch %d delivered as %v, want %v", seq, got, sent[seq])
+		}
+		if b.Raw == nil {
+			t.Errorf("batch %d delivered without its bytes", seq)
+		}
+		same := &b.Events[0].Id[0] == &sent[seq].Events[0].Id[0] // the written event, not a decoded copy
+		if same != (seq == 1) {
+			t.Errorf("batch %d: delivered events are the written ones: %v, want %v", seq, same, seq == 1)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := openMemory(t, t.TempDir(), &keeper{}, 64<<20, -1); s.KeepsDecoded(1) {
+		t.Error("KeepsDecoded without a memory tail")
+	} else {
+		s.Close(context.Background())
+	}
+}

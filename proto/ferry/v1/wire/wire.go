@@ -16,8 +16,8 @@
 // them) and pods allocate per item. Bytes fields (Event.id, Event.message) are
 // sub-slices of the input, capped at their length (appending to one
 // copies). Events in a row whose kubernetes field has the same bytes (an
-// agent sends a file's lines together) share one Kubernetes struct, and a
-// Source string equal to the previous event's is that string: a decoded
+// agent sends a file's lines together) share one Kubernetes struct, and
+// (Decode) a Source string equal to the previous event's is that string: a decoded
 // batch is read-only, as the aggregator treats batches anyway. The price
 // of sharing the batch's memory is that one string, one event or one id
 // kept beyond the batch keeps the whole batch in memory: whoever keeps a
@@ -40,6 +40,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -239,13 +240,24 @@ func invalidUTF8(field string) error { return fmt.Errorf("%w: %s", ErrInvalidUTF
 func malformed(err error) error { return fmt.Errorf("%w: %v", ErrMalformed, err) }
 
 // tag consumes a field's tag as proto.Unmarshal does: a field number in
-// 1..MaxValidNumber, and no end-group tag outside a group. The one-byte
-// case is inlined.
+// 1..MaxValidNumber, and no end-group tag outside a group. b must not be
+// empty (every caller loops while it is not). The one-byte case is small
+// enough to be inlined.
 func tag(b []byte) (protowire.Number, protowire.Type, int, error) {
-	if len(b) > 0 && b[0] < 0x80 && b[0] >= 8 && b[0]&7 != byte(protowire.EndGroupType) {
-		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1, nil
+	if num, typ, n := tag1(b); n > 0 {
+		return num, typ, n, nil
 	}
 	return tagSlow(b)
+}
+
+// tag1 is tag's one-byte case, small enough to be inlined: n is 0 when
+// the tag is not one valid byte (then call tagSlow). The hot loops call
+// it, and tagSlow themselves.
+func tag1(b []byte) (protowire.Number, protowire.Type, int) {
+	if c := b[0]; c < 0x80 && c >= 8 && c&7 != byte(protowire.EndGroupType) {
+		return protowire.Number(c >> 3), protowire.Type(c & 7), 1
+	}
+	return 0, 0, 0
 }
 
 func tagSlow(b []byte) (protowire.Number, protowire.Type, int, error) {
@@ -274,10 +286,18 @@ func skip(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
 }
 
 func varint(b []byte) (uint64, int, error) {
-	if len(b) > 0 && b[0] < 0x80 {
-		return uint64(b[0]), 1, nil
+	if x, n := varint1(b); n > 0 {
+		return x, n, nil
 	}
 	return varintSlow(b)
+}
+
+// varint1 is varint's one-byte case, inlined: n is 0 when it is not.
+func varint1(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return 0, 0
 }
 
 func varintSlow(b []byte) (uint64, int, error) {
@@ -300,11 +320,20 @@ func fixed64(b []byte) (uint64, int, error) {
 // capacity of b (string uses it to find its offset). A length below 128
 // is inlined.
 func bytesField(b []byte) ([]byte, int, error) {
-	if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
-		n := int(b[0])
-		return b[1 : 1+n], 1 + n, nil
+	if v, n := bytes1(b); n > 0 {
+		return v, n, nil
 	}
 	return bytesSlow(b)
+}
+
+// bytes1 is bytesField's case of a length below 128, inlined: n is 0 when
+// it is not that case.
+func bytes1(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
+		n := int(b[0])
+		return b[1 : 1+n], 1 + n
+	}
+	return nil, 0
 }
 
 func bytesSlow(b []byte) ([]byte, int, error) {
@@ -330,9 +359,12 @@ func (d *decoder) string(v []byte, field string) (string, error) {
 
 // stringField consumes a length-delimited string field.
 func (d *decoder) stringField(b []byte, field string) (string, int, error) {
-	v, n, err := bytesField(b)
-	if err != nil {
-		return "", 0, err
+	v, n := bytes1(b)
+	if n == 0 {
+		var err error
+		if v, n, err = bytesSlow(b); err != nil {
+			return "", 0, err
+		}
 	}
 	s, err := d.string(v, field)
 	return s, n, err
@@ -343,9 +375,12 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 	var scratch ferryv1.Event
 	nev := 0
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		switch {
@@ -353,7 +388,10 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 			out.Seq, n, err = varint(b)
 		case num == 2 && typ == protowire.BytesType:
 			var v []byte
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				if d.build {
 					out.Node, err = d.string(v, "ferry.v1.Batch.node")
 				} else if _, err = d.string(v, "ferry.v1.Batch.node"); err == nil {
@@ -362,7 +400,10 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 			}
 		case num == 3 && typ == protowire.BytesType:
 			var v []byte
-			if v, n, err = bytesField(b); err != nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err != nil {
 				break
 			}
 			e := &scratch
@@ -383,7 +424,10 @@ func (d *decoder) batch(b []byte, out *ferryv1.Batch, each func(int, *ferryv1.Ev
 			nev++
 		case num == 4 && typ == protowire.BytesType:
 			var v []byte
-			if v, n, err = bytesField(b); err != nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err != nil {
 				break
 			}
 			var p *ferryv1.Pod
@@ -414,43 +458,53 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 		kubeBytes  []byte // the first one's
 		sharedKube bool   // e.Kubernetes is the previous event's
 	)
-	defer func() {
-		// Only a kubernetes field that came once is shared with the
-		// next events: a second one changed what the first said.
-		switch {
-		case kubes > 1:
-			d.lastKube, d.lastKubePtr = nil, nil
-		case kubes == 1 && !sharedKube:
-			d.lastKube, d.lastKubePtr = kubeBytes, e.Kubernetes
-		}
-	}()
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		var v []byte
 		var x uint64
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				e.Id = v[:len(v):len(v)]
 			}
 		case num == 2 && typ == protowire.Fixed64Type:
-			if x, n, err = fixed64(b); err == nil {
+			if len(b) >= 8 {
+				x, n = binary.LittleEndian.Uint64(b), 8
+			} else {
+				x, n, err = fixed64(b)
+			}
+			if err == nil {
 				e.TimeUnixNano = int64(x)
 			}
 		case num == 3 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				e.Message = v[:len(v):len(v)]
 			}
 		case num == 4 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil {
 				e.Stream = ferryv1.StreamName(int32(x))
 			}
 		case num == 5 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err != nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err != nil {
 				break
 			}
 			var s *ferryv1.Source
@@ -459,14 +513,18 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 					if d.sources == nil {
 						d.sources = make([]ferryv1.Source, 0, d.nev)
 					}
-					d.sources = append(d.sources, ferryv1.Source{})
+					// The array is zeroed: take the next one, no copy.
+					d.sources = d.sources[:len(d.sources)+1]
 					s = &d.sources[len(d.sources)-1]
 					e.Source = s
 				}
 			}
 			err = d.source(v, s)
 		case num == 6 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err != nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err != nil {
 				break
 			}
 			kubes++
@@ -498,7 +556,10 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			sharedKube = false
 			err = d.kubernetes(v, k)
 		case num == 7 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				if d.build && e.Fields == nil {
 					// Sized for all of them: an HAProxy line has 40.
 					e.Fields = make(map[string]*ferryv1.Value, countFields(whole))
@@ -506,15 +567,24 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 				err = d.fieldEntry(v, e)
 			}
 		case num == 8 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil {
 				e.Flags = uint32(x)
 			}
 		case num == 9 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil {
 				e.Kind = ferryv1.Kind(int32(x))
 			}
 		case num == 10 && typ == protowire.BytesType:
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				var s string
 				if s, err = d.string(v, "ferry.v1.Event.original_time"); d.build {
 					e.OriginalTime = s
@@ -527,6 +597,15 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			return err
 		}
 		b = b[n:]
+	}
+	// Only a kubernetes field that came once is shared with the next
+	// events: a second one changed what the first said. (After an error,
+	// nothing more is decoded: no need to get here.)
+	switch {
+	case kubes > 1:
+		d.lastKube, d.lastKubePtr = nil, nil
+	case kubes == 1 && !sharedKube:
+		d.lastKube, d.lastKubePtr = kubeBytes, e.Kubernetes
 	}
 	return nil
 }
@@ -545,7 +624,8 @@ func (d *decoder) newKube() *ferryv1.Kubernetes {
 
 // recent is the last value of a string field: the next event's equal
 // bytes (a path, an input, a file id repeat through a file's lines) reuse
-// it, checked once.
+// it, checked once. Without the UTF-8 check (DecodeTrusted) there is
+// nothing to save: each string is a view of its own bytes.
 type recent struct {
 	b []byte
 	s string
@@ -553,9 +633,16 @@ type recent struct {
 
 // recentString is stringField through r.
 func (d *decoder) recentString(b []byte, r *recent, field string) (string, int, error) {
-	v, n, err := bytesField(b)
-	if err != nil {
-		return "", 0, err
+	v, n := bytes1(b)
+	if n == 0 {
+		var err error
+		if v, n, err = bytesSlow(b); err != nil {
+			return "", 0, err
+		}
+	}
+	if !d.validate {
+		s, _ := d.string(v, field) // no error without validation
+		return s, n, nil
 	}
 	if r.b != nil && string(v) == string(r.b) {
 		return r.s, n, nil
@@ -571,9 +658,12 @@ func (d *decoder) recentString(b []byte, r *recent, field string) (string, int, 
 // source decodes a Source into s (nil in scan mode).
 func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		var str string
@@ -584,7 +674,10 @@ func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 				s.Path = str
 			}
 		case num == 2 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil && s != nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil && s != nil {
 				s.Offset = int64(x)
 			}
 		case num == 3 && typ == protowire.BytesType:
@@ -596,11 +689,17 @@ func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 				s.FileId = str
 			}
 		case num == 5 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil && s != nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil && s != nil {
 				s.EndOffset = int64(x)
 			}
 		case num == 6 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil && s != nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil && s != nil {
 				s.Lines = uint32(x)
 			}
 		default:
@@ -617,9 +716,12 @@ func (d *decoder) source(b []byte, s *ferryv1.Source) error {
 // kubernetes decodes a Kubernetes into k (nil in scan mode).
 func (d *decoder) kubernetes(b []byte, k *ferryv1.Kubernetes) error {
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		var dst *string
@@ -661,9 +763,12 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 		val = next(&d.values, fieldChunk)
 	}
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		switch {
@@ -671,7 +776,10 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 			key, n, err = d.stringField(b, "ferry.v1.Event.FieldsEntry.key")
 		case num == 2 && typ == protowire.BytesType:
 			var v []byte
-			if v, n, err = bytesField(b); err == nil {
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
 				err = d.value(v, val)
 			}
 		default:
@@ -695,9 +803,12 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 // member of the oneof replaces an earlier one.
 func (d *decoder) value(b []byte, v *ferryv1.Value) error {
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		var x uint64
@@ -710,19 +821,30 @@ func (d *decoder) value(b []byte, v *ferryv1.Value) error {
 				v.Kind = k
 			}
 		case num == 2 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil && v != nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil && v != nil {
 				k := next(&d.ints, fieldChunk)
 				k.Int = int64(x)
 				v.Kind = k
 			}
 		case num == 3 && typ == protowire.Fixed64Type:
-			if x, n, err = fixed64(b); err == nil && v != nil {
+			if len(b) >= 8 {
+				x, n = binary.LittleEndian.Uint64(b), 8
+			} else {
+				x, n, err = fixed64(b)
+			}
+			if err == nil && v != nil {
 				k := next(&d.doubles, fieldChunk)
 				k.Double = math.Float64frombits(x)
 				v.Kind = k
 			}
 		case num == 4 && typ == protowire.VarintType:
-			if x, n, err = varint(b); err == nil && v != nil {
+			if x, n = varint1(b); n == 0 {
+				x, n, err = varintSlow(b)
+			}
+			if err == nil && v != nil {
 				k := next(&d.bools, fieldChunk)
 				k.Bool = protowire.DecodeBool(x)
 				v.Kind = k
@@ -741,9 +863,12 @@ func (d *decoder) value(b []byte, v *ferryv1.Value) error {
 // pod decodes a Pod into p (nil in scan mode).
 func (d *decoder) pod(b []byte, p *ferryv1.Pod) error {
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		if typ != protowire.BytesType || num < 1 || num > 10 {
@@ -796,9 +921,12 @@ var podNames = [...]string{"ferry.v1.Pod.uid", "ferry.v1.Pod.namespace", "ferry.
 func (d *decoder) stringEntry(b []byte, m *map[string]string, field protowire.Number) error {
 	var key, val string
 	for len(b) > 0 {
-		num, typ, n, err := tag(b)
-		if err != nil {
-			return err
+		num, typ, n := tag1(b)
+		var err error
+		if n == 0 {
+			if num, typ, n, err = tagSlow(b); err != nil {
+				return err
+			}
 		}
 		b = b[n:]
 		switch {
