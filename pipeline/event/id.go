@@ -46,13 +46,7 @@ func (x *IDHasher) Append(dst []byte, node, fileID string, offset int64) []byte 
 			return ID(dst, node, fileID, offset)
 		}
 		x.h.Reset()
-		in := append(x.in[:0], node...)
-		in = append(in, 0)
-		in = append(in, fileID...)
-		in = append(in, 0)
-		in = binary.BigEndian.AppendUint64(in, uint64(offset))
-		x.in = in
-		x.h.Write(in)
+		x.h.Write(x.input(node, fileID, offset))
 		x.state = nil // the digest no longer holds a saved state's blocks
 		return append(dst, x.h.Sum(x.sum[:0])[:IDLen]...)
 	}
@@ -83,6 +77,17 @@ func (x *IDHasher) Append(dst []byte, node, fileID string, offset int64) []byte 
 	return append(dst, sum[:IDLen]...)
 }
 
+// input is ID's whole input for (node, fileID, offset) in x's buffer:
+// node, 0, fileID, 0, offset big endian.
+func (x *IDHasher) input(node, fileID string, offset int64) []byte {
+	in := append(x.in[:0], node...)
+	in = append(in, 0)
+	in = append(in, fileID...)
+	in = append(in, 0)
+	x.in = binary.BigEndian.AppendUint64(in, uint64(offset))
+	return x.in
+}
+
 // prime hashes the complete blocks of the input of (node, fileID, offset)
 // and keeps the state; false if the digest cannot save its state.
 func (x *IDHasher) prime(node, fileID string, offset int64, whole, hiBytes int, hi uint64) bool {
@@ -90,13 +95,7 @@ func (x *IDHasher) prime(node, fileID string, offset int64, whole, hiBytes int, 
 		return false
 	}
 	x.h.Reset()
-	in := append(x.in[:0], node...)
-	in = append(in, 0)
-	in = append(in, fileID...)
-	in = append(in, 0)
-	in = binary.BigEndian.AppendUint64(in, uint64(offset))
-	x.in = in
-	x.h.Write(in[:whole])
+	x.h.Write(x.input(node, fileID, offset)[:whole])
 	var st []byte
 	var err error
 	if a, ok := x.h.(encoding.BinaryAppender); ok {
