@@ -593,20 +593,44 @@ func (s *Server) write(r *received) *ferryv1.Ack {
 	s.BatchesAcked.Add(1)
 	s.EventsAcked.Add(uint64(r.events))
 	if o := s.cfg.EventLatency; o != nil {
-		now := time.Now().UnixNano()
-		observe := func(t int64) {
-			if t > 0 {
-				o.Observe(float64(max(now-t, 0)) / 1e9)
-			}
-		}
-		for _, t := range r.times {
-			observe(t)
-		}
-		for _, e := range b.Events {
-			observe(e.GetTimeUnixNano())
-		}
+		observeLatencies(o, time.Now().UnixNano(), r.times, b.Events)
 	}
 	return &ferryv1.Ack{Seq: b.Seq, Code: ferryv1.Ack_CODE_OK}
+}
+
+// ManyObserver takes a batch of observations at once (ops.BatchHistogram):
+// an EventLatency that is one gets each batch's latencies in one call.
+type ManyObserver interface {
+	ObserveMany([]float64)
+}
+
+// latencies holds the slices observeLatencies fills.
+var latencies = sync.Pool{New: func() any { return new([]float64) }}
+
+// observeLatencies observes, for each event time (times, or the events'
+// own) that is set, the seconds from it to now.
+func observeLatencies(o Observer, now int64, times []int64, events []*ferryv1.Event) {
+	p := latencies.Get().(*[]float64)
+	vs := (*p)[:0]
+	for _, t := range times {
+		if t > 0 {
+			vs = append(vs, float64(max(now-t, 0))/1e9)
+		}
+	}
+	for _, e := range events {
+		if t := e.GetTimeUnixNano(); t > 0 {
+			vs = append(vs, float64(max(now-t, 0))/1e9)
+		}
+	}
+	if m, ok := o.(ManyObserver); ok {
+		m.ObserveMany(vs)
+	} else {
+		for _, v := range vs {
+			o.Observe(v)
+		}
+	}
+	*p = vs
+	latencies.Put(p)
 }
 
 // maxAckMessage bounds the reason sent with an ack: a sink's error can

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // agents may compress
 	"google.golang.org/grpc/keepalive"
@@ -152,11 +151,9 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 	if err != nil {
 		return err
 	}
-	eventLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "ferry_aggregator_event_latency_seconds",
-		Help:    "Seconds from an event's time (the line's own, or when the agent read it) to its sink (or the sink's disk buffer) accepting it.",
-		Buckets: ops.LatencyBuckets,
-	})
+	eventLatency := ops.NewBatchHistogram("ferry_aggregator_event_latency_seconds",
+		"Seconds from an event's time (the line's own, or when the agent read it) to its sink (or the sink's disk buffer) accepting it.",
+		ops.LatencyBuckets)
 	reg.MustRegister(eventLatency)
 	srv := transport.NewServer(sink, transport.ServerConfig{
 		MaxBatchesInFlight:  cfg.MaxBatchesInFlight,
