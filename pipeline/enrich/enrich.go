@@ -180,7 +180,7 @@ func (e *Enricher) Enrich(ctx context.Context, b *event.Batch) *event.Batch {
 func (e *Enricher) added(ctx context.Context, events []*ferryv1.Event) []*event.Addition {
 	typed := false
 	for _, ev := range events {
-		if len(ev.GetFields()) > 0 {
+		if event.HasFields(ev) {
 			typed = true
 			break
 		}

@@ -184,17 +184,16 @@ func (g *GeoIP) AddTo(_ context.Context, events []*ferryv1.Event, out []*event.A
 		hits, misses, skipped, fails uint64
 	)
 	for i, ev := range events {
-		fs := ev.GetFields()
-		if len(fs) == 0 {
+		if !event.HasFields(ev) {
 			continue
 		}
 		var add *event.Addition
 		for ti := range g.targets {
-			v, ok := fs[g.targets[ti].field]
+			v, ok := event.LookupString(ev, g.targets[ti].field)
 			if !ok {
 				continue
 			}
-			addr, ok := publicAddr(v.GetStr())
+			addr, ok := publicAddr(v)
 			if !ok {
 				skipped++
 				continue

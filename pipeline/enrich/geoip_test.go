@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
+	"github.com/ferrylogs/ferry/proto/ferry/v1/wire"
 	"github.com/ferrylogs/ferry/test/geoipdb"
 )
 
@@ -496,5 +500,44 @@ func TestNewGeoIPErrors(t *testing.T) {
 	}
 	if _, err := NewGeoIP(context.Background(), GeoIPConfig{CityDB: city}, quiet); err == nil || !strings.Contains(err.Error(), "fields: ") {
 		t.Errorf("no fields: %v", err)
+	}
+}
+
+// TestGeoIPEncodedFields: an event whose typed fields come encoded (read
+// back from the disk buffer, see wire.DecodeTrustedRawFields) is looked
+// up and written as the same event with its fields in a map.
+func TestGeoIPEncodedFields(t *testing.T) {
+	dbs := dbSources(t)["built"]
+	e := New().PerEvent(newGeoIP(t, GeoIPConfig{CityDB: dbs[0], ASNDB: dbs[1], Fields: []string{"source.ip", "destination.ip"}, CacheSize: 10}))
+	for _, fields := range []map[string]string{
+		{"source.ip": "81.2.69.142", "source.port": "1"},
+		{"source.ip": "89.160.20.115", "destination.ip": "2001:218::1", "url.path": "/x"},
+		{"source.ip": "10.0.0.1"},
+		{"url.path": "/only"},
+	} {
+		ev := &ferryv1.Event{Id: event.ID(nil, "n", "f", 1), Message: []byte("x"), Fields: map[string]*ferryv1.Value{}}
+		for k, v := range fields {
+			ev.Fields[k] = event.Str(v)
+		}
+		data, err := proto.Marshal(&ferryv1.Batch{Node: "n", Events: []*ferryv1.Event{ev}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := wire.DecodeTrustedRawFields(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wb.Events[0].Fields != nil {
+			t.Fatalf("fields decoded into a map")
+		}
+		now := time.Unix(0, 0)
+		want := e.Enrich(context.Background(), &event.Batch{Node: "n", Events: []*ferryv1.Event{ev}}).AppendDocument(nil, 0, now)
+		got := e.Enrich(context.Background(), &event.Batch{Node: "n", Events: wb.Events}).AppendDocument(nil, 0, now)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%v: encoded fields wrote\n%s\nthe map wrote\n%s", fields, got, want)
+		}
+		if pub := fields["source.ip"] != "" && fields["source.ip"] != "10.0.0.1"; pub != bytes.Contains(got, []byte(`"source.geo"`)) {
+			t.Errorf("%v: source.geo in %s: want %v", fields, got, pub)
+		}
 	}
 }

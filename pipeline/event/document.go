@@ -119,18 +119,27 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 	} else {
 		dst = appendHostPart(dst, node, e.GetKubernetes(), m, metric)
 	}
-	if fs := e.GetFields(); len(fs) > 0 {
+	fs, raw := e.GetFields(), rawFields(e)
+	if enc != nil && len(fs) == 0 && len(raw) > 0 {
+		dst = enc.appendRawFields(dst, raw, m != nil, add)
+	} else if len(fs) > 0 || len(raw) > 0 {
 		var arr [48]field // on the stack: HAProxy sets 40 at most
 		var sorted []field
 		var fixed []bool // fixedField of each, when known
 		var keys []byte  // `,"name":` of each, ending at ends[i], when known
 		var ends []int
-		if enc != nil {
+		cached := enc != nil
+		switch {
+		case cached && len(raw) == 0:
 			sorted = enc.sortedFields(arr[:0], fs)
+		case len(raw) == 0:
+			sorted = sortFields(arr[:0], fs)
+		default:
+			sorted, cached = allFields(arr[:0], fs, raw), false
+		}
+		if cached {
 			fixed = enc.fixedFields(m != nil)
 			keys, ends = enc.keys()
-		} else {
-			sorted = sortFields(arr[:0], fs)
 		}
 		for i, f := range sorted {
 			if fixed != nil && fixed[i] || fixed == nil && fixedField(f.name, m != nil) || add.has(f.name) {
@@ -147,7 +156,11 @@ func appendDocument(dst []byte, node string, e *ferryv1.Event, m *Meta, add *Add
 				dst = appendString(dst, f.name)
 				dst = append(dst, ':')
 			}
-			dst = appendValue(dst, f.value)
+			if f.encoded {
+				dst = appendRawValue(dst, f.raw)
+			} else {
+				dst = appendValue(dst, f.value)
+			}
 		}
 	}
 	if add != nil {
@@ -261,12 +274,15 @@ func appendHostPart(dst []byte, node string, k *ferryv1.Kubernetes, m *Meta, met
 type field struct {
 	name  string
 	value *ferryv1.Value
+	// raw is the encoded Value of a field left encoded (encoded true).
+	raw     []byte
+	encoded bool
 }
 
 // sortFields appends the fields of fs to dst in name order.
 func sortFields(dst []field, fs map[string]*ferryv1.Value) []field {
 	for k, v := range fs {
-		dst = append(dst, field{k, v})
+		dst = append(dst, field{name: k, value: v})
 	}
 	slices.SortFunc(dst, func(a, b field) int { return strings.Compare(a.name, b.name) })
 	return dst

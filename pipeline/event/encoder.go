@@ -1,7 +1,10 @@
 package event
 
 import (
+	"slices"
+	"strings"
 	"time"
+	"unsafe"
 
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 )
@@ -48,6 +51,13 @@ type DocumentEncoder struct {
 	// in order: the events of one parser (HAProxy: 40 fields) have the
 	// same names, which need not be sorted again.
 	names []string
+	// wire holds the names of the last event whose fields were left
+	// encoded (see rawFields), in their order, and perm the order that
+	// sorts them into names (the last of equal names only): the next
+	// such event with the same names in the same order is put in order
+	// by perm. Valid when wire is not empty (sortedFields empties it).
+	wire []string
+	perm []int
 	// fixed[i] is fixedField(names[i], fixedEnriched), when fixedSet.
 	fixed                   []bool
 	fixedSet, fixedEnriched bool
@@ -202,7 +212,7 @@ func (enc *DocumentEncoder) sortedFields(dst []field, fs map[string]*ferryv1.Val
 				same = false
 				break
 			}
-			dst = append(dst, field{k, v})
+			dst = append(dst, field{name: k, value: v})
 		}
 		if same {
 			return dst
@@ -210,12 +220,91 @@ func (enc *DocumentEncoder) sortedFields(dst []field, fs map[string]*ferryv1.Val
 		dst = dst[:0]
 	}
 	dst = sortFields(dst, fs)
+	enc.wire = enc.wire[:0]
 	enc.names = enc.names[:0]
 	for _, f := range dst {
 		enc.names = append(enc.names, f.name)
 	}
 	enc.fixedSet, enc.keysSet = false, false
 	return dst
+}
+
+// span is where an encoded Value lies in its event's encoded fields.
+type span struct{ at, n int32 }
+
+// appendRawFields appends the typed fields encoded in raw (see rawFields)
+// as appendDocument appends those of a map: in name order, one per name
+// (the last, as allFields), those the document has already left out. The
+// names, their order and their keys are those of the last event when its
+// names came in the same order (the events of one parser); else they are
+// sorted afresh.
+func (enc *DocumentEncoder) appendRawFields(dst []byte, raw []byte, enriched bool, add *Addition) []byte {
+	var arr [48]span // on the stack: HAProxy sets 40 at most
+	vals := arr[:0]
+	same := len(enc.wire) > 0
+	it := rawIter{b: raw}
+	for i := 0; ; i++ {
+		k, v, ok := it.next()
+		if !ok {
+			same = same && i == len(enc.wire)
+			break
+		}
+		same = same && i < len(enc.wire) && k == enc.wire[i]
+		var at int32
+		if len(v) > 0 { // a view of raw
+			at = int32(uintptr(unsafe.Pointer(unsafe.SliceData(v))) - uintptr(unsafe.Pointer(unsafe.SliceData(raw))))
+		}
+		vals = append(vals, span{at, int32(len(v))})
+	}
+	if !same {
+		enc.sortRaw(raw)
+	}
+	fixed := enc.fixedFields(enriched)
+	keys, ends := enc.keys()
+	for i, p := range enc.perm {
+		if fixed[i] || add.has(enc.names[i]) {
+			continue // the document has it already (data_stream.* is read above)
+		}
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		dst = append(dst, keys[start:ends[i]]...)
+		v := vals[p]
+		dst = appendRawValue(dst, raw[v.at:v.at+v.n])
+	}
+	return dst
+}
+
+// sortRaw sets wire to the names of the fields encoded in raw, perm to
+// the order that sorts them (the last of equal names only) and names to
+// them in that order.
+func (enc *DocumentEncoder) sortRaw(raw []byte) {
+	enc.wire, enc.perm = enc.wire[:0], enc.perm[:0]
+	it := rawIter{b: raw}
+	for i := 0; ; i++ {
+		k, _, ok := it.next()
+		if !ok {
+			break
+		}
+		enc.wire = append(enc.wire, k)
+		enc.perm = append(enc.perm, i)
+	}
+	w := enc.wire
+	slices.SortStableFunc(enc.perm, func(a, b int) int { return strings.Compare(w[a], w[b]) })
+	keep := enc.perm[:0]
+	for j, p := range enc.perm {
+		if j+1 < len(enc.perm) && w[enc.perm[j+1]] == w[p] {
+			continue // a later one of the same name replaces it
+		}
+		keep = append(keep, p)
+	}
+	enc.perm = keep
+	enc.names = enc.names[:0]
+	for _, p := range enc.perm {
+		enc.names = append(enc.names, w[p])
+	}
+	enc.fixedSet, enc.keysSet = false, false
 }
 
 // keys returns `,"name":` of each of the names sortedFields just returned

@@ -119,7 +119,7 @@ func (b *Batch) AppendDocument(dst []byte, i int, ingested time.Time) []byte {
 // environment of its enrichment as namespace.
 func (b *Batch) DataStream(i int) string {
 	e, m := b.Events[i], b.meta(i)
-	if m == nil || !m.sealed || len(e.GetFields()) > 0 || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
+	if m == nil || !m.sealed || HasFields(e) || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
 		return Type(e) + "-" + Dataset(e) + "-" + namespace(e, m)
 	}
 	return m.stream // the common case, prepared once per pod
@@ -205,11 +205,13 @@ func SanitizeDataStreamPart(s, def string) string {
 
 // FieldString returns the string value of field name, or "".
 func FieldString(e *ferryv1.Event, name string) string {
-	return e.GetFields()[name].GetStr()
+	s, _ := LookupString(e, name)
+	return s
 }
 
 // SetField sets a typed field on e.
 func SetField(e *ferryv1.Event, name string, v *ferryv1.Value) {
+	MaterializeFields(e) // else an encoded one of that name would win
 	if e.Fields == nil {
 		e.Fields = make(map[string]*ferryv1.Value, 4)
 	}
@@ -237,7 +239,7 @@ func AppendIDString(dst, id []byte) []byte {
 // of it.
 func (b *Batch) AppendDataStream(dst []byte, i int) []byte {
 	e, m := b.Events[i], b.meta(i)
-	if m == nil || !m.sealed || len(e.GetFields()) > 0 || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
+	if m == nil || !m.sealed || HasFields(e) || e.GetKind() == ferryv1.Kind_KIND_METRIC || e.GetKubernetes().GetPod() == "" {
 		dst = append(dst, Type(e)...)
 		dst = append(dst, '-')
 		dst = append(dst, Dataset(e)...)

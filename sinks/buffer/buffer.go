@@ -327,8 +327,10 @@ func (s *Sink) deliver(ctx context.Context) {
 		}
 		// The record is this batch's own (the WAL reads each into a new
 		// buffer, or returns the bytes appended, which nobody modifies), so
-		// the decoded batch may share its memory.
-		wb, err := wire.DecodeTrusted(rec)
+		// the decoded batch may share its memory. Typed fields stay
+		// encoded (package event reads them so): the sinks behind a
+		// buffer write them out, they do not change them.
+		wb, err := wire.DecodeTrustedRawFields(rec)
 		if err != nil {
 			s.log.Error("undecodable batch in the buffer, skipped", "pos", pos.String(), "err", err)
 			s.finish(&mu, d, commits)

@@ -135,6 +135,14 @@ func TestRawBatches(t *testing.T) {
 	waitFor(t, "three batches delivered", func() bool { return k.get(1) != nil && k.get(2) != nil && k.get(3) != nil })
 	for seq := uint64(1); seq <= 3; seq++ {
 		b := k.get(seq)
+		for i, e := range b.Events {
+			// Read back from disk, typed fields come encoded (see
+			// wire.DecodeTrustedRawFields): the same once decoded.
+			if e.Fields != nil || !event.HasFields(e) {
+				t.Fatalf("batch %d event %d: fields %v, encoded %v; want them encoded", seq, i, e.Fields, event.HasFields(e))
+			}
+			event.MaterializeFields(e)
+		}
 		got := &ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods}
 		if !proto.Equal(got, sent[seq]) {
 			t.Errorf("batch %d delivered as %v, want %v", seq, got, sent[seq])
@@ -193,6 +201,7 @@ func TestKeptDecodedBatches(t *testing.T) {
 	waitFor(t, "two batches delivered", func() bool { return k.get(1) != nil && k.get(2) != nil })
 	for seq := uint64(1); seq <= 2; seq++ {
 		b := k.get(seq)
+		materialize(b.Events)
 		if got := (&ferryv1.Batch{Seq: b.Seq, Node: b.Node, Events: b.Events, Pods: b.Pods}); !proto.Equal(got, sent[seq]) {
 			t.Errorf("batch %d delivered as %v, want %v", seq, got, sent[seq])
 		}
@@ -211,5 +220,13 @@ func TestKeptDecodedBatches(t *testing.T) {
 		t.Error("KeepsDecoded without a memory tail")
 	} else {
 		s.Close(context.Background())
+	}
+}
+
+// materialize decodes the typed fields a batch read back from disk
+// carries encoded (wire.DecodeTrustedRawFields), for proto.Equal.
+func materialize(events []*ferryv1.Event) {
+	for _, e := range events {
+		event.MaterializeFields(e)
 	}
 }

@@ -81,8 +81,25 @@ func DecodeTrusted(data []byte) (*ferryv1.Batch, error) {
 	return decode(data, false)
 }
 
+// DecodeTrustedRawFields is DecodeTrusted that leaves each event's typed
+// fields encoded, for a reader that only looks a few of them up and writes
+// them out (the aggregator's sinks, through package event): the entries of
+// Event.fields, exactly as they came, are the event's unknown fields
+// (ProtoReflect().GetUnknown()), and its Fields map is nil. No map and no
+// Value per field: an HAProxy line's 40 fields cost a map of 40 entries to
+// build and again to read. Encoded again (proto.Marshal, this package's
+// encoders), such an event is the same message: unknown fields are written
+// as they are. The entries are checked as DecodeTrusted checks them.
+func DecodeTrustedRawFields(data []byte) (*ferryv1.Batch, error) {
+	return decodeWith(decoder{data: data, build: true, rawFields: true})
+}
+
 func decode(data []byte, validate bool) (*ferryv1.Batch, error) {
-	d := decoder{data: data, build: true, validate: validate}
+	return decodeWith(decoder{data: data, build: true, validate: validate})
+}
+
+func decodeWith(d decoder) (*ferryv1.Batch, error) {
+	data := d.data
 	nev, npod, err := count(data)
 	if err != nil {
 		return nil, err
@@ -144,6 +161,9 @@ type decoder struct {
 	str      string // data as a string (no copy), build mode only
 	build    bool
 	validate bool
+	// rawFields: Event.fields entries are kept encoded, as the event's
+	// unknown fields (DecodeTrustedRawFields), build mode only.
+	rawFields bool
 
 	events  []ferryv1.Event
 	nev     int // events in the batch (build mode)
@@ -458,7 +478,10 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 		kubeBytes  []byte // the first one's
 		sharedKube bool   // e.Kubernetes is the previous event's
 	)
+	var raw []byte // rawFields: the entries of fields, encoded
+	rawCopied := false
 	for len(b) > 0 {
+		field := b
 		num, typ, n := tag1(b)
 		var err error
 		if n == 0 {
@@ -476,6 +499,29 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			}
 			if err == nil {
 				e.Id = v[:len(v):len(v)]
+			}
+		case num == 7 && typ == protowire.BytesType && d.rawFields && d.build:
+			if v, n = bytes1(b); n == 0 {
+				v, n, err = bytesSlow(b)
+			}
+			if err == nil {
+				err = d.checkFieldEntry(v)
+			}
+			if err == nil {
+				// The whole field, tag included: contiguous entries (as
+				// an agent writes them) stay a view of the batch.
+				field = field[:len(field)-len(b)+n]
+				switch {
+				case raw == nil:
+					raw = field
+				case !rawCopied && cap(raw)-len(raw) == cap(field):
+					raw = raw[:len(raw)+len(field)]
+				default:
+					if !rawCopied {
+						raw, rawCopied = append([]byte(nil), raw...), true
+					}
+					raw = append(raw, field...)
+				}
 			}
 		case num == 2 && typ == protowire.Fixed64Type:
 			if len(b) >= 8 {
@@ -597,6 +643,9 @@ func (d *decoder) event(b []byte, e *ferryv1.Event) error {
 			return err
 		}
 		b = b[n:]
+	}
+	if raw != nil {
+		e.ProtoReflect().SetUnknown(raw[:len(raw):len(raw)])
 	}
 	// Only a kubernetes field that came once is shared with the next
 	// events: a second one changed what the first said. (After an error,
@@ -797,6 +846,16 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 		e.Fields[key] = val
 	}
 	return nil
+}
+
+// checkFieldEntry checks an entry of Event.fields as fieldEntry does,
+// building nothing.
+func (d *decoder) checkFieldEntry(b []byte) error {
+	build := d.build
+	d.build = false
+	err := d.fieldEntry(b, nil)
+	d.build = build
+	return err
 }
 
 // value decodes a Value into v (nil in scan mode), merging: a later

@@ -20,6 +20,7 @@ import (
 // fields aside), and Scan reporting what the batch holds.
 func same(t *testing.T, data []byte) {
 	t.Helper()
+	sameRawFields(t, data)
 	var want ferryv1.Batch
 	werr := proto.Unmarshal(data, &want)
 	got, err := Decode(data)
@@ -60,6 +61,86 @@ func same(t *testing.T, data []byte) {
 		if !proto.Equal(w, seen[i]) {
 			t.Fatalf("Scan: event %d: %v, want %v", i, seen[i], w)
 		}
+	}
+}
+
+// sameRawFields checks DecodeTrustedRawFields against DecodeTrusted on
+// data: both refuse it or both decode it, and each event's encoded fields
+// (its unknown fields), decoded by proto.Unmarshal, are DecodeTrusted's
+// map; the events are otherwise the same.
+func sameRawFields(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := DecodeTrusted(data)
+	got, err := DecodeTrustedRawFields(data)
+	if (werr == nil) != (err == nil) {
+		t.Fatalf("DecodeTrusted: %v; DecodeTrustedRawFields: %v (data %x)", werr, err, data)
+	}
+	if err != nil {
+		return
+	}
+	if len(got.Events) != len(want.Events) {
+		t.Fatalf("DecodeTrustedRawFields: %d events, want %d", len(got.Events), len(want.Events))
+	}
+	for i, e := range got.Events {
+		if e.Fields != nil {
+			t.Fatalf("event %d: fields decoded into a map: %v", i, e.Fields)
+		}
+		var fields ferryv1.Event
+		if err := proto.Unmarshal(e.ProtoReflect().GetUnknown(), &fields); err != nil {
+			if _, verr := Decode(data); errors.Is(verr, ErrInvalidUTF8) {
+				return // bytes DecodeTrusted is never given (proto.Unmarshal refuses them)
+			}
+			t.Fatalf("event %d: encoded fields %x do not decode: %v", i, e.ProtoReflect().GetUnknown(), err)
+		}
+		if len(fields.ProtoReflect().GetUnknown()) > 0 || !proto.Equal(&fields, &ferryv1.Event{Fields: fields.Fields}) {
+			t.Fatalf("event %d: encoded fields hold more than fields: %v", i, &fields)
+		}
+		c := proto.CloneOf(e)
+		c.ProtoReflect().SetUnknown(nil)
+		c.Fields = fields.Fields
+		if !proto.Equal(c, want.Events[i]) {
+			t.Fatalf("event %d: DecodeTrustedRawFields %v, DecodeTrusted %v", i, c, want.Events[i])
+		}
+	}
+	g, w := proto.CloneOf(got), proto.CloneOf(want)
+	g.Events, w.Events = nil, nil
+	if !proto.Equal(g, w) {
+		t.Fatalf("DecodeTrustedRawFields %v, DecodeTrusted %v", g, w)
+	}
+}
+
+// TestRawFieldsView: the fields of an event, written one after the other
+// (as an agent writes them), stay a view of the batch; apart, they are
+// gathered in a copy, in their order.
+func TestRawFieldsView(t *testing.T) {
+	entry := func(k, v string) raw { return raw(nil).bytes(1, []byte(k)).bytes(2, raw(nil).bytes(1, []byte(v))) }
+	id := raw(nil).bytes(1, id16)
+	together := id.bytes(7, entry("a", "1")).bytes(7, entry("b", "2")).bytes(3, []byte("msg"))
+	apart := id.bytes(7, entry("a", "1")).bytes(3, []byte("msg")).bytes(7, entry("b", "2"))
+	for _, c := range []struct {
+		name string
+		ev   raw
+		view bool
+	}{{"together", together, true}, {"apart", apart, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			data := []byte(raw(nil).bytes(3, c.ev))
+			b, err := DecodeTrustedRawFields(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := b.Events[0].ProtoReflect().GetUnknown()
+			want := []byte(raw(nil).bytes(7, entry("a", "1")).bytes(7, entry("b", "2")))
+			if !bytes.Equal(u, want) {
+				t.Fatalf("encoded fields %x, want %x", u, want)
+			}
+			inData := &u[0] == &data[len(data)-len(c.ev)+len(id)]
+			if inData != c.view {
+				t.Fatalf("a view of the batch: %v, want %v", inData, c.view)
+			}
+			if string(b.Events[0].Message) != "msg" {
+				t.Fatalf("message %q", b.Events[0].Message)
+			}
+		})
 	}
 }
 
