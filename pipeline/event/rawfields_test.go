@@ -305,3 +305,20 @@ func FuzzRawFields(f *testing.F) {
 		}
 	})
 }
+
+// TestRawFieldsAt: the unknown fields read where the generated struct
+// keeps them are those ProtoReflect returns.
+func TestRawFieldsAt(t *testing.T) {
+	if unknownAt < 0 {
+		t.Fatal("ferryv1.Event has no unknownFields []byte: rawFields falls back to ProtoReflect for every event")
+	}
+	e := &ferryv1.Event{Id: []byte{1}}
+	if rawFields(e) != nil {
+		t.Fatal("unknown fields in a new event")
+	}
+	raw := appendEntry(t, nil, "k", Str("v"))
+	e.ProtoReflect().SetUnknown(raw)
+	if got := rawFields(e); !bytes.Equal(got, raw) || &got[0] != &raw[0] {
+		t.Fatalf("rawFields %x, want %x (the same bytes)", got, raw)
+	}
+}
