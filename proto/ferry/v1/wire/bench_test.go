@@ -106,8 +106,17 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("DecodeTrusted/fields", func(b *testing.B) {
 		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrusted(d); return err })
 	})
+	b.Run("DecodeTrustedRawFields/fields", func(b *testing.B) {
+		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrustedRawFields(d); return err })
+	})
 	b.Run("Scan", func(b *testing.B) {
 		benchDecode(b, func(d []byte) error {
+			_, err := Scan(d, func(int, *ferryv1.Event) error { return nil })
+			return err
+		})
+	})
+	b.Run("Scan/fields", func(b *testing.B) {
+		benchDecodeOf(b, benchBatchFields(), func(d []byte) error {
 			_, err := Scan(d, func(int, *ferryv1.Event) error { return nil })
 			return err
 		})

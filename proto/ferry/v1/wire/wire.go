@@ -806,6 +806,14 @@ var kubeNames = [...]string{"ferry.v1.Kubernetes.namespace", "ferry.v1.Kubernete
 // key is "", a missing value an empty Value, a later entry with the same
 // key replaces an earlier one (as proto does).
 func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
+	if !d.build && d.shortEntryOK(b) {
+		return nil
+	}
+	return d.anyFieldEntry(b, e)
+}
+
+// anyFieldEntry is fieldEntry's general path.
+func (d *decoder) anyFieldEntry(b []byte, e *ferryv1.Event) error {
 	var key string
 	var val *ferryv1.Value
 	if d.build {
@@ -846,6 +854,38 @@ func (d *decoder) fieldEntry(b []byte, e *ferryv1.Event) error {
 		e.Fields[key] = val
 	}
 	return nil
+}
+
+// shortEntryOK reports whether b is an entry of Event.fields as encoders
+// write a short one, and well-formed (its strings valid UTF-8 when the
+// decoder checks them): the key (tag, a length below 128, the bytes),
+// then the value (tag, a length below 128) holding nothing or one member:
+// a string (tag, a length below 128), an int or a bool of one byte, or a
+// double. Anything else, valid or not, is for fieldEntry's general path
+// (which also words the errors).
+func (d *decoder) shortEntryOK(b []byte) bool {
+	if len(b) < 4 || b[0] != 1<<3|byte(protowire.BytesType) || b[1] >= 0x80 {
+		return false
+	}
+	kl := int(b[1])
+	if 4+kl > len(b) || b[2+kl] != 2<<3|byte(protowire.BytesType) || b[3+kl] >= 0x80 || 4+kl+int(b[3+kl]) != len(b) {
+		return false
+	}
+	key, v := b[2:2+kl], b[4+kl:]
+	if d.validate && !utf8.Valid(key) {
+		return false
+	}
+	switch {
+	case len(v) == 0:
+		return true
+	case v[0] == 1<<3|byte(protowire.BytesType): // str
+		return len(v) >= 2 && v[1] < 0x80 && 2+int(v[1]) == len(v) && (!d.validate || utf8.Valid(v[2:]))
+	case v[0] == 2<<3|byte(protowire.VarintType), v[0] == 4<<3|byte(protowire.VarintType): // int, bool
+		return len(v) == 2 && v[1] < 0x80
+	case v[0] == 3<<3|byte(protowire.Fixed64Type): // double
+		return len(v) == 9
+	}
+	return false
 }
 
 // checkFieldEntry checks an entry of Event.fields as fieldEntry does,

@@ -588,3 +588,25 @@ func TestSharedKubernetes(t *testing.T) {
 		t.Fatalf("events: %v / %v", k(0), k(2))
 	}
 }
+
+// FuzzShortEntry: an entry of Event.fields that the short path takes is
+// one the general path takes too, checking UTF-8 or not.
+func FuzzShortEntry(f *testing.F) {
+	entry := func(v raw) []byte { return raw(nil).bytes(1, []byte("source.ip")).bytes(2, v) }
+	f.Add(entry(raw(nil).bytes(1, []byte("81.2.69.142"))))
+	f.Add(entry(raw(nil).varint(2, 7)))
+	f.Add(entry(raw(nil).varint(4, 1)))
+	f.Add(entry(raw(nil).fixed64(3, 42)))
+	f.Add(entry(nil))
+	f.Add(entry(raw(nil).bytes(1, []byte{0xff})))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, validate := range []bool{false, true} {
+			d := &decoder{validate: validate}
+			if d.shortEntryOK(b) {
+				if err := d.anyFieldEntry(b, nil); err != nil {
+					t.Fatalf("validate %v: short path took %x, the general path refuses it: %v", validate, b, err)
+				}
+			}
+		}
+	})
+}
