@@ -28,8 +28,8 @@ test: build
 	@set -o pipefail; FERRY_BIN=$(BIN) FERRY_ES_URL=$$(bash test/elasticsearch.sh url) \
 	  FERRY_KUBE_ADMIN_KUBECONFIG=$$(bash test/kube-apiserver.sh kubeconfig admin) \
 	  $(GO) test -race -count=1 -timeout 40m ./... 2>&1 | tee $(BIN)/test.log; rc=$$?; \
-	  if [ $$rc = 0 ]; then $(GO) test -count=1 -run 'TestEncodeAllocations|TestHAProxyParserRelease' \
-	    ./proto/ferry/v1/wire/ ./pipeline/parse/ 2>&1 | tee -a $(BIN)/test.log; rc=$$?; fi; \
+	  if [ $$rc = 0 ]; then $(GO) test -count=1 -run 'TestEncodeAllocations|TestHAProxyParserRelease|TestReceivedPool' \
+	    ./proto/ferry/v1/wire/ ./pipeline/parse/ ./transport/ 2>&1 | tee -a $(BIN)/test.log; rc=$$?; fi; \
 	  bash test/kube-apiserver.sh stop; bash test/elasticsearch.sh stop; exit $$rc
 
 # The chaos suite (test/chaos): agent, aggregators with the disk buffer and a

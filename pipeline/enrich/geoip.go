@@ -184,9 +184,6 @@ func (g *GeoIP) AddTo(_ context.Context, events []*ferryv1.Event, out []*event.A
 		hits, misses, skipped, fails uint64
 	)
 	for i, ev := range events {
-		if !event.HasFields(ev) {
-			continue
-		}
 		var add *event.Addition
 		for ti := range g.targets {
 			v, ok := event.LookupString(ev, g.targets[ti].field)
