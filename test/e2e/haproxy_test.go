@@ -502,6 +502,25 @@ func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
 		harness.WaitFor(t, 30*time.Second, "the agent receiving the lines", func() bool { return received() >= before+uint64(n) })
 	}
 
+	// reconnected waits until HAProxy's log connection reaches the
+	// restarted agent: the lines HAProxy writes before it notices that
+	// the old connection is gone are lost (syslog over TCP has no
+	// acknowledgement), so probe connections, whose lines carry no
+	// frontend fields (not counted below), are made until one arrives.
+	reconnected := func() {
+		t.Helper()
+		before := received()
+		if !harness.Poll(30*time.Second, 250*time.Millisecond, func() bool {
+			if received() > before {
+				return true
+			}
+			harness.WaitListening(t, bind, 5*time.Second)
+			return false
+		}) {
+			t.Fatal("timed out after 30s waiting for HAProxy's log connection to the restarted agent")
+		}
+	}
+
 	send(20)
 	// The aggregator is down: the agent stops after its shutdown timeout
 	// with the lines unacknowledged, and exits 1 saying so.
@@ -511,10 +530,12 @@ func TestHAProxyTCPAgentRestartAggregatorDown(t *testing.T) {
 	agent.Start()
 	harness.WaitHealthy(t, "the agent", agentHTTP)
 	// HAProxy reconnects to the new agent on its own.
+	reconnected()
 	send(20)
 	agent.Kill9()
 	agent.Start()
 	harness.WaitHealthy(t, "the agent", agentHTTP)
+	reconnected()
 	send(10)
 
 	agg := harness.StartProc(t, root, "aggregator", "--config", filepath.Join(root, "aggregator.yaml"))
