@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/ferrylogs/ferry/pipeline/event"
 	ferryv1 "github.com/ferrylogs/ferry/proto/ferry/v1"
 	"github.com/ferrylogs/ferry/sinks"
+	"github.com/ferrylogs/ferry/test/harness"
 )
 
 // esURL is the real Elasticsearch the tests write to: FERRY_ES_URL, or one
@@ -37,28 +37,17 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	esURL = os.Getenv("FERRY_ES_URL")
-	if esURL == "" {
-		script := "../../test/elasticsearch.sh"
-		started := exec.Command("bash", script, "status").Run() != nil
-		if out, err := exec.Command("bash", script, "start").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "starting Elasticsearch: %v\n%s", err, out)
-			return 1
-		}
-		if started {
-			defer func() {
-				if out, err := exec.Command("bash", script, "stop").CombinedOutput(); err != nil {
-					fmt.Fprintf(os.Stderr, "stopping Elasticsearch: %v\n%s", err, out)
-				}
-			}()
-		}
-		out, err := exec.Command("bash", script, "url").Output()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "elasticsearch.sh url: %v\n", err)
-			return 1
-		}
-		esURL = strings.TrimSpace(string(out))
+	u, err := harness.SharedESURL() // FERRY_ES_URL, else test/elasticsearch.sh's, started if need be
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	esURL = u
+	defer func() {
+		if err := harness.StopSharedES(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	code := m.Run()
 	http.DefaultClient.CloseIdleConnections()
 	if err := goleak.Find(); err != nil {

@@ -634,14 +634,24 @@ func stampOf(msg string) (int64, bool) {
 
 // waitDelivered waits until the agent has want events acknowledged and the
 // aggregator's disk buffer holds nothing undelivered.
+//
+// The agent's count only grows, so it is asked until it is reached and not
+// again: a scrape of the agent's /stats (counters, a stat of every file it
+// follows) every 100 ms while Elasticsearch indexes would be charged to the
+// agent's CPU, at a rate no real scraper has (about a tenth of the agent's
+// CPU in this run when it was asked throughout).
 func waitDelivered(agent, agg *proc, agentHTTP, aggHTTP string, want uint64, timeout time.Duration) error {
+	acked := false
 	return waitFor(timeout, fmt.Sprintf("%d events acknowledged and delivered", want), agent, func() bool {
 		if !agg.running() {
 			return false
 		}
-		n, err := stat(agentHTTP, "ferry_agent_events_acked_total")
-		if err != nil || n < want {
-			return false
+		if !acked {
+			n, err := stat(agentHTTP, "ferry_agent_events_acked_total")
+			if err != nil || n < want {
+				return false
+			}
+			acked = true
 		}
 		b, err := stat(aggHTTP, "ferry_aggregator_buffer_bytes")
 		return err == nil && b == 0
@@ -1115,6 +1125,33 @@ func printTable(c config, rs []*result) {
 	}
 	row("agent peak RSS (VmHWM) MiB", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.agentHWM)/1024) })
 	row("aggregator peak RSS (VmHWM) MiB", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.aggHWM)/1024) })
+	if len(rs) > 1 {
+		// CPU-seconds on a shared machine drift run to run for every
+		// process at once (±15% here): the medians are the figures to
+		// compare between two builds.
+		med := func(f func(r *result) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			if n := len(v); n%2 == 0 {
+				return (v[n/2-1] + v[n/2]) / 2
+			}
+			return v[len(v)/2]
+		}
+		perM := func(cpu func(r *result) float64) func(r *result) float64 {
+			return func(r *result) float64 { return cpu(r) * 1e6 / float64(r.events) }
+		}
+		fmt.Printf("median of %d runs: agent / aggregator CPU-s per million events %.2f / %.2f", len(rs),
+			med(perM(func(r *result) float64 { return r.agentCPU })), med(perM(func(r *result) float64 { return r.aggCPU })))
+		if c.esPID != 0 {
+			fmt.Printf(", Elasticsearch %.1f, (agent+aggregator)/Elasticsearch %.1f%%",
+				med(perM(func(r *result) float64 { return r.esCPU })),
+				med(func(r *result) float64 { return 100 * (r.agentCPU + r.aggCPU) / max(r.esCPU, 1e-9) }))
+		}
+		fmt.Println()
+	}
 	for _, r := range rs {
 		for _, m := range r.checks {
 			fmt.Println("FAILED:", m)

@@ -59,60 +59,142 @@ func esCommand(env []string, args ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// sharedES is the Elasticsearch most tests write to. It is started on the
-// first use only, so tests without Elasticsearch never start it, and stopped
-// by StopSharedES only if this process started it.
+// sharedES is the Elasticsearch most tests write to: $FERRY_ES_URL, else
+// test/elasticsearch.sh's default instance, started on the first use only
+// (tests without Elasticsearch never start it).
+//
+// `go test ./...` runs packages in parallel, each its own process, and
+// several of them use that instance. Each holds a shared flock on the
+// state directory's "users" file for as long as it may use it; the last
+// one to let go (it gets the lock exclusively) stops the instance, but
+// only one that a test process started (the "started-by-tests" file holds
+// its pid), never one a developer or `make test` started. So no package
+// stops it under another, and none leaves it running: one left behind
+// idles at a few percent of a core and skews every benchmark run later.
 var sharedES struct {
-	once    sync.Once
-	url     string
-	err     error
-	started bool
+	once  sync.Once
+	url   string
+	err   error
+	users *os.File // holds the shared lock; nil: none held
 }
 
-// ESURL returns the URL of the shared Elasticsearch: $FERRY_ES_URL (set by
-// `make test`), else one started here with test/elasticsearch.sh; call
-// StopSharedES from TestMain to stop that one.
+// ESURL returns the URL of the shared Elasticsearch (see sharedES),
+// failing the test if it cannot be started. A package that uses it calls
+// StopSharedES at the end (harness.Main does).
 func ESURL(tb testing.TB) string {
 	tb.Helper()
-	sharedES.once.Do(func() {
-		if u := os.Getenv("FERRY_ES_URL"); u != "" {
-			sharedES.url = strings.TrimRight(u, "/")
-			return
-		}
-		_, statusErr := esScript(nil, "status")
-		running := statusErr == nil
-		if out, err := esScript(nil, "start"); err != nil {
-			sharedES.err = fmt.Errorf("FERRY_ES_URL is unset and elasticsearch.sh start failed: %v\n%s", err, out)
-			return
-		}
-		sharedES.started = !running
-		cmd, err := esCommand(nil, "url")
-		if err != nil {
-			sharedES.err = err
-			return
-		}
-		out, err := cmd.Output()
-		if err != nil {
-			sharedES.err = fmt.Errorf("elasticsearch.sh url: %v", err)
-			return
-		}
-		sharedES.url = strings.TrimSpace(string(out))
-	})
-	if sharedES.err != nil {
-		tb.Fatal(sharedES.err)
+	u, err := SharedESURL()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return sharedES.url
+	return u
 }
 
-// StopSharedES stops the shared Elasticsearch if ESURL started it.
+// SharedESURL is ESURL for a TestMain.
+func SharedESURL() (string, error) {
+	sharedES.once.Do(func() {
+		sharedES.url, sharedES.err = useSharedES()
+	})
+	return sharedES.url, sharedES.err
+}
+
+func esStateDir() string {
+	if d := os.Getenv("FERRY_ES_STATE_DIR"); d != "" {
+		return d
+	}
+	return "/tmp/ferry-es" // test/elasticsearch.sh's default
+}
+
+const startedByTests = "started-by-tests"
+
+func useSharedES() (string, error) {
+	if u := os.Getenv("FERRY_ES_URL"); u != "" {
+		return strings.TrimRight(u, "/"), nil
+	}
+	dir := esStateDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("shared Elasticsearch: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "users"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("shared Elasticsearch: %w", err)
+	}
+	// Blocks while a last user stops it; it is started again below.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return "", fmt.Errorf("shared Elasticsearch: lock %s: %w", f.Name(), err)
+	}
+	sharedES.users = f
+	_, statusErr := esScript(nil, "status")
+	if out, err := esScript(nil, "start"); err != nil {
+		return "", fmt.Errorf("FERRY_ES_URL is unset and elasticsearch.sh start failed: %v\n%s", err, out)
+	}
+	if statusErr != nil {
+		// Started here, or by another test process at the same moment:
+		// the last user stops it.
+		pid, err := esPID(nil)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, startedByTests), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return "", fmt.Errorf("shared Elasticsearch: %w", err)
+		}
+	}
+	cmd, err := esCommand(nil, "url")
+	if err != nil {
+		return "", err
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("elasticsearch.sh url: %v", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// StopSharedES says this process is done with the shared Elasticsearch,
+// and stops it if this process is its last user and a test process
+// started it (see sharedES).
 func StopSharedES() error {
-	if !sharedES.started {
+	f := sharedES.users
+	if f == nil {
+		return nil
+	}
+	sharedES.users = nil
+	defer f.Close() // releases any lock still held
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_UN); err != nil {
+		return fmt.Errorf("shared Elasticsearch: unlock: %w", err)
+	}
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // another test process still uses it; the last one stops it
+	}
+	marker := filepath.Join(esStateDir(), startedByTests)
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return nil // not started by a test process
+	}
+	if pid, err := esPID(nil); err != nil || strconv.Itoa(pid) != strings.TrimSpace(string(b)) {
+		_ = os.Remove(marker) // a stale mark: this instance was started by someone else
 		return nil
 	}
 	if out, err := esScript(nil, "stop"); err != nil {
 		return fmt.Errorf("stopping Elasticsearch: %v\n%s", err, out)
 	}
-	return nil
+	return os.Remove(marker)
+}
+
+// esPID returns the pid of the instance of test/elasticsearch.sh with the
+// extra environment env.
+func esPID(env []string) (int, error) {
+	cmd, err := esCommand(env, "pid")
+	if err != nil {
+		return 0, err
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("elasticsearch.sh pid: %w", err)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(out)))
 }
 
 // PrivateES is an Elasticsearch of one test, on its own port and with its
@@ -150,17 +232,7 @@ func StartPrivateES(tb testing.TB) *PrivateES {
 }
 
 // PID returns the pid of the Elasticsearch JVM.
-func (p *PrivateES) PID() (int, error) {
-	cmd, err := esCommand(p.env, "pid")
-	if err != nil {
-		return 0, err
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Errorf("elasticsearch.sh pid: %w", err)
-	}
-	return strconv.Atoi(strings.TrimSpace(string(out)))
-}
+func (p *PrivateES) PID() (int, error) { return esPID(p.env) }
 
 // Signal sends sig (SIGSTOP, SIGCONT) to the Elasticsearch JVM and returns
 // its pid.
