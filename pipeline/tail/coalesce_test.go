@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,4 +294,185 @@ func TestQuietPolls(t *testing.T) {
 	if fl.reads.Load() == reads {
 		t.Error("the file grew and no poll read it")
 	}
+}
+
+func TestParkedPollMax(t *testing.T) {
+	for _, c := range []struct{ base, want time.Duration }{
+		{10 * time.Millisecond, 80 * time.Millisecond},
+		{250 * time.Millisecond, 2 * time.Second},
+		{300 * time.Millisecond, 1200 * time.Millisecond}, // 2400 ms would pass 2 s
+		{time.Second, 2 * time.Second},
+		{1500 * time.Millisecond, 1500 * time.Millisecond},
+		{5 * time.Second, 5 * time.Second},
+	} {
+		if got := parkedPollMax(c.base); got != c.want {
+			t.Errorf("parkedPollMax(%s) = %s, want %s", c.base, got, c.want)
+		}
+	}
+}
+
+// TestParkedPollsBackOff: the polls of a parked, quiet file back off to
+// parkedPollMax while notifications cover it, and stay at the input's
+// interval once notifications have failed; a poll that finds the file
+// grown (its write notification lost) goes back to the interval, and the
+// next one wakes the follower to read it. The polls are driven with
+// made-up times a day ahead, which the manager's own polls (at the real
+// time) never reach.
+func TestParkedPollsBackOff(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("notifications failed %v", failed), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			appendFile(t, path, "first\n")
+			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+			in.PollInterval = 250 * time.Millisecond
+			in.ReadDelay = time.Hour // a write is read by a poll, not by its notification
+			h := newHarness(t, harnessOpts{}, in)
+			h.waitEvents(1)
+			fl := h.follower(devInoOf(t, path))
+			if !fl.notified {
+				t.Fatal("no notifications for the test's directory")
+			}
+			h.m.notesFailed.Store(failed)
+			waitFor(t, "the follower parked", func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on })
+			state := func() (time.Time, time.Duration) {
+				fl.parked.mu.Lock()
+				defer fl.parked.mu.Unlock()
+				return fl.parked.next, fl.parked.every
+			}
+			now := time.Now().Add(24 * time.Hour).Truncate(in.PollInterval)
+			// As freshly parked, with its next poll due at now (the
+			// manager's real polls may have backed off already).
+			fl.parked.mu.Lock()
+			fl.parked.next, fl.parked.every = now, in.PollInterval
+			fl.parked.mu.Unlock()
+			var everys []time.Duration
+			for range 6 {
+				next := fl.pollParked(now)
+				_, every := state()
+				// The next poll is on the next multiple of the interval
+				// (see untilPoll), with the other files' polls.
+				if next.IsZero() || !next.After(now) || next.Sub(now) > every || next.UnixNano()%int64(every) != 0 {
+					t.Fatalf("a quiet poll at %s: next %s, every %s", now, next, every)
+				}
+				everys = append(everys, every)
+				now = next
+			}
+			want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}
+			if failed {
+				want = []time.Duration{250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}
+			}
+			if !slices.Equal(everys, want) {
+				t.Errorf("poll intervals %v, want %v", everys, want)
+			}
+
+			appendFile(t, path, "second\n")
+			next := fl.pollParked(now)
+			if !failed {
+				// The first poll leaves it to the write's notification
+				// (held here), at the input's interval.
+				if _, every := state(); next.IsZero() || every != in.PollInterval {
+					t.Fatalf("the poll that found the file grown: next %s, every %s; want the interval %s", next, every, in.PollInterval)
+				}
+				next = fl.pollParked(next)
+			}
+			if !next.IsZero() {
+				t.Fatalf("the file grew and the poll did not wake its follower (next %s)", next)
+			}
+			h.waitMsgs([]string{"second"})
+		})
+	}
+}
+
+func TestGlobMax(t *testing.T) {
+	for _, c := range []struct{ base, want time.Duration }{
+		{50 * time.Millisecond, 400 * time.Millisecond},
+		{time.Second, 8 * time.Second},
+		{3 * time.Second, 6 * time.Second},
+		{5 * time.Second, 5 * time.Second},
+		{time.Minute, time.Minute},
+	} {
+		if got := globMax(c.base); got != c.want {
+			t.Errorf("globMax(%s) = %s, want %s", c.base, got, c.want)
+		}
+	}
+}
+
+// TestGlobBackOff: the periodic glob backs off while it finds nothing
+// where notifications cover every pattern's directory, and runs at the
+// glob interval after it found a file, once notifications failed, or for
+// a pattern with a wildcard in its directory (whose new directories no
+// notification announces). A file created meanwhile is still followed.
+func TestGlobBackOff(t *testing.T) {
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "a.log"), "first\n")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.GlobInterval = time.Second
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(1)
+	var got []time.Duration
+	every := time.Duration(0)
+	for range 6 {
+		every = h.m.nextGlob(every, false)
+		got = append(got, every)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("glob intervals %v, want %v", got, want)
+	}
+	if g := h.m.nextGlob(8*time.Second, true); g != time.Second {
+		t.Errorf("after a glob that found a file: %s, want the glob interval 1s", g)
+	}
+
+	appendFile(t, filepath.Join(dir, "b.log"), "second\n")
+	h.waitMsgs([]string{"second"})
+
+	h.m.notesFailed.Store(true)
+	if g := h.m.nextGlob(2*time.Second, false); g != time.Second {
+		t.Errorf("notifications failed: %s, want the glob interval 1s", g)
+	}
+	h.m.notesFailed.Store(false)
+
+	sub := filepath.Join(dir, "pods")
+	if err := os.MkdirAll(filepath.Join(sub, "p1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wild := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"), filepath.Join(sub, "*", "*.log"))
+	wild.GlobInterval = time.Second
+	if err := h.m.SetInputs([]Input{wild}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new patterns' directories", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return len(h.m.patternDirs) == 2
+	})
+	if g := h.m.nextGlob(2*time.Second, false); g != time.Second {
+		t.Errorf("a pattern with a wildcard directory: %s, want the glob interval 1s", g)
+	}
+}
+
+// TestPatternDirectoryCreatedLater: a pattern whose directory does not
+// exist at the start is followed by globs until the directory exists, then
+// watched (its globs may back off, its new files are announced).
+func TestPatternDirectoryCreatedLater(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "containers")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	h := newHarness(t, harnessOpts{}, in)
+	waitFor(t, "the first scan", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return len(h.m.patternDirs) == 1
+	})
+	if h.m.globsNotified() {
+		t.Fatal("a directory that does not exist counts as watched")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(dir, "a.log"), "first\n")
+	h.waitMsgs([]string{"first"})
+	waitFor(t, "the pattern's directory watched", h.m.globsNotified)
+	appendFile(t, filepath.Join(dir, "b.log"), "second\n")
+	h.waitMsgs([]string{"first", "second"})
 }

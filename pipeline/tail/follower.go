@@ -360,8 +360,33 @@ func (fl *follower) pollParked(now time.Time) time.Time {
 		fl.wakeUp()
 		return time.Time{}
 	}
+	if fl.notified && !fl.m.notesFailed.Load() && !p.grown {
+		// Notifications cover the file: its writes, removal and renames
+		// wake the follower, and the poll is only a safety net, which
+		// backs off while the file stays quiet (an idle node with a
+		// thousand files would otherwise stat each four times a second).
+		// A poll that finds the file grown keeps the interval, so the
+		// next one reads it (see pollWouldAct).
+		p.every = min(2*p.every, parkedPollMax(fl.in.PollInterval))
+	} else {
+		p.every = fl.in.PollInterval
+	}
 	p.next = now.Add(untilPoll(now, p.every))
 	return p.next
+}
+
+// parkedPollMax is the longest interval between two polls of a parked
+// follower whose file notifications cover, for an input polled every
+// base: the largest of base, 2×base, 4×base and 8×base that is at most
+// 2 s (base itself if longer). Being a power-of-two multiple of base, its
+// polls fall on the base's ticks (see untilPoll): still one wake of the
+// agent for all files.
+func parkedPollMax(base time.Duration) time.Duration {
+	m := base
+	for i := 0; i < 3 && 2*m <= 2*time.Second; i++ {
+		m *= 2
+	}
+	return m
 }
 
 // pollWouldAct reports whether a poll of the parked follower would do more

@@ -136,6 +136,74 @@ func globInterval(inputs []*Input) time.Duration {
 	return interval
 }
 
+// nextGlob returns the interval until the periodic glob after one that
+// ran every `every` (0: none yet) and started a follower or not. Where
+// notifications cover the directory of every pattern, a new file wakes a
+// glob at once (opCreate) and the periodic one is only a safety net: it
+// backs off while it finds nothing, doubling up to globMax, since each
+// looks at every matched file (a stat of each: a thousand files every
+// second cost an idle agent more than all its other work). Otherwise, or
+// once a glob found a file, it runs at the inputs' glob interval.
+func (m *Manager) nextGlob(every time.Duration, found bool) time.Duration {
+	base := globInterval(m.currentInputs())
+	if found || every < base || !m.globsNotified() {
+		return base
+	}
+	return min(2*every, globMax(base))
+}
+
+// globMax is the longest interval between periodic globs backed off from
+// base: the largest of base, 2×base, 4×base and 8×base that is at most
+// 8 s (base itself if longer). A power-of-two multiple of base, its globs
+// fall on the base's ticks (see untilPoll).
+func globMax(base time.Duration) time.Duration {
+	m := base
+	for i := 0; i < 3 && 2*m <= 8*time.Second; i++ {
+		m *= 2
+	}
+	return m
+}
+
+// rewatch tries again to watch the glob patterns' directories that could
+// not be watched, such as one created after the agent started (a node's
+// /var/log/containers before the kubelet made it): from then on its new
+// files are announced instead of waiting for a glob.
+func (m *Manager) rewatch() {
+	if m.notes == nil || m.notesFailed.Load() {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for d := range m.patternDirs {
+		if !m.unwatched[d] || m.watched[d] == 0 || strings.ContainsAny(d, `*?[\`) {
+			continue
+		}
+		if err := m.notes.add(d); err == nil {
+			delete(m.unwatched, d)
+			m.log.Debug("watching directory", "dir", d)
+		}
+	}
+}
+
+// globsNotified reports whether notifications work and cover the
+// directory of every glob pattern (one without wildcards, watched).
+func (m *Manager) globsNotified() bool {
+	if m.notes == nil || m.notesFailed.Load() {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.patternDirs) == 0 {
+		return false
+	}
+	for d := range m.patternDirs {
+		if strings.ContainsAny(d, `*?[\`) || m.watched[d] == 0 || m.unwatched[d] {
+			return false
+		}
+	}
+	return true
+}
+
 // Chunks is where parsed events come out, file by file in order.
 func (m *Manager) Chunks() <-chan *Chunk { return m.out }
 
@@ -199,12 +267,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.notes != nil {
 		ready = m.notes.ready()
 	}
-	rescan := func() {
-		for _, fl := range m.scan(false) {
+	rescan := func() int {
+		found := m.scan(false)
+		for _, fl := range found {
 			m.startFollower(ctx, fl)
 		}
+		return len(found)
 	}
-	taken := 0 // notices handled by the last take
+	globEvery := time.Duration(0) // the interval of the periodic globs (see nextGlob)
+	taken := 0                    // notices handled by the last take
+	// created: a notice of the last take created a file. One glob after
+	// the take looks for all of them: a glob per created file would stat
+	// every matched file each time (a thousand pods starting at once: a
+	// million stats). A write to a new file in the same take finds no
+	// follower yet; the follower the glob starts reads the file from its
+	// start anyway.
+	created := false
 	handle := func(n notice) {
 		taken++
 		if n.has(opOverflow) {
@@ -215,7 +293,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return
 		}
 		if n.has(opCreate) {
-			rescan()
+			created = true
 		}
 		switch {
 		case n.has(opRemove) || n.has(opRename):
@@ -232,8 +310,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	take := func() int {
-		taken = 0
-		if err := m.notes.take(handle); err != nil {
+		taken, created = 0, false
+		err := m.notes.take(handle)
+		if created {
+			rescan()
+		}
+		if err != nil {
 			m.log.Warn("file notifications failed, polling only", "err", err)
 			ready = nil
 			m.notesFailed.Store(true)
@@ -250,12 +332,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.wg.Wait()
 			return nil
 		case <-glob.C:
-			rescan()
-			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
+			m.rewatch()
+			started := rescan()
+			globEvery = m.nextGlob(globEvery, started > 0)
+			glob.Reset(untilPoll(time.Now(), globEvery))
 		case <-poll.C:
 			poll.Reset(m.pollParked(time.Now()))
 		case <-m.reload:
 			m.watchPatterns()
+			globEvery = 0
 			glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
 			poll.Reset(m.pollParked(time.Now()))
 			win.configure(m.currentInputs(), m.notes != nil)
