@@ -119,7 +119,7 @@ func (enc *DocumentEncoder) DataStream(i int) string {
 	if m != nil && !m.sealed {
 		return b.DataStream(i) // an enrichment bug: written as it always was
 	}
-	ds, ns, typ := Dataset(e), namespace(e, m), Type(e)
+	ds, ns, typ := dataStreamParts(e, m)
 	r := &enc.routed
 	r.i, r.ok, r.ds, r.ns, r.typ = i, true, ds, ns, typ
 	p := &enc.name
@@ -137,7 +137,7 @@ func (enc *DocumentEncoder) streamParts(e *ferryv1.Event, m *Meta) (ds, ns, typ 
 	if r := &enc.routed; r.ok && r.i == enc.cur && enc.b.Events[r.i] == e {
 		return r.ds, r.ns, r.typ
 	}
-	return Dataset(e), namespace(e, m), Type(e)
+	return dataStreamParts(e, m)
 }
 
 // appendTimestamp appends appendTime(time.Unix(0, ns)), with the date and

@@ -132,6 +132,12 @@ func Dataset(e *ferryv1.Event) string {
 	if v := FieldString(e, "data_stream.dataset"); v != "" {
 		return SanitizeDataStreamPart(v, "generic")
 	}
+	return defaultDataset(e)
+}
+
+// defaultDataset is the dataset of an event without the field
+// data_stream.dataset.
+func defaultDataset(e *ferryv1.Event) string {
 	switch {
 	case e.GetKind() == ferryv1.Kind_KIND_METRIC:
 		return "node"
@@ -157,6 +163,35 @@ func namespace(e *ferryv1.Event, m *Meta) string {
 		return m.Namespace()
 	}
 	return SanitizeDataStreamPart(FieldString(e, "data_stream.namespace"), "default")
+}
+
+// dataStreamParts returns Dataset(e), namespace(e, m) and Type(e), reading
+// encoded fields once for both names (an HAProxy request carries some 40:
+// two lookups walked them twice, for every event).
+func dataStreamParts(e *ferryv1.Event, m *Meta) (ds, ns, typ string) {
+	raw := rawFields(e)
+	if len(raw) == 0 || len(e.GetFields()) > 0 {
+		return Dataset(e), namespace(e, m), Type(e)
+	}
+	dv, nv, dok, nok := lookupRaw2(raw, "data_stream.dataset", "data_stream.namespace")
+	if dok {
+		ds = rawStr(dv)
+	}
+	if ds != "" {
+		ds = SanitizeDataStreamPart(ds, "generic")
+	} else {
+		ds = defaultDataset(e)
+	}
+	if m != nil {
+		ns = m.Namespace()
+	} else {
+		n := ""
+		if nok {
+			n = rawStr(nv)
+		}
+		ns = SanitizeDataStreamPart(n, "default")
+	}
+	return ds, ns, Type(e)
 }
 
 // Type returns the data stream type: "metrics" or "logs".

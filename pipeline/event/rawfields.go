@@ -223,13 +223,69 @@ func lookupRaw(raw []byte, name string) (value []byte, found bool) {
 		if !ok {
 			return value, found
 		}
-		if len(entry) > 2 && entry[0] == tagKey && entry[1] < 0x80 && int(entry[1]) != len(name) {
+		if kl, ok := soleKeyLen(entry); ok && kl != len(name) {
 			continue // the key comes first, as written, and is not name
 		}
 		if k, v, ok := rawEntry(entry); ok && k == name {
 			value, found = v, true
 		}
 	}
+}
+
+// lookupRaw2 is lookupRaw of two names (of different lengths or not) in
+// one walk.
+func lookupRaw2(raw []byte, a, b string) (va, vb []byte, fa, fb bool) {
+	it := rawIter{b: raw}
+	for {
+		if k, v, n := shortEntry(it.b); n > 0 {
+			it.b = it.b[n:]
+			if len(k) == len(a) && k == a {
+				va, fa = v, true
+			}
+			if len(k) == len(b) && k == b {
+				vb, fb = v, true
+			}
+			continue
+		}
+		entry, ok := it.nextEntry()
+		if !ok {
+			return va, vb, fa, fb
+		}
+		if kl, ok := soleKeyLen(entry); ok && kl != len(a) && kl != len(b) {
+			continue // the key comes first, as written, and is neither
+		}
+		if k, v, ok := rawEntry(entry); ok {
+			if k == a {
+				va, fa = v, true
+			}
+			if k == b {
+				vb, fb = v, true
+			}
+		}
+	}
+}
+
+// soleKeyLen returns the length of an entry's key when the entry is
+// written as encoders write it: the key (its length below 128), then at
+// most the value, nothing else. A key field may come twice in an entry
+// (the last one counts), so a first key tells nothing otherwise.
+func soleKeyLen(entry []byte) (int, bool) {
+	if len(entry) < 2 || entry[0] != tagKey || entry[1] >= 0x80 {
+		return 0, false
+	}
+	kl := int(entry[1])
+	if 2+kl > len(entry) {
+		return 0, false
+	}
+	rest := entry[2+kl:]
+	if len(rest) == 0 {
+		return kl, true
+	}
+	if rest[0] != tagValue {
+		return 0, false
+	}
+	_, n := lengthAt(rest[1:])
+	return kl, n >= 0 && 1+n == len(rest)
 }
 
 // rawEntry splits a map entry into its key (a view, no copy) and its

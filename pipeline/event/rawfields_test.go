@@ -83,6 +83,11 @@ func TestRawFieldsSameDocuments(t *testing.T) {
 		for i, e := range b.Events {
 			re := rb.Events[i]
 			want := enc.Append(nil, i)
+			// As a sink does: the data stream first, whose parts Append
+			// then takes.
+			if got, want := renc.DataStream(i), b.DataStream(i); got != want {
+				t.Fatalf("round %d, event %d: the encoder's data stream %s, want %s", round, i, got, want)
+			}
 			if got := renc.Append(nil, i); !bytes.Equal(got, want) {
 				t.Fatalf("round %d, event %d: encoded fields %x wrote\n%s\nthe map wrote\n%s", round, i, re.ProtoReflect().GetUnknown(), got, want)
 			}
@@ -280,6 +285,14 @@ func FuzzRawFields(f *testing.F) {
 		_ = b.AppendDocument(nil, 0, time.Unix(1e9, 0))
 		_ = HasFields(re)
 		_, _ = LookupString(re, "source.ip")
+		for _, names := range [][2]string{{"source.ip", "a"}, {"a", "source.ip"}, {"a", "a"}, {"data_stream.dataset", "data_stream.namespace"}} {
+			va, vb, fa, fb := lookupRaw2(raw, names[0], names[1])
+			wa, ga := lookupRaw(raw, names[0])
+			wb, gb := lookupRaw(raw, names[1])
+			if fa != ga || fb != gb || !bytes.Equal(va, wa) || !bytes.Equal(vb, wb) {
+				t.Fatalf("lookupRaw2(%q, %q) = %x %x %v %v; lookupRaw: %x %x %v %v", names[0], names[1], va, vb, fa, fb, wa, wb, ga, gb)
+			}
+		}
 		var want ferryv1.Event
 		if err := proto.Unmarshal(raw, &want); err != nil {
 			return // not typed fields proto takes: read without a panic is all
