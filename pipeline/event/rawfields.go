@@ -210,26 +210,8 @@ func (it *rawIter) nextEntry() ([]byte, bool) {
 // and whether there is one. Most entries are told apart by the length of
 // their key, at its head, without reading further.
 func lookupRaw(raw []byte, name string) (value []byte, found bool) {
-	it := rawIter{b: raw}
-	for {
-		if k, v, n := shortEntry(it.b); n > 0 {
-			it.b = it.b[n:]
-			if len(k) == len(name) && k == name {
-				value, found = v, true
-			}
-			continue
-		}
-		entry, ok := it.nextEntry()
-		if !ok {
-			return value, found
-		}
-		if kl, ok := soleKeyLen(entry); ok && kl != len(name) {
-			continue // the key comes first, as written, and is not name
-		}
-		if k, v, ok := rawEntry(entry); ok && k == name {
-			value, found = v, true
-		}
-	}
+	value, _, found, _ = lookupRaw2(raw, name, name)
+	return value, found
 }
 
 // lookupRaw2 is lookupRaw of two names (of different lengths or not) in
