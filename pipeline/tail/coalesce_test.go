@@ -330,7 +330,7 @@ func TestParkedPollsBackOff(t *testing.T) {
 			h := newHarness(t, harnessOpts{}, in)
 			h.waitEvents(1)
 			fl := h.follower(devInoOf(t, path))
-			if !fl.notified {
+			if !fl.notified.Load() {
 				t.Fatal("no notifications for the test's directory")
 			}
 			h.m.notesFailed.Store(failed)
@@ -475,4 +475,54 @@ func TestPatternDirectoryCreatedLater(t *testing.T) {
 	waitFor(t, "the pattern's directory watched", h.m.globsNotified)
 	appendFile(t, filepath.Join(dir, "b.log"), "second\n")
 	h.waitMsgs([]string{"first", "second"})
+}
+
+// TestPatternDirectoryRecreated: a glob pattern's directory deleted (or
+// moved away) and created again under its name is watched again. Until
+// then its globs and its files' polls do not back off as if notifications
+// came, and once it is watched, the followers of its new files are woken
+// by their writes. Before, the watch ended with the old directory and
+// the agent went on counting on notifications that never came: the new
+// directory's files were found and read late (up to 8 s and 2 s).
+func TestPatternDirectoryRecreated(t *testing.T) {
+	for _, how := range []string{"deleted", "moved away"} {
+		t.Run(how, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "containers")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+			h := newHarness(t, harnessOpts{}, in)
+			waitFor(t, "the first scan", func() bool { // after Run set up notifications
+				h.m.mu.Lock()
+				defer h.m.mu.Unlock()
+				return len(h.m.patternDirs) == 1
+			})
+			waitFor(t, "the pattern's directory watched", h.m.globsNotified)
+			appendFile(t, filepath.Join(dir, "a.log"), "first\n")
+			h.waitMsgs([]string{"first"})
+
+			var err error
+			if how == "deleted" {
+				err = os.RemoveAll(dir)
+			} else {
+				err = os.Rename(dir, filepath.Join(root, "old"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the directory's watch known to be gone", func() bool { return !h.m.globsNotified() })
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the new directory watched", h.m.globsNotified)
+			appendFile(t, filepath.Join(dir, "b.log"), "second\n")
+			h.waitMsgs([]string{"first", "second"})
+			fl, _ := h.m.followerAt(filepath.Join(dir, "b.log"))
+			if fl == nil || !fl.notified.Load() {
+				t.Fatalf("the follower of b.log (%v) does not count on notifications", fl)
+			}
+		})
+	}
 }

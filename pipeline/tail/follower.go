@@ -88,8 +88,9 @@ type follower struct {
 	wake     chan struct{}
 	parked   parked
 	// notified: write notifications come for the file's directory (set
-	// by startFollower).
-	notified bool
+	// by startFollower, cleared when the directory's watch ends, set again
+	// when it is watched again: see Manager.dirGone and rewatch).
+	notified atomic.Bool
 	// lookGone: a notification said the file may be deleted or renamed
 	// (or notifications were lost): see whether it is gone at the next
 	// wake, not only at the next poll.
@@ -360,7 +361,7 @@ func (fl *follower) pollParked(now time.Time) time.Time {
 		fl.wakeUp()
 		return time.Time{}
 	}
-	if fl.notified && !fl.m.notesFailed.Load() && !p.grown {
+	if fl.notified.Load() && !fl.m.notesFailed.Load() && !p.grown {
 		// Notifications cover the file: its writes, removal and renames
 		// wake the follower, and the poll is only a safety net, which
 		// backs off while the file stays quiet (an idle node with a
@@ -409,7 +410,7 @@ func (fl *follower) pollWouldAct() bool {
 		// the file is gone): a poll reads it only should it still wait
 		// at the next poll (a notification lost where the kernel does
 		// not send them, e.g. for writes on another NFS client).
-		if !fl.notified || fl.m.notesFailed.Load() || fl.parked.grown {
+		if !fl.notified.Load() || fl.m.notesFailed.Load() || fl.parked.grown {
 			return true
 		}
 		fl.parked.grown = true

@@ -164,22 +164,25 @@ func globMax(base time.Duration) time.Duration {
 	return m
 }
 
-// rewatch tries again to watch the glob patterns' directories that could
-// not be watched, such as one created after the agent started (a node's
-// /var/log/containers before the kubelet made it): from then on its new
-// files are announced instead of waiting for a glob.
+// rewatch tries again to watch the directories that could not be watched
+// or whose watch ended (see dirGone), such as a glob pattern's directory
+// created after the agent started (a node's /var/log/containers before the
+// kubelet made it) or deleted and created again: from then on its new
+// files are announced instead of waiting for a glob, and its files' writes
+// wake their followers.
 func (m *Manager) rewatch() {
 	if m.notes == nil || m.notesFailed.Load() {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for d := range m.patternDirs {
-		if !m.unwatched[d] || m.watched[d] == 0 || strings.ContainsAny(d, `*?[\`) {
+	for d := range m.unwatched {
+		if m.watched[d] == 0 || strings.ContainsAny(d, `*?[\`) {
 			continue
 		}
 		if err := m.notes.add(d); err == nil {
 			delete(m.unwatched, d)
+			m.setNotified(d, true)
 			m.log.Debug("watching directory", "dir", d)
 		}
 	}
@@ -290,6 +293,17 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.log.Debug("file notifications overflowed, looking at every file")
 			m.wakeAll()
 			rescan()
+			return
+		}
+		if n.has(opGone) {
+			// A watched directory went away: what is created under its
+			// name again is only found by globs, at their interval,
+			// until the next one watches it again (rewatch).
+			if m.dirGone(n.name) {
+				m.log.Debug("watched directory gone, globbing and polling it until it is back", "dir", n.name)
+				globEvery = 0
+				glob.Reset(untilPoll(time.Now(), globInterval(m.currentInputs())))
+			}
 			return
 		}
 		if n.has(opCreate) {
@@ -578,7 +592,7 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	m.followers[fl.di] = fl
 	m.byPath[fl.path] = fl
 	m.mu.Unlock()
-	fl.notified = m.watch(filepath.Dir(fl.path))
+	m.watch(filepath.Dir(fl.path), fl)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -595,11 +609,11 @@ func (m *Manager) startFollower(ctx context.Context, fl *follower) {
 	}()
 }
 
-// watch watches dir (counted: see unwatch); it reports whether
-// notifications come for it.
-func (m *Manager) watch(dir string) bool {
+// watch watches dir (counted: see unwatch) for fl (nil: for a glob
+// pattern) and records in fl whether notifications come for it.
+func (m *Manager) watch(dir string, fl *follower) {
 	if m.notes == nil {
-		return false
+		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -610,7 +624,35 @@ func (m *Manager) watch(dir string) bool {
 		}
 	}
 	m.watched[dir]++
-	return !m.unwatched[dir]
+	if fl != nil {
+		fl.notified.Store(!m.unwatched[dir])
+	}
+}
+
+// dirGone records that the watch of dir ended with the directory (deleted
+// or moved away): its files are polled at their poll interval and its
+// glob patterns globbed at theirs until rewatch watches it again (a
+// directory created anew under the same name). It reports whether dir was
+// watched.
+func (m *Manager) dirGone(dir string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.watched[dir] == 0 {
+		return false
+	}
+	m.unwatched[dir] = true
+	m.setNotified(dir, false)
+	return true
+}
+
+// setNotified records in the followers of the files in dir whether
+// notifications come for it. Called with mu held.
+func (m *Manager) setNotified(dir string, on bool) {
+	for _, fl := range m.followers {
+		if filepath.Dir(fl.path) == dir {
+			fl.notified.Store(on)
+		}
+	}
 }
 
 func (m *Manager) unwatch(dir string) {

@@ -15,6 +15,10 @@ const (
 	opRemove                        // deleted
 	opRename                        // moved away
 	opOverflow                      // notices were lost: look at every file
+	// opGone: the watched directory name itself is gone (deleted, moved
+	// away, unmounted) and its watch with it: nothing more comes for it
+	// until it is watched again.
+	opGone
 )
 
 func (n notice) has(op noticeOp) bool { return n.op&op != 0 }

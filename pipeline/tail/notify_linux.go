@@ -185,11 +185,18 @@ func (n *inotify) parse(b []byte, notes []notice) []notice {
 		if !ok {
 			continue // removed meanwhile
 		}
-		if ev.Mask&unix.IN_IGNORED != 0 { // the directory is gone
+		if ev.Mask&(unix.IN_IGNORED|unix.IN_MOVE_SELF) != 0 {
+			// The directory is gone (deleted, unmounted), or moved away:
+			// the watch follows the directory, not its name, so it is
+			// ended here (its IN_IGNORED then finds no directory).
 			delete(n.dirs, ev.Wd)
 			if n.wds[dir] == ev.Wd {
 				delete(n.wds, dir)
 			}
+			if ev.Mask&unix.IN_MOVE_SELF != 0 {
+				_, _ = unix.InotifyRmWatch(n.fd, uint32(ev.Wd))
+			}
+			notes = append(notes, notice{name: dir, op: opGone})
 			continue
 		}
 		var op noticeOp

@@ -19,6 +19,7 @@ type fsnotifier struct {
 	mu    sync.Mutex
 	notes []notice
 	armed bool
+	dirs  map[string]bool // the directories watched
 }
 
 func newNotifier() (notifier, error) {
@@ -26,7 +27,7 @@ func newNotifier() (notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &fsnotifier{w: w, sig: make(chan struct{}, 1), armed: true}
+	n := &fsnotifier{w: w, sig: make(chan struct{}, 1), armed: true, dirs: map[string]bool{}}
 	go n.collect()
 	return n, nil
 }
@@ -51,6 +52,9 @@ func (n *fsnotifier) collect() {
 			}
 			if ev.Has(fsnotify.Rename) {
 				nt.op |= opRename
+			}
+			if nt.op&(opRemove|opRename) != 0 && n.gone(ev.Name) {
+				nt.op = opGone
 			}
 			if nt.op == 0 {
 				continue
@@ -105,6 +109,34 @@ func (n *fsnotifier) take(fn func(notice)) error {
 	return nil
 }
 
-func (n *fsnotifier) add(dir string) error    { return n.w.Add(dir) }
-func (n *fsnotifier) remove(dir string) error { return n.w.Remove(dir) }
-func (n *fsnotifier) close() error            { return n.w.Close() }
+// gone reports whether name is a watched directory, and if so ends its
+// watch: the directory was deleted or moved away.
+func (n *fsnotifier) gone(name string) bool {
+	n.mu.Lock()
+	watched := n.dirs[name]
+	delete(n.dirs, name)
+	n.mu.Unlock()
+	if watched {
+		_ = n.w.Remove(name) // fsnotify may have ended it already
+	}
+	return watched
+}
+
+func (n *fsnotifier) add(dir string) error {
+	if err := n.w.Add(dir); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.dirs[dir] = true
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *fsnotifier) remove(dir string) error {
+	n.mu.Lock()
+	delete(n.dirs, dir)
+	n.mu.Unlock()
+	return n.w.Remove(dir)
+}
+
+func (n *fsnotifier) close() error { return n.w.Close() }

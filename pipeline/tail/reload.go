@@ -135,7 +135,7 @@ func (m *Manager) watchPatterns() {
 	m.mu.Unlock()
 	for d := range want {
 		if !old[d] {
-			m.watch(d)
+			m.watch(d, nil)
 		}
 	}
 	for d := range old {
