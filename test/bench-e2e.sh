@@ -46,6 +46,7 @@
 #   FERRY_BIN            directory of agent and aggregator; default: built from this checkout
 #   PPROF_SECONDS [0]    >0: CPU profiles of agent and aggregator over the first N seconds
 #                        of phase 1 (FERRY_PPROF=1), kept in the work directory (as BENCH_KEEP)
+#   PPROF2_SECONDS [0]   the same over phase 2 (the steady load): {agent,aggregator}-steady.pprof
 #   BENCH_KEEP=1         keep the work directory (logs, configs) for a look afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,8 @@ POLL=${POLL:-150ms}
 WINDOW=${WINDOW:-10s}
 PORT_BASE=${PORT_BASE:-17460}
 PPROF_SECONDS=${PPROF_SECONDS:-0}
-if ((PPROF_SECONDS > 0)); then
+PPROF2_SECONDS=${PPROF2_SECONDS:-0}
+if ((PPROF_SECONDS > 0 || PPROF2_SECONDS > 0)); then
 	export FERRY_PPROF=1 BENCH_KEEP=1
 fi
 
@@ -110,6 +112,6 @@ echo "bench-e2e: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 "$W/benche2e" -es "$ES" -es-pid "${es_pid:-0}" -bin "$BIN" -loggen "$W/loggen" -work "$W" \
 	-kubeconfig "$kubeconfig" -agent-kubeconfig "$agent_kubeconfig" -ports "$PORT_BASE" -runs "$RUNS" \
 	-files "$FILES" -lines $((LINES / FILES)) -haproxy-every "$HAPROXY_EVERY" \
-	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s" \
+	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s" -pprof2 "${PPROF2_SECONDS}s" \
 	-sink-opts "${SINK_OPTS:-}" -buffer-opts "${BUFFER_OPTS:-}"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

@@ -3,10 +3,10 @@
 package tail
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,9 +34,20 @@ type inotify struct {
 	wds  map[string]int32
 
 	// take's (the manager's goroutine only)
-	buf   []byte
-	notes []notice
+	buf    []byte
+	notes  []notice
+	writes []writeNote
 }
+
+// writeNote is a notice of parse's that is a write only: its index in the
+// notices and the watch it came from.
+type writeNote struct {
+	i  int
+	wd int32
+}
+
+// maxWriteNotes bounds the write notices parse compares a new one with.
+const maxWriteNotes = 64
 
 // inotifyMask is what is watched in a directory: files created or moved in
 // (Create), written or truncated (Write), deleted (Remove), moved away
@@ -167,9 +178,20 @@ func (n *inotify) take(fn func(notice)) error {
 
 // parse appends the notices of the events in b to notes (fn is called
 // without n.mu held: it may add watches).
+//
+// Writes to a file, one event each, make one notice per read: a file
+// written line by line (5,000 lines/s over 10 files) queues an event per
+// line unless its events follow one another, which the kernel merges. A
+// write notice only wakes the file's follower, which reads to the end:
+// one wake after the read covers every write before it. A write is left
+// out when a notice of a write to the same file is in this read after the
+// last notice that is not a write only (a create, removal or rename keeps
+// its place among the writes).
 func (n *inotify) parse(b []byte, notes []notice) []notice {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	writes := n.writes[:0]
+	defer func() { n.writes = writes[:0] }()
 	for off := 0; off+unix.SizeofInotifyEvent <= len(b); {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[off]))
 		start := off + unix.SizeofInotifyEvent
@@ -179,6 +201,7 @@ func (n *inotify) parse(b []byte, notes []notice) []notice {
 		}
 		if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
 			notes = append(notes, notice{op: opOverflow})
+			writes = writes[:0]
 			continue
 		}
 		dir, ok := n.dirs[ev.Wd]
@@ -197,6 +220,7 @@ func (n *inotify) parse(b []byte, notes []notice) []notice {
 				_, _ = unix.InotifyRmWatch(n.fd, uint32(ev.Wd))
 			}
 			notes = append(notes, notice{name: dir, op: opGone})
+			writes = writes[:0]
 			continue
 		}
 		var op noticeOp
@@ -217,11 +241,55 @@ func (n *inotify) parse(b []byte, notes []notice) []notice {
 		}
 		name := dir
 		if ev.Len > 0 {
-			name = filepath.Join(dir, strings.TrimRight(string(b[start:off]), "\x00"))
+			base := b[start:off]
+			if i := bytes.IndexByte(base, 0); i >= 0 {
+				base = base[:i] // the name is padded with NULs
+			}
+			if op == opWrite && written(notes, writes, ev.Wd, prefixLen(dir), base) {
+				continue
+			}
+			name = joinName(dir, base)
+		}
+		if op == opWrite && ev.Len > 0 {
+			if len(writes) < maxWriteNotes {
+				writes = append(writes, writeNote{i: len(notes), wd: ev.Wd})
+			}
+		} else {
+			writes = writes[:0]
 		}
 		notes = append(notes, notice{name: name, op: op})
 	}
 	return notes
+}
+
+// written reports whether writes holds a notice of a write to the file
+// base in the directory of the watch wd, whose files' names are that
+// directory's pre bytes (see joinName) and their base name.
+func written(notes []notice, writes []writeNote, wd int32, pre int, base []byte) bool {
+	for _, w := range writes {
+		if name := notes[w.i].name; w.wd == wd && len(name) == pre+len(base) && name[pre:] == string(base) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinName is filepath.Join(dir, base) for a clean dir and a base name
+// from inotify (no separator, not "." or ".."), without cleaning again.
+func joinName(dir string, base []byte) string {
+	if prefixLen(dir) == len(dir) {
+		return dir + string(base)
+	}
+	return dir + "/" + string(base)
+}
+
+// prefixLen is the length of what joinName puts before a base name: dir
+// and a separator, unless dir ends in one (the root).
+func prefixLen(dir string) int {
+	if strings.HasSuffix(dir, "/") {
+		return len(dir)
+	}
+	return len(dir) + 1
 }
 
 func (n *inotify) close() error {

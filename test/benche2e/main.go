@@ -62,7 +62,7 @@ type config struct {
 	esPID, ports, runs, files, lines, hapEvery         int
 	latRate, probeEvery                                int
 	latSeconds                                         float64
-	poll, window, pprof                                time.Duration
+	poll, window, pprof, pprof2                        time.Duration
 	keep                                               bool
 }
 
@@ -86,6 +86,7 @@ func main() {
 	flag.DurationVar(&c.poll, "poll", 150*time.Millisecond, "phase 2: search interval")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "phase 2: how far back each search looks")
 	flag.DurationVar(&c.pprof, "pprof", 0, "phase 1: CPU profiles of agent and aggregator over its first this long, into the run's directory (needs FERRY_PPROF=1 in the environment)")
+	flag.DurationVar(&c.pprof2, "pprof2", 0, "phase 2: CPU profiles of agent and aggregator over its first this long, into the run's directory as {agent,aggregator}-steady.pprof (needs FERRY_PPROF=1)")
 	flag.StringVar(&c.sinkOpts, "sink-opts", "", `more keys of the Elasticsearch sink, YAML flow style, e.g. "flush_interval: 200ms"`)
 	flag.StringVar(&c.bufferOpts, "buffer-opts", "", `more keys of the aggregator's buffer, YAML flow style, e.g. "concurrency: 8"`)
 	flag.BoolVar(&c.keep, "keep", false, "keep going after a failed check (report it in the table)")
@@ -441,6 +442,17 @@ func latency(c config, es *esClient, res *result, w, node, env string, agent, ag
 	}
 	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
 	fmt.Fprintf(os.Stderr, "phase 2: %d lines/s for %gs\n", c.latRate, c.latSeconds)
+	var profiles sync.WaitGroup
+	defer profiles.Wait()
+	if c.pprof2 > 0 {
+		for name, addr := range map[string]string{"agent": agentHTTP, "aggregator": aggHTTP} {
+			profiles.Go(func() {
+				if err := profile(addr, c.pprof2, filepath.Join(w, name+"-steady.pprof")); err != nil {
+					fmt.Fprintf(os.Stderr, "profile of the %s: %v\n", name, err)
+				}
+			})
+		}
+	}
 	hapArgs := []string{}
 	if c.hapEvery > 0 {
 		hapArgs = []string{"--haproxy", filepath.Join(p2, "haproxy.log"), "--haproxy-every", strconv.Itoa(c.hapEvery)}
