@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -491,12 +492,53 @@ func TestCreateSegmentFailure(t *testing.T) {
 	}
 }
 
+// commitFaults is the commit file's seam: its writes fail while fail is
+// set, and its fsyncs are counted.
+type commitFaults struct {
+	fail  atomic.Bool
+	syncs atomic.Int64
+	opens atomic.Int64
+}
+
+type commitFaultFile struct {
+	segFile
+	cf *commitFaults
+}
+
+func (f commitFaultFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.cf.fail.Load() {
+		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.segFile.WriteAt(p, off)
+}
+
+func (f commitFaultFile) Sync() error {
+	f.cf.syncs.Add(1)
+	return f.segFile.Sync()
+}
+
+func installCommitFaults(t *testing.T) *commitFaults {
+	cf := &commitFaults{}
+	orig := openCommitFile
+	openCommitFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
+		f, err := orig(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		cf.opens.Add(1)
+		return commitFaultFile{segFile: f, cf: cf}, nil
+	}
+	t.Cleanup(func() { openCommitFile = orig })
+	return cf
+}
+
 // TestCommitFileUnwritable: a Commit that cannot write the commit file (a
-// full disk, here a directory in its way) still removes the delivered
-// segments, so that a WAL that filled the disk frees it; a restart before
-// the next Commit delivers again only what lies after the older position,
-// and committing the same position again writes the file.
+// failing disk) still removes the delivered segments, so that a WAL that
+// filled the disk frees it; a restart before the next Commit delivers
+// again only what lies after the older position, and committing the same
+// position again writes the file.
 func TestCommitFileUnwritable(t *testing.T) {
+	cf := installCommitFaults(t)
 	dir := t.TempDir()
 	opts := Options{Dir: dir, SegmentBytes: 1024, Sync: SyncNever}
 	w := openWAL(t, opts)
@@ -509,16 +551,10 @@ func TestCommitFileUnwritable(t *testing.T) {
 	if err := w.Commit(recs[9].pos); err != nil {
 		t.Fatal(err)
 	}
-	commit := filepath.Join(dir, commitName)
-	if err := os.Remove(commit); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(commit, "in-the-way"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cf.fail.Store(true)
 	p := recs[delivered-1].pos
 	if err := w.Commit(p); err == nil {
-		t.Fatal("Commit succeeded with a directory in place of the commit file")
+		t.Fatal("Commit succeeded with the commit file's writes failing")
 	}
 	if st := w.Stats(); st.PendingRecords != n-delivered {
 		t.Fatalf("after the failed commit: %+v, want %d records pending", st, n-delivered)
@@ -531,6 +567,7 @@ func TestCommitFileUnwritable(t *testing.T) {
 
 	// A restart now finds no commit file (it would find the older one):
 	// everything left is delivered again, the records after p included.
+	cf.fail.Store(false) // for the restart's own commit file
 	crashed := t.TempDir()
 	for _, f := range segmentFiles(t, dir) {
 		b, err := os.ReadFile(f)
@@ -553,12 +590,14 @@ func TestCommitFileUnwritable(t *testing.T) {
 		}
 	}
 
-	// Once the file can be written, committing p again writes it.
-	if err := os.RemoveAll(commit); err != nil {
-		t.Fatal(err)
-	}
+	// Once the file can be written, committing p again writes it (in the
+	// file opened again).
+	opens := cf.opens.Load()
 	if err := w.Commit(p); err != nil {
 		t.Fatal(err)
+	}
+	if cf.opens.Load() != opens+1 {
+		t.Fatalf("the commit file opened %d times after the failed write, want once", cf.opens.Load()-opens)
 	}
 	w.Close()
 	w = openWAL(t, opts)

@@ -23,7 +23,7 @@ func FuzzSegmentReader(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := writeCommit(dir, committed{segment: 1}); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, commitName), encodeCommit(committed{segment: 1}), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		opts := Options{Dir: dir, Sync: SyncNever, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}

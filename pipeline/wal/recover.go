@@ -22,10 +22,11 @@ func (w *WAL) recover() error {
 			return fmt.Errorf("remove stale commit file: %w", err)
 		}
 	}
-	com, err := w.readCommit()
+	com, slot, err := w.readCommit()
 	if err != nil {
 		return err
 	}
+	w.comSlot = slot ^ 1 // the next commit leaves the last one in place
 
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -92,26 +93,39 @@ func (w *WAL) recover() error {
 	return nil
 }
 
-// readCommit returns the committed position; without a valid commit file,
-// every segment is replayed.
-func (w *WAL) readCommit() (committed, error) {
-	path := filepath.Join(w.opts.Dir, commitName)
-	b, err := os.ReadFile(path)
+// readCommit returns the committed position and the slot of the commit
+// file holding it; without a valid commit file, every segment is replayed
+// (slot 1: the next commit goes to slot 0).
+func (w *WAL) readCommit() (committed, int, error) {
+	b, err := os.ReadFile(w.comPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return committed{}, nil
+		return committed{}, 1, nil
 	}
 	if err != nil {
-		return committed{}, err // "open DIR/commit: …"
+		return committed{}, 0, err // "open DIR/commit: …"
 	}
-	c, err := decodeCommit(b)
-	if err != nil {
-		// The file is replaced by rename, so this takes a bad disk or a
-		// hand edit. Replaying everything is safe: at least once.
+	c, slot, ok := readCommitFile(b)
+	if !ok && len(b) > 0 && !allZero(b) {
+		// A commit torn by a crash leaves the other slot valid, so this
+		// takes a bad disk or a hand edit. Replaying everything is safe:
+		// at least once.
 		w.log.Warn("wal: damaged commit file; every record in the WAL will be delivered again",
-			"file", path, "bytes", len(b), "err", err)
-		return committed{}, nil
+			"file", w.comPath, "bytes", len(b), "err", errBadCommit)
+		return committed{}, 1, nil
 	}
-	return c, nil
+	if !ok {
+		return committed{}, 1, nil // created, never committed to
+	}
+	return c, slot, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // check validates every record of seg, skips damaged regions inside it and

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -25,9 +24,16 @@ import (
 // all little-endian. A segment is named after its number, in hex, so that
 // names sort in Append order: 0000000000000001.seg, 0000000000000002.seg…
 //
-// The commit file holds the committed position, with its own checksum:
+// The commit file holds the committed position in two slots of 32 bytes,
+// each with its own checksum:
 //
 //	[commitMagic uint32][segment uint64][offset int64][seq uint64][crc32c of the 28 bytes before]
+//
+// Commits write the slots in turn, in place; the valid slot with the
+// furthest position is the committed one. A write torn by a crash leaves
+// the other slot, one commit older. (Before 64-byte commit files, the file
+// was one slot replaced by rename: Open reads such a file as the first
+// slot.)
 const (
 	// recordMagic starts every record. Its bytes (ff a1 57 fe) never occur in
 	// UTF-8 text, so log lines cannot fake a record header when recovery
@@ -83,6 +89,15 @@ type segFile interface {
 
 // openFile opens a segment file. It is the tests' seam for I/O errors.
 var openFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// openCommitFile opens the commit file: the tests' seam for its errors.
+var openCommitFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
 	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
@@ -233,15 +248,20 @@ type committed struct {
 
 func encodeCommit(c committed) []byte {
 	b := make([]byte, commitSize)
+	putCommit(b, c)
+	return b
+}
+
+// putCommit encodes c into b[:commitSize].
+func putCommit(b []byte, c committed) {
 	binary.LittleEndian.PutUint32(b[0:], commitMagic)
 	binary.LittleEndian.PutUint64(b[4:], c.segment)
 	binary.LittleEndian.PutUint64(b[12:], uint64(c.offset))
 	binary.LittleEndian.PutUint64(b[20:], c.seq)
 	binary.LittleEndian.PutUint32(b[28:], checksum(b[:28]))
-	return b
 }
 
-var errBadCommit = errors.New("not a valid commit file")
+var errBadCommit = errors.New("not a valid commit record")
 
 func decodeCommit(b []byte) (committed, error) {
 	if len(b) != commitSize || binary.LittleEndian.Uint32(b[0:]) != commitMagic ||
@@ -259,10 +279,20 @@ func decodeCommit(b []byte) (committed, error) {
 	return c, nil
 }
 
-// writeCommit replaces the commit file of dir atomically: a crash leaves
-// either the old or the new position, and the checksum catches the rest.
-func writeCommit(dir string, c committed) error {
-	return atomicfile.Write(filepath.Join(dir, commitName), encodeCommit(c))
+// readCommitFile returns the committed position of the commit file b (its
+// slot of the furthest position) and the slot it is in; ok is false when
+// no slot is valid.
+func readCommitFile(b []byte) (c committed, slot int, ok bool) {
+	for i := 0; i < 2 && (i+1)*commitSize <= len(b); i++ {
+		s, err := decodeCommit(b[i*commitSize : (i+1)*commitSize])
+		if err != nil {
+			continue
+		}
+		if !ok || before(c.segment, c.offset, s.segment, s.offset) || c.segment == s.segment && c.offset == s.offset && s.seq > c.seq {
+			c, slot, ok = s, i, true
+		}
+	}
+	return c, slot, ok
 }
 
 // syncDir makes the creation, removal or renaming of files in dir durable.
