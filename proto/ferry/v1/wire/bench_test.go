@@ -106,6 +106,12 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("DecodeTrusted/fields", func(b *testing.B) {
 		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrusted(d); return err })
 	})
+	b.Run("Decode/fields", func(b *testing.B) {
+		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := Decode(d); return err })
+	})
+	b.Run("DecodeRawFields/fields", func(b *testing.B) {
+		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeRawFields(d); return err })
+	})
 	b.Run("DecodeTrustedRawFields/fields", func(b *testing.B) {
 		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrustedRawFields(d); return err })
 	})

@@ -94,6 +94,15 @@ func DecodeTrustedRawFields(data []byte) (*ferryv1.Batch, error) {
 	return decodeWith(decoder{data: data, build: true, rawFields: true})
 }
 
+// DecodeRawFields is Decode (string fields checked as UTF-8, the typed
+// fields' entries too) that leaves each event's typed fields encoded, as
+// DecodeTrustedRawFields does: for a batch the aggregator receives and
+// keeps decoded for its sinks, which read encoded fields for less than a
+// map of them costs to build.
+func DecodeRawFields(data []byte) (*ferryv1.Batch, error) {
+	return decodeWith(decoder{data: data, build: true, validate: true, rawFields: true})
+}
+
 func decode(data []byte, validate bool) (*ferryv1.Batch, error) {
 	return decodeWith(decoder{data: data, build: true, validate: validate})
 }

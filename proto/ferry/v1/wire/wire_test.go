@@ -39,6 +39,15 @@ func same(t *testing.T, data []byte) {
 	if (serr == nil) != (err == nil) {
 		t.Fatalf("Decode: %v; Scan: %v (data %x)", err, serr, data)
 	}
+	rf, rerr := DecodeRawFields(data)
+	if (rerr == nil) != (err == nil) {
+		t.Fatalf("Decode: %v; DecodeRawFields: %v (data %x)", err, rerr, data)
+	}
+	if rerr == nil {
+		if tr, err := DecodeTrustedRawFields(data); err != nil || !proto.Equal(rf, tr) {
+			t.Fatalf("DecodeRawFields %v, DecodeTrustedRawFields %v (%v)", rf, tr, err)
+		}
+	}
 	if werr != nil {
 		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalidUTF8) {
 			t.Fatalf("Decode error %v wraps neither ErrMalformed nor ErrInvalidUTF8", err)
