@@ -8,6 +8,14 @@ import (
 	"time"
 )
 
+// encodeCommit is c as one slot, a commit file as versions before 64-byte
+// files wrote it.
+func encodeCommit(c committed) []byte {
+	b := make([]byte, commitSize)
+	putCommit(b, c)
+	return b
+}
+
 // commitsOf appends n records, reads them and returns them.
 func commitsOf(t *testing.T, w *WAL, n int) []got {
 	t.Helper()

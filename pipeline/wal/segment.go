@@ -96,14 +96,9 @@ var openFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
 	return f, nil
 }
 
-// openCommitFile opens the commit file: the tests' seam for its errors.
-var openCommitFile = func(name string, flag int, perm os.FileMode) (segFile, error) {
-	f, err := os.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
+// openCommitFile opens the commit file: the tests' seam for its errors,
+// apart from openFile's, whose faults are the segment files'.
+var openCommitFile = openFile
 
 // segment is one segment file. Its fields are guarded by WAL.mu, except f,
 // which is safe for concurrent ReadAt, WriteAt and Sync.
@@ -244,12 +239,6 @@ type committed struct {
 	segment uint64
 	offset  int64
 	seq     uint64
-}
-
-func encodeCommit(c committed) []byte {
-	b := make([]byte, commitSize)
-	putCommit(b, c)
-	return b
 }
 
 // putCommit encodes c into b[:commitSize].
