@@ -38,6 +38,9 @@ const (
 	// MinAckTimeout bounds the aggregator's ack_timeout: an agent must have
 	// time to read an acknowledgement before its stream is ended.
 	MinAckTimeout = Duration(time.Second)
+	// MinWriteTimeout bounds the aggregator's write_timeout: a sink must
+	// have time for one request before its batch is retried.
+	MinWriteTimeout = Duration(time.Second)
 	// MinSyncInterval bounds buffer.sync_interval, the disk buffer's group
 	// commit window.
 	MinSyncInterval = Duration(time.Millisecond)

@@ -196,6 +196,11 @@ type Aggregator struct {
 	// acknowledgements for this long (>= 1s, default 30s), releasing what it
 	// holds; the agent re-sends its batches on a new stream.
 	AckTimeout Duration `yaml:"ack_timeout"`
+	// WriteTimeout bounds one batch's write into the sinks (>= 1s, default
+	// 60s): a batch not written by then is answered with a retry, and its
+	// agent sends it again after a pause. It bounds how long an agent's
+	// batch is held by a sink that does not answer.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// MaxConnections bounds the gRPC connections open at once, 0..2^30; a
 	// connection beyond it is closed as soon as it is accepted (and
 	// counted), connections already open are served. 0, the default, means
@@ -463,6 +468,7 @@ func DefaultAggregator() *Aggregator {
 		MaxRecvMessageBytes: 16 * MiB,
 		MaxBatchesInFlight:  8,
 		AckTimeout:          Duration(30 * time.Second),
+		WriteTimeout:        Duration(60 * time.Second),
 		HandshakeTimeout:    Duration(10 * time.Second),
 		MemoryLimit:         1 * GiB,
 		ShutdownTimeout:     Duration(20 * time.Second),

@@ -649,6 +649,7 @@ func (d *decoder) validateAggregator(a *Aggregator) {
 	d.sizeRange("max_recv_message_bytes", a.MaxRecvMessageBytes, KiB, GiB)
 	d.intRange("max_batches_in_flight", a.MaxBatchesInFlight, 1, 1024)
 	d.atLeast("ack_timeout", a.AckTimeout, MinAckTimeout)
+	d.atLeast("write_timeout", a.WriteTimeout, MinWriteTimeout)
 	d.intRange("max_connections", a.MaxConnections, 0, 1<<30)
 	d.atLeast("handshake_timeout", a.HandshakeTimeout, MinHandshakeTimeout)
 	d.atLeast("max_connection_age", a.MaxConnectionAge, MinMaxConnectionAge)

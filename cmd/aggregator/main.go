@@ -161,6 +161,7 @@ func runAggregator(cfg *config.Aggregator, log *slog.Logger, rl *aggregatorReloa
 		MaxRecvMessageBytes: int(cfg.MaxRecvMessageBytes),
 		MaxBytesInFlight:    inFlight,
 		AckTimeout:          time.Duration(cfg.AckTimeout),
+		WriteTimeout:        time.Duration(cfg.WriteTimeout),
 		Health:              buffersHealth(bufs),
 		EventLatency:        eventLatency,
 	}, log)

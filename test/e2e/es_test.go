@@ -276,20 +276,22 @@ func TestESMappingConflictDeadLetter(t *testing.T) {
 // answers arrived before the stop are acknowledged and committed a moment
 // later; after that nothing: no bulk can succeed, so no batch is
 // acknowledged and the agent's offsets (positions.json) and acked counter
-// stay where they settled until SIGCONT. The stop lasts as long as the
-// aggregator's write timeout (60 s, transport.ServerConfig.WriteTimeout's
-// default), so every write in flight at SIGSTOP times out and is answered
-// with a retry while Elasticsearch is still stopped: the positions are
-// watched through that too. At the end every line is in Elasticsearch
+// stay where they settled until SIGCONT. The stop outlasts the aggregator's
+// write_timeout (20 s here) by 15 s, so every write in flight at SIGSTOP, or
+// sent to the stopped Elasticsearch in the seconds after it, times out and
+// is answered with a retry while Elasticsearch is still stopped: the
+// positions are watched through that too. (A stop exactly as long as the
+// timeout raced the first bulk request sent after SIGSTOP.) At the end every line is in Elasticsearch
 // exactly once: what it acknowledged survived SIGKILL, and what was sent
 // again was not duplicated.
 func TestESOutage(t *testing.T) {
 	const (
-		files     = 10
-		perFile   = 3000
-		total     = files * perFile
-		writeTime = 40 * time.Second
-		stopFor   = 60 * time.Second
+		files        = 10
+		perFile      = 3000
+		total        = files * perFile
+		writeTime    = 40 * time.Second
+		writeTimeout = 20 * time.Second
+		stopFor      = writeTimeout + 15*time.Second
 	)
 	es := harness.StartPrivateES(t)
 	esc := harness.NewESClient(t, es.URL)
@@ -299,7 +301,7 @@ func TestESOutage(t *testing.T) {
 	// A slow pipeline, so that catching up after the stop takes long enough
 	// to kill Elasticsearch in the middle of it.
 	f := startFerry(t, root, node,
-		harness.ESAggregatorConfig{URL: es.URL, FlushEvents: 1000, MaxConcurrentRequests: 1},
+		harness.ESAggregatorConfig{URL: es.URL, FlushEvents: 1000, MaxConcurrentRequests: 1, WriteTimeout: writeTimeout.String()},
 		"  batch_max_events: 500\n  max_inflight_batches: 4\n")
 
 	var written atomic.Int64

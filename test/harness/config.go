@@ -81,6 +81,7 @@ type ESAggregatorConfig struct {
 	RetryMax              string // default 2s
 	FlushEvents           int    // 0: the aggregator's default
 	MaxConcurrentRequests int    // 0: the aggregator's default
+	WriteTimeout          string // the aggregator's write_timeout; empty: its default (60s)
 }
 
 // YAML returns the configuration file's text.
@@ -108,7 +109,11 @@ func (c ESAggregatorConfig) YAML() string {
 	if c.MaxConcurrentRequests > 0 {
 		extra += fmt.Sprintf("    max_concurrent_requests: %d\n", c.MaxConcurrentRequests)
 	}
-	return fmt.Sprintf(`
+	top := ""
+	if c.WriteTimeout != "" {
+		top = "write_timeout: " + c.WriteTimeout + "\n"
+	}
+	return top + fmt.Sprintf(`
 listen: %s
 http: %s
 buffer: {%s}
