@@ -485,15 +485,22 @@ func TestPatternDirectoryCreatedLater(t *testing.T) {
 // the agent went on counting on notifications that never came: the new
 // directory's files were found and read late (up to 8 s and 2 s).
 func TestPatternDirectoryRecreated(t *testing.T) {
-	for _, how := range []string{"deleted", "moved away"} {
-		t.Run(how, func(t *testing.T) {
+	for _, c := range []struct {
+		how string
+		nk  notifierKind
+	}{
+		{"deleted", notifiers()[0]}, {"moved away", notifiers()[0]},
+		{"deleted", notifiers()[1]}, {"moved away", notifiers()[1]},
+	} {
+		how := c.how
+		t.Run(c.nk.name+"/"+how, func(t *testing.T) {
 			root := t.TempDir()
 			dir := filepath.Join(root, "containers")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
-			h := newHarness(t, harnessOpts{}, in)
+			h := newHarness(t, harnessOpts{notifier: c.nk.make}, in)
 			waitFor(t, "the first scan", func() bool { // after Run set up notifications
 				h.m.mu.Lock()
 				defer h.m.mu.Unlock()

@@ -100,6 +100,9 @@ type harnessOpts struct {
 	budget int64
 	// stateDir, if set, is the state directory (else a new one).
 	stateDir string
+	// notifier, if set, makes the manager's notifier (else the
+	// platform's).
+	notifier func() (notifier, error)
 }
 
 // harness runs a Manager over real files, with a checkpoint store in a
@@ -171,6 +174,7 @@ func (h *harness) start() {
 		b = budget.New(h.opts.budget)
 	}
 	h.m = NewManager(h.inputs, h.store, b, log)
+	h.m.newNotifier = h.opts.notifier
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.runErr = make(chan error, 1)

@@ -36,7 +36,10 @@ type Manager struct {
 	watched   map[string]int
 	unwatched map[string]bool // watched directories whose watch failed
 	notes     notifier        // nil: polling only
-	wg        sync.WaitGroup
+	// newNotifier makes notes (nil: the platform's, newNotifier); tests
+	// set it before Run to run the manager on fsnotify's.
+	newNotifier func() (notifier, error)
+	wg          sync.WaitGroup
 	// matched holds the files the last complete scan matched, and
 	// scanStart when that scan began.
 	matched   map[devIno]struct{}
@@ -246,7 +249,11 @@ func (m *Manager) renamePosition(id, input string) {
 // Run discovers files until ctx ends, then waits for every follower to stop.
 // It never closes the Chunks channel.
 func (m *Manager) Run(ctx context.Context) error {
-	if n, err := newNotifier(); err != nil {
+	newNotes := m.newNotifier
+	if newNotes == nil {
+		newNotes = newNotifier
+	}
+	if n, err := newNotes(); err != nil {
 		m.log.Warn("file notifications unavailable, polling only", "err", err)
 	} else {
 		m.notes = n

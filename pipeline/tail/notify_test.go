@@ -27,13 +27,38 @@ func waitReady(t *testing.T, n notifier) {
 	}
 }
 
+// notifierKind is a notifier the tests run the tail on.
+type notifierKind struct {
+	name string
+	make func() (notifier, error) // nil: the platform's (newNotifier)
+}
+
+// notifiers returns the platform's notifier and fsnotify's, which is the
+// platform's where there is no inotify and is tested beside it here.
+func notifiers() []notifierKind {
+	return []notifierKind{{"platform", nil}, {"fsnotify", newFSNotifier}}
+}
+
+func (k notifierKind) new() (notifier, error) {
+	if k.make == nil {
+		return newNotifier()
+	}
+	return k.make()
+}
+
 // TestNotifier: a notifier signals ready once per arm, holds the notices
 // that come after that until they are taken (no signal meanwhile), and
 // names what happened to which file: created, written, renamed away,
-// deleted.
+// deleted; a watched directory deleted says it is gone.
 func TestNotifier(t *testing.T) {
+	for _, k := range notifiers() {
+		t.Run(k.name, func(t *testing.T) { testNotifier(t, k) })
+	}
+}
+
+func testNotifier(t *testing.T, k notifierKind) {
 	dir := t.TempDir()
-	n, err := newNotifier()
+	n, err := k.new()
 	if err != nil {
 		t.Skipf("no file notifications here: %v", err)
 	}
@@ -101,5 +126,29 @@ func TestNotifier(t *testing.T) {
 		if nt.name != "" {
 			t.Errorf("notice of an unwatched directory: %v", nt)
 		}
+	}
+
+	// A watched directory deleted: a notice that it is gone.
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.add(sub); err != nil {
+		t.Fatal(err)
+	}
+	n.arm()
+	if err := os.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gone := false; !gone; {
+		if time.Now().After(deadline) {
+			t.Fatal("no notice that the deleted directory is gone")
+		}
+		waitReady(t, n)
+		for _, nt := range takeAll(t, n) {
+			gone = gone || nt.name == sub && nt.has(opGone)
+		}
+		n.arm()
 	}
 }

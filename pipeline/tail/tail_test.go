@@ -273,10 +273,17 @@ func runWriter(t *testing.T, fn func()) {
 }
 
 // 2. Rename rotation while a process keeps writing.
+// It runs on the platform's notifier and on fsnotify's.
 func TestRenameRotationWhileWriting(t *testing.T) {
+	for _, k := range notifiers() {
+		t.Run(k.name, func(t *testing.T) { testRenameRotationWhileWriting(t, k) })
+	}
+}
+
+func testRenameRotationWhileWriting(t *testing.T, k notifierKind) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.log")
-	h := newHarness(t, harnessOpts{}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
+	h := newHarness(t, harnessOpts{notifier: k.make}, input("x", parse.FormatPlain, filepath.Join(dir, "*.log")))
 	const gens, perGen, late = 4, 3000, 50
 	var all []string
 	runWriter(t, func() {
