@@ -102,6 +102,7 @@ type result struct {
 	events                      int
 	wall                        time.Duration
 	agentCPU, aggCPU, esCPU     float64 // seconds
+	esSys                       float64 // seconds of esCPU in the kernel
 	agentHWM, aggHWM            int64   // KiB
 	checks                      []string
 	latN, latLate, latRate      int
@@ -273,6 +274,7 @@ inputs:
 
 	// Phase 1.
 	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
+	_, esSys0 := cpuSplit(c.esPID)
 	b0, _ := stat(aggHTTP, "ferry_aggregator_batches_acked_total")
 	k0, kb0, _ := es.bulkStats()
 	t0 := time.Now()
@@ -297,6 +299,8 @@ inputs:
 	}
 	res.wall = time.Since(t0)
 	res.agentCPU, res.aggCPU, res.esCPU = cpuOf(agent.pid())-a0, cpuOf(agg.pid())-g0, cpuOf(c.esPID)-e0
+	_, esSys1 := cpuSplit(c.esPID)
+	res.esSys = esSys1 - esSys0
 	if b1, err := stat(aggHTTP, "ferry_aggregator_batches_acked_total"); err == nil {
 		res.batches = b1 - b0
 	}
@@ -806,18 +810,24 @@ var clockTick = func() float64 {
 
 // cpuOf returns utime+stime of pid in seconds (0 for pid 0 or an error).
 func cpuOf(pid int) float64 {
+	u, st := cpuSplit(pid)
+	return u + st
+}
+
+// cpuSplit returns the user and system CPU seconds of pid (0, 0 if unknown).
+func cpuSplit(pid int) (user, sys float64) {
 	if pid == 0 {
-		return 0
+		return 0, 0
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from field 3 on
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / clockTick
+	return u / clockTick, st / clockTick
 }
 
 // hwm returns VmHWM of pid in KiB.
@@ -1085,6 +1095,14 @@ func printTable(c config, rs []*result) {
 		return fmt.Sprintf("%.2f", v)
 	}
 	row("Elasticsearch CPU-s", func(r *result) string { return es(r.esCPU) })
+	// Elasticsearch's cost per event varies between runs and machines
+	// (JIT, merges, the host): the ratio moves with it.
+	row("Elasticsearch CPU-µs per event (% system)", func(r *result) string {
+		if c.esPID == 0 || r.esCPU == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f (%.0f%%)", r.esCPU*1e6/float64(r.events), 100*r.esSys/r.esCPU)
+	})
 	row("(agent+aggregator)/Elasticsearch", func(r *result) string {
 		if c.esPID == 0 || r.esCPU == 0 {
 			return "n/a"

@@ -103,6 +103,9 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("DecodeTrusted", func(b *testing.B) {
 		benchDecode(b, func(d []byte) error { _, err := DecodeTrusted(d); return err })
 	})
+	b.Run("DecodeRawFields", func(b *testing.B) {
+		benchDecode(b, func(d []byte) error { _, err := DecodeRawFields(d); return err })
+	})
 	b.Run("DecodeTrusted/fields", func(b *testing.B) {
 		benchDecodeOf(b, benchBatchFields(), func(d []byte) error { _, err := DecodeTrusted(d); return err })
 	})
