@@ -63,7 +63,7 @@ type config struct {
 	latRate, probeEvery                                int
 	latSeconds                                         float64
 	poll, window, pprof, pprof2                        time.Duration
-	keep                                               bool
+	keep, warmup                                       bool
 }
 
 func main() {
@@ -90,6 +90,7 @@ func main() {
 	flag.StringVar(&c.sinkOpts, "sink-opts", "", `more keys of the Elasticsearch sink, YAML flow style, e.g. "flush_interval: 200ms"`)
 	flag.StringVar(&c.bufferOpts, "buffer-opts", "", `more keys of the aggregator's buffer, YAML flow style, e.g. "concurrency: 8"`)
 	flag.BoolVar(&c.keep, "keep", false, "keep going after a failed check (report it in the table)")
+	flag.BoolVar(&c.warmup, "warmup", false, "one run of phase 1 first, not reported: Elasticsearch just started (its JIT cold costs it up to twice the CPU per event, which halves the ratio)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "benche2e:", err)
@@ -138,6 +139,14 @@ func run(c config) error {
 	}
 	es := &esClient{url: strings.TrimRight(c.es, "/"), http: &http.Client{Timeout: 60 * time.Second}}
 	fmt.Fprintf(os.Stderr, "GeoIP: %s, %s (MaxMind's test databases: %v)\n", city, asn, shared)
+	if c.warmup {
+		w := c
+		w.latSeconds, w.pprof, w.pprof2 = 0, 0, 0
+		fmt.Fprintln(os.Stderr, "warm-up run (Elasticsearch just started), not reported:")
+		if _, err := oneRun(w, kube, es, city, asn, -1); err != nil {
+			return fmt.Errorf("warm-up run: %w", err)
+		}
+	}
 	var results []*result
 	failed := false
 	for r := range c.runs {
