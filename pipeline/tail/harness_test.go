@@ -174,7 +174,9 @@ func (h *harness) start() {
 		b = budget.New(h.opts.budget)
 	}
 	h.m = NewManager(h.inputs, h.store, b, log)
-	h.m.newNotifier = h.opts.notifier
+	if h.opts.notifier != nil {
+		h.m.newNotifier = h.opts.notifier
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.runErr = make(chan error, 1)

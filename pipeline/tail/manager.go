@@ -36,8 +36,8 @@ type Manager struct {
 	watched   map[string]int
 	unwatched map[string]bool // watched directories whose watch failed
 	notes     notifier        // nil: polling only
-	// newNotifier makes notes (nil: the platform's, newNotifier); tests
-	// set it before Run to run the manager on fsnotify's.
+	// newNotifier makes notes: the platform's (newNotifier); tests set
+	// another before Run to run the manager on fsnotify's.
 	newNotifier func() (notifier, error)
 	wg          sync.WaitGroup
 	// matched holds the files the last complete scan matched, and
@@ -84,18 +84,19 @@ func NewManager(inputs []Input, store *checkpoint.Store, b *budget.Budget, log *
 		b = budget.New(DefaultBudget)
 	}
 	m := &Manager{
-		store:      store,
-		log:        log,
-		out:        make(chan *Chunk, 16),
-		budget:     b,
-		firstStart: !store.Existed(),
-		followers:  map[devIno]*follower{},
-		byPath:     map[string]*follower{},
-		watched:    map[string]int{},
-		unwatched:  map[string]bool{},
-		reload:     make(chan struct{}, 1),
-		unreadable: map[string]string{},
-		stopping:   map[devIno]*stopMark{},
+		store:       store,
+		log:         log,
+		out:         make(chan *Chunk, 16),
+		budget:      b,
+		firstStart:  !store.Existed(),
+		followers:   map[devIno]*follower{},
+		byPath:      map[string]*follower{},
+		watched:     map[string]int{},
+		unwatched:   map[string]bool{},
+		reload:      make(chan struct{}, 1),
+		unreadable:  map[string]string{},
+		stopping:    map[devIno]*stopMark{},
+		newNotifier: newNotifier,
 	}
 	m.inputs = withDefaults(inputs)
 	return m
@@ -249,11 +250,7 @@ func (m *Manager) renamePosition(id, input string) {
 // Run discovers files until ctx ends, then waits for every follower to stop.
 // It never closes the Chunks channel.
 func (m *Manager) Run(ctx context.Context) error {
-	newNotes := m.newNotifier
-	if newNotes == nil {
-		newNotes = newNotifier
-	}
-	if n, err := newNotes(); err != nil {
+	if n, err := m.newNotifier(); err != nil {
 		m.log.Warn("file notifications unavailable, polling only", "err", err)
 	} else {
 		m.notes = n

@@ -30,20 +30,13 @@ func waitReady(t *testing.T, n notifier) {
 // notifierKind is a notifier the tests run the tail on.
 type notifierKind struct {
 	name string
-	make func() (notifier, error) // nil: the platform's (newNotifier)
+	make func() (notifier, error)
 }
 
 // notifiers returns the platform's notifier and fsnotify's, which is the
 // platform's where there is no inotify and is tested beside it here.
 func notifiers() []notifierKind {
-	return []notifierKind{{"platform", nil}, {"fsnotify", newFSNotifier}}
-}
-
-func (k notifierKind) new() (notifier, error) {
-	if k.make == nil {
-		return newNotifier()
-	}
-	return k.make()
+	return []notifierKind{{"platform", newNotifier}, {"fsnotify", newFSNotifier}}
 }
 
 // TestNotifier: a notifier signals ready once per arm, holds the notices
@@ -58,7 +51,7 @@ func TestNotifier(t *testing.T) {
 
 func testNotifier(t *testing.T, k notifierKind) {
 	dir := t.TempDir()
-	n, err := k.new()
+	n, err := k.make()
 	if err != nil {
 		t.Skipf("no file notifications here: %v", err)
 	}

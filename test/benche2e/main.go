@@ -282,8 +282,8 @@ inputs:
 	}
 
 	// Phase 1.
-	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), cpuOf(c.esPID)
-	_, esSys0 := cpuSplit(c.esPID)
+	esUser0, esSys0 := cpuSplit(c.esPID)
+	a0, g0, e0 := cpuOf(agent.pid()), cpuOf(agg.pid()), esUser0+esSys0
 	b0, _ := stat(aggHTTP, "ferry_aggregator_batches_acked_total")
 	k0, kb0, _ := es.bulkStats()
 	t0 := time.Now()
@@ -307,8 +307,8 @@ inputs:
 		return nil, err
 	}
 	res.wall = time.Since(t0)
-	res.agentCPU, res.aggCPU, res.esCPU = cpuOf(agent.pid())-a0, cpuOf(agg.pid())-g0, cpuOf(c.esPID)-e0
-	_, esSys1 := cpuSplit(c.esPID)
+	esUser1, esSys1 := cpuSplit(c.esPID)
+	res.agentCPU, res.aggCPU, res.esCPU = cpuOf(agent.pid())-a0, cpuOf(agg.pid())-g0, esUser1+esSys1-e0
 	res.esSys = esSys1 - esSys0
 	if b1, err := stat(aggHTTP, "ferry_aggregator_batches_acked_total"); err == nil {
 		res.batches = b1 - b0
