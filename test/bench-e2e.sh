@@ -46,6 +46,10 @@
 #   FERRY_BIN            directory of agent and aggregator; default: built from this checkout
 #   PPROF_SECONDS [0]    >0: CPU profiles of agent and aggregator over the first N seconds
 #                        of phase 1 (FERRY_PPROF=1), kept in the work directory (as BENCH_KEEP)
+#   PERF_SECONDS [0]     >0: `perf record -g` of agent and aggregator over the first N seconds
+#                        of phase 1, kept in the work directory as {agent,aggregator}.perf
+#                        (needs perf; kernel stacks too: where pprof's view of system calls
+#                        misleads, see docs/benchmarks.md)
 #   PPROF2_SECONDS [0]   the same over phase 2 (the steady load): {agent,aggregator}-steady.pprof
 #   ES_WARMUP [auto]     1: one phase-1 run first, not reported, to warm Elasticsearch's JIT;
 #                        auto: only when this script started Elasticsearch (a cold JVM costs
@@ -66,8 +70,13 @@ WINDOW=${WINDOW:-10s}
 PORT_BASE=${PORT_BASE:-17460}
 PPROF_SECONDS=${PPROF_SECONDS:-0}
 PPROF2_SECONDS=${PPROF2_SECONDS:-0}
+PERF_SECONDS=${PERF_SECONDS:-0}
 if ((PPROF_SECONDS > 0 || PPROF2_SECONDS > 0)); then
 	export FERRY_PPROF=1 BENCH_KEEP=1
+fi
+if ((PERF_SECONDS > 0)); then
+	command -v perf >/dev/null || { echo "bench-e2e: PERF_SECONDS needs perf (apt-get install linux-perf)" >&2; exit 1; }
+	export BENCH_KEEP=1
 fi
 
 W=$(mktemp -d /tmp/ferry-bench-e2e.XXXXXX)
@@ -121,6 +130,6 @@ echo "bench-e2e: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) b
 "$W/benche2e" -es "$ES" -es-pid "${es_pid:-0}" -bin "$BIN" -loggen "$W/loggen" -work "$W" \
 	-kubeconfig "$kubeconfig" -agent-kubeconfig "$agent_kubeconfig" -ports "$PORT_BASE" -runs "$RUNS" \
 	-files "$FILES" -lines $((LINES / FILES)) -haproxy-every "$HAPROXY_EVERY" \
-	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s" -pprof2 "${PPROF2_SECONDS}s" \
+	-lat-rate "$LAT_RATE" -lat-seconds "$LAT_SECONDS" -probe-every "$PROBE_EVERY" -poll "$POLL" -window "$WINDOW" -pprof "${PPROF_SECONDS}s" -pprof2 "${PPROF2_SECONDS}s" -perf "${PERF_SECONDS}s" \
 	-sink-opts "${SINK_OPTS:-}" -buffer-opts "${BUFFER_OPTS:-}" -warmup="$warmup"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

@@ -62,7 +62,7 @@ type config struct {
 	esPID, ports, runs, files, lines, hapEvery         int
 	latRate, probeEvery                                int
 	latSeconds                                         float64
-	poll, window, pprof, pprof2                        time.Duration
+	poll, window, pprof, pprof2, perf                  time.Duration
 	keep, warmup                                       bool
 }
 
@@ -87,6 +87,7 @@ func main() {
 	flag.DurationVar(&c.window, "window", 10*time.Second, "phase 2: how far back each search looks")
 	flag.DurationVar(&c.pprof, "pprof", 0, "phase 1: CPU profiles of agent and aggregator over its first this long, into the run's directory (needs FERRY_PPROF=1 in the environment)")
 	flag.DurationVar(&c.pprof2, "pprof2", 0, "phase 2: CPU profiles of agent and aggregator over its first this long, into the run's directory as {agent,aggregator}-steady.pprof (needs FERRY_PPROF=1)")
+	flag.DurationVar(&c.perf, "perf", 0, "phase 1: `perf record -g` of agent and aggregator over its first this long, into the run's directory as {agent,aggregator}.perf (kernel time by call path: see docs/benchmarks.md for why pprof alone misleads here)")
 	flag.StringVar(&c.sinkOpts, "sink-opts", "", `more keys of the Elasticsearch sink, YAML flow style, e.g. "flush_interval: 200ms"`)
 	flag.StringVar(&c.bufferOpts, "buffer-opts", "", `more keys of the aggregator's buffer, YAML flow style, e.g. "concurrency: 8"`)
 	flag.BoolVar(&c.keep, "keep", false, "keep going after a failed check (report it in the table)")
@@ -299,6 +300,15 @@ inputs:
 			}()
 		}
 	}
+	if c.perf > 0 {
+		for name, pid := range map[string]int{"agent": agent.pid(), "aggregator": agg.pid()} {
+			profiles.Go(func() {
+				if err := perfRecord(pid, c.perf, filepath.Join(w, name+".perf")); err != nil {
+					fmt.Fprintf(os.Stderr, "perf record of the %s: %v\n", name, err)
+				}
+			})
+		}
+	}
 	if err := moveInto(w, "p1", "phase1.log"); err != nil {
 		return nil, err
 	}
@@ -320,6 +330,9 @@ inputs:
 	profiles.Wait()
 	if c.pprof > 0 {
 		fmt.Fprintf(os.Stderr, "run %d: CPU profiles of phase 1's first %s: %s/{agent,aggregator}.pprof\n", r+1, c.pprof, w)
+	}
+	if c.perf > 0 {
+		fmt.Fprintf(os.Stderr, "run %d: perf records of phase 1's first %s: %s/{agent,aggregator}.perf (perf report -i FILE --children)\n", r+1, c.perf, w)
 	}
 
 	// Phase 1's checks, outside the measured interval.
@@ -537,6 +550,24 @@ func latency(c config, es *esClient, res *result, w, node, env string, agent, ag
 		msg := fmt.Sprintf("phase 2: node %s has %d documents, %d distinct _id, %d distinct file/offset; want %d each", node, n, ids, keys, want)
 		fmt.Fprintln(os.Stderr, "FAIL", msg)
 		res.checks = append(res.checks, msg)
+	}
+	return nil
+}
+
+// perfRecord samples the process pid for d with `perf record -g` (user
+// and kernel stacks) into path. Go's pprof sees a system call as one frame
+// and, on this virtual machine, charges it time that perf does not (see
+// docs/benchmarks.md); perf shows what the kernel does inside it, and the
+// runtime's own threads (sysmon).
+func perfRecord(pid int, d time.Duration, path string) error {
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return fmt.Errorf("perf is not installed (Debian: linux-perf): %w", err)
+	}
+	out, err := exec.Command(perf, "record", "-q", "-g", "-p", strconv.Itoa(pid), "-o", path, "--",
+		"sleep", strconv.FormatFloat(d.Seconds(), 'f', -1, 64)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("perf record: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
 }
