@@ -384,6 +384,54 @@ func TestParkedPollsBackOff(t *testing.T) {
 	}
 }
 
+// TestParkKeepsBackOff: a file whose writes wake its follower through
+// their notifications keeps the poll interval it backed off to when it
+// parks after a turn (a busy file is not polled at the input's interval
+// after each write); without notifications (they failed) it parks at the
+// input's interval again.
+func TestParkKeepsBackOff(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("notifications failed %v", failed), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			appendFile(t, path, "first\n")
+			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+			in.PollInterval = 250 * time.Millisecond
+			h := newHarness(t, harnessOpts{}, in)
+			h.waitEvents(1)
+			fl := h.follower(devInoOf(t, path))
+			if !fl.notified.Load() {
+				t.Fatal("no notifications for the test's directory")
+			}
+			h.m.notesFailed.Store(failed)
+			parked := func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on }
+			waitFor(t, "the follower parked", parked)
+			// As backed off by quiet polls, none of which is due before
+			// the write below wakes the follower.
+			backedOff := parkedPollMax(in.PollInterval)
+			fl.parked.mu.Lock()
+			fl.parked.every, fl.parked.next = backedOff, time.Now().Add(time.Hour)
+			fl.parked.mu.Unlock()
+			turns := fl.turns.Load()
+			appendFile(t, path, "second\n")
+			h.waitMsgs([]string{"second"})
+			waitFor(t, "the follower parked after the turn that read the write", func() bool {
+				return fl.turns.Load() > turns && parked()
+			})
+			fl.parked.mu.Lock()
+			every := fl.parked.every
+			fl.parked.mu.Unlock()
+			want := backedOff
+			if failed {
+				want = in.PollInterval
+			}
+			if every != want {
+				t.Errorf("parked after a turn with poll interval %s, want %s", every, want)
+			}
+		})
+	}
+}
+
 func TestGlobMax(t *testing.T) {
 	for _, c := range []struct{ base, want time.Duration }{
 		{50 * time.Millisecond, 400 * time.Millisecond},

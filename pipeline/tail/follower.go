@@ -321,12 +321,22 @@ type parked struct {
 	grown bool
 }
 
-// park makes the follower's polls the manager's until it is woken.
+// park makes the follower's polls the manager's until it is woken. While
+// notifications cover the file, its polls keep the interval they backed
+// off to (see pollParked): the writes to a busy file wake its follower
+// through their notifications, and polling it at the input's interval
+// again after each of its turns would look at it (two system calls) every
+// interval for nothing, the larger part of the agent's polls at a trickle.
+// A poll that finds the file grown still goes back to the input's interval.
 func (fl *follower) park() {
 	now := time.Now()
 	fl.parked.mu.Lock()
-	fl.parked.on, fl.parked.every, fl.parked.grown = true, fl.in.PollInterval, false
-	fl.parked.next = now.Add(untilPoll(now, fl.in.PollInterval))
+	every := fl.in.PollInterval
+	if fl.notified.Load() && !fl.m.notesFailed.Load() && fl.parked.every > every {
+		every = fl.parked.every
+	}
+	fl.parked.on, fl.parked.every, fl.parked.grown = true, every, false
+	fl.parked.next = now.Add(untilPoll(now, every))
 	fl.parked.mu.Unlock()
 }
 
@@ -365,7 +375,8 @@ func (fl *follower) pollParked(now time.Time) time.Time {
 		// Notifications cover the file: its writes, removal and renames
 		// wake the follower, and the poll is only a safety net, which
 		// backs off while the file stays quiet (an idle node with a
-		// thousand files would otherwise stat each four times a second).
+		// thousand files would otherwise stat each four times a second)
+		// and keeps the interval across the follower's turns (see park).
 		// A poll that finds the file grown keeps the interval, so the
 		// next one reads it (see pollWouldAct).
 		p.every = min(2*p.every, parkedPollMax(fl.in.PollInterval))
