@@ -276,11 +276,16 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 	maxAttempt := 0
 	now := time.Now()
 	// Delivered items are resolved a run at a time (batch[run:i]: of one
-	// Write, all dead-letter items or none), and counted at the end.
+	// Write, all dead-letter items or none), and counted just before: a
+	// Write that returns finds its items in Items.
 	var created, duplicate, deadLettered uint64
 	run := -1
 	flush := func(end int) {
 		if run >= 0 {
+			s.items.created.Add(created)
+			s.items.duplicate.Add(duplicate)
+			s.items.deadLettered.Add(deadLettered)
+			created, duplicate, deadLettered = 0, 0, 0
 			batch[run].w.resolveDelivered(batch[run:end])
 			run = -1
 		}
@@ -333,9 +338,6 @@ func (s *Sink) handle(batch []*item, a bulkAnswer) {
 		}
 	}
 	flush(len(batch))
-	s.items.created.Add(created)
-	s.items.duplicate.Add(duplicate)
-	s.items.deadLettered.Add(deadLettered)
 	if len(dead) > 0 {
 		s.log.Warn("documents rejected, writing them to the dead-letter data stream",
 			"count", len(dead), "data_stream", s.cfg.DeadLetterDataStream, "first_error", firstReject)
