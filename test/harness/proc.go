@@ -104,17 +104,27 @@ func Main(m *testing.M) int {
 // the kernel's ephemeral range (net.ipv4.ip_local_port_range), where a
 // port handed out for ":0" would be: there, any outgoing connection of a
 // busy machine may take it between this check and the process's bind (the
-// process then exits with "address already in use").
+// process then exits with "address already in use"). A port is handed out
+// once per test binary: a test takes several before starting the processes
+// that bind them, and a random pick may repeat one (two processes told to
+// listen on the same port).
 func FreePort(tb testing.TB) string {
 	tb.Helper()
 	lo, hi := portRange()
+	handed.mu.Lock()
+	defer handed.mu.Unlock()
 	for range 200 {
-		addr := "127.0.0.1:" + strconv.Itoa(lo+rand.IntN(hi-lo))
+		port := lo + rand.IntN(hi-lo)
+		if handed.ports[port] {
+			continue
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue // taken
 		}
 		ln.Close()
+		handed.ports[port] = true
 		return addr
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -122,8 +132,15 @@ func FreePort(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer ln.Close()
+	handed.ports[ln.Addr().(*net.TCPAddr).Port] = true
 	return ln.Addr().String()
 }
+
+// handed is the ports FreePort has handed out in this process.
+var handed = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // portRange is where FreePort looks: from 10000 to the start of the
 // ephemeral range (32768 where it cannot be read).
