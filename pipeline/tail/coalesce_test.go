@@ -280,7 +280,7 @@ func TestQuietPolls(t *testing.T) {
 	h := newHarness(t, harnessOpts{}, in)
 	h.waitEvents(1)
 	fl := h.follower(devInoOf(t, path))
-	waitFor(t, "the follower parked", func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on })
+	waitFor(t, "the follower parked", fl.isParked)
 	reads, looks, turns := fl.reads.Load(), fl.looks.Load(), fl.turns.Load()
 	waitFor(t, "five polls", func() bool { return fl.looks.Load() >= looks+5 })
 	if n := fl.reads.Load() - reads; n != 0 {
@@ -294,6 +294,36 @@ func TestQuietPolls(t *testing.T) {
 	if fl.reads.Load() == reads {
 		t.Error("the file grew and no poll read it")
 	}
+}
+
+// parkedFollower starts a harness following one file, a.log with one line,
+// polled every 250 ms with the read delay given, and returns once its
+// follower has read the line and parked; notesFailed is set to failed
+// (notifications must come for the test's directory).
+func parkedFollower(t *testing.T, readDelay time.Duration, failed bool) (*harness, *follower, Input, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	appendFile(t, path, "first\n")
+	in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
+	in.PollInterval = 250 * time.Millisecond
+	in.ReadDelay = readDelay
+	h := newHarness(t, harnessOpts{}, in)
+	h.waitEvents(1)
+	fl := h.follower(devInoOf(t, path))
+	if !fl.notified.Load() {
+		t.Fatal("no notifications for the test's directory")
+	}
+	h.m.notesFailed.Store(failed)
+	waitFor(t, "the follower parked", fl.isParked)
+	return h, fl, in, path
+}
+
+// isParked reports whether the follower is parked (tests).
+func (fl *follower) isParked() bool {
+	fl.parked.mu.Lock()
+	defer fl.parked.mu.Unlock()
+	return fl.parked.on
 }
 
 func TestParkedPollMax(t *testing.T) {
@@ -321,20 +351,8 @@ func TestParkedPollMax(t *testing.T) {
 func TestParkedPollsBackOff(t *testing.T) {
 	for _, failed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("notifications failed %v", failed), func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "a.log")
-			appendFile(t, path, "first\n")
-			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
-			in.PollInterval = 250 * time.Millisecond
-			in.ReadDelay = time.Hour // a write is read by a poll, not by its notification
-			h := newHarness(t, harnessOpts{}, in)
-			h.waitEvents(1)
-			fl := h.follower(devInoOf(t, path))
-			if !fl.notified.Load() {
-				t.Fatal("no notifications for the test's directory")
-			}
-			h.m.notesFailed.Store(failed)
-			waitFor(t, "the follower parked", func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on })
+			// A write is read by a poll, not by its notification.
+			h, fl, in, path := parkedFollower(t, time.Hour, failed)
 			state := func() (time.Time, time.Duration) {
 				fl.parked.mu.Lock()
 				defer fl.parked.mu.Unlock()
@@ -392,20 +410,7 @@ func TestParkedPollsBackOff(t *testing.T) {
 func TestParkKeepsBackOff(t *testing.T) {
 	for _, failed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("notifications failed %v", failed), func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "a.log")
-			appendFile(t, path, "first\n")
-			in := input("in", parse.FormatPlain, filepath.Join(dir, "*.log"))
-			in.PollInterval = 250 * time.Millisecond
-			h := newHarness(t, harnessOpts{}, in)
-			h.waitEvents(1)
-			fl := h.follower(devInoOf(t, path))
-			if !fl.notified.Load() {
-				t.Fatal("no notifications for the test's directory")
-			}
-			h.m.notesFailed.Store(failed)
-			parked := func() bool { fl.parked.mu.Lock(); defer fl.parked.mu.Unlock(); return fl.parked.on }
-			waitFor(t, "the follower parked", parked)
+			h, fl, in, path := parkedFollower(t, 0, failed)
 			// As backed off by quiet polls, none of which is due before
 			// the write below wakes the follower.
 			backedOff := parkedPollMax(in.PollInterval)
@@ -416,7 +421,7 @@ func TestParkKeepsBackOff(t *testing.T) {
 			appendFile(t, path, "second\n")
 			h.waitMsgs([]string{"second"})
 			waitFor(t, "the follower parked after the turn that read the write", func() bool {
-				return fl.turns.Load() > turns && parked()
+				return fl.turns.Load() > turns && fl.isParked()
 			})
 			fl.parked.mu.Lock()
 			every := fl.parked.every
