@@ -1,82 +1,136 @@
 // Command wakecost measures what one wake-up of an otherwise idle Go
-// process costs on this machine: the process sleeps for -period, makes one
+// process costs on this machine: the process waits for -period, makes one
 // small write to /dev/null (a system call, as every burst of the agent and
-// the aggregator makes), and sleeps again, for -duration; it prints the
+// the aggregator makes), and waits again, for -duration; it prints the
 // process's CPU time (user+system, the Go runtime's own threads included)
-// per wake-up. The figure is the floor under each burst of work: the timer,
-// the thread switches and the runtime's sysmon thread, which a system call
-// made after the process was idle sets back to waking every 20 µs for 1 ms.
-// With -nanosleep the thread sleeps in the kernel instead (one thread, no
-// timer of the runtime's), which is close to what the machine itself charges
-// for a wake-up of any program.
+// per wake-up: the floor under each burst of work.
 //
 //	go run ./test/wakecost
-//	GOMAXPROCS=1 go run ./test/wakecost -period 100ms
-//	go run ./test/wakecost -nanosleep
+//	GODEBUG=schedtrace=2147483647 go run ./test/wakecost
+//	go run ./test/wakecost -wake timer -period 100ms
+//
+// What wakes it (-wake):
+//
+//   - pipe (the default): a byte from another process (a copy of this
+//     command, whose CPU is not counted), read through Go's network poller,
+//     as the agent and the aggregator are woken by their connections. While
+//     every P is idle the runtime's sysmon thread sleeps deeply; the first
+//     system call after the wake-up (the read of the byte) wakes it and sets
+//     it back to ticking every 20 µs for 1 ms. GODEBUG=schedtrace=2147483647 keeps sysmon from
+//     sleeping deeply, and so shows what those ticks cost.
+//   - timer: time.Sleep (sysmon, asleep until the same timer, wakes with it
+//     and is not set back to 20 µs ticks).
+//   - nanosleep: the thread sleeps in the kernel, close to what the machine
+//     itself charges any program for a wake-up.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 )
 
-func cpuTime() (time.Duration, error) {
+func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, fmt.Errorf("getrusage: %w", err)
+		fail(fmt.Errorf("getrusage: %w", err))
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "wakecost:", err)
+	os.Exit(1)
+}
+
+// feed writes n bytes to stdout, one every period (the -feed mode).
+func feed(period time.Duration, n int) {
+	out := bufio.NewWriterSize(os.Stdout, 1)
+	next := time.Now()
+	for range n {
+		next = next.Add(period)
+		time.Sleep(time.Until(next))
+		if err := out.WriteByte('.'); err != nil {
+			fail(fmt.Errorf("feed: %w", err))
+		}
+		if err := out.Flush(); err != nil {
+			fail(fmt.Errorf("feed: %w", err))
+		}
+	}
 }
 
 func main() {
 	period := flag.Duration("period", 10*time.Millisecond, "time between wake-ups")
 	duration := flag.Duration("duration", 10*time.Second, "how long to measure")
+	wake := flag.String("wake", "pipe", "what wakes the process: pipe, timer or nanosleep")
 	noWrite := flag.Bool("no-write", false, "wake without the write system call")
-	nanosleep := flag.Bool("nanosleep", false, "sleep in the nanosleep system call, not time.Sleep")
+	feedN := flag.Int("feed", 0, "internal: write this many bytes to stdout, one every -period")
 	flag.Parse()
+	if *feedN > 0 {
+		feed(*period, *feedN)
+		return
+	}
 	if *period <= 0 || *duration < *period {
-		fmt.Fprintln(os.Stderr, "wakecost: -period must be > 0 and at most -duration")
-		os.Exit(2)
+		fail(fmt.Errorf("-period must be > 0 and at most -duration"))
+	}
+	n := int(*duration / *period)
+	var wait func()
+	switch *wake {
+	case "pipe":
+		self, err := os.Executable()
+		if err != nil {
+			fail(fmt.Errorf("find this command: %w", err))
+		}
+		cmd := exec.Command(self, "-feed", strconv.Itoa(n), "-period", period.String())
+		cmd.Env = append(os.Environ(), "GODEBUG=") // the feeder runs as shipped
+		cmd.Stderr = os.Stderr
+		r, err := cmd.StdoutPipe()
+		if err != nil {
+			fail(fmt.Errorf("pipe: %w", err))
+		}
+		if err := cmd.Start(); err != nil {
+			fail(fmt.Errorf("start the feeder: %w", err))
+		}
+		defer cmd.Wait()
+		one := make([]byte, 1)
+		wait = func() {
+			if _, err := io.ReadFull(r, one); err != nil {
+				fail(fmt.Errorf("read from the feeder: %w", err))
+			}
+		}
+	case "timer":
+		wait = func() { time.Sleep(*period) }
+	case "nanosleep":
+		ts := syscall.NsecToTimespec(period.Nanoseconds())
+		// EINTR only shortens one sleep: the figure is per wake-up.
+		wait = func() { _ = syscall.Nanosleep(&ts, nil) }
+	default:
+		fail(fmt.Errorf("-wake %q: want pipe, timer or nanosleep", *wake))
 	}
 	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "wakecost: open %s: %v\n", os.DevNull, err)
-		os.Exit(1)
+		fail(fmt.Errorf("open %s: %w", os.DevNull, err))
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
-	n := int(*duration / *period)
-	start, err := cpuTime()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wakecost:", err)
-		os.Exit(1)
-	}
-	ts := syscall.NsecToTimespec(period.Nanoseconds())
+	start := cpuTime()
 	for range n {
-		if *nanosleep {
-			// EINTR only shortens one sleep: the figure is per wake-up.
-			_ = syscall.Nanosleep(&ts, nil)
-		} else {
-			time.Sleep(*period)
-		}
+		wait()
 		if !*noWrite {
 			if _, err := f.Write(buf); err != nil {
-				fmt.Fprintf(os.Stderr, "wakecost: write %s: %v\n", os.DevNull, err)
-				os.Exit(1)
+				fail(fmt.Errorf("write %s: %w", os.DevNull, err))
 			}
 		}
 	}
-	end, err := cpuTime()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wakecost:", err)
-		os.Exit(1)
-	}
-	used := end - start
-	fmt.Printf("GOMAXPROCS=%d period=%v nanosleep=%v write=%v: %d wake-ups, CPU %v, %.1f µs per wake-up, %.2f%% of a core\n",
-		runtime.GOMAXPROCS(0), *period, *nanosleep, !*noWrite, n, used.Round(time.Millisecond),
+	used := cpuTime() - start
+	fmt.Printf("GOMAXPROCS=%d GODEBUG=%q wake=%s period=%v write=%v: %d wake-ups, CPU %v, %.1f µs per wake-up, %.2f%% of a core\n",
+		runtime.GOMAXPROCS(0), os.Getenv("GODEBUG"), *wake, *period, !*noWrite, n, used.Round(time.Millisecond),
 		float64(used)/float64(n)/1e3, 100*used.Seconds()/duration.Seconds())
 }
