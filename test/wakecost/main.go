@@ -25,7 +25,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -52,15 +51,12 @@ func fail(err error) {
 
 // feed writes n bytes to stdout, one every period (the -feed mode).
 func feed(period time.Duration, n int) {
-	out := bufio.NewWriterSize(os.Stdout, 1)
+	dot := []byte{'.'}
 	next := time.Now()
 	for range n {
 		next = next.Add(period)
 		time.Sleep(time.Until(next))
-		if err := out.WriteByte('.'); err != nil {
-			fail(fmt.Errorf("feed: %w", err))
-		}
-		if err := out.Flush(); err != nil {
+		if _, err := os.Stdout.Write(dot); err != nil {
 			fail(fmt.Errorf("feed: %w", err))
 		}
 	}
